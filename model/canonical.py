@@ -48,15 +48,11 @@ def canonicalize(graph: ArchGraph) -> Canonical:
                 best, best_order = list(encoding), list(order)
             return
         if leaves >= MAX_SEARCH_LEAVES:
-            raise ArchitectureError(
-                "too_symmetric", f"graph is too symmetric to canonicalize within {MAX_SEARCH_LEAVES} orders"
-            )
+            raise ArchitectureError("too_symmetric", f"graph is too symmetric to canonicalize within {MAX_SEARCH_LEAVES} orders")
         ready = [i for i in range(graph.n) if indegree[i] == 0 and i not in position]
         smallest = min(colours[i] for i in ready)
         k = len(encoding)
-        items = {
-            i: (labels[i], tuple(sorted(position[p] for p in preds[i]))) for i in ready if colours[i] == smallest
-        }
+        items = {i: (labels[i], tuple(sorted(position[p] for p in preds[i]))) for i in ready if colours[i] == smallest}
         item = min(items.values())  # a larger item at position k can never give the smallest encoding
         if best is not None and encoding == best[:k] and item > best[k]:
             return

@@ -21,7 +21,7 @@ class TargetCard:
     name: str
     unit: str
     description: str
-    log_scale: bool  # True: the network regresses log(value) (latency)
+    transform: str  # what the network regresses before normalisation: "identity", "log" or "log_error"
     mean: float  # normalisation of the regressed quantity
     std: float
     metrics: dict[str, float] = field(default_factory=dict)

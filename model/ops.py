@@ -42,6 +42,4 @@ def op_code(name: str) -> int:
     try:
         return OP_CODES[name]
     except KeyError:
-        raise ArchitectureError(
-            "unknown_op", f"unknown operation {name!r}; known operations: {', '.join(OP_NAMES)}"
-        ) from None
+        raise ArchitectureError("unknown_op", f"unknown operation {name!r}; known operations: {', '.join(OP_NAMES)}") from None

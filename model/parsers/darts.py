@@ -16,7 +16,13 @@ from model.ir import ArchGraph, Node
 from model.ops import INPUT, OUTPUT
 
 DARTS_OPS: tuple[str, ...] = (
-    "max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5",
+    "max_pool_3x3",
+    "avg_pool_3x3",
+    "skip_connect",
+    "sep_conv_3x3",
+    "sep_conv_5x5",
+    "dil_conv_3x3",
+    "dil_conv_5x5",
 )
 DARTS_PAIRS_PER_CELL = 8
 
@@ -48,7 +54,8 @@ def _add_cell(
         intermediate = 2 + k // 2
         if not 0 <= state < intermediate:
             raise ArchitectureError(
-                "bad_genotype", f"{name} cell pair {k} feeds state {intermediate} and may read states 0..{intermediate - 1}, got {state}"
+                "bad_genotype",
+                f"{name} cell pair {k} feeds state {intermediate} and may read states 0..{intermediate - 1}, got {state}",
             )
         nodes.append(Node(op))
         op_nodes.append((len(nodes) - 1, state))
@@ -56,7 +63,7 @@ def _add_cell(
     for intermediate in range(2, 6):
         add_index = len(nodes)
         nodes.append(Node("add"))
-        for node_index, state in op_nodes[2 * (intermediate - 2): 2 * (intermediate - 1)]:
+        for node_index, state in op_nodes[2 * (intermediate - 2) : 2 * (intermediate - 1)]:
             edges.append((state_node[state], node_index))
             edges.append((node_index, add_index))
         state_node[intermediate] = add_index

@@ -36,7 +36,9 @@ def parse_json_dag(nodes: Sequence[Any], edges: Sequence[Sequence[int]]) -> Arch
     pairs: list[tuple[int, int]] = []
     for k, edge in enumerate(edges):
         if (
-            not isinstance(edge, Sequence) or isinstance(edge, str) or len(edge) != 2
+            not isinstance(edge, Sequence)
+            or isinstance(edge, str)
+            or len(edge) != 2
             or not all(isinstance(v, int) and not isinstance(v, bool) for v in edge)
         ):
             raise ArchitectureError("bad_edge", f"edge {k} must be a pair of node indices, got {edge!r}")

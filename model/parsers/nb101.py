@@ -50,8 +50,6 @@ def parse_nb101(matrix: Sequence[Sequence[int]], ops: Sequence[str]) -> ArchGrap
     if n - 1 not in live or 0 not in live:
         raise ArchitectureError("disconnected", "NB101 cell has no path from input to output")
     index = {old: new for new, old in enumerate(live)}
-    edges = tuple(
-        (index[s], index[d]) for s in live for d in live if adj[s, d]
-    )
+    edges = tuple((index[s], index[d]) for s in live for d in live if adj[s, d])
     nodes = tuple(Node(ops[i]) for i in live)
     return ArchGraph(nodes=nodes, edges=edges, space="nb101")

@@ -15,7 +15,16 @@ from model.ops import INPUT, OUTPUT
 
 NB201_OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 NB201_EDGES: tuple[tuple[int, int], ...] = (
-    (0, 1), (0, 2), (0, 4), (1, 3), (1, 5), (2, 6), (3, 6), (4, 7), (5, 7), (6, 7),
+    (0, 1),
+    (0, 2),
+    (0, 4),
+    (1, 3),
+    (1, 5),
+    (2, 6),
+    (3, 6),
+    (4, 7),
+    (5, 7),
+    (6, 7),
 )
 NB201_NUM_CELLS = len(NB201_OPS) ** 6
 # (source cell node) of each of the six edges, in arch-string order, used to check the ~k suffixes
@@ -72,7 +81,5 @@ def _ops_from_string(arch: str) -> list[str]:
                 )
     for op in ops:
         if op not in NB201_OPS:
-            raise ArchitectureError(
-                "unknown_op", f"unknown NB201 operation {op!r}; NB201 operations: {', '.join(NB201_OPS)}"
-            )
+            raise ArchitectureError("unknown_op", f"unknown NB201 operation {op!r}; NB201 operations: {', '.join(NB201_OPS)}")
     return ops

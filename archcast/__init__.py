@@ -1,0 +1,1 @@
+"""ArchCast command-line entry point (``archcast``); see ``archcast.cli``."""

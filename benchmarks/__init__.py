@@ -1,0 +1,1 @@
+"""Benchmarks: commands that measure ArchCast and write their figures under ``benchmarks/results/``."""

@@ -1,0 +1,129 @@
+"""Training side: network, losses, trainer (learning + resume) and ONNX export parity with torch."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+torch = pytest.importorskip("torch", reason="training tests need the 'train' extra (torch)")
+
+from model.canonical import canonicalize  # noqa: E402
+from model.parsers import NB201_OPS, parse_darts, parse_nb101, parse_nb201  # noqa: E402
+from model.parsers.nb201 import nb201_arch_str  # noqa: E402
+from model.tokenizer import encode_graphs, tokenize, tokenize_graphs  # noqa: E402
+from training.data import ArchDataset  # noqa: E402
+from training.export import export_onnx  # noqa: E402
+from training.losses import consistency, masked_mse, pairwise_difference  # noqa: E402
+from training.network import Denormalise, FusionTransformer, NetworkConfig  # noqa: E402
+from training.trainer import Normaliser, TrainConfig, Trainer, evaluate_dataset, load_best  # noqa: E402
+
+SMALL = {"d_model": 32, "n_layers": 1, "n_heads": 2}
+
+
+def nb201_cells(count: int, seed: int = 0) -> list[str]:
+    rng = np.random.default_rng(seed)
+    combos = list(itertools.product(NB201_OPS, repeat=6))
+    return [nb201_arch_str(combos[i]) for i in rng.choice(len(combos), size=count, replace=False)]
+
+
+def synthetic_dataset(count: int, seed: int = 0) -> ArchDataset:
+    """NB201 cells with a learnable accuracy-like target: more 3x3 convs, higher accuracy."""
+    arch_strs = nb201_cells(count, seed)
+    graphs = []
+    for arch in arch_strs:
+        g = parse_nb201(arch)
+        graphs.append(g.renumbered(canonicalize(g).order))
+    convs = np.array([a.count("nor_conv_3x3") + 0.5 * a.count("nor_conv_1x1") - a.count("none") for a in arch_strs])
+    y = (60.0 + 5.0 * convs)[:, None]
+    return ArchDataset(np.arange(count), arch_strs, graphs, encode_graphs(graphs), y, ["cifar10_test_acc"])
+
+
+def test_padding_does_not_change_predictions() -> None:
+    net = FusionTransformer(NetworkConfig(n_targets=2, **SMALL)).eval()
+    g = parse_nb201(nb201_cells(1)[0])
+    long = parse_darts([["sep_conv_3x3", 0]] * 8, [["max_pool_3x3", 1]] * 8)
+    alone = tokenize_graphs([g])
+    padded = tokenize_graphs([g, long.renumbered(canonicalize(long).order)])
+    with torch.no_grad():
+        a = net(*(torch.from_numpy(x) for x in (alone.tokens, alone.mask, alone.depth)))
+        b = net(*(torch.from_numpy(x) for x in (padded.tokens, padded.mask, padded.depth)))
+    assert padded.tokens.shape[1] == 28
+    np.testing.assert_allclose(a.numpy()[0], b.numpy()[0], atol=1e-5)
+
+
+def test_losses() -> None:
+    y = torch.tensor([[1.0], [2.0], [4.0]])
+    present = torch.ones_like(y, dtype=torch.bool)
+    g = torch.Generator().manual_seed(0)
+    assert float(masked_mse(y, y, present)) == 0.0
+    assert float(pairwise_difference(y + 3.0, y, present, g)) == pytest.approx(0.0)  # a constant shift keeps differences
+    assert float(pairwise_difference(2 * y, y, present, g)) > 0.0
+    assert float(masked_mse(y + 1, y, torch.zeros_like(present))) == 0.0  # missing values do not count
+    assert float(consistency(y, y + 0.5)) == pytest.approx(0.5)
+
+
+def test_normaliser_round_trip() -> None:
+    y = np.array([[90.0, 3.0], [70.0, 10.0], [10.0, 0.5]])
+    norm = Normaliser.fit(y, ["cifar10_test_acc", "latency_pixel3_ms"])
+    np.testing.assert_allclose(norm.decode(norm.encode(y)), y, rtol=1e-9)
+    assert Normaliser.from_dict(json.loads(json.dumps(norm.to_dict()))).kinds.tolist() == [2, 1]
+
+
+def test_trainer_learns_and_resumes(tmp_path) -> None:
+    data = synthetic_dataset(320)
+    train, val = data.subset(np.arange(256)), data.subset(np.arange(256, 320))
+    base = {
+        "targets": ["cifar10_test_acc"],
+        "split": "unused",
+        "seed": 3,
+        "batch_size": 64,
+        "lr": 3e-3,
+        "eval_every": 2,
+        "threads": 1,
+        "network": SMALL,
+    }
+    full = Trainer(TrainConfig(epochs=12, **base), train, val, tmp_path / "full")
+    full.fit()
+    assert full.best_score > 0.8, full.history  # the synthetic target is learnable
+    assert full.history[-1]["train_loss"] < full.history[0]["train_loss"]
+
+    # stop after 6 epochs, then continue in a fresh Trainer: the result equals the uninterrupted run
+    first = Trainer(TrainConfig(epochs=12, **base), train, val, tmp_path / "resumed")
+    first.cfg.epochs = 6
+    first.fit()
+    second = Trainer(TrainConfig(epochs=12, **base), train, val, tmp_path / "resumed")
+    assert second.epoch == 6
+    second.fit()
+    assert [h["val_score"] for h in second.history] == pytest.approx([h["val_score"] for h in full.history], abs=1e-6)
+    net, normaliser, _ = load_best(tmp_path / "resumed")
+    assert evaluate_dataset(net, val, normaliser)["cifar10_test_acc"]["kendall_tau"] == pytest.approx(full.best_score, abs=1e-6)
+
+
+def test_onnx_export_matches_torch(tmp_path) -> None:
+    torch.manual_seed(0)
+    net = FusionTransformer(NetworkConfig(n_targets=3, **SMALL)).eval()
+    module = Denormalise(net, torch.tensor([4.0, 1.0, 0.0]), torch.tensor([0.5, 0.3, 1.0]), torch.tensor([2, 1, 0])).eval()
+    path = tmp_path / "p.onnx"
+    export_onnx(module, path)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    nb101 = parse_nb101(
+        [[0, 1, 1, 0, 0], [0, 0, 0, 1, 0], [0, 0, 0, 1, 0], [0, 0, 0, 0, 1], [0, 0, 0, 0, 0]],
+        ["input", "conv3x3-bn-relu", "maxpool3x3", "conv1x1-bn-relu", "output"],
+    )
+    darts = parse_darts([["sep_conv_3x3", 0], ["sep_conv_3x3", 1]] * 4, [["max_pool_3x3", 0], ["skip_connect", 1]] * 4)
+    batches = [
+        [parse_nb201(a) for a in nb201_cells(300)],  # real NB201 cells, 8 nodes, batch 300
+        [nb101],  # batch 1, 5 nodes
+        [darts, nb101, parse_nb201(nb201_cells(1)[0])],  # padded to 28 nodes
+    ]
+    for graphs in batches:
+        tb = tokenize(encode_graphs([g.renumbered(canonicalize(g).order) for g in graphs]))
+        with torch.no_grad():
+            expected = module(torch.from_numpy(tb.tokens), torch.from_numpy(tb.mask), torch.from_numpy(tb.depth)).numpy()
+        got = session.run(["prediction"], {"tokens": tb.tokens, "mask": tb.mask, "depth": tb.depth})[0]
+        assert got.shape == (len(graphs), 3)
+        np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)

@@ -1,0 +1,1 @@
+"""ArchCast offline side (torch): fusion transformer, augmentation sampling, losses, trainer, evaluation, export."""

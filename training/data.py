@@ -1,0 +1,79 @@
+"""NB201 training data: arch strings, canonically ordered graphs, encoded arrays and target matrix."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from model.augment import topological_orders
+from model.canonical import canonicalize
+from model.ir import ArchGraph
+from model.parsers import parse_nb201
+from model.tables import file_checksum, read_csv_table
+from model.tokenizer import EncodedGraphs, encode_graphs
+from training.targets import TARGETS
+
+
+@dataclass
+class ArchDataset:
+    """Architectures (canonical node order) with targets; ``y`` is (N, T), NaN where a value is missing."""
+
+    indices: np.ndarray
+    arch_strs: list[str]
+    graphs: list[ArchGraph]
+    encoded: EncodedGraphs
+    y: np.ndarray
+    target_names: list[str]
+
+    def subset(self, rows: np.ndarray) -> ArchDataset:
+        return ArchDataset(
+            indices=self.indices[rows],
+            arch_strs=[self.arch_strs[i] for i in rows],
+            graphs=[self.graphs[i] for i in rows],
+            encoded=EncodedGraphs(self.encoded.op_ids[rows], self.encoded.adjacency[rows]),
+            y=self.y[rows],
+            target_names=self.target_names,
+        )
+
+    def orders(self) -> list[np.ndarray]:
+        """All valid renumberings of each graph (augmentation pool)."""
+        return [topological_orders(g) for g in self.graphs]
+
+
+def load_nb201(target_names: Sequence[str]) -> ArchDataset:
+    """All 15,625 NB201 cells, sorted by official index, with the requested targets."""
+    unknown = [t for t in target_names if t not in TARGETS]
+    if unknown:
+        raise KeyError(f"unknown targets {unknown}; known: {sorted(TARGETS)}")
+    tables: dict[str, dict[str, list[str]]] = {}
+    for name in target_names:
+        table = TARGETS[name].table
+        if table not in tables:
+            tables[table] = read_csv_table(table)
+    base = read_csv_table("nb201/accuracy.csv.gz")
+    indices = np.asarray(base["index"], dtype=np.int64)
+    order = np.argsort(indices)
+    indices = indices[order]
+    arch_strs = [base["arch_str"][i] for i in order]
+    y = np.full((len(indices), len(target_names)), np.nan, dtype=np.float64)
+    for t, name in enumerate(target_names):
+        target = TARGETS[name]
+        columns = tables[target.table]
+        row_of = {int(idx): r for r, idx in enumerate(columns["index"])}
+        values = columns[target.column]
+        for r, idx in enumerate(indices):
+            row = row_of.get(int(idx))
+            if row is not None and values[row] != "":
+                y[r, t] = float(values[row])
+    graphs = []
+    for arch in arch_strs:
+        graph = parse_nb201(arch)
+        graphs.append(graph.renumbered(canonicalize(graph).order))
+    return ArchDataset(indices, arch_strs, graphs, encode_graphs(graphs), y, list(target_names))
+
+
+def data_checksums(target_names: Sequence[str]) -> dict[str, str]:
+    tables = sorted({"nb201/accuracy.csv.gz", *(TARGETS[t].table for t in target_names)})
+    return {table: file_checksum(table) for table in tables}

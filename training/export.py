@@ -1,0 +1,125 @@
+"""ONNX export of a trained run (dynamic batch and sequence axes, target units) plus its model card."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+
+from model.card import ModelCard, TargetCard
+from model.parsers.nb201 import NB201_OPS
+from model.tokenizer import CODE_DIM, TOKEN_DIM
+from training.data import data_checksums
+from training.network import Denormalise
+from training.targets import TARGETS
+from training.trainer import load_best
+
+OPSET = 17
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, cwd=Path(__file__).parent)
+        return out.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def export_onnx(module: torch.nn.Module, path: Path) -> None:
+    tokens = torch.zeros(2, 8, TOKEN_DIM)
+    mask = torch.ones(2, 8, dtype=torch.bool)
+    depth = torch.zeros(2, CODE_DIM)
+    torch.onnx.export(
+        module,
+        (tokens, mask, depth),
+        str(path),
+        input_names=["tokens", "mask", "depth"],
+        output_names=["prediction"],
+        dynamic_axes={
+            "tokens": {0: "batch", 1: "sequence"},
+            "mask": {0: "batch", 1: "sequence"},
+            "depth": {0: "batch"},
+            "prediction": {0: "batch"},
+        },
+        opset_version=OPSET,
+        dynamo=False,
+    )
+    model = onnx.load(str(path))
+    onnx.checker.check_model(model)
+
+
+def export_run(run_dir: Path, out_dir: Path, name: str, version: str) -> tuple[Path, Path]:
+    """Write ``<name>.onnx`` and ``<name>.card.json`` for the best checkpoint of a run."""
+    net, normaliser, cfg = load_best(run_dir)
+    kinds = torch.as_tensor(normaliser.kinds)
+    module = Denormalise(net, torch.as_tensor(normaliser.mean), torch.as_tensor(normaliser.std), kinds).eval()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    onnx_path = out_dir / f"{name}.onnx"
+    export_onnx(module, onnx_path)
+    metrics = json.loads((Path(run_dir) / "metrics_test.json").read_text())
+    split = json.loads(Path(cfg.split).read_text())
+    targets = [
+        TargetCard(
+            name=t,
+            unit=TARGETS[t].unit,
+            description=TARGETS[t].description,
+            transform=TARGETS[t].transform,
+            mean=float(normaliser.mean[i]),
+            std=float(normaliser.std[i]),
+            metrics={k: round(float(v), 4) for k, v in metrics["test"][t].items()},
+        )
+        for i, t in enumerate(cfg.targets)
+    ]
+    card = ModelCard(
+        name=name,
+        version=version,
+        spaces=["nb201"],
+        ops=["input", "output", *NB201_OPS],
+        targets=targets,
+        onnx_file=onnx_path.name,
+        split={
+            "file": Path(cfg.split).name,
+            "seed": split["seed"],
+            "n_train": metrics["n_train"],
+            "n_val": metrics["n_val"],
+            "n_test": metrics["n_test"],
+            "test": split["test"],
+        },
+        data_checksums=data_checksums(cfg.targets),
+        git_commit=git_commit(),
+        created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        training={
+            "seed": cfg.seed,
+            "epochs": cfg.epochs,
+            "train_seconds": metrics["train_seconds"],
+            "network": cfg.network_config().to_dict(),
+            "augment": cfg.augment,
+            "consistency_weight": cfg.consistency_weight,
+            "pair_weight": cfg.pair_weight,
+            "best_val_score": metrics["best_val_score"],
+            "parameters": int(sum(p.numel() for p in net.parameters())),
+        },
+    )
+    card_path = out_dir / f"{name}.card.json"
+    card_path.write_text(card.to_json() + "\n")
+    return onnx_path, card_path
+
+
+def max_abs_difference(run_dir: Path, onnx_path: Path, tokens: np.ndarray, mask: np.ndarray, depth: np.ndarray) -> float:
+    """Largest |torch - onnxruntime| over a batch, both in target units."""
+    import onnxruntime as ort
+
+    net, normaliser, _ = load_best(run_dir)
+    module = Denormalise(
+        net, torch.as_tensor(normaliser.mean), torch.as_tensor(normaliser.std), torch.as_tensor(normaliser.kinds)
+    ).eval()
+    with torch.no_grad():
+        expected = module(torch.from_numpy(tokens), torch.from_numpy(mask), torch.from_numpy(depth)).numpy()
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    got = session.run(["prediction"], {"tokens": tokens, "mask": mask, "depth": depth})[0]
+    return float(np.abs(got - expected).max())

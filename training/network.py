@@ -1,0 +1,154 @@
+"""The multi-stage fusion transformer (NAR-Former v1), sized for CPU training.
+
+Stage 1: pre-LayerNorm encoder blocks over [depth token, node tokens, end token] -> memory M.
+Stage 2: 4 learnable queries cross-attend to M, then an FFN -> 4 tokens.
+Stages 3 and 4: the previous tokens re-attend to M (fuse), then 2 (then 1) learnable queries cross-attend to
+them, then an FFN. Final LayerNorm and one linear head with one output per target (normalised units).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from model.tokenizer import CODE_DIM, TOKEN_DIM
+
+
+@dataclass
+class NetworkConfig:
+    n_targets: int
+    d_model: int = 128
+    n_heads: int = 4
+    n_layers: int = 4
+    ffn_mult: int = 4
+    dropout: float = 0.1
+    queries: tuple[int, ...] = (4, 2, 1)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Attention(nn.Module):
+    """Multi-head attention with an optional key mask (True = attend)."""
+
+    def __init__(self, d_model: int, n_heads: int, dropout: float) -> None:
+        super().__init__()
+        self.n_heads = n_heads
+        self.scale = 1.0 / math.sqrt(d_model // n_heads)
+        self.q = nn.Linear(d_model, d_model)
+        self.kv = nn.Linear(d_model, 2 * d_model)
+        self.proj = nn.Linear(d_model, d_model)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, memory: torch.Tensor, key_mask: torch.Tensor | None = None) -> torch.Tensor:
+        b, lq, d = x.shape
+        lk = memory.shape[1]
+        h = self.n_heads
+        q = self.q(x).view(b, lq, h, d // h).transpose(1, 2)
+        k, v = self.kv(memory).view(b, lk, 2, h, d // h).permute(2, 0, 3, 1, 4).unbind(0)
+        scores = (q @ k.transpose(-2, -1)) * self.scale
+        if key_mask is not None:
+            scores = scores.masked_fill(~key_mask[:, None, None, :], float("-inf"))
+        weights = self.dropout(torch.softmax(scores, dim=-1))
+        out = (weights @ v).transpose(1, 2).reshape(b, lq, d)
+        return self.proj(out)
+
+
+class FeedForward(nn.Module):
+    def __init__(self, d_model: int, mult: int, dropout: float) -> None:
+        super().__init__()
+        self.up = nn.Linear(d_model, mult * d_model)
+        self.down = nn.Linear(mult * d_model, d_model)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.down(F.relu(self.up(x))))
+
+
+class Block(nn.Module):
+    """Pre-LN block: x + attn(LN(x), LN(memory)), then x + FFN(LN(x)). Self-attention when memory is None."""
+
+    def __init__(self, cfg: NetworkConfig) -> None:
+        super().__init__()
+        self.ln_x = nn.LayerNorm(cfg.d_model)
+        self.ln_m = nn.LayerNorm(cfg.d_model)
+        self.attn = Attention(cfg.d_model, cfg.n_heads, cfg.dropout)
+        self.ln_f = nn.LayerNorm(cfg.d_model)
+        self.ffn = FeedForward(cfg.d_model, cfg.ffn_mult, cfg.dropout)
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor, memory: torch.Tensor | None = None, key_mask: torch.Tensor | None = None) -> torch.Tensor:
+        x_norm = self.ln_x(x)
+        context = x_norm if memory is None else self.ln_m(memory)
+        x = x + self.dropout(self.attn(x_norm, context, key_mask))
+        return x + self.ffn(self.ln_f(x))
+
+
+class FusionStage(nn.Module):
+    """Previous tokens re-read the memory (if any), then ``n_queries`` learnable queries read the result."""
+
+    def __init__(self, cfg: NetworkConfig, n_queries: int, fuse: bool) -> None:
+        super().__init__()
+        self.queries = nn.Parameter(torch.randn(1, n_queries, cfg.d_model) * 0.02)
+        self.fuse = Block(cfg) if fuse else None
+        self.read = Block(cfg)
+
+    def forward(self, tokens: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor) -> torch.Tensor:
+        if self.fuse is not None:
+            tokens = self.fuse(tokens, memory, memory_mask)
+            source, source_mask = tokens, None
+        else:
+            source, source_mask = memory, memory_mask
+        queries = self.queries.expand(tokens.shape[0], -1, -1)
+        return self.read(queries, source, source_mask)
+
+
+class FusionTransformer(nn.Module):
+    """Tokens (B, L, 192) + mask (B, L) + depth code (B, 64) -> (B, n_targets) normalised predictions."""
+
+    def __init__(self, cfg: NetworkConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.token_proj = nn.Linear(TOKEN_DIM, cfg.d_model)
+        self.depth_proj = nn.Sequential(nn.Linear(CODE_DIM, cfg.d_model), nn.ReLU())
+        self.end_token = nn.Parameter(torch.randn(1, 1, cfg.d_model) * 0.02)
+        self.encoder = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+        self.stages = nn.ModuleList(FusionStage(cfg, q, fuse=i > 0) for i, q in enumerate(cfg.queries))
+        self.ln_out = nn.LayerNorm(cfg.d_model)
+        self.head = nn.Linear(cfg.d_model, cfg.n_targets)
+
+    def forward(self, tokens: torch.Tensor, mask: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
+        b = tokens.shape[0]
+        x = torch.cat([self.depth_proj(depth)[:, None, :], self.token_proj(tokens), self.end_token.expand(b, -1, -1)], dim=1)
+        ones = torch.ones(b, 1, dtype=torch.bool, device=mask.device)
+        key_mask = torch.cat([ones, mask, ones], dim=1)
+        for block in self.encoder:
+            x = block(x, None, key_mask)
+        memory, fused = x, x
+        for stage in self.stages:
+            fused = stage(fused, memory, key_mask)
+        return self.head(self.ln_out(fused[:, 0, :]))
+
+
+class Denormalise(nn.Module):
+    """Wraps a trained network for export: outputs target units.
+
+    ``kinds`` per target: 0 identity, 1 log (value = exp), 2 log-error (value = 100 - exp), as in the trainer.
+    """
+
+    def __init__(self, net: FusionTransformer, mean: torch.Tensor, std: torch.Tensor, kinds: torch.Tensor) -> None:
+        super().__init__()
+        self.net = net
+        self.register_buffer("mean", mean.float())
+        self.register_buffer("std", std.float())
+        self.register_buffer("is_log", kinds == 1)
+        self.register_buffer("is_log_error", kinds == 2)
+
+    def forward(self, tokens: torch.Tensor, mask: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
+        raw = self.net(tokens, mask, depth) * self.std + self.mean
+        value = torch.where(self.is_log, torch.exp(raw), raw)
+        return torch.where(self.is_log_error, 100.0 - torch.exp(raw), value)
