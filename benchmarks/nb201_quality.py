@@ -4,7 +4,7 @@ Every run trains on a committed split (train / val / test disjoint, selection on
 interrupted, and is evaluated on its test split. Prints and writes mean +- std per target to
 ``benchmarks/results/nb201_quality.{json,md}``.
 
-    python benchmarks/nb201_quality.py [--n-train 1563] [--epochs 150] [--workers 2]
+    python -m benchmarks.nb201_quality [--n-train 1563] [--epochs 300] [--workers 2]
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n-train", type=int, default=1563)
     parser.add_argument("--n-val", type=int, default=200)
-    parser.add_argument("--epochs", type=int, default=150)
+    parser.add_argument("--epochs", type=int, default=300)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--workers", type=int, default=2, help="runs in parallel, one torch thread each")
     parser.add_argument("--d-model", type=int, default=96)
@@ -124,7 +124,7 @@ def main() -> None:
         "seeds": args.seeds,
         "epochs": args.epochs,
         "machine": f"{describe_machine()}; {args.workers} runs in parallel, {common['threads']} torch thread(s) each",
-        "command": " ".join(["python", *sys.argv]),
+        "command": " ".join(["python -m benchmarks.nb201_quality", *sys.argv[1:]]),
         "wall_seconds": round(time.time() - start, 1),
     }
     summary = summarise(results)

@@ -41,6 +41,7 @@ class ArchGraph:
     nodes: tuple[Node, ...]
     edges: tuple[tuple[int, int], ...]
     space: str = "graph"
+    origin: tuple[int, ...] | None = None  # index of each node in the user's numbering, when renumbered
 
     @property
     def n(self) -> int:
@@ -75,7 +76,12 @@ class ArchGraph:
         position = {old: new for new, old in enumerate(order)}
         nodes = tuple(self.nodes[old] for old in order)
         edges = tuple(sorted((position[s], position[d]) for s, d in self.edges))
-        return ArchGraph(nodes=nodes, edges=edges, space=self.space)
+        origin = tuple(self.user_index(old) for old in order)
+        return ArchGraph(nodes=nodes, edges=edges, space=self.space, origin=origin)
+
+    def user_index(self, i: int) -> int:
+        """The number the user gave node ``i`` (error messages speak in the user's numbering)."""
+        return i if self.origin is None else self.origin[i]
 
     def is_topologically_ordered(self) -> bool:
         return all(src < dst for src, dst in self.edges)
@@ -89,29 +95,34 @@ def validate(graph: ArchGraph, max_nodes: int = DEFAULT_MAX_NODES) -> ArchGraph:
     if n > max_nodes:
         raise ArchitectureError("too_large", f"graph has {n} nodes, the limit is {max_nodes}")
     if graph.nodes[0].op != INPUT:
-        raise ArchitectureError("bad_input_node", f"node 0 must be the input, got op {graph.nodes[0].op!r}")
+        raise ArchitectureError("bad_input_node", f"node {graph.user_index(0)} must be the input, got op {graph.nodes[0].op!r}")
     if graph.nodes[-1].op != OUTPUT:
-        raise ArchitectureError("bad_output_node", f"node {n - 1} must be the output, got op {graph.nodes[-1].op!r}")
+        raise ArchitectureError(
+            "bad_output_node", f"node {graph.user_index(n - 1)} must be the output, got op {graph.nodes[-1].op!r}"
+        )
     for i, node in enumerate(graph.nodes[1:-1], start=1):
         if node.op in (INPUT, OUTPUT):
-            raise ArchitectureError("bad_node", f"node {i} is an extra {node.op!r}; only node 0 / node {n - 1} may be")
+            raise ArchitectureError(
+                "bad_node", f"node {graph.user_index(i)} is an extra {node.op!r}; a graph has one input and one output"
+            )
     seen: set[tuple[int, int]] = set()
+    u = graph.user_index
     for src, dst in graph.edges:
         if not (0 <= src < n and 0 <= dst < n):
             raise ArchitectureError("bad_edge", f"edge ({src}, {dst}) refers to a node outside 0..{n - 1}")
         if src == dst:
-            raise ArchitectureError("cycle", f"self-loop on node {src}")
+            raise ArchitectureError("cycle", f"self-loop on node {u(src)}")
         if (src, dst) in seen:
-            raise ArchitectureError("bad_edge", f"duplicate edge ({src}, {dst})")
+            raise ArchitectureError("bad_edge", f"duplicate edge ({u(src)}, {u(dst)})")
         seen.add((src, dst))
     order = topological_order(graph)
     forward = _reachable(0, graph.successors())
     backward = _reachable(n - 1, graph.predecessors())
     for i in order:
         if i not in forward:
-            raise ArchitectureError("disconnected", f"node {i} ({graph.nodes[i].op}) is not reachable from the input")
+            raise ArchitectureError("disconnected", f"node {u(i)} ({graph.nodes[i].op}) is not reachable from the input")
         if i not in backward:
-            raise ArchitectureError("disconnected", f"node {i} ({graph.nodes[i].op}) does not reach the output")
+            raise ArchitectureError("disconnected", f"node {u(i)} ({graph.nodes[i].op}) does not reach the output")
     return graph
 
 
@@ -132,8 +143,8 @@ def topological_order(graph: ArchGraph) -> list[int]:
                 ready.append(nxt)
         ready.sort()
     if len(order) != graph.n:
-        stuck = sorted(set(range(graph.n)) - set(order))
-        raise ArchitectureError("cycle", f"graph has a cycle through nodes {stuck}")
+        stuck = sorted(graph.user_index(i) for i in set(range(graph.n)) - set(order))
+        raise ArchitectureError("cycle", f"graph has a cycle: nodes {stuck} lie on it or after it")
     return order
 
 

@@ -1,0 +1,89 @@
+"""The FastAPI application factory: routers, start-up loading of predictors, and 4xx JSON error bodies."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from model.errors import ArchitectureError
+from service.cache import make_cache
+from service.errors import ServiceError, error_body
+from service.middleware import BodySizeLimit
+from service.predictor import load_registry
+from service.routers import health, predict, predictors
+from service.settings import Settings
+from service.validation import describe_validation_errors
+
+log = logging.getLogger("archcast.service")
+_HTTP_CODES = {
+    400: "malformed_json", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large", 415: "unsupported_media_type",
+}
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """A ready-to-serve app; predictors are loaded once when its lifespan starts."""
+    settings = settings or Settings()
+    logging.getLogger("archcast").setLevel(settings.log_level.upper())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.registry = load_registry(settings.predictor_dir, settings.providers, settings.ort_threads)
+        yield
+        app.state.registry = None
+
+    app = FastAPI(
+        title="ArchCast",
+        summary="Accuracy and latency of neural architectures, predicted from the architecture alone.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.cache = make_cache(settings.cache_size)
+    app.state.registry = None
+    app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_body_bytes)
+    app.include_router(health.router)
+    app.include_router(predictors.router)
+    app.include_router(predict.router)
+    _add_error_handlers(app)
+    return app
+
+
+def _json_error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse(error_body(code, message), status_code=status)
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ServiceError)
+    async def service_error(request: Request, exc: ServiceError) -> JSONResponse:
+        return _json_error(exc.status, exc.code, exc.message)
+
+    @app.exception_handler(ArchitectureError)
+    async def architecture_error(request: Request, exc: ArchitectureError) -> JSONResponse:
+        return _json_error(422, exc.code, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        registry = getattr(request.app.state, "registry", None)
+        spaces = registry.spaces if registry is not None else []
+        return _json_error(*describe_validation_errors(list(exc.errors()), spaces))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        if exc.status_code == 404:
+            message = f"no route {request.method} {request.url.path}"
+        elif exc.status_code == 400:
+            message = f"request body could not be parsed as JSON ({message})"
+        return JSONResponse(error_body(code, message), status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("internal error on %s %s", request.method, request.url.path)
+        return _json_error(500, "internal_error", "internal server error")

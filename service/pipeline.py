@@ -1,0 +1,172 @@
+"""The predict pipeline: parse -> validate -> canonicalize -> tokenize the cache misses -> one ONNX run -> pick targets."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from model.canonical import canonicalize
+from model.errors import ArchitectureError
+from model.ir import ArchGraph, validate
+from model.parsers import parse_darts, parse_json_dag, parse_nb101, parse_nb201
+from model.tokenizer import tokenize_graphs
+from service.cache import Prediction, PredictionCache
+from service.errors import ServiceError
+from service.nb201_index import nb201_arch_string
+from service.predictor import Predictor, Registry
+from service.schemas import (
+    Architecture,
+    DartsArchitecture,
+    GraphArchitecture,
+    NB101Architecture,
+    NB201Architecture,
+    PredictRequest,
+)
+
+NB201_MEMO_SIZE = 65_536
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """An architecture ready for the predictor: canonical key and graph renumbered into canonical order."""
+
+    key: str
+    graph: ArchGraph
+
+
+def _canonical(graph: ArchGraph, max_nodes: int) -> Prepared:
+    validate(graph, max_nodes=max_nodes)
+    canonical = canonicalize(graph)
+    return Prepared(key=canonical.key, graph=graph.renumbered(canonical.order))
+
+
+@lru_cache(maxsize=NB201_MEMO_SIZE)
+def _prepare_nb201(arch: str, max_nodes: int) -> Prepared:
+    """Parse + validate + canonicalize of an NB201 arch string (pure, so memoised; errors are not cached)."""
+    return _canonical(parse_nb201(arch), max_nodes)
+
+
+def prepare(arch: Architecture, max_nodes: int, data_dir: Path | None) -> Prepared:
+    """Parse an architecture with the parser of its space and bring it into canonical order."""
+    if isinstance(arch, NB201Architecture):
+        text = arch.arch if arch.arch is not None else nb201_arch_string(arch.index or 0, data_dir)
+        return _prepare_nb201(text, max_nodes)
+    if isinstance(arch, NB101Architecture):
+        return _canonical(parse_nb101(arch.matrix, arch.ops), max_nodes)
+    if isinstance(arch, DartsArchitecture):
+        return _canonical(parse_darts(arch.normal, arch.reduce), max_nodes)
+    if isinstance(arch, GraphArchitecture):
+        nodes = [node if isinstance(node, str) else node.model_dump() for node in arch.nodes]
+        return _canonical(parse_json_dag(nodes, arch.edges), max_nodes)
+    raise TypeError(f"unhandled architecture type {type(arch).__name__}")
+
+
+def choose_predictor(registry: Registry, name: str | None, spaces: Sequence[str]) -> Predictor:
+    """The named predictor, or the first loaded one (by name) supporting every space of the request."""
+    if not registry.predictors:
+        raise ServiceError(503, "not_ready", "no predictor is loaded; see GET /readyz")
+    loaded = ", ".join(sorted(registry.predictors))
+    if name is not None:
+        predictor = registry.predictors.get(name)
+        if predictor is None:
+            raise ServiceError(404, "unknown_predictor", f"predictor {name!r} is not loaded; loaded predictors: {loaded}")
+        unsupported = [space for space in spaces if space not in predictor.card.spaces]
+        if unsupported:
+            raise ServiceError(
+                422,
+                "unsupported_space",
+                f"predictor {name!r} does not support space(s) {', '.join(unsupported)}; "
+                f"it supports: {', '.join(predictor.card.spaces)}",
+            )
+        return predictor
+    supported = registry.spaces
+    unsupported = [space for space in spaces if space not in supported]
+    if unsupported:
+        raise ServiceError(
+            422,
+            "unsupported_space",
+            f"no loaded predictor supports space(s) {', '.join(unsupported)}; supported spaces: {', '.join(supported)}",
+        )
+    for predictor_name in sorted(registry.predictors):
+        predictor = registry.predictors[predictor_name]
+        if set(spaces) <= set(predictor.card.spaces):
+            return predictor
+    coverage = "; ".join(f"{p.name}: {', '.join(p.card.spaces)}" for p in registry.predictors.values())
+    raise ServiceError(
+        422,
+        "mixed_spaces",
+        f"no loaded predictor supports all spaces of the request ({', '.join(spaces)}); send one request per predictor "
+        f"({coverage})",
+    )
+
+
+def resolve_targets(predictor: Predictor, requested: Sequence[str] | None) -> list[str]:
+    names = predictor.card.target_names
+    if requested is None:
+        return names
+    unknown = [t for t in requested if t not in names]
+    if unknown:
+        raise ServiceError(
+            422,
+            "unknown_target",
+            f"unknown target(s) {', '.join(map(repr, unknown))} for predictor {predictor.name!r}; "
+            f"valid targets: {', '.join(names)}",
+        )
+    return list(dict.fromkeys(requested))
+
+
+def predict(
+    request: PredictRequest, registry: Registry, cache: PredictionCache, *, max_batch: int, max_nodes: int, data_dir: Path | None
+) -> dict:
+    """The response body of ``POST /v1/predict`` (see ``PredictResponse``)."""
+    count = len(request.architectures)
+    if count > max_batch:
+        raise ServiceError(
+            413, "batch_too_large", f"request has {count} architectures; the limit is {max_batch} (ARCHCAST_MAX_BATCH)"
+        )
+    spaces = list(dict.fromkeys(arch.space for arch in request.architectures))
+    predictor = choose_predictor(registry, request.predictor, spaces)
+    targets = resolve_targets(predictor, request.targets)
+    allowed = predictor.allowed_ops
+
+    prepared: list[Prepared] = []
+    for i, arch in enumerate(request.architectures):
+        try:
+            item = prepare(arch, max_nodes, data_dir)
+        except ArchitectureError as exc:
+            raise ArchitectureError(exc.code, f"architectures.{i}: {exc.message}") from None
+        except ServiceError as exc:
+            raise ServiceError(exc.status, exc.code, f"architectures.{i}: {exc.message}") from None
+        bad_ops = sorted(set(item.graph.ops) - allowed)
+        if bad_ops:
+            raise ServiceError(
+                422,
+                "unsupported_op",
+                f"architectures.{i}: operation(s) {', '.join(bad_ops)} not supported by predictor {predictor.name!r}; "
+                f"supported: {', '.join(predictor.card.ops)}",
+            )
+        prepared.append(item)
+
+    card = predictor.card
+    prefix = f"{card.name}@{card.version}:"
+    cache_keys = [prefix + item.key for item in prepared]
+    values: dict[str, Prediction] = {}
+    for cache_key, hit in zip(cache_keys, cache.get_many(cache_keys), strict=True):
+        if hit is not None:
+            values[cache_key] = hit
+    missing = {cache_key: item.graph for cache_key, item in zip(cache_keys, prepared, strict=True) if cache_key not in values}
+    if missing:
+        rows = predictor.run(tokenize_graphs(list(missing.values())))
+        names = card.target_names
+        computed = {key: dict(zip(names, map(float, row), strict=True)) for key, row in zip(missing, rows, strict=True)}
+        cache.set_many(computed)
+        values.update(computed)
+
+    units = {t.name: t.unit for t in card.targets}
+    results = [
+        {"key": item.key, "predictions": {t: {"value": values[cache_key][t], "unit": units[t]} for t in targets}}
+        for cache_key, item in zip(cache_keys, prepared, strict=True)
+    ]
+    return {"predictor": card.name, "version": card.version, "results": results}

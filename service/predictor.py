@@ -1,0 +1,201 @@
+"""Loading the predictor cards and their ONNX sessions once, with execution-provider selection.
+
+``auto`` uses CUDA only when onnxruntime lists it AND a created session really runs on it (onnxruntime-gpu lists
+CUDA even on machines without a GPU or CUDA libraries); otherwise the CPU provider.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from model.card import ModelCard, find_cards
+from model.ir import ArchGraph, Node
+from model.ops import INPUT, OP_CODES, OUTPUT
+from model.tokenizer import TokenBatch, tokenize_graphs
+from service.settings import Settings
+
+log = logging.getLogger("archcast.service")
+
+CPU = "CPUExecutionProvider"
+CUDA = "CUDAExecutionProvider"
+INPUT_NAMES = ("tokens", "mask", "depth")
+OUTPUT_NAME = "prediction"
+
+
+@dataclass
+class Predictor:
+    """One loaded predictor: its card, its ONNX session and the provider the session runs on."""
+
+    card: ModelCard
+    session: ort.InferenceSession
+    provider: str
+    runs: int = 0  # session.run calls so far (one per request batch of cache misses)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.card.name
+
+    @property
+    def allowed_ops(self) -> frozenset[str]:
+        return frozenset(self.card.ops) | {INPUT, OUTPUT}
+
+    def run(self, batch: TokenBatch) -> np.ndarray:
+        """Predictions (B, T) in target units, card target order."""
+        feeds = {"tokens": batch.tokens, "mask": batch.mask, "depth": batch.depth}
+        (prediction,) = self.session.run([OUTPUT_NAME], feeds)
+        with self._lock:
+            self.runs += 1
+        return np.asarray(prediction, dtype=np.float64)
+
+
+@dataclass
+class Registry:
+    """Every predictor found in the predictor directory, by name, plus the cards that failed to load."""
+
+    predictors: dict[str, Predictor] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ready(self) -> bool:
+        return bool(self.predictors) and not self.errors
+
+    @property
+    def provider(self) -> str:
+        providers = sorted({p.provider for p in self.predictors.values()})
+        return ",".join(providers) if providers else CPU
+
+    @property
+    def spaces(self) -> list[str]:
+        return sorted({space for p in self.predictors.values() for space in p.card.spaces})
+
+
+def load_registry(directory: Path, providers: str = "auto", threads: int = 0) -> Registry:
+    """Load every card in ``directory`` with its ONNX session; a card that fails is logged and listed in ``errors``."""
+    registry = Registry()
+    cuda_works: bool | None = None if providers != "cpu" else False
+    try:
+        found = find_cards(directory)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        registry.errors.append(f"{directory}: cannot read predictor cards: {exc}")
+        return registry
+    if not found:
+        log.warning("no predictor cards (*.card.json) in %s", directory)
+    for card, onnx_path in found:
+        try:
+            _check_card(card)
+            session, cuda_works = _create_session(onnx_path, providers, threads, cuda_works)
+            _check_contract(card, session)
+        except Exception as exc:  # noqa: BLE001 - any broken predictor is reported, not fatal for the others
+            message = f"predictor {card.name!r} ({onnx_path.name}): {exc}"
+            log.error("failed to load %s", message)
+            registry.errors.append(message)
+            continue
+        if card.name in registry.predictors:
+            registry.errors.append(f"predictor name {card.name!r} appears in more than one card")
+            continue
+        provider = session.get_providers()[0]
+        registry.predictors[card.name] = Predictor(card=card, session=session, provider=provider)
+        log.info("loaded predictor %s %s (%s) on %s", card.name, card.version, ", ".join(card.spaces), provider)
+    return registry
+
+
+def _session_options(threads: int, severity: int) -> ort.SessionOptions:
+    options = ort.SessionOptions()
+    options.log_severity_level = severity
+    if threads > 0:
+        options.intra_op_num_threads = threads
+    return options
+
+
+def _create_session(
+    path: Path, providers: str, threads: int, cuda_works: bool | None
+) -> tuple[ort.InferenceSession, bool | None]:
+    """A session on CUDA when wanted and working, else on CPU; also returns what was learnt about CUDA."""
+    if not path.exists():
+        raise FileNotFoundError(f"ONNX file {path} not found")
+    ort.set_default_logger_severity(3)
+    if providers != "cpu" and cuda_works is not False:
+        if CUDA in ort.get_available_providers():
+            ort.set_default_logger_severity(4)  # a failing CUDA probe logs errors; it is expected without a GPU
+            try:
+                session = ort.InferenceSession(str(path), _session_options(threads, 4), providers=[CUDA, CPU])
+            except Exception as exc:  # noqa: BLE001
+                log.info("CUDA session failed (%s); using CPU", exc)
+                session = None
+            finally:
+                ort.set_default_logger_severity(3)
+            if session is not None and session.get_providers()[0] == CUDA:
+                return session, True
+        if providers == "cuda":
+            raise RuntimeError("providers='cuda' but onnxruntime could not create a working CUDA session")
+        cuda_works = False
+    session = ort.InferenceSession(str(path), _session_options(threads, 3), providers=[CPU])
+    return session, cuda_works
+
+
+def _check_card(card: ModelCard) -> None:
+    unknown = [op for op in card.ops if op not in OP_CODES]
+    if unknown:
+        raise ValueError(f"card lists ops outside the vocabulary: {unknown}")
+    if not card.targets:
+        raise ValueError("card has no targets")
+    if not card.spaces:
+        raise ValueError("card has no spaces")
+
+
+def _check_contract(card: ModelCard, session: ort.InferenceSession) -> None:
+    """The ONNX graph must take tokens/mask/depth and return prediction (B, T) with T = number of card targets."""
+    inputs = {i.name for i in session.get_inputs()}
+    missing = [name for name in INPUT_NAMES if name not in inputs]
+    if missing:
+        raise ValueError(f"ONNX graph lacks inputs {missing}; it has {sorted(inputs)}")
+    outputs = {o.name: o for o in session.get_outputs()}
+    if OUTPUT_NAME not in outputs:
+        raise ValueError(f"ONNX graph lacks output {OUTPUT_NAME!r}; it has {sorted(outputs)}")
+    shape = outputs[OUTPUT_NAME].shape
+    if len(shape) != 2:
+        raise ValueError(f"output {OUTPUT_NAME!r} must be 2-D (B, T), got shape {shape}")
+    if isinstance(shape[1], int) and shape[1] != len(card.targets):
+        raise ValueError(f"output has {shape[1]} columns but the card lists {len(card.targets)} targets")
+    # a warm-up run on the smallest graph (input -> output) also checks the dynamic output shape
+    batch = tokenize_graphs([ArchGraph(nodes=(Node(INPUT), Node(OUTPUT)), edges=((0, 1),))])
+    (prediction,) = session.run([OUTPUT_NAME], {"tokens": batch.tokens, "mask": batch.mask, "depth": batch.depth})
+    if prediction.shape != (1, len(card.targets)):
+        raise ValueError(f"warm-up prediction has shape {prediction.shape}, expected (1, {len(card.targets)})")
+
+
+def predict_local(
+    architecture: dict[str, Any], targets: list[str] | None = None, predictor: str | None = None, settings: Settings | None = None
+) -> dict[str, Any]:
+    """In-process prediction of one architecture (the ``archcast predict`` command): the HTTP response body, no server.
+
+    Bad input raises ``ServiceError`` / ``ArchitectureError`` with the same codes and messages as the HTTP API.
+    """
+    from pydantic import ValidationError
+
+    from service.cache import NullCache
+    from service.errors import ServiceError
+    from service.pipeline import predict
+    from service.schemas import PredictRequest
+    from service.validation import describe_validation_errors
+
+    settings = settings or Settings()
+    registry = load_registry(settings.predictor_dir, settings.providers, settings.ort_threads)
+    if not registry.predictors:
+        problems = "; ".join(registry.errors) or f"no predictor cards in {settings.predictor_dir}"
+        raise ServiceError(503, "not_ready", f"no predictor is loaded: {problems}")
+    try:
+        request = PredictRequest.model_validate({"architectures": [architecture], "targets": targets, "predictor": predictor})
+    except ValidationError as exc:
+        raise ServiceError(*describe_validation_errors(list(exc.errors()), registry.spaces)) from None
+    return predict(
+        request, registry, NullCache(), max_batch=settings.max_batch, max_nodes=settings.max_nodes, data_dir=settings.data_dir
+    )

@@ -1,0 +1,1 @@
+"""HTTP routers: predictions, predictor listing, health."""

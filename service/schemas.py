@@ -1,0 +1,106 @@
+"""Request and response bodies of the HTTP API (pydantic v2); extra fields are rejected everywhere."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
+
+SPACES: tuple[str, ...] = ("nb201", "nb101", "darts", "graph")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class NB201Architecture(_Strict):
+    """A NAS-Bench-201 cell by arch string or by official index (exactly one of the two)."""
+
+    space: Literal["nb201"]
+    arch: str | None = Field(default=None, description="Arch string |op~0|+|op~0|op~1|+|op~0|op~1|op~2|.")
+    index: StrictInt | None = Field(default=None, description="Official NAS-Bench-201 index 0..15624.")
+
+    @model_validator(mode="after")
+    def _one_of(self) -> NB201Architecture:
+        if (self.arch is None) == (self.index is None):
+            raise ValueError("give exactly one of 'arch' and 'index'")
+        return self
+
+
+class NB101Architecture(_Strict):
+    """A NAS-Bench-101 cell: upper-triangular 0/1 adjacency matrix plus one op per node."""
+
+    space: Literal["nb101"]
+    matrix: list[list[Annotated[int, Field(ge=0, le=1)]]]
+    ops: list[str]
+
+
+DartsPair = tuple[str | StrictInt, StrictInt]
+
+
+class DartsArchitecture(_Strict):
+    """A DARTS genotype: normal and reduce cell, each 8 [op, input state] pairs."""
+
+    space: Literal["darts"]
+    normal: list[DartsPair]
+    reduce: list[DartsPair]
+
+
+class GraphNode(_Strict):
+    op: str
+    attrs: dict[str, Any] = Field(default_factory=dict)
+
+
+class GraphArchitecture(_Strict):
+    """A generic DAG: nodes (op names or {op, attrs}) and [source, destination] edges, in any node order."""
+
+    space: Literal["graph"]
+    nodes: list[str | GraphNode]
+    edges: list[tuple[StrictInt, StrictInt]]
+
+
+Architecture = Annotated[
+    NB201Architecture | NB101Architecture | DartsArchitecture | GraphArchitecture, Field(discriminator="space")
+]
+
+
+class PredictRequest(_Strict):
+    architectures: list[Architecture] = Field(min_length=1, description="Architectures to predict, answered in this order.")
+    targets: list[str] | None = Field(default=None, min_length=1, description="Targets to return; null = all of the predictor.")
+    predictor: str | None = Field(default=None, description="Predictor name; null = the loaded one supporting the spaces.")
+
+
+class TargetValue(BaseModel):
+    value: float
+    unit: str
+
+
+class ArchitectureResult(BaseModel):
+    key: str = Field(description="Canonical key: identical for every renumbering of the same DAG.")
+    predictions: dict[str, TargetValue]
+
+
+class PredictResponse(BaseModel):
+    predictor: str
+    version: str
+    results: list[ArchitectureResult]
+
+
+class TargetInfo(BaseModel):
+    name: str
+    unit: str
+    description: str
+    metrics: dict[str, float]
+
+
+class PredictorInfo(BaseModel):
+    name: str
+    version: str
+    spaces: list[str]
+    ops: list[str]
+    targets: list[TargetInfo]
+    provider: str
+
+
+class PredictorList(BaseModel):
+    predictors: list[PredictorInfo]

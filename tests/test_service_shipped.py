@@ -1,0 +1,120 @@
+"""The service on the shipped predictors in model/predictors (skipped until a trained predictor is committed)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from model.canonical import canonicalize
+from model.card import PREDICTOR_DIR, find_cards
+from model.parsers import NB201_OPS, nb201_arch_str, parse_nb201
+from model.parsers.nb201 import NB201_EDGES
+from model.tables import nb201_arch_strings
+
+CARDS = sorted(PREDICTOR_DIR.glob("*.card.json"))
+pytestmark = pytest.mark.skipif(not CARDS, reason=f"no shipped predictor: {PREDICTOR_DIR}/*.card.json is absent")
+ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+
+
+@pytest.fixture(scope="module")
+def shipped() -> Iterator[TestClient]:
+    from service.app import create_app
+    from service.settings import Settings
+
+    with TestClient(create_app(Settings(predictor_dir=PREDICTOR_DIR)), raise_server_exceptions=False) as client:
+        yield client
+
+
+def nb201_cards():
+    cards = [card for card, _ in find_cards(PREDICTOR_DIR) if "nb201" in card.spaces]
+    if not cards:
+        pytest.skip("no shipped predictor supports the nb201 space")
+    return cards
+
+
+def test_ready_with_provider(shipped: TestClient) -> None:
+    response = shipped.get("/readyz")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["ready"] is True
+    assert body["provider"] in ("CPUExecutionProvider", "CUDAExecutionProvider")
+    assert sorted(body["predictors"]) == sorted(card.name for card, _ in find_cards(PREDICTOR_DIR))
+
+
+def test_predictor_listing_matches_cards(shipped: TestClient) -> None:
+    listed = {p["name"]: p for p in shipped.get("/v1/predictors").json()["predictors"]}
+    for card, _ in find_cards(PREDICTOR_DIR):
+        info = listed[card.name]
+        assert info["version"] == card.version and info["spaces"] == card.spaces
+        assert [(t["name"], t["unit"]) for t in info["targets"]] == [(t.name, t.unit) for t in card.targets]
+
+
+def test_nb201_prediction_has_every_target_with_unit(shipped: TestClient) -> None:
+    card = nb201_cards()[0]
+    response = shipped.post("/v1/predict", json={"architectures": [{"space": "nb201", "arch": ARCH}], "predictor": card.name})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["predictor"], body["version"]) == (card.name, card.version)
+    result = body["results"][0]
+    assert result["key"] == canonicalize(parse_nb201(ARCH)).key
+    assert list(result["predictions"]) == card.target_names
+    for target in card.targets:
+        prediction = result["predictions"][target.name]
+        assert prediction["unit"] == target.unit
+        assert math.isfinite(prediction["value"])
+        if target.unit == "ms":
+            assert prediction["value"] > 0
+
+
+def test_batch_matches_single_requests_in_order(shipped: TestClient) -> None:
+    card = nb201_cards()[0]
+    rng = np.random.default_rng(11)
+    archs = [nb201_arch_str([NB201_OPS[k] for k in rng.integers(0, 5, size=6)]) for _ in range(64)]
+    predictor = shipped.app.state.registry.predictors[card.name]
+    runs = predictor.runs
+    body = {"architectures": [{"space": "nb201", "arch": a} for a in archs], "predictor": card.name}
+    batch = shipped.post("/v1/predict", json=body)
+    assert batch.status_code == 200, batch.text
+    assert predictor.runs <= runs + 1
+    from service.app import create_app
+    from service.settings import Settings
+
+    with TestClient(create_app(Settings(predictor_dir=PREDICTOR_DIR, cache_size=0))) as uncached:
+        for arch, result in zip(archs[:8], batch.json()["results"], strict=False):
+            body = {"architectures": [{"space": "nb201", "arch": arch}], "predictor": card.name}
+            alone = uncached.post("/v1/predict", json=body)
+            single = alone.json()["results"][0]
+            assert single["key"] == result["key"]
+            for name in card.target_names:
+                assert single["predictions"][name]["value"] == pytest.approx(result["predictions"][name]["value"], rel=1e-4)
+
+
+def test_index_lookup(shipped: TestClient) -> None:
+    nb201_cards()
+    try:
+        arch = nb201_arch_strings()[4321]
+    except FileNotFoundError as exc:
+        pytest.skip(f"NB201 benchmark table absent ({exc})")
+    by_index = shipped.post("/v1/predict", json={"architectures": [{"space": "nb201", "index": 4321}]})
+    by_arch = shipped.post("/v1/predict", json={"architectures": [{"space": "nb201", "arch": arch}]})
+    assert by_index.status_code == 200 and by_index.json() == by_arch.json()
+
+
+def test_renumbered_graph_is_invariant(shipped: TestClient) -> None:
+    cards = [card for card, _ in find_cards(PREDICTOR_DIR) if "graph" in card.spaces]
+    if not cards:
+        pytest.skip("no shipped predictor accepts the 'graph' space, so a renumbered DAG cannot be sent")
+    graph = parse_nb201(ARCH)
+    results = []
+    for permutation in (list(range(8)), [3, 7, 0, 5, 1, 6, 2, 4]):
+        position = {old: new for new, old in enumerate(permutation)}
+        arch = {"space": "graph", "nodes": [graph.nodes[i].op for i in permutation],
+                "edges": [[position[s], position[d]] for s, d in NB201_EDGES]}
+        response = shipped.post("/v1/predict", json={"architectures": [arch], "predictor": cards[0].name})
+        assert response.status_code == 200, response.text
+        results.append(response.json()["results"][0])
+    assert results[0] == results[1]
