@@ -3,8 +3,8 @@
 Each cell has two inputs (states 0 = c_{k-2}, 1 = c_{k-1}) and four intermediate states 2..5, each the sum of
 two op outputs. In the IR every (op, input) pair is one op node, every intermediate state an ``add`` node and
 each cell output a ``concat`` of the four states. The normal cell reads the network input as both of its
-inputs; the reduce cell reads the network input as c_{k-2} and the normal cell's output as c_{k-1}; the reduce
-cell's output feeds the single output node.
+inputs; the reduce cell reads the network input as c_{k-2} and the normal cell's output as c_{k-1}; the output node
+reads both cell outputs, as the next cell of a DARTS stack does (its c_{k-2} and c_{k-1}), so no cell is ever dead.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ def parse_darts(normal: Sequence[Sequence[object]], reduce: Sequence[Sequence[ob
     normal_out = _add_cell(nodes, edges, "normal", normal, inputs=(0, 0))
     reduce_out = _add_cell(nodes, edges, "reduce", reduce, inputs=(0, normal_out))
     nodes.append(Node(OUTPUT))
+    edges.append((normal_out, len(nodes) - 1))
     edges.append((reduce_out, len(nodes) - 1))
     return ArchGraph(nodes=tuple(nodes), edges=tuple(dict.fromkeys(edges)), space="darts")
 
