@@ -1,4 +1,4 @@
-"""The FastAPI application factory: routers, start-up loading of predictors, and 4xx JSON error bodies."""
+"""The FastAPI application factory: routers, start-up loading of predictors and cache, metrics, and 4xx JSON error bodies."""
 
 from __future__ import annotations
 
@@ -12,11 +12,14 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from model.errors import ArchitectureError
-from service.cache import make_cache
+from service.cache import cache_from_settings
 from service.errors import ServiceError, error_body
+from service.http_metrics import HTTPMetrics
+from service.metrics import ServiceMetrics
 from service.middleware import BodySizeLimit
 from service.predictor import load_registry
 from service.routers import health, predict, predictors
+from service.routers import metrics as metrics_router
 from service.settings import Settings
 from service.validation import describe_validation_errors
 
@@ -31,11 +34,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     logging.getLogger("archcast").setLevel(settings.log_level.upper())
 
+    metrics = ServiceMetrics()
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.registry = load_registry(settings.predictor_dir, settings.providers, settings.ort_threads)
-        yield
-        app.state.registry = None
+        registry = load_registry(settings.predictor_dir, settings.providers, settings.ort_threads)
+        metrics.set_models((p.card.name, p.card.version, p.provider) for p in registry.predictors.values())
+        app.state.cache = cache_from_settings(settings, on_error=metrics.cache_errors.inc)
+        if settings.redis_url is not None:
+            ttl = f"{settings.redis_ttl_seconds} s" if settings.redis_ttl_seconds else "none"
+            log.info("caching predictions in Redis (timeout %s s, expiry %s)", settings.redis_timeout_seconds, ttl)
+        app.state.registry = registry
+        try:
+            yield
+        finally:
+            app.state.registry = None
+            await app.state.cache.aclose()
 
     app = FastAPI(
         title="ArchCast",
@@ -44,12 +58,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.cache = make_cache(settings.cache_size)
+    app.state.metrics = metrics
+    app.state.cache = None  # made when the lifespan starts, inside the event loop (a Redis client binds to it)
     app.state.registry = None
     app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(HTTPMetrics, metrics=metrics)  # outermost: also counts requests refused by BodySizeLimit
     app.include_router(health.router)
     app.include_router(predictors.router)
     app.include_router(predict.router)
+    app.include_router(metrics_router.router)
     _add_error_handlers(app)
     return app
 

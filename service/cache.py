@@ -1,37 +1,47 @@
-"""Prediction caches behind one small interface, so a shared (e.g. Redis) cache can be added later.
+"""Prediction caches behind one small async interface: in-process LRU (default), none, or Redis (``service.redis_cache``).
 
 Keys are strings ``"<predictor>@<version>:<canonical key>"``; values map every target of the predictor to a float.
+The in-process caches never wait, so their ``async`` methods only keep one interface for the pipeline.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
+
+from service.settings import Settings
 
 Prediction = dict[str, float]
 
 
 class PredictionCache(Protocol):
-    """What the predict pipeline needs from a cache."""
+    """What the predict pipeline needs from a cache; a cache never raises, it answers misses instead."""
 
-    def get_many(self, keys: Sequence[str]) -> list[Prediction | None]:
+    async def get_many(self, keys: Sequence[str]) -> list[Prediction | None]:
         """Value of each key, or None where missing, in key order."""
         ...
 
-    def set_many(self, items: Mapping[str, Prediction]) -> None:
+    async def set_many(self, items: Mapping[str, Prediction]) -> None:
         """Store the given values."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections (called when the app shuts down)."""
         ...
 
 
 class NullCache:
     """A cache that stores nothing (``cache_size=0``)."""
 
-    def get_many(self, keys: Sequence[str]) -> list[Prediction | None]:
+    async def get_many(self, keys: Sequence[str]) -> list[Prediction | None]:
         return [None] * len(keys)
 
-    def set_many(self, items: Mapping[str, Prediction]) -> None:
+    async def set_many(self, items: Mapping[str, Prediction]) -> None:
+        return None
+
+    async def aclose(self) -> None:
         return None
 
 
@@ -50,7 +60,7 @@ class LRUCache:
     def __len__(self) -> int:
         return len(self._data)
 
-    def get_many(self, keys: Sequence[str]) -> list[Prediction | None]:
+    async def get_many(self, keys: Sequence[str]) -> list[Prediction | None]:
         found: list[Prediction | None] = []
         with self._lock:
             for key in keys:
@@ -63,7 +73,7 @@ class LRUCache:
                 found.append(value)
         return found
 
-    def set_many(self, items: Mapping[str, Prediction]) -> None:
+    async def set_many(self, items: Mapping[str, Prediction]) -> None:
         with self._lock:
             for key, value in items.items():
                 self._data[key] = value
@@ -71,7 +81,28 @@ class LRUCache:
             while len(self._data) > self.maxsize:
                 self._data.popitem(last=False)
 
+    async def aclose(self) -> None:
+        return None
+
 
 def make_cache(size: int) -> PredictionCache:
     """An LRU cache of ``size`` entries, or a NullCache when ``size`` is 0."""
     return LRUCache(size) if size > 0 else NullCache()
+
+
+def cache_from_settings(settings: Settings, on_error: Callable[[], None] | None = None) -> PredictionCache:
+    """Redis when ``settings.redis_url`` is set (``on_error`` is called on each failed round trip), else ``make_cache``.
+
+    Call it inside the running event loop (the app's lifespan): the Redis client binds its connections to that loop.
+    """
+    if settings.redis_url is None:
+        return make_cache(settings.cache_size)
+    from service.redis_cache import RedisCache
+
+    return RedisCache(
+        settings.redis_url,
+        ttl_seconds=settings.redis_ttl_seconds,
+        max_value_bytes=settings.redis_max_value_bytes,
+        timeout_seconds=settings.redis_timeout_seconds,
+        on_error=on_error,
+    )

@@ -1,4 +1,7 @@
-"""FastAPI dependencies that hand the app-wide state (settings, predictors, cache) to the routes."""
+"""FastAPI dependencies that hand the app-wide state (settings, predictors, cache, metrics) to the routes.
+
+They are ``async`` because they never block: FastAPI then calls them on the event loop, not in the thread pool.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +9,25 @@ from fastapi import Request
 
 from service.cache import PredictionCache
 from service.errors import ServiceError
+from service.metrics import ServiceMetrics
 from service.predictor import Registry
 from service.settings import Settings
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_registry(request: Request) -> Registry:
+async def get_registry(request: Request) -> Registry:
     registry = getattr(request.app.state, "registry", None)
     if registry is None:
         raise ServiceError(503, "not_ready", "predictors are not loaded yet; see GET /readyz")
     return registry
 
 
-def get_cache(request: Request) -> PredictionCache:
+async def get_cache(request: Request) -> PredictionCache:
     return request.app.state.cache
+
+
+async def get_metrics(request: Request) -> ServiceMetrics:
+    return request.app.state.metrics

@@ -1,11 +1,17 @@
-"""The predict pipeline: parse -> validate -> canonicalize -> tokenize the cache misses -> one ONNX run -> pick targets."""
+"""The predict pipeline: parse -> validate -> canonicalize -> cache lookup -> tokenize the misses -> one ONNX run -> pick targets.
+
+CPU work (planning, tokenizing, the ONNX run) runs in the thread pool so the event loop stays free for other requests.
+"""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+
+from starlette.concurrency import run_in_threadpool
 
 from model.canonical import canonicalize
 from model.errors import ArchitectureError
@@ -14,6 +20,7 @@ from model.parsers import parse_darts, parse_json_dag, parse_nb101, parse_nb201
 from model.tokenizer import tokenize_graphs
 from service.cache import Prediction, PredictionCache
 from service.errors import ServiceError
+from service.metrics import ServiceMetrics
 from service.nb201_index import nb201_arch_string
 from service.predictor import Predictor, Registry
 from service.schemas import (
@@ -117,10 +124,17 @@ def resolve_targets(predictor: Predictor, requested: Sequence[str] | None) -> li
     return list(dict.fromkeys(requested))
 
 
-def predict(
-    request: PredictRequest, registry: Registry, cache: PredictionCache, *, max_batch: int, max_nodes: int, data_dir: Path | None
-) -> dict:
-    """The response body of ``POST /v1/predict`` (see ``PredictResponse``)."""
+@dataclass(frozen=True)
+class Plan:
+    """A checked request: the predictor, the targets to return and each architecture in canonical form."""
+
+    predictor: Predictor
+    targets: list[str]
+    prepared: list[Prepared]
+
+
+def plan_request(request: PredictRequest, registry: Registry, *, max_batch: int, max_nodes: int, data_dir: Path | None) -> Plan:
+    """Choose the predictor and targets and parse, validate and canonicalize every architecture (CPU work, no I/O)."""
     count = len(request.architectures)
     if count > max_batch:
         raise ServiceError(
@@ -148,25 +162,61 @@ def predict(
                 f"supported: {', '.join(predictor.card.ops)}",
             )
         prepared.append(item)
+    return Plan(predictor=predictor, targets=targets, prepared=prepared)
 
-    card = predictor.card
+
+def compute(predictor: Predictor, graphs: list[ArchGraph], metrics: ServiceMetrics | None = None) -> list[Prediction]:
+    """Every target of each graph from one ONNX run (CPU-bound: call it off the event loop)."""
+    started = time.perf_counter()
+    batch = tokenize_graphs(graphs)
+    tokenized = time.perf_counter()
+    rows = predictor.run(batch)
+    if metrics is not None:
+        metrics.tokenize_seconds.observe(tokenized - started)
+        metrics.inference_seconds.observe(time.perf_counter() - tokenized)
+        metrics.batch_size.observe(len(graphs))
+    names = predictor.card.target_names
+    return [dict(zip(names, map(float, row), strict=True)) for row in rows]
+
+
+async def predict(
+    request: PredictRequest,
+    registry: Registry,
+    cache: PredictionCache,
+    *,
+    max_batch: int,
+    max_nodes: int,
+    data_dir: Path | None,
+    metrics: ServiceMetrics | None = None,
+) -> dict:
+    """The response body of ``POST /v1/predict`` (see ``PredictResponse``); CPU work runs in the thread pool."""
+    plan = await run_in_threadpool(
+        plan_request, request, registry, max_batch=max_batch, max_nodes=max_nodes, data_dir=data_dir
+    )
+    predictor, card = plan.predictor, plan.predictor.card
     prefix = f"{card.name}@{card.version}:"
-    cache_keys = [prefix + item.key for item in prepared]
+    cache_keys = [prefix + item.key for item in plan.prepared]
+    names = card.target_names
     values: dict[str, Prediction] = {}
-    for cache_key, hit in zip(cache_keys, cache.get_many(cache_keys), strict=True):
-        if hit is not None:
+    for cache_key, hit in zip(cache_keys, await cache.get_many(cache_keys), strict=True):
+        if hit is not None and all(name in hit for name in names):
             values[cache_key] = hit
-    missing = {cache_key: item.graph for cache_key, item in zip(cache_keys, prepared, strict=True) if cache_key not in values}
+    missing = {key: item.graph for key, item in zip(cache_keys, plan.prepared, strict=True) if key not in values}
     if missing:
-        rows = predictor.run(tokenize_graphs(list(missing.values())))
-        names = card.target_names
-        computed = {key: dict(zip(names, map(float, row), strict=True)) for key, row in zip(missing, rows, strict=True)}
-        cache.set_many(computed)
+        rows = await run_in_threadpool(compute, predictor, list(missing.values()), metrics)
+        computed = dict(zip(missing, rows, strict=True))
+        await cache.set_many(computed)
         values.update(computed)
 
     units = {t.name: t.unit for t in card.targets}
     results = [
-        {"key": item.key, "predictions": {t: {"value": values[cache_key][t], "unit": units[t]} for t in targets}}
-        for cache_key, item in zip(cache_keys, prepared, strict=True)
+        {"key": item.key, "predictions": {t: {"value": values[cache_key][t], "unit": units[t]} for t in plan.targets}}
+        for cache_key, item in zip(cache_keys, plan.prepared, strict=True)
     ]
+    if metrics is not None:
+        hits = sum(key not in missing for key in cache_keys)
+        metrics.cache_requests.labels("hit").inc(hits)
+        metrics.cache_requests.labels("miss").inc(len(cache_keys) - hits)
+        for target in plan.targets:
+            metrics.predictions.labels(card.name, target).inc(len(results))
     return {"predictor": card.name, "version": card.version, "results": results}

@@ -179,6 +179,8 @@ def predict_local(
 
     Bad input raises ``ServiceError`` / ``ArchitectureError`` with the same codes and messages as the HTTP API.
     """
+    import asyncio
+
     from pydantic import ValidationError
 
     from service.cache import NullCache
@@ -196,6 +198,9 @@ def predict_local(
         request = PredictRequest.model_validate({"architectures": [architecture], "targets": targets, "predictor": predictor})
     except ValidationError as exc:
         raise ServiceError(*describe_validation_errors(list(exc.errors()), registry.spaces)) from None
-    return predict(
-        request, registry, NullCache(), max_batch=settings.max_batch, max_nodes=settings.max_nodes, data_dir=settings.data_dir
+    return asyncio.run(
+        predict(
+            request, registry, NullCache(), max_batch=settings.max_batch, max_nodes=settings.max_nodes,
+            data_dir=settings.data_dir,
+        )
     )

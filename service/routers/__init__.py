@@ -1,1 +1,1 @@
-"""HTTP routers: predictions, predictor listing, health."""
+"""HTTP routers: predictions, predictor listing, health, Prometheus metrics."""

@@ -7,7 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from service.cache import PredictionCache
-from service.deps import get_cache, get_registry, get_settings
+from service.deps import get_cache, get_metrics, get_registry, get_settings
+from service.metrics import ServiceMetrics
 from service.pipeline import predict
 from service.predictor import Registry
 from service.schemas import PredictRequest, PredictResponse
@@ -17,13 +18,15 @@ router = APIRouter(prefix="/v1", tags=["predict"])
 
 
 @router.post("/predict", response_model=PredictResponse)
-def predict_route(
+async def predict_route(
     body: PredictRequest,
     registry: Annotated[Registry, Depends(get_registry)],
     cache: Annotated[PredictionCache, Depends(get_cache)],
     settings: Annotated[Settings, Depends(get_settings)],
+    metrics: Annotated[ServiceMetrics, Depends(get_metrics)],
 ) -> dict:
     """Predict every requested target of each architecture, in request order (one ONNX run per request)."""
-    return predict(
-        body, registry, cache, max_batch=settings.max_batch, max_nodes=settings.max_nodes, data_dir=settings.data_dir
+    return await predict(
+        body, registry, cache, max_batch=settings.max_batch, max_nodes=settings.max_nodes, data_dir=settings.data_dir,
+        metrics=metrics,
     )
