@@ -1,6 +1,6 @@
-"""The ``archcast`` console command: serve, train, evaluate, export, predict, split.
+"""The ``archcast`` console command: serve, train, evaluate, export, predict, rank, split.
 
-Training subcommands import torch lazily, so ``serve`` and ``predict`` work with the runtime dependencies only.
+Training subcommands import torch lazily, so ``serve``, ``predict`` and ``rank`` work with the runtime dependencies only.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from pathlib import Path
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     from service.main import serve
-
     from service.settings import Settings
 
     overrides = {k: v for k, v in {"host": args.host, "port": args.port}.items() if v is not None}
@@ -72,14 +71,61 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_predict(args: argparse.Namespace) -> int:
-    from service.predictor import predict_local
-
-    text = args.architecture
+def _architecture_arg(text: str) -> dict:
     if Path(text).is_file():
         text = Path(text).read_text()
-    architecture = json.loads(text) if text.lstrip().startswith("{") else {"space": "nb201", "arch": text}
-    print(json.dumps(predict_local(architecture, args.targets), indent=1))
+    return json.loads(text) if text.lstrip().startswith("{") else {"space": "nb201", "arch": text.strip()}
+
+
+def _report(exc: Exception, lines: list[int] | None = None) -> int:
+    """Print an API / input error as ``error: <code>: <message>`` on stderr; exit status 2."""
+    from archcast.rank import locate
+
+    code = getattr(exc, "code", "invalid_input")
+    message = getattr(exc, "message", str(exc))
+    print(f"error: {code}: {locate(message, lines) if lines else message}", file=sys.stderr)
+    return 2
+
+
+def _api_errors() -> tuple[type[Exception], ...]:
+    from archcast.client import ArchCastError
+    from model.errors import ArchitectureError
+    from service.errors import ServiceError
+
+    return ArchCastError, ServiceError, ArchitectureError
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    architecture = _architecture_arg(args.architecture)
+    try:
+        if args.url:
+            from archcast.client import Client
+
+            with Client(args.url) as client:
+                body = client.predict_response([architecture], args.targets, args.predictor)
+        else:
+            from service.predictor import predict_local
+
+            body = predict_local(architecture, args.targets, args.predictor)
+    except _api_errors() as exc:
+        return _report(exc)
+    print(json.dumps(body, indent=1))
+    return 0
+
+
+def _cmd_rank(args: argparse.Namespace) -> int:
+    from archcast.rank import RankInputError, format_table, predict_all, read_architectures, top_k
+
+    try:
+        architectures, lines = read_architectures(Path(args.file))
+    except (OSError, RankInputError) as exc:
+        return _report(exc)
+    try:
+        results = predict_all(architectures, args.target, args.url, args.predictor)
+    except _api_errors() as exc:
+        return _report(exc, lines)
+    chosen = top_k(results, args.target, args.top, args.ascending)
+    print(format_table(architectures, results, args.target, chosen))
     return 0
 
 
@@ -129,10 +175,21 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--version", default="1.0.0")
     export.set_defaults(func=_cmd_export)
 
-    predict = sub.add_parser("predict", help="predict with the shipped predictors, in-process")
+    predict = sub.add_parser("predict", help="predict one architecture, in-process or through a running service (--url)")
     predict.add_argument("architecture", help="an NB201 arch string, a JSON architecture object, or a file holding one")
     predict.add_argument("--targets", nargs="+")
+    predict.add_argument("--predictor", help="predictor name (default: the loaded one supporting the space)")
+    predict.add_argument("--url", help="service base URL, e.g. http://127.0.0.1:8000 (default: predict in-process)")
     predict.set_defaults(func=_cmd_predict)
+
+    rank = sub.add_parser("rank", help="predict every architecture of a JSON-lines file and print the top K by one target")
+    rank.add_argument("file", help="one architecture JSON object or NB201 arch string per line (# comments)")
+    rank.add_argument("--target", default="cifar10_test_acc", help="target to rank by (default: cifar10_test_acc)")
+    rank.add_argument("--top", type=int, default=10, help="how many to print (default: 10)")
+    rank.add_argument("--ascending", action="store_true", help="smallest first (e.g. for latency targets)")
+    rank.add_argument("--predictor", help="predictor name (default: the loaded one supporting the spaces)")
+    rank.add_argument("--url", help="service base URL (default: predict in-process)")
+    rank.set_defaults(func=_cmd_rank)
     return parser
 
 

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from model.errors import ArchitectureError
+from service.batcher import Batchers
 from service.cache import cache_from_settings
 from service.errors import ServiceError, error_body
 from service.http_metrics import HTTPMetrics
@@ -44,11 +45,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.redis_url is not None:
             ttl = f"{settings.redis_ttl_seconds} s" if settings.redis_ttl_seconds else "none"
             log.info("caching predictions in Redis (timeout %s s, expiry %s)", settings.redis_timeout_seconds, ttl)
+        if settings.dynamic_batching:
+            app.state.batchers = Batchers.start(
+                registry.predictors.values(), wait_ms=settings.batch_wait_ms, max_batch=settings.batch_max,
+                queue_max=settings.batch_queue_max, metrics=metrics,
+            )
         app.state.registry = registry
         try:
             yield
         finally:
             app.state.registry = None
+            if app.state.batchers is not None:
+                await app.state.batchers.stop()
+            app.state.batchers = None
             await app.state.cache.aclose()
 
     app = FastAPI(
@@ -61,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = metrics
     app.state.cache = None  # made when the lifespan starts, inside the event loop (a Redis client binds to it)
     app.state.registry = None
+    app.state.batchers = None  # Batchers by predictor name, started with the lifespan when dynamic_batching is on
     app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(HTTPMetrics, metrics=metrics)  # outermost: also counts requests refused by BodySizeLimit
     app.include_router(health.router)
@@ -71,14 +81,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-def _json_error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse(error_body(code, message), status_code=status)
+def _json_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(error_body(code, message), status_code=status, headers=headers)
 
 
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, exc: ServiceError) -> JSONResponse:
-        return _json_error(exc.status, exc.code, exc.message)
+        return _json_error(exc.status, exc.code, exc.message, exc.headers)
 
     @app.exception_handler(ArchitectureError)
     async def architecture_error(request: Request, exc: ArchitectureError) -> JSONResponse:

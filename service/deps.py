@@ -1,4 +1,4 @@
-"""FastAPI dependencies that hand the app-wide state (settings, predictors, cache, metrics) to the routes.
+"""FastAPI dependencies that hand the app-wide state (settings, predictors, cache, batchers, metrics) to the routes.
 
 They are ``async`` because they never block: FastAPI then calls them on the event loop, not in the thread pool.
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from fastapi import Request
 
+from service.batcher import Batchers
 from service.cache import PredictionCache
 from service.errors import ServiceError
 from service.metrics import ServiceMetrics
@@ -31,3 +32,8 @@ async def get_cache(request: Request) -> PredictionCache:
 
 async def get_metrics(request: Request) -> ServiceMetrics:
     return request.app.state.metrics
+
+
+async def get_batchers(request: Request) -> Batchers | None:
+    """The dynamic batchers by predictor name; None when dynamic batching is off."""
+    return getattr(request.app.state, "batchers", None)

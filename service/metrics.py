@@ -44,8 +44,14 @@ class ServiceMetrics:
             ["predictor", "target"], registry=reg,
         )
         self.batch_size = Histogram(
-            "archcast_batch_size", "Architectures per ONNX run (the cache misses of one request).", buckets=BATCH_BUCKETS,
-            registry=reg,
+            "archcast_batch_size",
+            "Architectures per ONNX run (the cache misses of one request, or of several with dynamic batching).",
+            buckets=BATCH_BUCKETS, registry=reg,
+        )
+        self.queue_wait_seconds = Histogram(
+            "archcast_queue_wait_seconds",
+            "Dynamic batching: time a request's cache misses waited in the queue before their ONNX run started, in seconds.",
+            buckets=STEP_BUCKETS, registry=reg,
         )
         self.inference_seconds = Histogram(
             "archcast_inference_seconds", "Duration of one onnxruntime session run in seconds.", buckets=STEP_BUCKETS,

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from starlette.concurrency import run_in_threadpool
 
@@ -31,6 +32,9 @@ from service.schemas import (
     NB201Architecture,
     PredictRequest,
 )
+
+if TYPE_CHECKING:
+    from service.batcher import Arrival, Batchers
 
 NB201_MEMO_SIZE = 65_536
 
@@ -188,8 +192,30 @@ async def predict(
     max_nodes: int,
     data_dir: Path | None,
     metrics: ServiceMetrics | None = None,
+    batchers: Batchers | None = None,
 ) -> dict:
-    """The response body of ``POST /v1/predict`` (see ``PredictResponse``); CPU work runs in the thread pool."""
+    """The response body of ``POST /v1/predict`` (see ``PredictResponse``); CPU work runs in the thread pool.
+
+    When ``batchers`` (dynamic batching, by predictor name) has one for the chosen predictor, the cache misses share an
+    ONNX run with concurrent requests; otherwise they get a run of their own.
+    """
+    if not batchers:
+        return await _predict(request, registry, cache, max_batch, max_nodes, data_dir, metrics, None, None)
+    with batchers.arrive() as arrival:
+        return await _predict(request, registry, cache, max_batch, max_nodes, data_dir, metrics, batchers, arrival)
+
+
+async def _predict(
+    request: PredictRequest,
+    registry: Registry,
+    cache: PredictionCache,
+    max_batch: int,
+    max_nodes: int,
+    data_dir: Path | None,
+    metrics: ServiceMetrics | None,
+    batchers: Batchers | None,
+    arrival: Arrival | None,
+) -> dict:
     plan = await run_in_threadpool(
         plan_request, request, registry, max_batch=max_batch, max_nodes=max_nodes, data_dir=data_dir
     )
@@ -203,7 +229,11 @@ async def predict(
             values[cache_key] = hit
     missing = {key: item.graph for key, item in zip(cache_keys, plan.prepared, strict=True) if key not in values}
     if missing:
-        rows = await run_in_threadpool(compute, predictor, list(missing.values()), metrics)
+        batcher = batchers.get(predictor.name) if batchers else None
+        if batcher is not None:
+            rows = await batcher.submit(list(missing), list(missing.values()), arrival)
+        else:
+            rows = await run_in_threadpool(compute, predictor, list(missing.values()), metrics)
         computed = dict(zip(missing, rows, strict=True))
         await cache.set_many(computed)
         values.update(computed)

@@ -14,11 +14,14 @@ from typing import Any
 
 import numpy as np
 import onnxruntime as ort
+from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 
 from model.card import ModelCard, find_cards
 from model.ir import ArchGraph, Node
 from model.ops import INPUT, OP_CODES, OUTPUT
 from model.tokenizer import TokenBatch, tokenize_graphs
+from service.cpus import available_cpus
+from service.errors import ServiceError
 from service.settings import Settings
 
 log = logging.getLogger("archcast.service")
@@ -27,6 +30,10 @@ CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
 INPUT_NAMES = ("tokens", "mask", "depth")
 OUTPUT_NAME = "prediction"
+# the exceptions onnxruntime raises from a session run (Fail, InvalidArgument, RuntimeException, EPFail, ...)
+ORT_ERRORS: tuple[type[Exception], ...] = tuple(
+    value for value in vars(ort_state).values() if isinstance(value, type) and issubclass(value, Exception)
+)
 
 
 @dataclass
@@ -48,9 +55,18 @@ class Predictor:
         return frozenset(self.card.ops) | {INPUT, OUTPUT}
 
     def run(self, batch: TokenBatch) -> np.ndarray:
-        """Predictions (B, T) in target units, card target order."""
+        """Predictions (B, T) in target units, card target order.
+
+        An onnxruntime failure is a server fault, raised as ServiceError 503 ``inference_failed``.
+        """
         feeds = {"tokens": batch.tokens, "mask": batch.mask, "depth": batch.depth}
-        (prediction,) = self.session.run([OUTPUT_NAME], feeds)
+        try:
+            (prediction,) = self.session.run([OUTPUT_NAME], feeds)
+        except ORT_ERRORS as exc:
+            log.error("onnxruntime run of predictor %s on %d architectures failed: %s", self.name, len(batch), exc)
+            raise ServiceError(
+                503, "inference_failed", f"predictor {self.name!r} failed to run on {len(batch)} architecture(s); retry later"
+            ) from exc
         with self._lock:
             self.runs += 1
         return np.asarray(prediction, dtype=np.float64)
@@ -107,11 +123,15 @@ def load_registry(directory: Path, providers: str = "auto", threads: int = 0) ->
     return registry
 
 
+def intra_op_threads(threads: int) -> int:
+    """The intra-op thread count for a session: ``threads``, or every CPU this process may use when it is 0."""
+    return threads if threads > 0 else available_cpus()
+
+
 def _session_options(threads: int, severity: int) -> ort.SessionOptions:
     options = ort.SessionOptions()
     options.log_severity_level = severity
-    if threads > 0:
-        options.intra_op_num_threads = threads
+    options.intra_op_num_threads = intra_op_threads(threads)
     return options
 
 
@@ -178,29 +198,8 @@ def predict_local(
     """In-process prediction of one architecture (the ``archcast predict`` command): the HTTP response body, no server.
 
     Bad input raises ``ServiceError`` / ``ArchitectureError`` with the same codes and messages as the HTTP API.
+    Many architectures at once: ``service.local.predict_local_many``.
     """
-    import asyncio
+    from service.local import predict_local_many
 
-    from pydantic import ValidationError
-
-    from service.cache import NullCache
-    from service.errors import ServiceError
-    from service.pipeline import predict
-    from service.schemas import PredictRequest
-    from service.validation import describe_validation_errors
-
-    settings = settings or Settings()
-    registry = load_registry(settings.predictor_dir, settings.providers, settings.ort_threads)
-    if not registry.predictors:
-        problems = "; ".join(registry.errors) or f"no predictor cards in {settings.predictor_dir}"
-        raise ServiceError(503, "not_ready", f"no predictor is loaded: {problems}")
-    try:
-        request = PredictRequest.model_validate({"architectures": [architecture], "targets": targets, "predictor": predictor})
-    except ValidationError as exc:
-        raise ServiceError(*describe_validation_errors(list(exc.errors()), registry.spaces)) from None
-    return asyncio.run(
-        predict(
-            request, registry, NullCache(), max_batch=settings.max_batch, max_nodes=settings.max_nodes,
-            data_dir=settings.data_dir,
-        )
-    )
+    return predict_local_many([architecture], targets, predictor, settings)

@@ -62,7 +62,31 @@ class Settings(BaseSettings):
         description="onnxruntime execution provider: 'auto' uses CUDA only if a CUDA session really works, else CPU; "
         "'cuda' fails at start-up without a working CUDA provider.",
     )
-    ort_threads: int = Field(default=0, ge=0, description="onnxruntime intra-op threads per session; 0 keeps the ORT default.")
+    ort_threads: int = Field(
+        default=0, ge=0,
+        description="onnxruntime intra-op threads per session; 0 = the CPUs this process may use (its CPU affinity, "
+        "capped by a cgroup CPU quota such as docker --cpus).",
+    )
+    dynamic_batching: bool = Field(
+        default=True,
+        description="Gather the cache misses of concurrent requests into one onnxruntime run per predictor; false runs "
+        "each request's misses on its own.",
+    )
+    batch_wait_ms: float = Field(
+        default=2.0, ge=0, le=1000,
+        description="Dynamic batching: longest wait after the first queued request for others to join its onnxruntime run, "
+        "in milliseconds.",
+    )
+    batch_max: int = Field(
+        default=4096, ge=1,
+        description="Dynamic batching: most architectures per onnxruntime run (a run starts at once when this many are "
+        "queued; one request is never split).",
+    )
+    batch_queue_max: int = Field(
+        default=65536, ge=1,
+        description="Dynamic batching: most architectures waiting per predictor; a request that would exceed it gets 503 "
+        "overloaded (with Retry-After).",
+    )
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
         default="info", description="Log level of the service and of uvicorn."
     )

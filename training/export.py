@@ -78,7 +78,7 @@ def export_run(run_dir: Path, out_dir: Path, name: str, version: str) -> tuple[P
     card = ModelCard(
         name=name,
         version=version,
-        spaces=["nb201"],
+        spaces=["nb201", "graph"],  # graph: DAGs over NB201 ops; reliable for NB201-shaped cells only
         ops=["input", "output", *NB201_OPS],
         targets=targets,
         onnx_file=onnx_path.name,

@@ -6,8 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
+from service.batcher import Batchers
 from service.cache import PredictionCache
-from service.deps import get_cache, get_metrics, get_registry, get_settings
+from service.deps import get_batchers, get_cache, get_metrics, get_registry, get_settings
 from service.metrics import ServiceMetrics
 from service.pipeline import predict
 from service.predictor import Registry
@@ -24,9 +25,13 @@ async def predict_route(
     cache: Annotated[PredictionCache, Depends(get_cache)],
     settings: Annotated[Settings, Depends(get_settings)],
     metrics: Annotated[ServiceMetrics, Depends(get_metrics)],
+    batchers: Annotated[Batchers | None, Depends(get_batchers)],
 ) -> dict:
-    """Predict every requested target of each architecture, in request order (one ONNX run per request)."""
+    """Predict every requested target of each architecture, in request order.
+
+    The cache misses are predicted by one ONNX run, shared with concurrent requests when dynamic batching is on.
+    """
     return await predict(
         body, registry, cache, max_batch=settings.max_batch, max_nodes=settings.max_nodes, data_dir=settings.data_dir,
-        metrics=metrics,
+        metrics=metrics, batchers=batchers,
     )

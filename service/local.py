@@ -1,0 +1,77 @@
+"""In-process predictions without a server (``archcast predict`` / ``archcast rank``): the pipeline on a fresh registry.
+
+Bad input raises ``ServiceError`` / ``ArchitectureError`` with the same codes and messages as the HTTP API; indices in
+messages (``architectures.<i>``) count over the whole list even when it is predicted in several batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+from model.errors import ArchitectureError
+from service.cache import NullCache
+from service.errors import ServiceError
+from service.pipeline import predict
+from service.predictor import Registry, load_registry
+from service.schemas import PredictRequest
+from service.settings import Settings
+from service.validation import describe_validation_errors
+
+_INDEX = re.compile(r"^architectures\.(\d+)")
+
+
+def load_for_local(settings: Settings) -> Registry:
+    """Every predictor of ``settings.predictor_dir``; 503 ``not_ready`` when none loads."""
+    registry = load_registry(settings.predictor_dir, settings.providers, settings.ort_threads)
+    if not registry.predictors:
+        problems = "; ".join(registry.errors) or f"no predictor cards in {settings.predictor_dir}"
+        raise ServiceError(503, "not_ready", f"no predictor is loaded: {problems}")
+    return registry
+
+
+def shift_index(message: str, offset: int) -> str:
+    """``architectures.<i>: ...`` with ``i`` moved by ``offset`` (a batch's position in the whole list)."""
+    return _INDEX.sub(lambda m: f"architectures.{int(m.group(1)) + offset}", message) if offset else message
+
+
+def predict_local_many(
+    architectures: Sequence[dict[str, Any]],
+    targets: list[str] | None = None,
+    predictor: str | None = None,
+    settings: Settings | None = None,
+) -> dict[str, Any]:
+    """The ``POST /v1/predict`` response body for any number of architectures (batches of ``settings.max_batch``)."""
+    settings = settings or Settings()
+    registry = load_for_local(settings)
+    step = settings.max_batch
+    requests: list[PredictRequest] = []
+    for offset in range(0, max(len(architectures), 1), step):
+        body = {"architectures": list(architectures[offset : offset + step]), "targets": targets, "predictor": predictor}
+        try:
+            requests.append(PredictRequest.model_validate(body))
+        except ValidationError as exc:
+            status, code, message = describe_validation_errors(list(exc.errors()), registry.spaces)
+            raise ServiceError(status, code, shift_index(message, offset)) from None
+
+    async def run_all() -> list[dict[str, Any]]:
+        bodies = []
+        for number, request in enumerate(requests):
+            try:
+                bodies.append(
+                    await predict(request, registry, NullCache(), max_batch=step, max_nodes=settings.max_nodes,
+                                  data_dir=settings.data_dir)
+                )
+            except ServiceError as exc:
+                raise ServiceError(exc.status, exc.code, shift_index(exc.message, number * step), exc.headers) from None
+            except ArchitectureError as exc:
+                raise ArchitectureError(exc.code, shift_index(exc.message, number * step)) from None
+        return bodies
+
+    bodies = asyncio.run(run_all())
+    return {"predictor": bodies[0]["predictor"], "version": bodies[0]["version"],
+            "results": [result for body in bodies for result in body["results"]]}

@@ -1,0 +1,1 @@
+"""Helpers for the deployment tests (tests/test_deploy*.py) and docs/render_dashboard.py."""
