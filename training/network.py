@@ -137,7 +137,7 @@ class FusionTransformer(nn.Module):
 class Denormalise(nn.Module):
     """Wraps a trained network for export: outputs target units.
 
-    ``kinds`` per target: 0 identity, 1 log (value = exp), 2 log-error (value = 100 - exp), as in the trainer.
+    ``kinds`` per target: 0 identity, 1 log (value = exp), 2 log-error (value = max(100 - exp, 0)), as in the trainer.
     """
 
     def __init__(self, net: FusionTransformer, mean: torch.Tensor, std: torch.Tensor, kinds: torch.Tensor) -> None:
@@ -151,4 +151,4 @@ class Denormalise(nn.Module):
     def forward(self, tokens: torch.Tensor, mask: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
         raw = self.net(tokens, mask, depth) * self.std + self.mean
         value = torch.where(self.is_log, torch.exp(raw), raw)
-        return torch.where(self.is_log_error, 100.0 - torch.exp(raw), value)
+        return torch.where(self.is_log_error, torch.clamp(100.0 - torch.exp(raw), min=0.0), value)

@@ -58,7 +58,8 @@ def forward_transform(y: np.ndarray, kinds: np.ndarray) -> np.ndarray:
 
 
 def inverse_transform(z: np.ndarray, kinds: np.ndarray) -> np.ndarray:
-    return np.select([kinds == 1, kinds == 2], [np.exp(z), 100.0 - np.exp(z)], z)
+    """Regressed quantity -> target units; accuracies are clipped at 0 % (100 - exp(z) is unbounded below)."""
+    return np.select([kinds == 1, kinds == 2], [np.exp(z), np.maximum(100.0 - np.exp(z), 0.0)], z)
 
 
 @dataclass
