@@ -15,10 +15,10 @@ import redis
 from fastapi.testclient import TestClient
 from redis_server import RedisServer, find_redis_server, free_port
 from scrape import scrape
+from test_service import nb201_as_json_graph
 
 from model.canonical import canonicalize
 from model.parsers import NB201_OPS, nb201_arch_str, parse_nb201
-from model.parsers.nb201 import NB201_EDGES
 from service.redis_cache import KEY_PREFIX, RedisCache
 
 ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
@@ -92,16 +92,6 @@ def test_ttl_zero_means_no_expiry(make_client, redis_server: RedisServer, redis_
     assert client.post("/v1/predict", json=nb201_body(3, seed=3)).status_code == 200
     keys = cell_keys(redis_db)
     assert len(keys) == 3 and all(redis_db.ttl(key) == -1 for key in keys)
-
-
-def nb201_as_json_graph(arch: str, permutation: list[int]) -> dict:
-    graph = parse_nb201(arch)
-    position = {old: new for new, old in enumerate(permutation)}
-    return {
-        "space": "graph",
-        "nodes": [graph.nodes[old].op for old in permutation],
-        "edges": [[position[s], position[d]] for s, d in reversed(NB201_EDGES)],
-    }
 
 
 def test_renumbered_graph_hits_the_same_key(make_client, redis_server: RedisServer, redis_db: redis.Redis) -> None:

@@ -7,7 +7,6 @@ import json
 import subprocess
 from pathlib import Path
 
-import numpy as np
 import onnx
 import torch
 
@@ -108,18 +107,3 @@ def export_run(run_dir: Path, out_dir: Path, name: str, version: str) -> tuple[P
     card_path = out_dir / f"{name}.card.json"
     card_path.write_text(card.to_json() + "\n")
     return onnx_path, card_path
-
-
-def max_abs_difference(run_dir: Path, onnx_path: Path, tokens: np.ndarray, mask: np.ndarray, depth: np.ndarray) -> float:
-    """Largest |torch - onnxruntime| over a batch, both in target units."""
-    import onnxruntime as ort
-
-    net, normaliser, _ = load_best(run_dir)
-    module = Denormalise(
-        net, torch.as_tensor(normaliser.mean), torch.as_tensor(normaliser.std), torch.as_tensor(normaliser.kinds)
-    ).eval()
-    with torch.no_grad():
-        expected = module(torch.from_numpy(tokens), torch.from_numpy(mask), torch.from_numpy(depth)).numpy()
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    got = session.run(["prediction"], {"tokens": tokens, "mask": mask, "depth": depth})[0]
-    return float(np.abs(got - expected).max())
