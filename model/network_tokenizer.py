@@ -1,0 +1,192 @@
+"""The whole-network tokenizer: a NetworkGraph into one token per op plus a whole-graph feature vector.
+
+Token = [op one-hot (64) | smooth codes of the node's numbers (16 x 7) | position code (32) | sum of
+predecessor position codes (32)]. Numbers (FLOPs, params, bytes, shapes, kernel, stride, groups, degrees)
+enter on a log2 scale, each as [v/16, sin/cos of v at 3 frequencies], so nearby sizes get nearby codes and
+unseen sizes interpolate. Position codes are the transformer's sinusoids over the node index (wavelengths up
+to 4096), so the predecessor sum tells the network how far back each input reaches (skip connections,
+concatenations). Whole-graph features (log totals and the FLOPs share of each op kind) join at the head.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from model.errors import ArchitectureError
+from model.onnx_cost import elements
+from model.onnx_graph import DEFAULT_MAX_NETWORK_NODES, NetNode, NetworkGraph
+from model.onnx_ops import VOCAB, onnx_op_code
+
+N_NUMBERS = 16
+SMOOTH_FREQUENCIES = np.array([0.5, 1.0, 2.0])
+SMOOTH_DIM = 1 + 2 * len(SMOOTH_FREQUENCIES)
+POSITION_DIM = 32
+NETWORK_TOKEN_DIM = VOCAB + N_NUMBERS * SMOOTH_DIM + 2 * POSITION_DIM
+OP_KINDS: dict[str, tuple[str, ...]] = {
+    "conv": ("Conv", "ConvTranspose"),
+    "matmul": ("MatMul", "Gemm", "Einsum"),
+    "pool": ("MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "ReduceMean", "ReduceSum", "ReduceMax"),
+    "norm": ("BatchNormalization", "LayerNormalization", "InstanceNormalization", "GroupNormalization", "Softmax"),
+}
+GRAPH_FEATURE_NAMES: tuple[str, ...] = (
+    "log2_flops",
+    "log2_macs",
+    "log2_params",
+    "log2_memory_bytes",
+    "log2_nodes",
+    "log2_input_elements",
+    "share_conv",
+    "share_depthwise",
+    "share_matmul",
+    "share_pool",
+    "share_norm",
+    "share_elementwise",
+    "log2_conv_nodes",
+    "log2_matmul_nodes",
+    "log2_max_activation",
+    "log2_edges",
+)
+GRAPH_FEATURE_DIM = len(GRAPH_FEATURE_NAMES)
+
+
+def smooth_code(values: np.ndarray) -> np.ndarray:
+    """(..., K) non-negative numbers -> (..., K * 7) codes of log2(1 + x)."""
+    v = np.log2(1.0 + np.maximum(values, 0.0))[..., None]
+    angles = v * SMOOTH_FREQUENCIES
+    code = np.concatenate([v / 16.0, np.sin(angles), np.cos(angles)], axis=-1)
+    return code.reshape(*values.shape[:-1], values.shape[-1] * SMOOTH_DIM)
+
+
+def position_code(positions: np.ndarray) -> np.ndarray:
+    """Transformer sinusoids of node indices: (...,) -> (..., 32)."""
+    half = POSITION_DIM // 2
+    wavelengths = 4096.0 ** (np.arange(half) / (half - 1))
+    angles = np.asarray(positions, dtype=np.float64)[..., None] * (2 * np.pi / wavelengths)
+    return np.concatenate([np.sin(angles), np.cos(angles)], axis=-1)
+
+
+def _is_depthwise(node: NetNode) -> bool:
+    groups = int(node.attrs.get("group", 1))
+    return (
+        node.op_type == "Conv"
+        and groups > 1
+        and len(node.input_shapes) > 1
+        and len(node.input_shapes[1]) > 1
+        and node.input_shapes[1][1] == 1
+    )
+
+
+def node_numbers(node: NetNode, n_successors: int) -> list[float]:
+    out = node.output_shapes[0] if node.output_shapes else ()
+    first_in = node.input_shapes[0] if node.input_shapes else ()
+    kernel = node.attrs.get("kernel_shape")
+    if kernel is None and node.op_type == "Conv" and len(node.input_shapes) > 1:
+        kernel = list(node.input_shapes[1][2:])
+    strides = node.attrs.get("strides") or [1]
+    groups = float(node.attrs.get("group", 1))
+    in_channels = float(first_in[1]) if len(first_in) > 1 and first_in[1] > 0 else 0.0
+    return [
+        node.cost.flops,
+        node.cost.macs,
+        node.cost.params,
+        node.cost.memory_bytes,
+        elements(out),
+        float(out[1]) if len(out) > 1 and out[1] > 0 else 0.0,
+        elements(out[2:]) if len(out) > 2 else 0.0,
+        float(out[-1]) if out and out[-1] > 0 else 0.0,
+        in_channels,
+        elements(first_in),
+        float(math.prod(kernel)) if kernel else 0.0,
+        float(max(strides)),
+        groups,
+        in_channels / groups if groups else 0.0,
+        float(len(node.inputs)),
+        float(n_successors),
+    ]
+
+
+def graph_features(graph: NetworkGraph) -> np.ndarray:
+    totals = graph.totals()
+    flops = max(totals["flops"], 1.0)
+    share = dict.fromkeys(("conv", "depthwise", "matmul", "pool", "norm", "elementwise"), 0.0)
+    conv_nodes = matmul_nodes = 0
+    max_activation = 0.0
+    edges = 0
+    for node in graph.nodes:
+        edges += len(node.inputs)
+        if node.output_shapes:
+            max_activation = max(max_activation, elements(node.output_shapes[0]))
+        kind = next((k for k, ops in OP_KINDS.items() if node.op_type in ops), "elementwise")
+        if kind == "conv":
+            conv_nodes += 1
+            if _is_depthwise(node):
+                kind = "depthwise"
+        matmul_nodes += kind == "matmul"
+        share[kind] += node.cost.flops / flops
+    input_elements = sum(elements(s) for s in graph.input_shapes.values())
+    raw = [
+        totals["flops"],
+        totals["macs"],
+        totals["params"],
+        totals["memory_bytes"],
+        totals["nodes"],
+        input_elements,
+    ]
+    counts = [conv_nodes, matmul_nodes, max_activation, edges]
+    values = [math.log2(1 + v) for v in raw] + list(share.values()) + [math.log2(1 + v) for v in counts]
+    return np.asarray(values, dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class NetworkTokens:
+    """``tokens`` (B, L, NETWORK_TOKEN_DIM) float32, ``mask`` (B, L) bool, ``features`` (B, 16) float32."""
+
+    tokens: np.ndarray
+    mask: np.ndarray
+    features: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.tokens.shape[0])
+
+
+def network_token_matrix(graph: NetworkGraph, max_nodes: int = DEFAULT_MAX_NETWORK_NODES) -> np.ndarray:
+    """(n, NETWORK_TOKEN_DIM) tokens of one graph in its ONNX (topological) order."""
+    n = graph.n
+    if n > max_nodes:
+        raise ArchitectureError("too_large", f"the network has {n} nodes, the tokenizer limit is {max_nodes}")
+    successors = np.zeros(n, dtype=np.int64)
+    for node in graph.nodes:
+        for p in node.inputs:
+            successors[p] += 1
+    op = np.zeros((n, VOCAB), dtype=np.float32)
+    op[np.arange(n), [onnx_op_code(node.op_type) for node in graph.nodes]] = 1.0
+    numbers = np.asarray([node_numbers(node, int(successors[i])) for i, node in enumerate(graph.nodes)], dtype=np.float64)
+    positions = position_code(np.arange(n))
+    sources = np.zeros((n, POSITION_DIM))
+    for i, node in enumerate(graph.nodes):
+        if node.inputs:
+            sources[i] = positions[list(node.inputs)].sum(axis=0)
+        else:
+            sources[i] = position_code(np.array(-1))
+    return np.concatenate([op, smooth_code(numbers), positions, sources], axis=1).astype(np.float32)
+
+
+def batch_network_tokens(matrices: Sequence[np.ndarray], features: Sequence[np.ndarray]) -> NetworkTokens:
+    """Pad per-graph token matrices to the longest into one batch."""
+    if not matrices:
+        raise ArchitectureError("empty_batch", "no networks to tokenize")
+    length = max(m.shape[0] for m in matrices)
+    tokens = np.zeros((len(matrices), length, NETWORK_TOKEN_DIM), dtype=np.float32)
+    mask = np.zeros((len(matrices), length), dtype=bool)
+    for b, matrix in enumerate(matrices):
+        tokens[b, : matrix.shape[0]] = matrix
+        mask[b, : matrix.shape[0]] = True
+    return NetworkTokens(tokens=tokens, mask=mask, features=np.stack(features).astype(np.float32))
+
+
+def tokenize_networks(graphs: Sequence[NetworkGraph], max_nodes: int = DEFAULT_MAX_NETWORK_NODES) -> NetworkTokens:
+    return batch_network_tokens([network_token_matrix(g, max_nodes) for g in graphs], [graph_features(g) for g in graphs])

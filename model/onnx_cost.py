@@ -1,0 +1,132 @@
+"""Per-node cost of an ONNX op from its shapes: MACs, FLOPs, parameters and memory traffic.
+
+Conventions (documented in the README): one multiply-accumulate (MAC) = 2 FLOPs. Conv, ConvTranspose, Gemm
+and MatMul (with numpy broadcasting of batch dimensions, so attention's Q·K^T and A·V count per head) cost
+2 x MACs; other ops cost a per-element factor on their output (1 for elementwise ops, more for Softmax and
+normalisations, the window area for pooling, the input size for reductions). Parameters are the elements of
+the node's constant inputs (initializers and Constant outputs). Memory traffic is 4 bytes (float32) per
+element read (all inputs, weights included) or written (all outputs). Unknown dimensions (-1) count as 0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+Shape = tuple[int, ...]
+BYTES_PER_ELEMENT = 4
+
+ELEMENTWISE_FACTOR: dict[str, float] = {
+    "Softmax": 5.0,
+    "LogSoftmax": 5.0,
+    "LayerNormalization": 8.0,
+    "BatchNormalization": 2.0,
+    "InstanceNormalization": 8.0,
+    "GroupNormalization": 8.0,
+    "Erf": 4.0,
+    "Gelu": 8.0,
+    "Sigmoid": 4.0,
+    "Tanh": 4.0,
+    "Exp": 4.0,
+    "Log": 4.0,
+    "Sqrt": 2.0,
+    "Pow": 4.0,
+    "HardSwish": 3.0,
+    "HardSigmoid": 2.0,
+}
+ZERO_COST_OPS = frozenset(
+    {"Reshape", "Shape", "Flatten", "Squeeze", "Unsqueeze", "Gather", "Slice", "Constant", "ConstantOfShape", "Identity", "Cast"}
+)
+
+
+@dataclass(frozen=True)
+class NodeCost:
+    macs: float
+    flops: float
+    params: float
+    memory_bytes: float
+
+
+def elements(shape: Sequence[int]) -> float:
+    """Number of elements of a shape; 0 when any dimension is unknown."""
+    if any(d < 0 for d in shape):
+        return 0.0
+    return float(math.prod(shape)) if shape else 1.0
+
+
+def _conv_macs(in_shapes: Sequence[Shape], out_shapes: Sequence[Shape], attrs: dict[str, Any]) -> float:
+    if len(in_shapes) < 2 or not out_shapes:
+        return 0.0
+    weight = in_shapes[1]  # (C_out, C_in / groups, k...)
+    if len(weight) < 2:
+        return 0.0
+    return elements(out_shapes[0]) * elements(weight[1:])
+
+
+def _conv_transpose_macs(in_shapes: Sequence[Shape], attrs: dict[str, Any]) -> float:
+    if len(in_shapes) < 2:
+        return 0.0
+    weight = in_shapes[1]  # (C_in, C_out / groups, k...)
+    if len(weight) < 2:
+        return 0.0
+    x = in_shapes[0]
+    return elements(x) * elements(weight[1:])
+
+
+def _matmul_macs(in_shapes: Sequence[Shape], out_shapes: Sequence[Shape]) -> float:
+    if len(in_shapes) < 2 or not out_shapes:
+        return 0.0
+    a = in_shapes[0]
+    if not a:
+        return 0.0
+    k = a[-1] if len(a) >= 1 else 1
+    return elements(out_shapes[0]) * max(k, 0)
+
+
+def _gemm_macs(in_shapes: Sequence[Shape], attrs: dict[str, Any]) -> float:
+    if len(in_shapes) < 2 or len(in_shapes[0]) != 2 or len(in_shapes[1]) != 2:
+        return 0.0
+    m, k = in_shapes[0][::-1] if attrs.get("transA", 0) else in_shapes[0]
+    n = in_shapes[1][0] if attrs.get("transB", 0) else in_shapes[1][1]
+    return float(max(m, 0) * max(k, 0) * max(n, 0))
+
+
+def _other_flops(op_type: str, in_shapes: Sequence[Shape], out_shapes: Sequence[Shape], attrs: dict[str, Any]) -> float:
+    out = elements(out_shapes[0]) if out_shapes else 0.0
+    if op_type in ZERO_COST_OPS:
+        return 0.0
+    if op_type in ("MaxPool", "AveragePool", "LpPool"):
+        return out * float(math.prod(attrs.get("kernel_shape", [1])))
+    if op_type.startswith("Global") or op_type.startswith("Reduce"):
+        return elements(in_shapes[0]) if in_shapes else 0.0
+    return out * ELEMENTWISE_FACTOR.get(op_type, 1.0)
+
+
+def node_cost(
+    op_type: str,
+    in_shapes: Sequence[Shape],
+    out_shapes: Sequence[Shape],
+    attrs: dict[str, Any],
+    weight_positions: Sequence[int] = (),
+) -> NodeCost:
+    """MACs, FLOPs, parameters and memory bytes of one node; ``weight_positions`` index its constant inputs."""
+    if op_type == "Conv":
+        macs = _conv_macs(in_shapes, out_shapes, attrs)
+    elif op_type == "ConvTranspose":
+        macs = _conv_transpose_macs(in_shapes, attrs)
+    elif op_type == "Gemm":
+        macs = _gemm_macs(in_shapes, attrs)
+    elif op_type == "MatMul":
+        macs = _matmul_macs(in_shapes, out_shapes)
+    else:
+        macs = 0.0
+    flops = 2.0 * macs if macs else _other_flops(op_type, in_shapes, out_shapes, attrs)
+    if op_type in ("Conv", "Gemm", "ConvTranspose") and len(in_shapes) > 2 and out_shapes:
+        flops += elements(out_shapes[0])  # bias add
+    params = sum(elements(in_shapes[i]) for i in weight_positions if i < len(in_shapes))
+    traffic = sum(elements(s) for s in in_shapes) + sum(elements(s) for s in out_shapes)
+    if op_type in ZERO_COST_OPS and op_type not in ("Gather", "Slice", "Cast"):
+        traffic = 0.0  # metadata-only ops move no data in onnxruntime
+    return NodeCost(macs=macs, flops=flops, params=params, memory_bytes=BYTES_PER_ELEMENT * traffic)

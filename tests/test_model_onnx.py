@@ -1,0 +1,131 @@
+"""ONNX parser, cost model and whole-network tokenizer against hand-computed counts and hostile models."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper
+from onnx_fixtures import attention_block, conv_net, model_from
+
+from model.errors import ArchitectureError
+from model.network_tokenizer import GRAPH_FEATURE_DIM, NETWORK_TOKEN_DIM, tokenize_networks
+from model.onnx_graph import NetworkGraph, ParseOptions, parse_onnx
+
+
+def by_op(graph: NetworkGraph, op: str) -> list:
+    return [n for n in graph.nodes if n.op_type == op]
+
+
+def test_conv_net_costs_by_hand() -> None:
+    graph = parse_onnx(conv_net().SerializeToString(), ParseOptions(batch=1, resolution=32))
+    assert [n.op_type for n in graph.nodes] == ["Conv", "Relu", "Conv", "GlobalAveragePool", "Flatten", "Gemm"]
+    conv1, conv2 = by_op(graph, "Conv")
+    assert conv1.output_shapes == ((1, 16, 16, 16),)
+    assert conv1.cost.macs == 16 * 16 * 16 * 3 * 3 * 3
+    assert conv2.cost.macs == 16 * 16 * 16 * 3 * 3  # depthwise: one input channel per group
+    assert by_op(graph, "Gemm")[0].cost.macs == 160
+    assert graph.totals()["params"] == 448 + 160 + 170
+    assert graph.nodes[1].inputs == (0,) and graph.nodes[5].inputs == (4,)
+    # memory traffic of conv1: input 3*32*32 + weights 432 + bias 16 + output 4096, 4 bytes each
+    assert conv1.cost.memory_bytes == 4 * (3 * 32 * 32 + 432 + 16 + 16 * 16 * 16)
+
+
+def test_dynamic_dims_follow_request() -> None:
+    graph = parse_onnx(conv_net().SerializeToString(), ParseOptions(batch=4, resolution=64))
+    assert graph.input_shapes == {"x": (4, 3, 64, 64)}
+    assert graph.nodes[0].output_shapes == ((4, 16, 32, 32),)
+    assert graph.nodes[0].cost.macs == 4 * 16 * 32 * 32 * 27
+
+
+def test_attention_matmuls_count_per_head() -> None:
+    t, d, h = 50, 64, 4
+    graph = parse_onnx(attention_block(t, d, h).SerializeToString())
+    matmuls = by_op(graph, "MatMul")
+    assert [m.cost.macs for m in matmuls] == [t * d * 3 * d, t * t * d, t * t * d, t * d * d]
+    assert matmuls[1].output_shapes == ((1, h, t, t),)
+    softmax = by_op(graph, "Softmax")[0]
+    assert softmax.cost.flops == 5 * h * t * t
+    assert graph.totals()["params"] == 2 * d + 3 * d * d + d * d  # shape constants are not parameters
+    assert by_op(graph, "Reshape")[0].cost.memory_bytes == 0
+
+
+def test_round_trip_through_dict() -> None:
+    graph = parse_onnx(attention_block().SerializeToString())
+    again = NetworkGraph.from_dict(graph.to_dict())
+    assert again.totals() == graph.totals()
+    np.testing.assert_array_equal(tokenize_networks([again]).tokens, tokenize_networks([graph]).tokens)
+
+
+def test_tokens_shapes_and_padding() -> None:
+    small = parse_onnx(conv_net().SerializeToString(), ParseOptions(resolution=32))
+    big = parse_onnx(attention_block().SerializeToString())
+    batch = tokenize_networks([small, big])
+    assert batch.tokens.shape == (2, big.n, NETWORK_TOKEN_DIM)
+    assert batch.features.shape == (2, GRAPH_FEATURE_DIM)
+    assert batch.mask.sum(axis=1).tolist() == [small.n, big.n]
+    assert not batch.tokens[0, small.n :].any()
+    # a bigger input resolution raises the FLOPs feature
+    bigger = parse_onnx(conv_net().SerializeToString(), ParseOptions(resolution=64))
+    assert tokenize_networks([bigger]).features[0, 0] > batch.features[0, 0]
+
+
+def test_unknown_ops_get_the_shared_code_and_keep_their_shape() -> None:
+    node = helper.make_node("Celu", ["x"], ["y"])
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8])
+    graph = parse_onnx(model_from([node], [x], [y], []).SerializeToString())
+    assert graph.nodes[0].op_type == "Celu" and graph.nodes[0].output_shapes == ((1, 8),)
+    tokens = tokenize_networks([graph]).tokens[0, 0]
+    assert tokens[0] == 1.0  # one-hot "other"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"\x00\x01garbage" * 10, conv_net().SerializeToString()[:100]],
+    ids=["empty", "random-bytes", "truncated"],
+)
+def test_invalid_bytes_are_rejected(data: bytes) -> None:
+    with pytest.raises(ArchitectureError) as err:
+        parse_onnx(data)
+    assert err.value.code == "invalid_onnx"
+
+
+def test_external_data_is_never_read(tmp_path) -> None:
+    model = conv_net()
+    weight = model.graph.initializer[0]
+    weight.ClearField("raw_data")
+    weight.ClearField("float_data")
+    weight.data_location = TensorProto.EXTERNAL
+    entry = weight.external_data.add()
+    entry.key, entry.value = "location", "../../etc/passwd"
+    graph = parse_onnx(model.SerializeToString(), ParseOptions(resolution=32))
+    assert graph.nodes[0].cost.macs == 16 * 16 * 16 * 27  # shape from the declared dims, data never loaded
+
+
+def test_cycle_is_rejected() -> None:
+    nodes = [helper.make_node("Relu", ["b"], ["a"]), helper.make_node("Relu", ["a"], ["b"])]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
+    b = helper.make_tensor_value_info("b", TensorProto.FLOAT, [1, 4])
+    with pytest.raises(ArchitectureError) as err:
+        parse_onnx(model_from(nodes, [x], [b], []).SerializeToString())
+    assert err.value.code == "invalid_onnx"
+
+
+def test_limits() -> None:
+    with pytest.raises(ArchitectureError) as err:
+        parse_onnx(conv_net().SerializeToString(), ParseOptions(max_nodes=3))
+    assert err.value.code == "too_large"
+    huge = conv_net(batch=1, resolution=1_000_000)
+    with pytest.raises(ArchitectureError) as err:
+        parse_onnx(huge.SerializeToString())
+    assert err.value.code == "too_large"
+
+
+def test_hand_built_models_are_valid_onnx() -> None:
+    for model in (conv_net(1, 32), attention_block()):
+        onnx.checker.check_model(model)
+        session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        feed = {i.name: np.zeros([d if isinstance(d, int) else 1 for d in i.shape], np.float32) for i in session.get_inputs()}
+        session.run(None, feed)

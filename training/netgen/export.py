@@ -1,0 +1,42 @@
+"""Build a sampled network and export it to ONNX (opset 17, batch 1, float32, BN folded into Conv)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from training.netgen.registry import family
+
+OPSET = 17
+
+
+def build_network(family_name: str, spec: dict[str, Any], seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return family(family_name).build(spec).eval()
+
+
+def export_onnx_bytes(module: torch.nn.Module, resolution: int, batch: int = 1) -> bytes:
+    example = torch.randn(batch, 3, resolution, resolution)
+    buffer = io.BytesIO()
+    with torch.no_grad():
+        torch.onnx.export(
+            module,
+            (example,),
+            buffer,
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=["input"],
+            output_names=["output"],
+            do_constant_folding=True,
+        )
+    return buffer.getvalue()
+
+
+def export_spec(family_name: str, spec: dict[str, Any], path: Path | None = None) -> bytes:
+    data = export_onnx_bytes(build_network(family_name, spec), int(spec["resolution"]))
+    if path is not None:
+        path.write_bytes(data)
+    return data

@@ -1,0 +1,1 @@
+"""Family modules: one file per architecture family (see ``training.netgen.registry``)."""

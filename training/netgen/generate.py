@@ -1,0 +1,165 @@
+"""Resumable, incremental whole-network latency dataset: sample -> export -> parse -> measure twice -> append.
+
+Network ``i`` is fully determined by (dataset seed, i): its family is ``FAMILIES[i % F]`` and its spec is
+sampled from ``Random(f"{seed}:{i}")``, so the dataset commits specs and measurements, never weights.
+Work goes in chunks: export a chunk, then measure it in one shuffled order (pass A) and again in another
+(pass B). A chunk's records are appended (and fsynced) only when the chunk is complete; on restart, ids
+already in ``measurements.jsonl`` are skipped, so a kill at any point loses at most one chunk and never
+duplicates a record.
+
+Files in the dataset directory: ``meta.json`` (device, CPU, versions, settings), ``measurements.jsonl`` (one
+line per network: id, family, spec, pass A/B results, latency_ms = mean of the two pass minima, or an error)
+and ``graphs.jsonl.gz`` (one gzip member per chunk: id + the parsed IR, for training without re-exporting).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from model.onnx_graph import ParseOptions, parse_onnx
+from training.netgen.export import export_spec
+from training.netgen.measure import MeasureSettings, environment, measure_pass
+from training.netgen.registry import FAMILY_MODULES, family
+
+MEASUREMENTS = "measurements.jsonl"
+GRAPHS = "graphs.jsonl.gz"
+META = "meta.json"
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    id: int
+    family: str
+    spec: dict[str, Any]
+
+
+def network_spec(seed: int, index: int, families: tuple[str, ...] = FAMILY_MODULES) -> NetworkSpec:
+    name = families[index % len(families)]
+    return NetworkSpec(index, name, family(name).sample(random.Random(f"{seed}:{index}")))
+
+
+def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    if not path.exists():
+        return
+    with path.open() as handle:
+        for line in handle:
+            line = line.strip()
+            if line:
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a line cut by a kill mid-write; its chunk is redone
+
+
+def done_ids(directory: Path) -> set[int]:
+    return {int(record["id"]) for record in read_jsonl(directory / MEASUREMENTS)}
+
+
+def read_graphs(directory: Path) -> dict[int, dict[str, Any]]:
+    graphs: dict[int, dict[str, Any]] = {}
+    path = directory / GRAPHS
+    if not path.exists():
+        return graphs
+    try:
+        with gzip.open(path, "rt") as handle:
+            for line in handle:
+                record = json.loads(line)
+                graphs[int(record["id"])] = record["graph"]
+    except (EOFError, OSError, json.JSONDecodeError):
+        pass  # a truncated last member (killed mid-write): its chunk has no measurements and is redone
+    return graphs
+
+
+def _append(path: Path, lines: list[str], compress: bool = False) -> None:
+    payload = "".join(line + "\n" for line in lines).encode()
+    with path.open("ab") as handle:
+        handle.write(gzip.compress(payload) if compress else payload)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _measure_chunk(models: dict[int, bytes], settings: MeasureSettings, rng: random.Random) -> dict[int, dict[str, Any]]:
+    results: dict[int, dict[str, Any]] = {i: {} for i in models}
+    for pass_name in ("a", "b"):
+        order = list(models)
+        rng.shuffle(order)
+        for i in order:
+            try:
+                result = measure_pass(models[i], settings)
+                results[i][pass_name] = {
+                    "min_ms": result.min_ms,
+                    "median_ms": result.median_ms,
+                    "runs": result.runs,
+                    "t": time.time(),
+                }
+            except Exception as exc:  # an ORT failure is recorded, not retried forever
+                results[i]["error"] = f"onnxruntime: {exc}"[:300]
+    return results
+
+
+def generate(directory: Path, count: int, seed: int = 0, chunk: int = 12, settings: MeasureSettings | None = None) -> None:
+    settings = settings or MeasureSettings()
+    directory.mkdir(parents=True, exist_ok=True)
+    meta_path = directory / META
+    meta = {"seed": seed, "families": list(FAMILY_MODULES), "measure": settings.to_dict(), **environment()}
+    if meta_path.exists():
+        previous = json.loads(meta_path.read_text())
+        if previous.get("seed") != seed or previous.get("families") != list(FAMILY_MODULES):
+            raise SystemExit(f"{directory} holds a dataset with another seed or family list; use another directory")
+    meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+    done = done_ids(directory)
+    todo = [i for i in range(count) if i not in done]
+    rng = random.Random(f"order:{seed}:{len(done)}")
+    bar = tqdm(total=count, initial=count - len(todo), desc="networks", unit="net", smoothing=0.05)
+    for start in range(0, len(todo), chunk):
+        ids = todo[start : start + chunk]
+        specs = {i: network_spec(seed, i) for i in ids}
+        models: dict[int, bytes] = {}
+        records: dict[int, dict[str, Any]] = {}
+        graph_lines = []
+        for i, net in specs.items():
+            record: dict[str, Any] = {"id": i, "family": net.family, "spec": net.spec}
+            try:
+                data = export_spec(net.family, net.spec)
+                graph = parse_onnx(data, ParseOptions(resolution=int(net.spec["resolution"])))
+                models[i] = data
+                record["onnx_bytes"] = len(data)
+                record["totals"] = graph.totals()
+                graph_lines.append(json.dumps({"id": i, "graph": graph.to_dict()}, separators=(",", ":")))
+            except Exception as exc:  # export or parse failure: recorded so the run moves on
+                record["error"] = f"{type(exc).__name__}: {exc}"[:300]
+            records[i] = record
+        for i, result in _measure_chunk(models, settings, rng).items():
+            records[i].update(result)
+            if "a" in result and "b" in result:
+                records[i]["latency_ms"] = (result["a"]["min_ms"] + result["b"]["min_ms"]) / 2
+        _append(directory / GRAPHS, graph_lines, compress=True)
+        _append(directory / MEASUREMENTS, [json.dumps(records[i], separators=(",", ":")) for i in ids])
+        bar.update(len(ids))
+    bar.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--count", type=int, default=3000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--chunk", type=int, default=12)
+    args = parser.parse_args(argv)
+    generate(args.out, args.count, args.seed, args.chunk)
+
+
+if __name__ == "__main__":
+    main()

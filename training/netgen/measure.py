@@ -1,0 +1,89 @@
+"""Latency measurement of one ONNX model on onnxruntime: CPU execution provider, 1 intra-op thread, batch 1.
+
+One pass = a fresh session, ``warmup`` untimed runs, then timed runs until both ``min_runs`` and ``min_time_s``
+are reached (at most ``max_runs``). A pass reports the minimum and the median run; the minimum is the robust
+statistic on a shared, noisy machine (interference only ever adds time). The dataset generator measures every
+network in two passes, in two different shuffled orders, and keeps both so the noise floor can be computed.
+"""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import onnxruntime as ort
+
+DEVICE_NAME = "cpu-ort-1t"
+
+
+@dataclass(frozen=True)
+class MeasureSettings:
+    threads: int = 1
+    warmup: int = 3
+    min_runs: int = 7
+    max_runs: int = 60
+    min_time_s: float = 0.3
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class PassResult:
+    min_ms: float
+    median_ms: float
+    runs: int
+
+
+def make_session(onnx_bytes: bytes, threads: int = 1) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    return ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+
+
+def session_feed(session: ort.InferenceSession, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    feed = {}
+    for value in session.get_inputs():
+        shape = [d if isinstance(d, int) and d > 0 else 1 for d in value.shape]
+        feed[value.name] = rng.standard_normal(shape).astype(np.float32)
+    return feed
+
+
+def measure_pass(onnx_bytes: bytes, settings: MeasureSettings | None = None) -> PassResult:
+    settings = settings or MeasureSettings()
+    session = make_session(onnx_bytes, settings.threads)
+    feed = session_feed(session)
+    for _ in range(settings.warmup):
+        session.run(None, feed)
+    times: list[float] = []
+    started = time.perf_counter()
+    while len(times) < settings.max_runs and (
+        len(times) < settings.min_runs or time.perf_counter() - started < settings.min_time_s
+    ):
+        t0 = time.perf_counter()
+        session.run(None, feed)
+        times.append((time.perf_counter() - t0) * 1e3)
+    return PassResult(min_ms=min(times), median_ms=statistics.median(times), runs=len(times))
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment() -> dict[str, str]:
+    return {"device": DEVICE_NAME, "cpu": cpu_model(), "onnxruntime": ort.__version__, "python": platform.python_version()}
