@@ -2,8 +2,10 @@
 
 A card names the predictor, its version, the search spaces and ops it accepts, and each target with its unit,
 normalisation and measured test metrics, plus the split, data checksums and git commit it was trained from.
-The ONNX graph takes ``tokens`` (B, L, 192) float32, ``mask`` (B, L) bool and ``depth`` (B, 64) float32 and
-returns ``prediction`` (B, T) float32 in target units (the de-normalisation is inside the graph).
+A cell predictor's ONNX graph takes ``tokens`` (B, L, 192) float32, ``mask`` (B, L) bool and ``depth`` (B, 64)
+float32 and returns ``prediction`` (B, T) float32 in target units (the de-normalisation is inside the graph).
+A network predictor (``kind="network"``) takes ``tokens`` (B, L, 240), ``mask`` (B, L) and ``features`` (B, 16)
+from ``model.network_tokenizer`` and returns ``prediction`` (B, 2): latency in ms and its std.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ class ModelCard:
     git_commit: str = ""
     created: str = ""
     training: dict[str, Any] = field(default_factory=dict)
+    kind: str = "cell"  # "cell": tokens/mask/depth -> prediction (B, T); "network": whole-network ONNX predictor
+    device: dict[str, Any] = field(default_factory=dict)  # network predictors: the measured device (CPU, runtime)
 
     @property
     def target_names(self) -> list[str]:

@@ -153,8 +153,11 @@ class NetworkTokens:
         return int(self.tokens.shape[0])
 
 
-def network_token_matrix(graph: NetworkGraph, max_nodes: int = DEFAULT_MAX_NETWORK_NODES) -> np.ndarray:
-    """(n, NETWORK_TOKEN_DIM) tokens of one graph in its ONNX (topological) order."""
+NODE_PART_DIM = VOCAB + N_NUMBERS * SMOOTH_DIM
+
+
+def node_part(graph: NetworkGraph, max_nodes: int = DEFAULT_MAX_NETWORK_NODES) -> np.ndarray:
+    """(n, NODE_PART_DIM) order-independent part of each node's token: op one-hot and number codes."""
     n = graph.n
     if n > max_nodes:
         raise ArchitectureError("too_large", f"the network has {n} nodes, the tokenizer limit is {max_nodes}")
@@ -165,14 +168,42 @@ def network_token_matrix(graph: NetworkGraph, max_nodes: int = DEFAULT_MAX_NETWO
     op = np.zeros((n, VOCAB), dtype=np.float32)
     op[np.arange(n), [onnx_op_code(node.op_type) for node in graph.nodes]] = 1.0
     numbers = np.asarray([node_numbers(node, int(successors[i])) for i, node in enumerate(graph.nodes)], dtype=np.float64)
+    return np.concatenate([op, smooth_code(numbers)], axis=1).astype(np.float32)
+
+
+def edge_arrays(graph: NetworkGraph) -> tuple[np.ndarray, np.ndarray]:
+    """Data edges as (sources, destinations) node-index arrays."""
+    pairs = [(p, i) for i, node in enumerate(graph.nodes) for p in node.inputs]
+    if not pairs:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    src, dst = np.asarray(pairs, dtype=np.int64).T
+    return src, dst
+
+
+def assemble_tokens(nodes: np.ndarray, src: np.ndarray, dst: np.ndarray, order: np.ndarray | None = None) -> np.ndarray:
+    """Full tokens with the nodes renumbered by ``order`` (order[k] = old index placed at position k).
+
+    The order must be topological; ``None`` keeps the ONNX order. Used by the tokenizer and by the
+    information-flow-consistency augmentation (same DAG, another valid topological numbering).
+    """
+    n = nodes.shape[0]
+    if order is None:
+        order = np.arange(n)
+    new_index = np.empty(n, dtype=np.int64)
+    new_index[order] = np.arange(n)
     positions = position_code(np.arange(n))
     sources = np.zeros((n, POSITION_DIM))
-    for i, node in enumerate(graph.nodes):
-        if node.inputs:
-            sources[i] = positions[list(node.inputs)].sum(axis=0)
-        else:
-            sources[i] = position_code(np.array(-1))
-    return np.concatenate([op, smooth_code(numbers), positions, sources], axis=1).astype(np.float32)
+    np.add.at(sources, new_index[dst], positions[new_index[src]])
+    has_input = np.zeros(n, dtype=bool)
+    has_input[new_index[dst]] = True
+    sources[~has_input] = position_code(np.array(-1))
+    return np.concatenate([nodes[order], positions, sources], axis=1).astype(np.float32)
+
+
+def network_token_matrix(graph: NetworkGraph, max_nodes: int = DEFAULT_MAX_NETWORK_NODES) -> np.ndarray:
+    """(n, NETWORK_TOKEN_DIM) tokens of one graph in its ONNX (topological) order."""
+    src, dst = edge_arrays(graph)
+    return assemble_tokens(node_part(graph, max_nodes), src, dst)
 
 
 def batch_network_tokens(matrices: Sequence[np.ndarray], features: Sequence[np.ndarray]) -> NetworkTokens:

@@ -19,8 +19,9 @@ from service.http_metrics import HTTPMetrics
 from service.metrics import ServiceMetrics
 from service.middleware import BodySizeLimit
 from service.predictor import load_registry
-from service.routers import health, predict, predictors
+from service.routers import health, predict, predict_onnx, predictors
 from service.routers import metrics as metrics_router
+from service.routers.predict_onnx import ONNX_PATH
 from service.settings import Settings
 from service.validation import describe_validation_errors
 
@@ -40,7 +41,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         registry = load_registry(settings.predictor_dir, settings.providers, settings.ort_threads)
-        metrics.set_models((p.card.name, p.card.version, p.provider) for p in registry.predictors.values())
+        metrics.set_models(
+            (p.card.name, p.card.version, p.provider) for p in [*registry.predictors.values(), *registry.networks.values()]
+        )
         app.state.cache = cache_from_settings(settings, on_error=metrics.cache_errors.inc)
         if settings.redis_url is not None:
             ttl = f"{settings.redis_ttl_seconds} s" if settings.redis_ttl_seconds else "none"
@@ -71,11 +74,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.cache = None  # made when the lifespan starts, inside the event loop (a Redis client binds to it)
     app.state.registry = None
     app.state.batchers = None  # Batchers by predictor name, started with the lifespan when dynamic_batching is on
-    app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit, max_body_bytes=settings.max_body_bytes,
+        path_limits={ONNX_PATH: (settings.max_onnx_bytes, "ARCHCAST_MAX_ONNX_BYTES")},
+    )
     app.add_middleware(HTTPMetrics, metrics=metrics)  # outermost: also counts requests refused by BodySizeLimit
     app.include_router(health.router)
     app.include_router(predictors.router)
     app.include_router(predict.router)
+    app.include_router(predict_onnx.router)
     app.include_router(metrics_router.router)
     _add_error_handlers(app)
     return app

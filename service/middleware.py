@@ -14,17 +14,19 @@ from service.errors import error_body
 
 
 class BodySizeLimit:
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int, path_limits: dict[str, tuple[int, str]] | None = None) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.path_limits = path_limits or {}  # path -> (limit, setting name) for routes with their own limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
+        limit, setting = self.path_limits.get(scope.get("path", ""), (self.max_body_bytes, "ARCHCAST_MAX_BODY_BYTES"))
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-            await self._refuse(send, f"request body of {int(declared)} bytes")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._refuse(send, f"request body of {int(declared)} bytes", limit, setting)
             return
         chunks: list[bytes] = []
         size = 0
@@ -34,8 +36,8 @@ class BodySizeLimit:
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_body_bytes:
-                await self._refuse(send, f"request body of more than {self.max_body_bytes} bytes")
+            if size > limit:
+                await self._refuse(send, f"request body of more than {limit} bytes", limit, setting)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -52,8 +54,8 @@ class BodySizeLimit:
 
         await self.app(scope, replay, send)
 
-    async def _refuse(self, send: Send, what: str) -> None:
-        text = f"{what} exceeds the limit of {self.max_body_bytes} bytes (ARCHCAST_MAX_BODY_BYTES)"
+    async def _refuse(self, send: Send, what: str, limit: int, setting: str) -> None:
+        text = f"{what} exceeds the limit of {limit} bytes ({setting})"
         payload = json.dumps(error_body("body_too_large", text)).encode()
         headers = [
             (b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()), (b"connection", b"close"),

@@ -22,6 +22,7 @@ from model.ops import INPUT, OP_CODES, OUTPUT
 from model.tokenizer import TokenBatch, tokenize_graphs
 from service.cpus import available_cpus
 from service.errors import ServiceError
+from service.network_predictor import NetworkPredictor, check_network_contract
 from service.settings import Settings
 
 log = logging.getLogger("archcast.service")
@@ -77,15 +78,16 @@ class Registry:
     """Every predictor found in the predictor directory, by name, plus the cards that failed to load."""
 
     predictors: dict[str, Predictor] = field(default_factory=dict)
+    networks: dict[str, NetworkPredictor] = field(default_factory=dict)  # whole-network (ONNX upload) predictors
     errors: list[str] = field(default_factory=list)
 
     @property
     def ready(self) -> bool:
-        return bool(self.predictors) and not self.errors
+        return bool(self.predictors or self.networks) and not self.errors
 
     @property
     def provider(self) -> str:
-        providers = sorted({p.provider for p in self.predictors.values()})
+        providers = sorted({p.provider for p in [*self.predictors.values(), *self.networks.values()]})
         return ",".join(providers) if providers else CPU
 
     @property
@@ -105,6 +107,20 @@ def load_registry(directory: Path, providers: str = "auto", threads: int = 0) ->
     if not found:
         log.warning("no predictor cards (*.card.json) in %s", directory)
     for card, onnx_path in found:
+        if card.kind == "network":
+            try:
+                session, cuda_works = _create_session(onnx_path, providers, threads, cuda_works)
+                check_network_contract(card, session)
+            except Exception as exc:  # noqa: BLE001 - reported like a broken cell predictor
+                registry.errors.append(f"predictor {card.name!r} ({onnx_path.name}): {exc}")
+                log.error("failed to load %s", registry.errors[-1])
+                continue
+            if card.name in registry.networks or card.name in registry.predictors:
+                registry.errors.append(f"predictor name {card.name!r} appears in more than one card")
+                continue
+            registry.networks[card.name] = NetworkPredictor(card=card, session=session, provider=session.get_providers()[0])
+            log.info("loaded network predictor %s %s on %s", card.name, card.version, session.get_providers()[0])
+            continue
         try:
             _check_card(card)
             session, cuda_works = _create_session(onnx_path, providers, threads, cuda_works)

@@ -100,6 +100,8 @@ class PredictorInfo(BaseModel):
     ops: list[str]
     targets: list[TargetInfo]
     provider: str
+    kind: str = "cell"
+    device: dict = {}
 
 
 class PredictorList(BaseModel):

@@ -87,6 +87,22 @@ class Settings(BaseSettings):
         description="Dynamic batching: most architectures waiting per predictor; a request that would exceed it gets 503 "
         "overloaded (with Retry-After).",
     )
+    max_onnx_bytes: int = Field(
+        default=256 * 1024 * 1024, ge=1,
+        description="Largest ONNX upload to POST /v1/predict/onnx in bytes (413 above it, refused before the body is read "
+        "when Content-Length declares it).",
+    )
+    max_network_nodes: int = Field(
+        default=4096, ge=1, le=16384, description="Most ops an uploaded ONNX graph may have (413 above it)."
+    )
+    max_resolution: int = Field(
+        default=1024, ge=8, description="Largest input resolution a request may set for an ONNX model's symbolic dimensions."
+    )
+    max_onnx_batch: int = Field(default=256, ge=1, description="Largest batch size a request may set for an ONNX model.")
+    parse_timeout_seconds: float = Field(
+        default=20.0, gt=0, description="Bound on parsing one uploaded ONNX model (shape inference); past it the request "
+        "gets 422 parse_timeout.",
+    )
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
         default="info", description="Log level of the service and of uvicorn."
     )

@@ -18,9 +18,10 @@ def readyz(request: Request) -> JSONResponse:
     registry = getattr(request.app.state, "registry", None)
     if registry is None:
         return JSONResponse({"ready": False, "provider": None, "predictors": [], "errors": ["predictors not loaded yet"]}, 503)
-    body = {"ready": registry.ready, "provider": registry.provider, "predictors": sorted(registry.predictors)}
+    names = sorted([*registry.predictors, *registry.networks])
+    body = {"ready": registry.ready, "provider": registry.provider, "predictors": names}
     if registry.errors:
         body["errors"] = registry.errors
-    elif not registry.predictors:
+    elif not registry.predictors and not registry.networks:
         body["errors"] = ["no predictor cards found"]
     return JSONResponse(body, status_code=200 if registry.ready else 503)

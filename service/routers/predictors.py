@@ -26,4 +26,14 @@ def list_predictors(registry: Annotated[Registry, Depends(get_registry)]) -> Pre
                 provider=predictor.provider,
             )
         )
+    for name in sorted(registry.networks):
+        network = registry.networks[name]
+        card = network.card
+        targets = [TargetInfo(name=t.name, unit=t.unit, description=t.description, metrics=t.metrics) for t in card.targets]
+        infos.append(
+            PredictorInfo(
+                name=card.name, version=card.version, spaces=card.spaces, ops=card.ops, targets=targets,
+                provider=network.provider, kind="network", device=card.device,
+            )
+        )
     return PredictorList(predictors=infos)

@@ -1,0 +1,95 @@
+"""Whole-network (ONNX upload) prediction: parse -> tokenize -> the network predictor's session -> latency + std.
+
+A network predictor card has ``kind="network"``; its ONNX graph takes ``tokens``/``mask``/``features`` from
+``model.network_tokenizer`` and returns ``prediction`` (B, 2) = latency in ms and its std (ensemble spread).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import onnxruntime as ort
+
+from model.card import ModelCard
+from model.network_tokenizer import tokenize_networks
+from model.onnx_graph import NetworkGraph, ParseOptions, parse_onnx
+from service.errors import ServiceError
+
+log = logging.getLogger("archcast.service")
+NETWORK_INPUTS = ("tokens", "mask", "features")
+
+
+@dataclass
+class NetworkPredictor:
+    card: ModelCard
+    session: ort.InferenceSession
+    provider: str
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.card.name
+
+    @property
+    def device(self) -> str:
+        return str(self.card.device.get("device", self.card.name))
+
+    def run(self, graph: NetworkGraph) -> tuple[float, float]:
+        batch = tokenize_networks([graph], max_nodes=max(graph.n, 1))
+        feeds = {"tokens": batch.tokens, "mask": batch.mask, "features": batch.features}
+        try:
+            (prediction,) = self.session.run(["prediction"], feeds)
+        except Exception as exc:  # onnxruntime failure: a server fault, reported as 503
+            log.error("network predictor %s failed on a %d-node graph: %s", self.name, graph.n, exc)
+            raise ServiceError(503, "inference_failed", f"predictor {self.name!r} failed to run; retry later") from exc
+        return float(prediction[0, 0]), float(prediction[0, 1])
+
+
+def check_network_contract(card: ModelCard, session: ort.InferenceSession) -> None:
+    inputs = {i.name for i in session.get_inputs()}
+    missing = [name for name in NETWORK_INPUTS if name not in inputs]
+    if missing:
+        raise ValueError(f"network predictor ONNX lacks inputs {missing}; it has {sorted(inputs)}")
+    if "prediction" not in {o.name for o in session.get_outputs()}:
+        raise ValueError("network predictor ONNX lacks output 'prediction'")
+    if not card.targets:
+        raise ValueError("card has no targets")
+
+
+def model_digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def predict_onnx_bytes(predictor: NetworkPredictor, data: bytes, options: ParseOptions) -> dict[str, Any]:
+    """The response body for one uploaded ONNX model (runs in a worker thread: parsing is CPU work)."""
+    started = time.perf_counter()
+    graph = parse_onnx(data, options)
+    parsed = time.perf_counter()
+    value, std = predictor.run(graph)
+    done = time.perf_counter()
+    totals = graph.totals()
+    return {
+        "predictor": predictor.name,
+        "version": predictor.card.version,
+        "device": predictor.device,
+        "latency_ms": {"value": value, "std": std},
+        "cost": {
+            "flops": totals["flops"],
+            "macs": totals["macs"],
+            "params": totals["params"],
+            "memory_bytes": totals["memory_bytes"],
+            "nodes": int(totals["nodes"]),
+        },
+        "input_shapes": {name: list(shape) for name, shape in graph.input_shapes.items()},
+        "unknown_shapes": graph.unknown_shapes,
+        "timing_ms": {"parse": 1e3 * (parsed - started), "predict": 1e3 * (done - parsed)},
+        "upload_bytes": len(data),
+        "model_sha256": model_digest(data),
+        "batch": options.batch,
+        "resolution": options.resolution,
+    }

@@ -1,0 +1,116 @@
+"""The measured whole-network dataset as training arrays, its splits, and topological-order augmentation.
+
+``load_latency_dataset`` reads a generator directory (``training.netgen.generate``): every network with a valid
+measurement, its parsed IR, the order-independent token part, edges and whole-graph features. Splits:
+``in_domain`` (random 70/10/20 within every family) and ``leave_out(family)`` (that family is the test set;
+validation is 10 % of the other families, so model selection never sees the held-out family).
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from model.network_tokenizer import edge_arrays, graph_features, node_part
+from model.onnx_graph import NetworkGraph
+from training.netgen.generate import MEASUREMENTS, read_graphs, read_jsonl
+
+
+@dataclass
+class LatencyDataset:
+    ids: np.ndarray
+    families: np.ndarray  # family name per network
+    latency_ms: np.ndarray
+    pass_a_ms: np.ndarray
+    pass_b_ms: np.ndarray
+    graphs: list[NetworkGraph]
+    nodes: list[np.ndarray]  # (n_i, NODE_PART_DIM)
+    edges: list[tuple[np.ndarray, np.ndarray]]
+    features: np.ndarray  # (N, GRAPH_FEATURE_DIM)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.array([n.shape[0] for n in self.nodes])
+
+
+def load_latency_dataset(directory: Path, progress: bool = True) -> LatencyDataset:
+    records = [r for r in read_jsonl(directory / MEASUREMENTS) if "latency_ms" in r and "error" not in r]
+    records = list({int(r["id"]): r for r in records}.values())  # a redone chunk keeps its last record
+    records.sort(key=lambda r: int(r["id"]))
+    raw_graphs = read_graphs(directory)
+    records = [r for r in records if int(r["id"]) in raw_graphs]
+    graphs, nodes, edges, features = [], [], [], []
+    for record in tqdm(records, desc="tokenize", disable=not progress):
+        graph = NetworkGraph.from_dict(raw_graphs[int(record["id"])])
+        graphs.append(graph)
+        nodes.append(node_part(graph))
+        edges.append(edge_arrays(graph))
+        features.append(graph_features(graph))
+    return LatencyDataset(
+        ids=np.array([int(r["id"]) for r in records]),
+        families=np.array([r["family"] for r in records]),
+        latency_ms=np.array([r["latency_ms"] for r in records]),
+        pass_a_ms=np.array([r["a"]["min_ms"] for r in records]),
+        pass_b_ms=np.array([r["b"]["min_ms"] for r in records]),
+        graphs=graphs,
+        nodes=nodes,
+        edges=edges,
+        features=np.stack(features) if features else np.zeros((0, 16), np.float32),
+    )
+
+
+@dataclass(frozen=True)
+class Split:
+    name: str
+    train: np.ndarray  # row indices into the dataset
+    val: np.ndarray
+    test: np.ndarray
+
+
+def in_domain_split(families: np.ndarray, seed: int, val_frac: float = 0.1, test_frac: float = 0.2) -> Split:
+    rng = np.random.default_rng(seed)
+    train, val, test = [], [], []
+    for family in sorted(set(families)):
+        rows = rng.permutation(np.flatnonzero(families == family))
+        n_test, n_val = round(test_frac * len(rows)), round(val_frac * len(rows))
+        test += list(rows[:n_test])
+        val += list(rows[n_test : n_test + n_val])
+        train += list(rows[n_test + n_val :])
+    return Split(f"in_domain_seed{seed}", np.sort(train), np.sort(val), np.sort(test))
+
+
+def leave_out_split(families: np.ndarray, family: str, seed: int, val_frac: float = 0.1) -> Split:
+    rng = np.random.default_rng(seed)
+    test = np.flatnonzero(families == family)
+    rest = rng.permutation(np.flatnonzero(families != family))
+    n_val = round(val_frac * len(rest))
+    return Split(f"leave_out_{family}_seed{seed}", np.sort(rest[n_val:]), np.sort(rest[:n_val]), test)
+
+
+def random_topological_order(n: int, src: np.ndarray, dst: np.ndarray, rng: random.Random) -> np.ndarray:
+    """A uniformly-keyed random topological order (Kahn's algorithm with random priorities)."""
+    indegree = np.zeros(n, dtype=np.int64)
+    np.add.at(indegree, dst, 1)
+    successors: list[list[int]] = [[] for _ in range(n)]
+    for s, d in zip(src.tolist(), dst.tolist(), strict=True):
+        successors[s].append(d)
+    remaining = indegree.tolist()
+    ready = [(rng.random(), i) for i in range(n) if remaining[i] == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        _, node = heapq.heappop(ready)
+        order.append(node)
+        for nxt in successors[node]:
+            remaining[nxt] -= 1
+            if remaining[nxt] == 0:
+                heapq.heappush(ready, (rng.random(), nxt))
+    return np.asarray(order, dtype=np.int64)
