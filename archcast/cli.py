@@ -95,7 +95,28 @@ def _api_errors() -> tuple[type[Exception], ...]:
     return ArchCastError, ServiceError, ArchitectureError
 
 
+def _onnx_prediction(args: argparse.Namespace) -> dict:
+    """The ONNX latency response for ``args.model`` (a .onnx file), in-process or through ``args.url``."""
+    data = Path(args.model).read_bytes()
+    if args.url:
+        from archcast.client import Client
+
+        with Client(args.url) as client:
+            return client.predict_onnx(data, args.batch, args.resolution, args.predictor, args.device)
+    from service.local import predict_onnx_local
+
+    return predict_onnx_local(data, args.batch, args.resolution, args.predictor, args.device)
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
+    if args.architecture.endswith(".onnx"):
+        args.model = args.architecture
+        try:
+            body = _onnx_prediction(args)
+        except (*_api_errors(), OSError) as exc:
+            return _report(exc)
+        print(json.dumps(body, indent=1))
+        return 0
     architecture = _architecture_arg(args.architecture)
     try:
         if args.url:
@@ -111,6 +132,30 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         return _report(exc)
     print(json.dumps(body, indent=1))
     return 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    """CI latency gate: exit 0 within budget, 1 over it, 2 on bad input or an unreachable service."""
+    try:
+        body = _onnx_prediction(args)
+    except (*_api_errors(), OSError) as exc:
+        return _report(exc)
+    value, std = body["latency_ms"]["value"], body["latency_ms"]["std"]
+    bound = value + args.sigmas * std
+    verdict = "PASS" if bound <= args.max_latency_ms else "FAIL"
+    margin = f" + {args.sigmas} x std {std:.2f}" if args.sigmas else ""
+    print(
+        f"{verdict}: {args.model} predicted {value:.2f} ms (std {std:.2f}){margin} on {body['device']} "
+        f"at batch {body['batch']}, resolution {body['resolution']}; budget {args.max_latency_ms} ms "
+        f"({body['cost']['flops'] / 1e9:.2f} GFLOPs, {body['cost']['params'] / 1e6:.2f} M params, {body['cost']['nodes']} ops)"
+    )
+    return 0 if verdict == "PASS" else 1
+
+
+def _onnx_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--batch", type=int, default=1, help="ONNX models: batch size for a symbolic batch dimension")
+    parser.add_argument("--resolution", type=int, default=224, help="ONNX models: input resolution for symbolic image dims")
+    parser.add_argument("--device", help="ONNX models: device to predict for, e.g. cpu-ort-1t (default: the loaded one)")
 
 
 def _cmd_rank(args: argparse.Namespace) -> int:
@@ -176,11 +221,23 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(func=_cmd_export)
 
     predict = sub.add_parser("predict", help="predict one architecture, in-process or through a running service (--url)")
-    predict.add_argument("architecture", help="an NB201 arch string, a JSON architecture object, or a file holding one")
+    predict.add_argument(
+        "architecture", help="an NB201 arch string, a JSON architecture object, a file holding one, or an ONNX model (*.onnx)"
+    )
     predict.add_argument("--targets", nargs="+")
     predict.add_argument("--predictor", help="predictor name (default: the loaded one supporting the space)")
     predict.add_argument("--url", help="service base URL, e.g. http://127.0.0.1:8000 (default: predict in-process)")
+    _onnx_options(predict)
     predict.set_defaults(func=_cmd_predict)
+
+    check = sub.add_parser("check", help="CI gate: exit 1 when an ONNX model's predicted latency is over budget")
+    check.add_argument("model", help="ONNX model file")
+    check.add_argument("--max-latency-ms", type=float, required=True, help="latency budget in milliseconds")
+    check.add_argument("--sigmas", type=float, default=0.0, help="compare value + K x std with the budget (default 0)")
+    check.add_argument("--predictor", help="network predictor name (default: the one for --device)")
+    check.add_argument("--url", help="service base URL (default: predict in-process)")
+    _onnx_options(check)
+    check.set_defaults(func=_cmd_check)
 
     rank = sub.add_parser("rank", help="predict every architecture of a JSON-lines file and print the top K by one target")
     rank.add_argument("file", help="one architecture JSON object or NB201 arch string per line (# comments)")

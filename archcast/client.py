@@ -20,6 +20,7 @@ import random
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -69,14 +70,20 @@ def nb101(matrix: Sequence[Sequence[int]], ops: Sequence[str]) -> Architecture:
 
 def darts(normal: Sequence[Sequence[Any]], reduce: Sequence[Sequence[Any]]) -> Architecture:
     """A DARTS genotype: 8 ``(op, input_state)`` pairs for each of the normal and reduction cells."""
-    return {"space": "darts", "normal": [[op, int(state)] for op, state in normal],
-            "reduce": [[op, int(state)] for op, state in reduce]}
+    return {
+        "space": "darts",
+        "normal": [[op, int(state)] for op, state in normal],
+        "reduce": [[op, int(state)] for op, state in reduce],
+    }
 
 
 def graph(nodes: Sequence[str | Mapping[str, Any]], edges: Sequence[Sequence[int]]) -> Architecture:
     """Any DAG: node ops (names or ``{"op", "attrs"}``) and ``[src, dst]`` edges, in any node order."""
-    return {"space": "graph", "nodes": [n if isinstance(n, str) else dict(n) for n in nodes],
-            "edges": [[int(s), int(d)] for s, d in edges]}
+    return {
+        "space": "graph",
+        "nodes": [n if isinstance(n, str) else dict(n) for n in nodes],
+        "edges": [[int(s), int(d)] for s, d in edges],
+    }
 
 
 def as_architecture(item: Mapping[str, Any] | str) -> Architecture:
@@ -92,8 +99,17 @@ def as_architecture(item: Mapping[str, Any] | str) -> Architecture:
 
 
 class _Config:
-    def __init__(self, base_url: str, timeout: float, retries: int, api_key: str | None, max_batch: int, backoff: float,
-                 max_backoff: float, on_retry: RetryHook | None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        timeout: float,
+        retries: int,
+        api_key: str | None,
+        max_batch: int,
+        backoff: float,
+        max_backoff: float,
+        on_retry: RetryHook | None,
+    ) -> None:
         if retries < 0 or max_batch < 1:
             raise ValueError("retries must be >= 0 and max_batch >= 1")
         self.base_url = base_url.rstrip("/")
@@ -166,8 +182,11 @@ def _checked(response: httpx.Response, offset: int = 0) -> Any:
 def _merge(bodies: list[dict[str, Any]]) -> dict[str, Any]:
     if not bodies:
         return {"predictor": None, "version": None, "results": []}
-    return {"predictor": bodies[0]["predictor"], "version": bodies[0]["version"],
-            "results": [result for body in bodies for result in body["results"]]}
+    return {
+        "predictor": bodies[0]["predictor"],
+        "version": bodies[0]["version"],
+        "results": [result for body in bodies for result in body["results"]],
+    }
 
 
 # --- the clients -------------------------------------------------------------------------------------------------
@@ -200,11 +219,20 @@ class Client:
     def close(self) -> None:
         self._http.close()
 
-    def _request(self, method: str, path: str, payload: dict[str, Any] | None = None, offset: int = 0) -> Any:
+    def _request(
+        self,
+        method: str,
+        path: str,
+        payload: dict[str, Any] | None = None,
+        offset: int = 0,
+        content: bytes | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> Any:
         attempt = 0
+        headers = {"content-type": "application/octet-stream"} if content is not None else None
         while True:
             try:
-                response = self._http.request(method, path, json=payload)
+                response = self._http.request(method, path, json=payload, content=content, params=params, headers=headers)
             except httpx.TransportError as exc:
                 outcome: httpx.Response | httpx.TransportError = exc
             else:
@@ -233,6 +261,23 @@ class Client:
     def predictors(self) -> list[dict[str, Any]]:
         """The loaded predictors with spaces, ops and targets (``GET /v1/predictors``)."""
         return self._request("GET", "/v1/predictors")["predictors"]
+
+    def predict_onnx(
+        self,
+        model: bytes | str | Path,
+        batch: int = 1,
+        resolution: int = 224,
+        predictor: str | None = None,
+        device: str | None = None,
+    ) -> dict[str, Any]:
+        """Predicted latency (value, std in ms) and cost summary of a whole ONNX network (``POST /v1/predict/onnx``)."""
+        data = model if isinstance(model, bytes) else Path(model).read_bytes()
+        params = {
+            k: v
+            for k, v in {"batch": batch, "resolution": resolution, "predictor": predictor, "device": device}.items()
+            if v is not None
+        }
+        return self._request("POST", "/v1/predict/onnx", content=data, params=params)
 
     def ready(self) -> bool:
         """Whether the service answers ``GET /readyz`` with ready (one attempt, no retries)."""

@@ -28,7 +28,7 @@ _INDEX = re.compile(r"^architectures\.(\d+)")
 def load_for_local(settings: Settings) -> Registry:
     """Every predictor of ``settings.predictor_dir``; 503 ``not_ready`` when none loads."""
     registry = load_registry(settings.predictor_dir, settings.providers, settings.ort_threads)
-    if not registry.predictors:
+    if not registry.predictors and not registry.networks:
         problems = "; ".join(registry.errors) or f"no predictor cards in {settings.predictor_dir}"
         raise ServiceError(503, "not_ready", f"no predictor is loaded: {problems}")
     return registry
@@ -63,8 +63,9 @@ def predict_local_many(
         for number, request in enumerate(requests):
             try:
                 bodies.append(
-                    await predict(request, registry, NullCache(), max_batch=step, max_nodes=settings.max_nodes,
-                                  data_dir=settings.data_dir)
+                    await predict(
+                        request, registry, NullCache(), max_batch=step, max_nodes=settings.max_nodes, data_dir=settings.data_dir
+                    )
                 )
             except ServiceError as exc:
                 raise ServiceError(exc.status, exc.code, shift_index(exc.message, number * step), exc.headers) from None
@@ -73,5 +74,31 @@ def predict_local_many(
         return bodies
 
     bodies = asyncio.run(run_all())
-    return {"predictor": bodies[0]["predictor"], "version": bodies[0]["version"],
-            "results": [result for body in bodies for result in body["results"]]}
+    return {
+        "predictor": bodies[0]["predictor"],
+        "version": bodies[0]["version"],
+        "results": [result for body in bodies for result in body["results"]],
+    }
+
+
+def predict_onnx_local(
+    data: bytes,
+    batch: int = 1,
+    resolution: int = 224,
+    predictor: str | None = None,
+    device: str | None = None,
+    settings: Settings | None = None,
+) -> dict[str, Any]:
+    """The ``POST /v1/predict/onnx`` body for one ONNX model, in-process (``archcast predict model.onnx``)."""
+    from model.onnx_graph import ParseOptions
+    from service.network_predictor import predict_onnx_bytes
+    from service.routers.predict_onnx import choose_network_predictor
+
+    settings = settings or Settings()
+    if len(data) > settings.max_onnx_bytes:
+        raise ServiceError(
+            413, "body_too_large", f"model of {len(data)} bytes exceeds {settings.max_onnx_bytes} (ARCHCAST_MAX_ONNX_BYTES)"
+        )
+    chosen = choose_network_predictor(load_for_local(settings), predictor, device)
+    options = ParseOptions(batch=batch, resolution=resolution, max_nodes=settings.max_network_nodes)
+    return predict_onnx_bytes(chosen, data, options)

@@ -1,0 +1,241 @@
+"""Whole-network latency quality: noise floor, in-domain and leave-one-family-out, ArchCast vs baselines.
+
+    python -m benchmarks.onnx_latency --data training/datasets/cpu-ort-1t --out benchmarks/results/onnx_latency
+
+Every split is fitted from scratch per seed (selection on validation only; the held-out family never appears in
+training or validation). Transformer runs live in ``--runs`` and resume; finished ones are reused. Writes
+``<out>.json``, ``<out>.md`` and plots (``<out>_scatter.png``, ``<out>_lofo.png``, ``<out>_curve.png``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from benchmarks.machine import describe_machine
+from training.latency_baselines import fit_flops_loglog, fit_gbm, fit_kernel_sum, gbm_inputs, kind_sums
+from training.latency_data import LatencyDataset, Split, in_domain_split, leave_out_split, load_latency_dataset
+from training.latency_metrics import latency_metrics
+from training.latency_trainer import LatencyTrainConfig, train_latency
+
+METHODS = ("archcast", "gbm", "kernel_sum", "flops_loglog")
+METRICS = ("mape", "acc10", "spearman")
+
+
+def noise_floor(data: LatencyDataset) -> dict:
+    diff = 100 * np.abs(data.pass_a_ms - data.pass_b_ms) / ((data.pass_a_ms + data.pass_b_ms) / 2)
+    per_family = {f: float(np.median(diff[data.families == f])) for f in sorted(set(data.families))}
+    return {"median_abs_pct": float(np.median(diff)), "p90_abs_pct": float(np.percentile(diff, 90)), "per_family": per_family}
+
+
+def baseline_predictions(data: LatencyDataset, split: Split, sums: np.ndarray, seed: int) -> dict[str, np.ndarray]:
+    y = data.latency_ms
+    flops = np.array([g.totals()["flops"] for g in data.graphs])
+    fit_rows = np.concatenate([split.train, split.val])  # the baselines have no checkpoint to select
+    gbm_x = gbm_inputs(data.features, sums)
+    return {
+        "flops_loglog": fit_flops_loglog(flops[fit_rows], y[fit_rows])(flops[split.test]),
+        "kernel_sum": fit_kernel_sum(sums[fit_rows], y[fit_rows])(sums[split.test]),
+        "gbm": fit_gbm(gbm_x[split.train], y[split.train], seed)(gbm_x[split.test]),
+    }
+
+
+def summarise(values: list[dict]) -> dict:
+    out = {}
+    for metric in METRICS:
+        xs = [v[metric] for v in values if metric in v]
+        if xs:
+            out[metric] = {"mean": float(np.mean(xs)), "std": float(np.std(xs)), "n": len(xs)}
+    return out
+
+
+def fmt(summary: dict, metric: str) -> str:
+    if metric not in summary:
+        return "-"
+    s = summary[metric]
+    return f"{s['mean']:.3f} ± {s['std']:.3f}" if metric == "spearman" else f"{s['mean']:.1f} ± {s['std']:.1f}"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=Path("training/datasets/cpu-ort-1t"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/onnx_latency"))
+    parser.add_argument("--runs", type=Path, default=Path("runs/onnx_latency"))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument(
+        "--lofo-seeds", type=int, nargs="+", default=None, help="seeds for leave-one-family-out (default --seeds)"
+    )
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--lofo-epochs", type=int, default=None)
+    parser.add_argument("--families", nargs="*", default=None, help="leave-one-family-out only these families")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+
+    started = time.time()
+    data = load_latency_dataset(args.data)
+    sums = np.stack([kind_sums(g) for g in data.graphs])
+    families = sorted(set(data.families))
+    lofo_seeds = args.lofo_seeds or args.seeds
+    jobs: list[tuple[str, Split, int, int]] = [
+        ("in_domain", in_domain_split(data.families, s), s, args.epochs) for s in args.seeds
+    ]
+    for family in args.families or families:
+        jobs += [
+            (f"lofo:{family}", leave_out_split(data.families, family, s), s, args.lofo_epochs or args.epochs) for s in lofo_seeds
+        ]
+
+    per_job = []
+    bar = tqdm(jobs, desc="splits", unit="split")
+    for protocol, split, seed, epochs in bar:
+        bar.set_postfix(split=split.name)
+        cfg = LatencyTrainConfig(seed=seed, epochs=epochs, threads=args.threads)
+        result = train_latency(data, split, cfg, args.runs / split.name, progress=False)
+        predictions = baseline_predictions(data, split, sums, seed)
+        predictions["archcast"] = np.asarray(result["test_pred_ms"])
+        true = data.latency_ms[split.test]
+        entry = {
+            "protocol": protocol,
+            "split": split.name,
+            "seed": seed,
+            "sizes": {"train": len(split.train), "val": len(split.val), "test": len(split.test)},
+            "archcast_train_seconds": result["train_seconds"],
+            "archcast_best_epoch": result["best_epoch"],
+            "metrics": {m: latency_metrics(p, true) for m, p in predictions.items()},
+        }
+        if protocol == "in_domain":
+            entry["per_family"] = {
+                f: {
+                    m: latency_metrics(p[data.families[split.test] == f], true[data.families[split.test] == f])
+                    for m, p in predictions.items()
+                }
+                for f in families
+            }
+            if seed == args.seeds[0]:
+                entry["scatter"] = {
+                    "true": true.tolist(),
+                    "pred": predictions["archcast"].tolist(),
+                    "family": data.families[split.test].tolist(),
+                }
+        per_job.append(entry)
+
+    report = {
+        "command": "python -m benchmarks.onnx_latency " + " ".join(argv or []),
+        "machine": describe_machine(),
+        "dataset": {"networks": len(data), "families": {f: int((data.families == f).sum()) for f in families}},
+        "noise_floor": noise_floor(data),
+        "in_domain": {m: summarise([j["metrics"][m] for j in per_job if j["protocol"] == "in_domain"]) for m in METHODS},
+        "lofo": {
+            f: {m: summarise([j["metrics"][m] for j in per_job if j["protocol"] == f"lofo:{f}"]) for m in METHODS}
+            for f in families
+            if any(j["protocol"] == f"lofo:{f}" for j in per_job)
+        },
+        "seconds": time.time() - started,
+        "runs": per_job,
+    }
+    report["lofo_average"] = {
+        m: {metric: float(np.mean([report["lofo"][f][m][metric]["mean"] for f in report["lofo"]])) for metric in METRICS}
+        for m in METHODS
+        if report["lofo"]
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".json").write_text(json.dumps(report, indent=1))
+    args.out.with_suffix(".md").write_text(markdown(report))
+    plots(report, args.out, args.runs)
+    print(markdown(report))
+
+
+def markdown(report: dict) -> str:
+    noise = report["noise_floor"]
+    lines = [
+        "# Whole-network latency (cpu-ort-1t): ArchCast vs baselines",
+        "",
+        f"Machine: {report['machine']}. Command: `{report['command']}`. {report['dataset']['networks']} measured networks, "
+        f"{len(report['dataset']['families'])} families. Run time {report['seconds'] / 60:.0f} min.",
+        "",
+        "Noise floor (pass A vs pass B, median |diff| / mean): "
+        f"**{noise['median_abs_pct']:.2f} %** (p90 {noise['p90_abs_pct']:.2f} %).",
+        "",
+        "## In-domain (random 70/10/20 split within every family; mean ± std over seeds)",
+        "",
+        "| method | MAPE % | Acc(10 %) % | Spearman |",
+        "|---|---|---|---|",
+    ]
+    for m in METHODS:
+        s = report["in_domain"][m]
+        lines.append(f"| {m} | {fmt(s, 'mape')} | {fmt(s, 'acc10')} | {fmt(s, 'spearman')} |")
+    if report["lofo"]:
+        lines += ["", "## Leave-one-family-out (MAPE % mean ± std over seeds; Spearman in brackets)", ""]
+        lines.append("| held-out family | " + " | ".join(METHODS) + " |")
+        lines.append("|---|" + "---|" * len(METHODS))
+        for family, per_method in report["lofo"].items():
+            cells = [
+                f"{fmt(per_method[m], 'mape')} ({per_method[m].get('spearman', {}).get('mean', float('nan')):.3f})"
+                for m in METHODS
+            ]
+            lines.append(f"| {family} | " + " | ".join(cells) + " |")
+        avg = report["lofo_average"]
+        lines.append(
+            "| **average** | " + " | ".join(f"**{avg[m]['mape']:.1f}** ({avg[m]['spearman']:.3f})" for m in METHODS) + " |"
+        )
+    lines += ["", "Per-family noise floor (%): " + ", ".join(f"{f} {v:.2f}" for f, v in noise["per_family"].items()), ""]
+    return "\n".join(lines)
+
+
+def plots(report: dict, out: Path, runs: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scatter = next((j["scatter"] for j in report["runs"] if "scatter" in j), None)
+    if scatter:
+        fig, ax = plt.subplots(figsize=(6, 6))
+        true, pred, fam = np.array(scatter["true"]), np.array(scatter["pred"]), np.array(scatter["family"])
+        for f in sorted(set(fam)):
+            ax.scatter(true[fam == f], pred[fam == f], s=6, label=f)
+        lo, hi = true.min() * 0.8, true.max() * 1.2
+        ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+        ax.set(
+            xscale="log",
+            yscale="log",
+            xlabel="measured latency (ms)",
+            ylabel="predicted latency (ms)",
+            title="ArchCast in-domain test (seed 0), cpu-ort-1t",
+        )
+        ax.legend(fontsize=6, markerscale=2)
+        fig.savefig(out.with_name(out.name + "_scatter.png"), dpi=120, bbox_inches="tight")
+        plt.close(fig)
+    if report["lofo"]:
+        fig, ax = plt.subplots(figsize=(9, 4))
+        families = list(report["lofo"])
+        width = 0.8 / len(METHODS)
+        for i, m in enumerate(METHODS):
+            ax.bar(np.arange(len(families)) + i * width, [report["lofo"][f][m]["mape"]["mean"] for f in families], width, label=m)
+        ax.set_xticks(np.arange(len(families)) + 0.4 - width / 2, families, rotation=45, ha="right")
+        ax.set(ylabel="MAPE % (held-out family)", yscale="log", title="Leave-one-family-out MAPE")
+        ax.legend(fontsize=7)
+        fig.savefig(out.with_name(out.name + "_lofo.png"), dpi=120, bbox_inches="tight")
+        plt.close(fig)
+    first = next((j for j in report["runs"] if j["protocol"] == "in_domain"), None)
+    history_path = runs / first["split"] / "history.json" if first else None
+    if history_path and history_path.exists():
+        history = json.loads(history_path.read_text())
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.plot([h["epoch"] for h in history], [h["train_loss"] for h in history], label="train loss")
+        ax2 = ax.twinx()
+        val = [(h["epoch"], h["val"]["mape"]) for h in history if "val" in h]
+        ax2.plot(*zip(*val, strict=True), color="C1", label="val MAPE %")
+        ax.set(xlabel="epoch", ylabel="train loss", yscale="log", title=f"training curve ({first['split']})")
+        ax2.set_ylabel("validation MAPE %")
+        fig.legend(fontsize=7)
+        fig.savefig(out.with_name(out.name + "_curve.png"), dpi=120, bbox_inches="tight")
+        plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()

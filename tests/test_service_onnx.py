@@ -1,0 +1,148 @@
+"""``POST /v1/predict/onnx``, ``archcast predict model.onnx`` and the ``archcast check`` CI gate, end to end.
+
+The network predictor is a REAL exported ensemble (two untrained WholeNetworkTransformer members, fixed seeds):
+the tests check plumbing and contracts (value/std from the ONNX graph, costs from the parser, limits, errors),
+not quality, which benchmarks/onnx_latency.py measures.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from fastapi.testclient import TestClient
+from live_server import LiveServer
+from onnx_fixtures import attention_block, conv_net
+
+from archcast.cli import main as cli_main
+from archcast.client import Client
+from model.network_tokenizer import tokenize_networks
+from model.onnx_graph import ParseOptions, parse_onnx
+from service.app import create_app
+from service.settings import Settings
+from training.latency_export import export_ensemble, write_network_card
+from training.network import NetworkConfig
+from training.whole_network import LatencyEnsemble, WholeNetworkTransformer
+
+
+@pytest.fixture(scope="module")
+def network_predictor_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("network-predictor")
+    cfg = NetworkConfig(n_targets=1, d_model=32, n_heads=2, n_layers=1, dropout=0.0)
+    members = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        members.append(WholeNetworkTransformer(cfg, 1.5).eval())
+    export_ensemble(members, directory / "net-test.onnx")
+    write_network_card(directory / "net-test.onnx", "net-test", "0.1", {"device": "cpu-ort-1t"}, {"mape": 1.0}, {})
+    torch.save(members, directory / "members.pt")
+    return directory
+
+
+def expected(directory: Path, data: bytes, resolution: int) -> np.ndarray:
+    members = torch.load(directory / "members.pt", weights_only=False)
+    batch = tokenize_networks([parse_onnx(data, ParseOptions(resolution=resolution))])
+    with torch.no_grad():
+        return LatencyEnsemble(members)(
+            torch.from_numpy(batch.tokens), torch.from_numpy(batch.mask), torch.from_numpy(batch.features)
+        )[0].numpy()
+
+
+@pytest.fixture(scope="module")
+def client(network_predictor_dir: Path):
+    app = create_app(Settings(predictor_dir=network_predictor_dir, max_onnx_bytes=200_000, max_network_nodes=12))
+    with TestClient(app) as c:
+        yield c
+
+
+def test_raw_and_multipart_give_the_ensemble_prediction_and_costs(client: TestClient, network_predictor_dir: Path) -> None:
+    data = conv_net().SerializeToString()
+    raw = client.post("/v1/predict/onnx?resolution=32", content=data, headers={"content-type": "application/octet-stream"})
+    assert raw.status_code == 200, raw.text
+    body = raw.json()
+    value, std = expected(network_predictor_dir, data, 32)
+    assert body["latency_ms"]["value"] == pytest.approx(value, rel=1e-4)
+    assert body["latency_ms"]["std"] == pytest.approx(std, rel=1e-3, abs=1e-6)
+    assert body["latency_ms"]["std"] > 0  # two different members disagree
+    assert body["cost"]["macs"] == 16 * 16 * 16 * 27 + 16 * 16 * 16 * 9 + 160
+    assert body["cost"]["nodes"] == 6 and body["device"] == "cpu-ort-1t" and body["cached"] is False
+    assert body["input_shapes"] == {"x": [1, 3, 32, 32]}
+    multipart = client.post("/v1/predict/onnx?resolution=32", files={"file": ("m.onnx", data)})
+    assert multipart.status_code == 200 and multipart.json()["cached"] is True
+    assert multipart.json()["latency_ms"] == body["latency_ms"]
+
+
+def test_resolution_changes_the_answer_and_the_cache_key(client: TestClient) -> None:
+    data = conv_net().SerializeToString()
+    small = client.post("/v1/predict/onnx?resolution=32", content=data).json()
+    big = client.post("/v1/predict/onnx?resolution=128&batch=2", content=data).json()
+    # convolutions scale with pixels (16x) and batch (2x), the classifier Gemm (160 MACs) with batch only
+    assert big["cost"]["macs"] == pytest.approx(32 * small["cost"]["macs"] - 30 * 160, rel=1e-9)
+    assert big["cached"] is False and big["batch"] == 2
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status", "code"),
+    [
+        ({"content": b"not an onnx model"}, 422, "invalid_onnx"),
+        ({"content": b""}, 422, "invalid_onnx"),
+        ({"json": {"model": "x"}}, 415, "unsupported_media_type"),
+        ({"files": {"other": ("m.onnx", b"x")}}, 422, "missing_file"),
+        ({"content": b"x" * 200_001}, 413, "body_too_large"),
+    ],
+    ids=["garbage", "empty", "json", "multipart-without-file", "oversized"],
+)
+def test_bad_uploads_get_clear_4xx(client: TestClient, kwargs: dict, status: int, code: str) -> None:
+    response = client.post("/v1/predict/onnx", **kwargs)
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["code"] == code
+
+
+def test_limits_are_enforced(client: TestClient) -> None:
+    too_many_nodes = attention_block().SerializeToString()  # 16 ops > max_network_nodes=12
+    response = client.post("/v1/predict/onnx", content=too_many_nodes)
+    assert response.status_code == 413 and response.json()["error"]["code"] == "too_large"
+    response = client.post("/v1/predict/onnx?resolution=4096", content=conv_net().SerializeToString())
+    assert response.status_code == 422 and response.json()["error"]["code"] == "resolution_too_large"
+    response = client.post("/v1/predict/onnx?device=h100", content=conv_net().SerializeToString())
+    assert response.status_code == 404 and response.json()["error"]["code"] == "unknown_predictor"
+
+
+def test_predictors_lists_the_network_predictor(client: TestClient) -> None:
+    (info,) = client.get("/v1/predictors").json()["predictors"]
+    assert info["kind"] == "network" and info["device"] == {"device": "cpu-ort-1t"}
+    assert info["targets"][0]["metrics"] == {"mape": 1.0}
+    assert client.get("/readyz").json()["predictors"] == ["net-test"]
+
+
+def test_cli_predict_and_check_in_process(
+    network_predictor_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ARCHCAST_PREDICTOR_DIR", str(network_predictor_dir))
+    model = tmp_path / "conv.onnx"
+    model.write_bytes(conv_net().SerializeToString())
+    value, _ = expected(network_predictor_dir, model.read_bytes(), 64)
+    assert cli_main(["check", str(model), "--resolution", "64", "--max-latency-ms", str(value * 1.01)]) == 0
+    assert capsys.readouterr().out.startswith("PASS")
+    assert cli_main(["check", str(model), "--resolution", "64", "--max-latency-ms", str(value * 0.99)]) == 1
+    assert capsys.readouterr().out.startswith("FAIL")
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"junk")
+    assert cli_main(["check", str(broken), "--max-latency-ms", "10"]) == 2
+    assert "invalid_onnx" in capsys.readouterr().err
+    assert cli_main(["predict", str(model), "--resolution", "64"]) == 0
+    assert '"latency_ms"' in capsys.readouterr().out
+
+
+def test_client_and_check_through_a_live_server(network_predictor_dir: Path, tmp_path: Path, capsys) -> None:
+    model = tmp_path / "conv.onnx"
+    model.write_bytes(conv_net().SerializeToString())
+    with LiveServer(create_app(Settings(predictor_dir=network_predictor_dir, providers="cpu"))) as server:
+        with Client(server.url) as c:
+            body = c.predict_onnx(model, resolution=32)
+        value, _ = expected(network_predictor_dir, model.read_bytes(), 32)
+        assert body["latency_ms"]["value"] == pytest.approx(value, rel=1e-4)
+        assert cli_main(["check", str(model), "--url", server.url, "--resolution", "32", "--max-latency-ms", "1e6"]) == 0
+        assert "PASS" in capsys.readouterr().out
