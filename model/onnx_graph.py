@@ -17,6 +17,7 @@ import numpy as np
 import onnx
 from google.protobuf.message import DecodeError
 from onnx import TensorProto, helper, shape_inference
+from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
 
 from model.errors import ArchitectureError
 from model.onnx_cost import NodeCost, node_cost
@@ -187,6 +188,21 @@ def _attributes(node: onnx.NodeProto) -> dict[str, Any]:
     return attrs
 
 
+def infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Shapes of every tensor: onnxruntime's symbolic shape inference (follows Shape -> Gather -> Concat -> Reshape
+    chains that torch exports for ``x.view(b, g, c // g, h, w)``), falling back to onnx's own inference."""
+    try:
+        inferred = SymbolicShapeInference.infer_shapes(model, auto_merge=True, guess_output_rank=True)
+        if inferred is not None:
+            return inferred
+    except Exception:  # noqa: BLE001, S110 - any failure falls back to onnx's inference below
+        pass
+    try:
+        return shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
+    except Exception as exc:  # onnx raises several internal error types on malformed graphs
+        raise ArchitectureError("invalid_onnx", f"onnx shape inference failed: {str(exc).splitlines()[0][:300]}") from None
+
+
 def parse_onnx(data: bytes | onnx.ModelProto, options: ParseOptions | None = None) -> NetworkGraph:
     """Parse ONNX bytes (or a decoded model) into a NetworkGraph with shapes and per-node costs."""
     options = options or ParseOptions()
@@ -198,10 +214,7 @@ def parse_onnx(data: bytes | onnx.ModelProto, options: ParseOptions | None = Non
     float_constants: set[str] = set()
     initializer_dims = _strip_initializers(model, float_constants)
     input_shapes = _fix_inputs(graph, set(initializer_dims), options)
-    try:
-        inferred = shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
-    except Exception as exc:  # onnx raises several internal error types on malformed graphs
-        raise ArchitectureError("invalid_onnx", f"onnx shape inference failed: {str(exc).splitlines()[0][:300]}") from None
+    inferred = infer_shapes(model)
     inferred_at = time.perf_counter()
 
     shapes: dict[str, tuple[int, ...]] = dict(initializer_dims)
@@ -236,7 +249,7 @@ def parse_onnx(data: bytes | onnx.ModelProto, options: ParseOptions | None = Non
         for position, name in enumerate(inputs_resolved):
             if not name:
                 continue
-            shape = shapes.get(name, shapes.get(proto.input[position], ()))
+            shape = shapes.get(name, shapes.get(proto.input[position], ()))  # missing: no known shape
             in_shapes.append(shape)
             if name in producer:
                 preds.append(producer[name])
@@ -249,11 +262,12 @@ def parse_onnx(data: bytes | onnx.ModelProto, options: ParseOptions | None = Non
                     f"node {proto.name or proto.op_type!r} reads {name!r}, which no earlier node, input or initializer "
                     "produces (the graph is cyclic or not topologically sorted)",
                 )
-        out_shapes = tuple(shapes.get(name, ()) for name in proto.output if name)
-        for shape in out_shapes:
-            if not shape or any(d < 0 for d in shape):
+        known = [shapes.get(name) for name in proto.output if name]
+        out_shapes = tuple(shape if shape is not None else () for shape in known)
+        for shape in known:
+            if shape is None or any(d < 0 for d in shape):
                 unknown += 1
-            elif int(np.prod(shape, dtype=np.float64)) > options.max_elements:
+            elif float(np.prod(shape, dtype=np.float64)) > options.max_elements:
                 raise ArchitectureError(
                     "too_large",
                     f"node {proto.name or proto.op_type!r} produces shape {list(shape)}, over {options.max_elements} elements",

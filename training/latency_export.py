@@ -37,8 +37,12 @@ def export_ensemble(members: list[WholeNetworkTransformer], onnx_path: Path) -> 
             opset_version=OPSET,
             input_names=["tokens", "mask", "features"],
             output_names=["prediction"],
-            dynamic_axes={"tokens": {0: "batch", 1: "length"}, "mask": {0: "batch", 1: "length"}, "features": {0: "batch"},
-                          "prediction": {0: "batch"}},
+            dynamic_axes={
+                "tokens": {0: "batch", 1: "length"},
+                "mask": {0: "batch", 1: "length"},
+                "features": {0: "batch"},
+                "prediction": {0: "batch"},
+            },
         )
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     with torch.no_grad():

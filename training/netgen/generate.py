@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from tqdm import tqdm
 
 from model.onnx_graph import ParseOptions, parse_onnx
@@ -43,9 +44,37 @@ class NetworkSpec:
     spec: dict[str, Any]
 
 
+MAX_MACS = 4.0e9  # samples above this are redrawn (deterministically): a 1-thread CPU measurement stays under ~0.3 s
+
+
+def count_macs(module: torch.nn.Module, resolution: int) -> float:
+    """Conv2d + Linear multiply-accumulates of one forward pass at batch 1 (attention matmuls excluded)."""
+    total = [0.0]
+
+    def hook(layer: torch.nn.Module, _: object, out: torch.Tensor) -> None:
+        if isinstance(layer, torch.nn.Conv2d):
+            total[0] += out.numel() * layer.in_channels // layer.groups * layer.kernel_size[0] * layer.kernel_size[1]
+        else:
+            total[0] += out.numel() * layer.in_features
+
+    handles = [m.register_forward_hook(hook) for m in module.modules() if isinstance(m, torch.nn.Conv2d | torch.nn.Linear)]
+    with torch.no_grad():
+        module(torch.zeros(1, 3, resolution, resolution))
+    for handle in handles:
+        handle.remove()
+    return total[0]
+
+
 def network_spec(seed: int, index: int, families: tuple[str, ...] = FAMILY_MODULES) -> NetworkSpec:
+    """Network ``index`` of dataset ``seed``: family round-robin, spec redrawn until its MACs fit ``MAX_MACS``."""
     name = families[index % len(families)]
-    return NetworkSpec(index, name, family(name).sample(random.Random(f"{seed}:{index}")))
+    fam = family(name)
+    attempt = 0
+    while True:
+        spec = fam.sample(random.Random(f"{seed}:{index}" if attempt == 0 else f"{seed}:{index}:{attempt}"))
+        if count_macs(fam.build(spec).eval(), int(spec["resolution"])) <= MAX_MACS:
+            return NetworkSpec(index, name, spec)
+        attempt += 1
 
 
 def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
@@ -82,6 +111,11 @@ def read_graphs(directory: Path) -> dict[int, dict[str, Any]]:
 
 def _append(path: Path, lines: list[str], compress: bool = False) -> None:
     payload = "".join(line + "\n" for line in lines).encode()
+    if not compress and path.exists() and path.stat().st_size:
+        with path.open("rb") as handle:
+            handle.seek(-1, os.SEEK_END)
+            if handle.read(1) != b"\n":
+                payload = b"\n" + payload  # end a line cut by a kill, so it stays one bad line
     with path.open("ab") as handle:
         handle.write(gzip.compress(payload) if compress else payload)
         handle.flush()
@@ -107,23 +141,31 @@ def _measure_chunk(models: dict[int, bytes], settings: MeasureSettings, rng: ran
     return results
 
 
-def generate(directory: Path, count: int, seed: int = 0, chunk: int = 12, settings: MeasureSettings | None = None) -> None:
+def generate(
+    directory: Path,
+    count: int,
+    seed: int = 0,
+    chunk: int = 12,
+    settings: MeasureSettings | None = None,
+    families: tuple[str, ...] = FAMILY_MODULES,
+    progress: bool = True,
+) -> None:
     settings = settings or MeasureSettings()
     directory.mkdir(parents=True, exist_ok=True)
     meta_path = directory / META
-    meta = {"seed": seed, "families": list(FAMILY_MODULES), "measure": settings.to_dict(), **environment()}
+    meta = {"seed": seed, "families": list(families), "measure": settings.to_dict(), **environment()}
     if meta_path.exists():
         previous = json.loads(meta_path.read_text())
-        if previous.get("seed") != seed or previous.get("families") != list(FAMILY_MODULES):
+        if previous.get("seed") != seed or previous.get("families") != list(families):
             raise SystemExit(f"{directory} holds a dataset with another seed or family list; use another directory")
     meta_path.write_text(json.dumps(meta, indent=2) + "\n")
     done = done_ids(directory)
     todo = [i for i in range(count) if i not in done]
     rng = random.Random(f"order:{seed}:{len(done)}")
-    bar = tqdm(total=count, initial=count - len(todo), desc="networks", unit="net", smoothing=0.05)
+    bar = tqdm(total=count, initial=count - len(todo), desc="networks", unit="net", smoothing=0.05, disable=not progress)
     for start in range(0, len(todo), chunk):
         ids = todo[start : start + chunk]
-        specs = {i: network_spec(seed, i) for i in ids}
+        specs = {i: network_spec(seed, i, families) for i in ids}
         models: dict[int, bytes] = {}
         records: dict[int, dict[str, Any]] = {}
         graph_lines = []

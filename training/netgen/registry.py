@@ -1,6 +1,6 @@
 """One family name -> its spec sampler and its torch constructor (like timm's model registry).
 
-Each module in ``training.netgen.families`` defines ``NAME``, ``sample(rng) -> dict`` (a JSON-serialisable spec that
+Each module in ``training.netgen.zoo`` defines ``NAME``, ``sample(rng) -> dict`` (a JSON-serialisable spec that
 always holds ``"resolution"``) and ``build(spec) -> nn.Module`` (input ``(batch, 3, resolution, resolution)``).
 The spec alone regenerates the network: the dataset commits specs and measurements, never weights.
 """
@@ -43,7 +43,7 @@ class Family:
 def family(name: str) -> Family:
     if name not in FAMILY_MODULES:
         raise KeyError(f"unknown family {name!r}; known: {', '.join(FAMILY_MODULES)}")
-    module = importlib.import_module(f"training.netgen.families.{name}")
+    module = importlib.import_module(f"training.netgen.zoo.{name}")
     return Family(name=module.NAME, sample=module.sample, build=module.build)
 
 

@@ -1,0 +1,56 @@
+"""The dataset generator end to end: specs are reproducible, runs resume without loss or duplicates, records parse."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from model.onnx_graph import NetworkGraph
+from training.latency_data import load_latency_dataset, random_topological_order
+from training.netgen.generate import GRAPHS, MEASUREMENTS, done_ids, generate, network_spec, read_graphs, read_jsonl
+from training.netgen.measure import MeasureSettings
+
+FAMILIES = ("squeezenet", "shufflenet")
+FAST = MeasureSettings(warmup=1, min_runs=2, max_runs=3, min_time_s=0.0)
+
+
+def test_specs_are_a_function_of_seed_and_index() -> None:
+    assert network_spec(0, 5) == network_spec(0, 5)
+    assert network_spec(0, 5) != network_spec(1, 5)
+    assert network_spec(0, 3, FAMILIES).family == FAMILIES[1]
+
+
+def test_generate_resumes_without_duplicates(tmp_path: Path) -> None:
+    generate(tmp_path, 2, seed=0, chunk=2, settings=FAST, families=FAMILIES, progress=False)
+    assert done_ids(tmp_path) == {0, 1}
+    # simulate a kill in the middle of the next chunk: a half-written measurement line
+    with (tmp_path / MEASUREMENTS).open("a") as handle:
+        handle.write('{"id": 2, "fam')
+    generate(tmp_path, 4, seed=0, chunk=2, settings=FAST, families=FAMILIES, progress=False)
+    ids = [r["id"] for r in read_jsonl(tmp_path / MEASUREMENTS)]
+    assert sorted(ids) == [0, 1, 2, 3]
+    records = list(read_jsonl(tmp_path / MEASUREMENTS))
+    for record in records:
+        assert record["latency_ms"] == pytest.approx((record["a"]["min_ms"] + record["b"]["min_ms"]) / 2)
+        assert record["spec"] == network_spec(0, record["id"], FAMILIES).spec
+    graphs = read_graphs(tmp_path)
+    assert set(graphs) == {0, 1, 2, 3} and (tmp_path / GRAPHS).exists()
+    graph = NetworkGraph.from_dict(graphs[0])
+    assert graph.totals()["flops"] == pytest.approx(records[0]["totals"]["flops"])
+    meta = json.loads((tmp_path / "meta.json").read_text())
+    assert meta["device"] == "cpu-ort-1t" and meta["families"] == list(FAMILIES)
+
+
+def test_dataset_loads_and_orders_are_topological(tmp_path: Path) -> None:
+    import random
+
+    generate(tmp_path, 2, seed=3, chunk=2, settings=FAST, families=FAMILIES, progress=False)
+    data = load_latency_dataset(tmp_path, progress=False)
+    assert len(data) == 2 and set(data.families) <= set(FAMILIES)
+    src, dst = data.edges[0]
+    order = random_topological_order(data.nodes[0].shape[0], src, dst, random.Random(0))
+    position = {node: k for k, node in enumerate(order.tolist())}
+    assert sorted(order.tolist()) == list(range(data.nodes[0].shape[0]))
+    assert all(position[s] < position[d] for s, d in zip(src.tolist(), dst.tolist(), strict=True))

@@ -1,0 +1,1 @@
+"""Architecture families of the whole-network dataset: one module per family (see ``training.netgen.registry``)."""
