@@ -1,0 +1,86 @@
+"""The architecture zoo: reproducible specs, valid ONNX exports, and canonical members that match published sizes.
+
+Published multiply-accumulate counts (torchvision model docs "GFLOPS", which count MACs of conv/linear layers) pin
+each family's canonical configuration to the real network; the ONNX cost model is then checked against the torch
+count on real exports, including a ViT where attention matmuls add exactly 2 * depth * T^2 * D MACs.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from model.onnx_graph import ParseOptions, parse_onnx
+from training.netgen.export import build_network, export_onnx_bytes
+from training.netgen.generate import count_macs
+from training.netgen.registry import FAMILY_MODULES, family
+
+PUBLISHED_GMACS = {
+    "resnet18": 1.81, "resnet50": 4.09, "resnext50_32x4d": 4.23, "mobilenet_v2": 0.30, "mobilenet_v3_large": 0.22,
+    "mobilenet_v3_small": 0.056, "efficientnet_b0": 0.39, "mnasnet1_0": 0.31, "squeezenet1_1": 0.35, "googlenet": 1.50,
+    "densenet121": 2.83, "regnet_x_400mf": 0.41, "regnet_y_800mf": 0.83, "shufflenet_v2_x1_0": 0.14, "convnext_tiny": 4.46,
+}
+
+
+def canonical(name: str) -> tuple[str, dict]:
+    for fam in FAMILY_MODULES:
+        module = __import__(f"training.netgen.zoo.{fam}", fromlist=["canonical"])
+        for spec in module.canonical():
+            if spec["name"] == name:
+                return fam, spec
+    raise KeyError(name)
+
+
+@pytest.mark.parametrize("name", FAMILY_MODULES)
+def test_sampling_is_reproducible_and_serialisable(name: str) -> None:
+    fam = family(name)
+    specs = [fam.sample(random.Random(f"t:{i}")) for i in range(20)]
+    assert specs == [fam.sample(random.Random(f"t:{i}")) for i in range(20)]
+    assert len({json.dumps(s, sort_keys=True) for s in specs}) >= 15  # real variety
+    for spec in specs:
+        assert 64 <= spec["resolution"] <= 256 and spec["num_classes"] in (10, 100, 1000)
+        assert json.loads(json.dumps(spec)) == spec
+
+
+@pytest.mark.parametrize("name", FAMILY_MODULES)
+def test_a_sample_exports_and_runs(name: str) -> None:
+    spec = family(name).sample(random.Random("export"))
+    data = export_onnx_bytes(build_network(name, spec), spec["resolution"])
+    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    x = np.zeros((1, 3, spec["resolution"], spec["resolution"]), np.float32)
+    (out,) = session.run(None, {"input": x})
+    assert out.shape == (1, spec["num_classes"])
+    graph = parse_onnx(data, ParseOptions(resolution=spec["resolution"]))
+    assert graph.unknown_shapes == 0
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED_GMACS))
+def test_canonical_members_match_published_size(name: str) -> None:
+    fam, spec = canonical(name)
+    macs = count_macs(family(fam).build(spec).eval(), spec["resolution"])
+    assert macs / 1e9 == pytest.approx(PUBLISHED_GMACS[name], rel=0.05)
+
+
+def test_onnx_cost_model_agrees_with_torch_on_a_real_cnn() -> None:
+    fam, spec = canonical("resnet18")
+    module = build_network(fam, spec)
+    graph = parse_onnx(export_onnx_bytes(module, 224))
+    assert graph.totals()["macs"] == pytest.approx(count_macs(module, 224), rel=1e-9)
+    # torchvision resnet18 has 11,689,512 parameters; folding each BN (scale + shift) into a conv bias saves one per
+    # channel, and its BNs have 4,800 channels
+    assert graph.totals()["params"] == 11_689_512 - 4_800
+
+
+def test_onnx_cost_model_counts_attention_on_a_real_vit() -> None:
+    fam, spec = canonical("vit_tiny_16")
+    module = build_network(fam, spec)
+    graph = parse_onnx(export_onnx_bytes(module, 224))
+    tokens, dim, depth = 14 * 14 + 1, 192, 12
+    attention = 2 * depth * tokens * tokens * dim  # Q.K^T and A.V per block
+    assert graph.totals()["macs"] == pytest.approx(count_macs(module, 224) + attention, rel=1e-9)
+    assert sum(n.op_type == "Softmax" for n in graph.nodes) == depth
+    assert sum(n.op_type == "LayerNormalization" for n in graph.nodes) == 2 * depth + 1
