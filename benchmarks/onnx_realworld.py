@@ -1,0 +1,188 @@
+"""Real-world check of the shipped whole-network predictor, and upload-to-answer time through HTTP.
+
+    python -m benchmarks.onnx_realworld --out benchmarks/results/onnx_realworld
+
+Networks: the canonical members of every zoo family (ResNet-18/50, ResNeXt-50, MobileNetV2/V3, EfficientNet-B0,
+MnasNet, SqueezeNet 1.1, GoogLeNet, DenseNet-121, RegNet, ShuffleNetV2, ViT-Ti/S, ConvNeXt-T, Swin-T) at 224:
+the published configurations, not samples (the largest ones are above the dataset's 4 GMAC cap, so they lie
+outside its range). Each is measured like the dataset (2 passes, minimum) and predicted by the shipped predictor;
+the FLOPs log-log and kernel-sum baselines are fitted on the whole dataset for comparison. Then a ~100 MB ONNX
+(ResNet-50 with weights) and a weight-free copy are POSTed to a live server: median of 5 upload-to-answer times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import onnx
+from onnx import TensorProto
+
+from benchmarks.machine import describe_machine
+from model.card import PREDICTOR_DIR
+from model.onnx_graph import ParseOptions, parse_onnx
+from service.network_predictor import predict_onnx_bytes
+from service.predictor import load_registry
+from training.latency_baselines import fit_flops_loglog, fit_kernel_sum, kind_sums
+from training.latency_data import load_latency_dataset
+from training.latency_metrics import latency_metrics
+from training.netgen.export import build_network, export_onnx_bytes
+from training.netgen.measure import measure_pass
+from training.netgen.registry import FAMILY_MODULES
+
+SKIP = {"vgg11_bn", "vgg16_bn"}  # 0.5 GB of weights each; measured VGG variants are in the dataset
+
+
+def canonical_networks() -> list[tuple[str, str, dict]]:
+    out = []
+    for fam in FAMILY_MODULES:
+        module = __import__(f"training.netgen.zoo.{fam}", fromlist=["canonical"])
+        out += [(fam, spec["name"], spec) for spec in module.canonical() if spec["name"] not in SKIP]
+    return out
+
+
+def weight_free(data: bytes) -> bytes:
+    """The same model with every large initializer turned into an external-data reference to a file that is not sent."""
+    model = onnx.load_from_string(data)
+    for tensor in model.graph.initializer:
+        if len(tensor.raw_data) > 1024:
+            tensor.ClearField("raw_data")
+            tensor.data_location = TensorProto.EXTERNAL
+            entry = tensor.external_data.add()
+            entry.key, entry.value = "location", "weights.bin"
+    return model.SerializeToString()
+
+
+def upload_times(url: str, data: bytes, repeats: int = 5) -> float:
+    times = []
+    with httpx.Client(base_url=url, timeout=120) as client:
+        for i in range(repeats):
+            started = time.perf_counter()
+            # a distinct resolution each time defeats the cache, so every upload is parsed and predicted
+            response = client.post(f"/v1/predict/onnx?resolution={224 + 32 * (i % 2)}&batch={1 + i}", content=data)
+            times.append(time.perf_counter() - started)
+            response.raise_for_status()
+    return statistics.median(times)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=Path("training/datasets/cpu-ort-1t"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/onnx_realworld"))
+    args = parser.parse_args(argv)
+
+    registry = load_registry(PREDICTOR_DIR, "cpu", 1)
+    (predictor,) = registry.networks.values()
+    data = load_latency_dataset(args.data)
+    flops_fit = fit_flops_loglog(np.array([g.totals()["flops"] for g in data.graphs]), data.latency_ms)
+    kernel_fit = fit_kernel_sum(np.stack([kind_sums(g) for g in data.graphs]), data.latency_ms)
+
+    rows = []
+    for fam, name, spec in canonical_networks():
+        onnx_bytes = export_onnx_bytes(build_network(fam, spec), 224)
+        measured = min(measure_pass(onnx_bytes).min_ms, measure_pass(onnx_bytes).min_ms)
+        body = predict_onnx_bytes(predictor, onnx_bytes, ParseOptions())
+        graph = parse_onnx(onnx_bytes)
+        rows.append(
+            {
+                "network": name,
+                "family": fam,
+                "gmacs": graph.totals()["macs"] / 1e9,
+                "measured_ms": measured,
+                "archcast_ms": body["latency_ms"]["value"],
+                "archcast_std_ms": body["latency_ms"]["std"],
+                "flops_loglog_ms": float(flops_fit(np.array([graph.totals()["flops"]]))[0]),
+                "kernel_sum_ms": float(kernel_fit(kind_sums(graph)[None])[0]),
+            }
+        )
+        print(json.dumps(rows[-1]), flush=True)
+    true = np.array([r["measured_ms"] for r in rows])
+    summary = {
+        m: latency_metrics(np.array([r[f"{m}_ms"] for r in rows]), true) for m in ("archcast", "kernel_sum", "flops_loglog")
+    }
+
+    heavy = export_onnx_bytes(build_network("resnet", next(s for f, n, s in canonical_networks() if n == "resnet50")), 224)
+    light = weight_free(heavy)
+    timing = serve_and_time(heavy, light)
+    report = {
+        "command": "python -m benchmarks.onnx_realworld " + " ".join(argv or []),
+        "machine": describe_machine(),
+        "predictor": f"{predictor.name} {predictor.card.version}",
+        "networks": rows,
+        "summary": summary,
+        "upload": {"resnet50_bytes": len(heavy), "weight_free_bytes": len(light), **timing},
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".json").write_text(json.dumps(report, indent=1))
+    args.out.with_suffix(".md").write_text(markdown(report))
+    print(markdown(report))
+
+
+def serve_and_time(heavy: bytes, light: bytes) -> dict[str, float]:
+    import socket
+    import threading
+
+    import uvicorn
+
+    from service.app import create_app
+    from service.settings import Settings
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(Settings(providers="cpu")), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        return {
+            "resnet50_upload_to_answer_s": upload_times(url, heavy),
+            "weight_free_upload_to_answer_s": upload_times(url, light),
+        }
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def markdown(report: dict) -> str:
+    lines = [
+        "# Real-world networks (not in the dataset) on cpu-ort-1t",
+        "",
+        f"Machine: {report['machine']}. Predictor: {report['predictor']}. Command: `{report['command']}`.",
+        "",
+        "| network | GMACs | measured ms | ArchCast ms (std) | error % | kernel-sum ms | FLOPs fit ms |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in report["networks"]:
+        error = 100 * (r["archcast_ms"] - r["measured_ms"]) / r["measured_ms"]
+        lines.append(
+            f"| {r['network']} | {r['gmacs']:.2f} | {r['measured_ms']:.1f} | "
+            f"{r['archcast_ms']:.1f} ({r['archcast_std_ms']:.1f}) | "
+            f"{error:+.1f} | {r['kernel_sum_ms']:.1f} | {r['flops_loglog_ms']:.1f} |"
+        )
+    lines += ["", "| method | MAPE % | Acc(10 %) % | Spearman |", "|---|---|---|---|"]
+    for m, s in report["summary"].items():
+        lines.append(f"| {m} | {s['mape']:.1f} | {s['acc10']:.0f} | {s.get('spearman', float('nan')):.3f} |")
+    u = report["upload"]
+    lines += [
+        "",
+        "Upload to answer through HTTP (median of 5, cache defeated): "
+        f"ResNet-50 with weights ({u['resnet50_bytes'] / 1e6:.0f} MB) "
+        f"**{u['resnet50_upload_to_answer_s']:.2f} s**; weight-free copy ({u['weight_free_bytes'] / 1e3:.0f} kB) "
+        f"**{u['weight_free_upload_to_answer_s']:.3f} s**.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""Ship the whole-network latency predictor: the in-domain seed runs as one ONNX ensemble plus its model card.
+
+    python -m training.latency_ship --data training/datasets/cpu-ort-1t --runs runs/onnx_latency --name cpu-ort-1t-v1
+
+The card carries the ensemble's metrics on the in-domain test split (never seen by any member: all members share
+split seed 0), the uncertainty calibration (share of true latencies inside the predicted +-1 and +-2 std), the
+device (CPU model, onnxruntime version) and each member's training time on this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from model.card import PREDICTOR_DIR
+from model.network_tokenizer import assemble_tokens, batch_network_tokens
+from training.latency_data import in_domain_split, load_latency_dataset
+from training.latency_export import export_ensemble, write_network_card
+from training.latency_metrics import latency_metrics
+from training.latency_trainer import LatencyTrainConfig
+from training.whole_network import WholeNetworkTransformer
+
+
+def predict_onnx_rows(session: ort.InferenceSession, data, rows: np.ndarray) -> np.ndarray:  # noqa: ANN001
+    out = np.zeros((len(rows), 2))
+    for start in range(0, len(rows), 32):
+        chunk = rows[start : start + 32]
+        matrices = [assemble_tokens(data.nodes[r], *data.edges[r]) for r in chunk]
+        batch = batch_network_tokens(matrices, [data.features[r] for r in chunk])
+        (pred,) = session.run(None, {"tokens": batch.tokens, "mask": batch.mask, "features": batch.features})
+        out[start : start + len(chunk)] = pred
+    return out
+
+
+def calibration(value: np.ndarray, std: np.ndarray, true: np.ndarray) -> dict[str, float]:
+    """Share of true values within k std of the prediction, in log space (the ensemble's spread is log-normal)."""
+    z = np.abs(np.log(true) - np.log(value)) / np.maximum(std / value, 1e-9)
+    return {"within_1std_pct": float(100 * (z <= 1).mean()), "within_2std_pct": float(100 * (z <= 2).mean())}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=Path("training/datasets/cpu-ort-1t"))
+    parser.add_argument("--runs", type=Path, default=Path("runs/onnx_latency"))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--out", type=Path, default=PREDICTOR_DIR)
+    parser.add_argument("--name", default="cpu-ort-1t-v1")
+    parser.add_argument("--version", default="1.0.0")
+    args = parser.parse_args(argv)
+
+    data = load_latency_dataset(args.data)
+    split = in_domain_split(data.families, 0)
+    members, seconds = [], []
+    for seed in args.seeds:
+        run = args.runs / f"in_domain_seed{seed}"
+        result = json.loads((run / "result.json").read_text())
+        cfg = LatencyTrainConfig(**{**result["config"], "network": result["config"]["network"]})
+        member = WholeNetworkTransformer(cfg.network_config())
+        member.load_state_dict(torch.load(run / "best.pt"))
+        members.append(member.eval())
+        seconds.append(result["train_seconds"])
+    onnx_path = args.out / f"{args.name}.onnx"
+    export_ensemble(members, onnx_path)
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    pred = predict_onnx_rows(session, data, split.test)
+    true = data.latency_ms[split.test]
+    metrics = {**latency_metrics(pred[:, 0], true), **calibration(pred[:, 0], pred[:, 1], true)}
+    meta = json.loads((args.data / "meta.json").read_text())
+    device = {k: meta[k] for k in ("device", "cpu", "onnxruntime") if k in meta}
+    device.update({"threads": 1, "batch": 1, "dtype": "float32", "provider": "CPUExecutionProvider"})
+    training = {
+        "dataset": str(args.data), "networks": len(data), "split": "in_domain seed 0 (70/10/20 within every family)",
+        "train": len(split.train), "val": len(split.val), "test": len(split.test), "members": len(members),
+        "member_seeds": args.seeds, "member_train_seconds": seconds, "machine": "2-core shared CPU, 1 torch thread per member",
+    }
+    card = write_network_card(onnx_path, args.name, args.version, device, metrics, training)
+    print(json.dumps(metrics, indent=1))
+    print(f"wrote {onnx_path} ({onnx_path.stat().st_size / 1e6:.1f} MB) and {card}")
+
+
+if __name__ == "__main__":
+    main()
