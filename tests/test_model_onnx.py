@@ -129,3 +129,20 @@ def test_hand_built_models_are_valid_onnx() -> None:
         session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
         feed = {i.name: np.zeros([d if isinstance(d, int) else 1 for d in i.shape], np.float32) for i in session.get_inputs()}
         session.run(None, feed)
+
+
+def test_thousands_of_nodes_parse_and_tokenize() -> None:
+    """A 4,000-op graph (residual chain of Relu/Add) stays within the documented node limit (4,096) and parses."""
+    nodes, previous = [], "x"
+    for i in range(2000):
+        nodes.append(helper.make_node("Relu", [previous], [f"r{i}"]))
+        nodes.append(helper.make_node("Add", [f"r{i}", previous], [f"a{i}"]))
+        previous = f"a{i}"
+    nodes[-1].output[0] = "y"
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64])
+    graph = parse_onnx(model_from(nodes, [x], [y], []).SerializeToString())
+    assert graph.n == 4000 and graph.unknown_shapes == 0
+    assert graph.nodes[-1].inputs == (3997, 3998)
+    batch = tokenize_networks([graph])
+    assert batch.tokens.shape == (1, 4000, NETWORK_TOKEN_DIM) and np.isfinite(batch.tokens).all()
