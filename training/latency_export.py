@@ -19,8 +19,8 @@ from training.whole_network import LatencyEnsemble, WholeNetworkTransformer
 OPSET = 17
 
 
-def export_ensemble(members: list[WholeNetworkTransformer], onnx_path: Path) -> None:
-    ensemble = LatencyEnsemble(members).eval()
+def export_ensemble(members: list[WholeNetworkTransformer], onnx_path: Path, std_scale: float = 1.0) -> None:
+    ensemble = LatencyEnsemble(members, std_scale).eval()
     length = 7
     example = (
         torch.randn(2, length, NETWORK_TOKEN_DIM),

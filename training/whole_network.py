@@ -55,13 +55,15 @@ class LatencyEnsemble(nn.Module):
     exp(mean) and exp(mean) * std (the first-order std of the latency), so the service gets value and spread.
     """
 
-    def __init__(self, members: list[WholeNetworkTransformer]) -> None:
+    def __init__(self, members: list[WholeNetworkTransformer], std_scale: float = 1.0) -> None:
         super().__init__()
         self.members = nn.ModuleList(members)
+        # members trained on one split agree more than they err: the spread is scaled (fitted on validation only)
+        self.register_buffer("std_scale", torch.tensor(float(std_scale)))
 
     def forward(self, tokens: torch.Tensor, mask: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         logs = torch.cat([m(tokens, mask, features) for m in self.members], dim=1)
         mean = logs.mean(dim=1, keepdim=True)
-        std = logs.std(dim=1, keepdim=True, unbiased=False) if len(self.members) > 1 else torch.zeros_like(mean)
+        std = logs.std(dim=1, keepdim=True, unbiased=False) * self.std_scale if len(self.members) > 1 else torch.zeros_like(mean)
         value = torch.exp(mean)
         return torch.cat([value, value * std], dim=1)
