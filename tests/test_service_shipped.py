@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -118,3 +119,28 @@ def test_renumbered_graph_is_invariant(shipped: TestClient) -> None:
         assert response.status_code == 200, response.text
         results.append(response.json()["results"][0])
     assert results[0] == results[1]
+
+
+def test_shipped_network_predictor_reproduces_its_card_metrics() -> None:
+    """The shipped whole-network ensemble, run through the service's own path, gives its card's test MAPE."""
+    from model.network_tokenizer import tokenize_networks
+    from service.predictor import load_registry
+    from training.latency_data import in_domain_split, load_latency_dataset
+    from training.latency_metrics import latency_metrics
+
+    dataset = Path(__file__).parents[1] / "training" / "datasets" / "cpu-ort-1t"
+    registry = load_registry(PREDICTOR_DIR, "cpu", 1)
+    network = next(p for p in registry.networks.values() if p.card.name == "cpu-ort-1t-v1")
+    data = load_latency_dataset(dataset, progress=False)
+    split = in_domain_split(data.families, 0)
+    predictions = []
+    for start in range(0, len(split.test), 64):
+        batch = tokenize_networks([data.graphs[r] for r in split.test[start : start + 64]])
+        (pred,) = network.session.run(None, {"tokens": batch.tokens, "mask": batch.mask, "features": batch.features})
+        predictions.append(pred)
+    pred = np.concatenate(predictions)
+    metrics = latency_metrics(pred[:, 0], data.latency_ms[split.test])
+    card = network.card.targets[0].metrics
+    assert metrics["mape"] == pytest.approx(card["mape"], rel=1e-3)
+    assert metrics["spearman"] == pytest.approx(card["spearman"], rel=1e-3)
+    assert (pred[:, 1] > 0).all()

@@ -1,1 +1,0 @@
-"""Family modules: one file per architecture family (see ``training.netgen.registry``)."""
