@@ -17,7 +17,6 @@ import numpy as np
 import onnx
 from google.protobuf.message import DecodeError
 from onnx import TensorProto, helper, shape_inference
-from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
 
 from model.errors import ArchitectureError
 from model.onnx_cost import NodeCost, node_cost
@@ -191,6 +190,9 @@ def _attributes(node: onnx.NodeProto) -> dict[str, Any]:
 def infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
     """Shapes of every tensor: onnxruntime's symbolic shape inference (follows Shape -> Gather -> Concat -> Reshape
     chains that torch exports for ``x.view(b, g, c // g, h, w)``), falling back to onnx's own inference."""
+    # imported here: onnxruntime.tools imports torch when it is installed, and the service must not load torch at start-up
+    from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+
     try:
         inferred = SymbolicShapeInference.infer_shapes(model, auto_merge=True, guess_output_rank=True)
         if inferred is not None:
