@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
+from model.card import ModelCard
 from service.deps import get_registry
 from service.predictor import Registry
 from service.schemas import PredictorInfo, PredictorList, TargetInfo
@@ -13,27 +14,17 @@ from service.schemas import PredictorInfo, PredictorList, TargetInfo
 router = APIRouter(prefix="/v1", tags=["predictors"])
 
 
+def _info(card: ModelCard, provider: str) -> PredictorInfo:
+    targets = [TargetInfo(name=t.name, unit=t.unit, description=t.description, metrics=t.metrics) for t in card.targets]
+    return PredictorInfo(
+        name=card.name, version=card.version, spaces=card.spaces, ops=card.ops, targets=targets, provider=provider,
+        kind=card.kind, device=card.device,
+    )
+
+
 @router.get("/predictors", response_model=PredictorList)
 def list_predictors(registry: Annotated[Registry, Depends(get_registry)]) -> PredictorList:
-    infos = []
-    for name in sorted(registry.predictors):
-        predictor = registry.predictors[name]
-        card = predictor.card
-        targets = [TargetInfo(name=t.name, unit=t.unit, description=t.description, metrics=t.metrics) for t in card.targets]
-        infos.append(
-            PredictorInfo(
-                name=card.name, version=card.version, spaces=card.spaces, ops=card.ops, targets=targets,
-                provider=predictor.provider,
-            )
-        )
-    for name in sorted(registry.networks):
-        network = registry.networks[name]
-        card = network.card
-        targets = [TargetInfo(name=t.name, unit=t.unit, description=t.description, metrics=t.metrics) for t in card.targets]
-        infos.append(
-            PredictorInfo(
-                name=card.name, version=card.version, spaces=card.spaces, ops=card.ops, targets=targets,
-                provider=network.provider, kind="network", device=card.device,
-            )
-        )
-    return PredictorList(predictors=infos)
+    """Cell predictors, then whole-network (ONNX) predictors, each sorted by name."""
+    cells = [_info(registry.predictors[n].card, registry.predictors[n].provider) for n in sorted(registry.predictors)]
+    networks = [_info(registry.networks[n].card, registry.networks[n].provider) for n in sorted(registry.networks)]
+    return PredictorList(predictors=cells + networks)
