@@ -15,7 +15,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from service.main import serve
     from service.settings import Settings
 
-    overrides = {k: v for k, v in {"host": args.host, "port": args.port}.items() if v is not None}
+    given = {"host": args.host, "port": args.port, "workers": args.workers}
+    overrides = {k: v for k, v in given.items() if v is not None}
     serve(Settings(**overrides))
     return 0
 
@@ -181,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="start the prediction service (settings from ARCHCAST_* environment variables)")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int, help="worker processes (default: ARCHCAST_WORKERS or 1)")
     serve.set_defaults(func=_cmd_serve)
 
     split = sub.add_parser("split", help="write NB201 split files (train / val / test disjoint)")

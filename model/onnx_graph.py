@@ -9,7 +9,9 @@ and zero cost rather than failing the request.
 
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +25,7 @@ from model.onnx_cost import NodeCost, node_cost
 
 DEFAULT_MAX_NETWORK_NODES = 4096
 DEFAULT_MAX_ELEMENTS = 2**31  # per tensor: guards against giant declared dimensions
+MAX_INITIALIZER_ELEMENTS = 2**40  # declared weight shapes only (never allocated); beyond it costs overflow
 SMALL_INITIALIZER = 64  # initializers up to this many elements stay (shape constants for data propagation)
 SKIPPED_OPS = frozenset({"Constant", "Identity"})
 
@@ -132,13 +135,19 @@ def _fix_inputs(graph: onnx.GraphProto, initializer_names: set[str], options: Pa
         for axis, dim in enumerate(tensor_shape.dim):
             if dim.HasField("dim_value") and dim.dim_value > 0:
                 continue
+            if dim.HasField("dim_value"):
+                raise ArchitectureError(
+                    "invalid_shape",
+                    f"input {value.name!r} declares dimension {dim.dim_value} on axis {axis}; dimensions must be positive "
+                    "(leave a dimension symbolic to have it set from the request)",
+                )
             fill = options.batch if axis == 0 else options.resolution if rank == 4 and axis >= 2 else 1
             dim.Clear()
             dim.dim_value = fill
         dims = _dims(tensor_shape)
-        if int(np.prod(dims, dtype=np.float64)) > options.max_elements:
+        if float(np.prod(dims, dtype=np.float64)) > options.max_elements:  # float: inf for absurd shapes
             raise ArchitectureError(
-                "too_large", f"input {value.name!r} declares shape {list(dims)}, over {options.max_elements} elements"
+                "too_large", f"input {value.name!r} declares shape {list(dims)[:16]}, over {options.max_elements} elements"
             )
         shapes[value.name] = dims
     return shapes
@@ -147,22 +156,106 @@ def _fix_inputs(graph: onnx.GraphProto, initializer_names: set[str], options: Pa
 FLOAT_TYPES = frozenset({TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16, TensorProto.DOUBLE})
 
 
-def _strip_initializers(model: onnx.ModelProto, weights: set[str]) -> dict[str, tuple[int, ...]]:
-    """Replace large (or external) initializers by typed inputs; returns every initializer's dims.
+def _check_names(graph: onnx.GraphProto) -> None:
+    """Protobuf hands back string fields that are not valid UTF-8 as bytes: refuse them before anything compares names."""
+    names = [v.name for v in [*graph.input, *graph.output, *graph.initializer]]
+    for node in graph.node:
+        names += [node.op_type, node.name, node.domain, *node.input, *node.output]
+    bad = next((name for name in names if not isinstance(name, str)), None)
+    if bad is not None:
+        raise ArchitectureError("invalid_onnx", f"the ONNX model has a name or op type that is not valid UTF-8: {bad[:40]!r}")
 
-    Names of floating-point initializers (the ones counted as parameters) are added to ``weights``.
+
+def _external_location(tensor: onnx.TensorProto) -> str | None:
+    """The ``location`` of a tensor stored as external data; None for a tensor with its data inline."""
+    if tensor.data_location != TensorProto.EXTERNAL:
+        return None
+    return next((entry.value for entry in tensor.external_data if entry.key == "location"), "")
+
+
+def _is_unsafe_location(location: str) -> bool:
+    """onnx.checker's rule: an external-data location must be relative and must not climb out with '..'."""
+    parts = location.replace("\\", "/").split("/")
+    return location.startswith(("/", "\\")) or (len(location) > 1 and location[1] == ":") or ".." in parts
+
+
+def _graph_tensors(graph: onnx.GraphProto, top: bool) -> Iterator[tuple[onnx.TensorProto, str, bool]]:
+    """Every tensor of a graph and its subgraphs: (tensor, where, stripped) - stripped = a top-level initializer."""
+    for tensor in graph.initializer:
+        yield tensor, f"initializer {tensor.name!r}", top
+    for sparse in graph.sparse_initializer:
+        yield sparse.values, f"sparse initializer {sparse.values.name!r}", False
+        yield sparse.indices, f"sparse initializer {sparse.values.name!r}", False
+    for node in graph.node:
+        for attr in node.attribute:
+            where = f"attribute {attr.name!r} of node {node.name or node.op_type!r}"
+            tensors = [attr.t, *attr.tensors, attr.sparse_tensor.values, attr.sparse_tensor.indices]
+            tensors += [t for sparse in attr.sparse_tensors for t in (sparse.values, sparse.indices)]
+            for tensor in tensors:
+                yield tensor, where, False
+            for subgraph in [attr.g, *attr.graphs]:
+                yield from _graph_tensors(subgraph, top=False)
+
+
+def check_external_data(model: onnx.ModelProto) -> None:
+    """Refuse external-data references that could make any later step read a file.
+
+    Absolute locations and ``..`` components are refused everywhere (``unsafe_external_data``); a benign relative
+    location is accepted only on a top-level initializer, which is replaced by a graph input before anything reads it.
+    Tensors elsewhere (Constant values, subgraph initializers) would be loaded by shape inference, so they are refused.
+    """
+    for tensor, where, stripped in _graph_tensors(model.graph, top=True):
+        location = _external_location(tensor)
+        if location is None:
+            continue
+        if _is_unsafe_location(location):
+            raise ArchitectureError(
+                "unsafe_external_data",
+                f"{where} stores its data externally at {location[:200]!r}: absolute paths and '..' components are refused "
+                "(external data must be a relative path beside the model; weights are never read)",
+            )
+        if not stripped:
+            raise ArchitectureError(
+                "unsafe_external_data",
+                f"{where} stores its data externally at {location[:200]!r}; external data is accepted only for top-level "
+                "initializers",
+            )
+
+
+def _strip_initializers(model: onnx.ModelProto, weights: set[str]) -> dict[str, tuple[int, ...]]:
+    """Replace large (or external) initializers and large Constant nodes by typed inputs; returns their dims.
+
+    Names of floating-point ones (counted as parameters) are added to ``weights``. Large Constant nodes are moved
+    too: symbolic shape inference would otherwise decode their data into numpy arrays and lists (memory and time
+    many times the upload's size).
     """
     graph = model.graph
     dims: dict[str, tuple[int, ...]] = {}
     kept = []
     moved = []
+    constants = []
+    for index, node in enumerate(graph.node):
+        if node.op_type != "Constant" or node.domain not in ("", "ai.onnx") or len(node.output) != 1:
+            continue
+        value = next((a.t for a in node.attribute if a.name == "value" and a.type == onnx.AttributeProto.TENSOR), None)
+        if value is not None and float(np.prod(value.dims, dtype=np.float64)) > SMALL_INITIALIZER:
+            constants.append(index)
+            value.name = node.output[0]
+            graph.initializer.append(value)  # handled (checked, moved, counted) with the initializers below
+    for index in reversed(constants):
+        del graph.node[index]
     for tensor in graph.initializer:
         shape = tuple(int(d) for d in tensor.dims)
+        if float(np.prod(np.abs(shape), dtype=np.float64)) > MAX_INITIALIZER_ELEMENTS:
+            raise ArchitectureError(
+                "too_large",
+                f"initializer {tensor.name!r} declares shape {list(shape)[:16]}, over {MAX_INITIALIZER_ELEMENTS} elements",
+            )
         dims[tensor.name] = shape
         if tensor.data_type in FLOAT_TYPES:
             weights.add(tensor.name)
         external = tensor.data_location == TensorProto.EXTERNAL
-        if external or int(np.prod(shape, dtype=np.float64)) > SMALL_INITIALIZER:
+        if external or float(np.prod(shape, dtype=np.float64)) > SMALL_INITIALIZER:
             moved.append(helper.make_tensor_value_info(tensor.name, tensor.data_type, list(shape)))
         else:
             kept.append(tensor)
@@ -171,6 +264,26 @@ def _strip_initializers(model: onnx.ModelProto, weights: set[str]) -> dict[str, 
     graph.initializer.extend(kept)
     graph.input.extend(v for v in moved if v.name not in existing)
     return dims
+
+
+MAX_RANK = 64
+SHAPE_INPUTS = {"Reshape": 1, "Expand": 1, "ConstantOfShape": 0, "Tile": 1}  # op -> input giving the output's rank
+
+
+def _check_shape_inputs(graph: onnx.GraphProto, constant_dims: dict[str, tuple[int, ...]]) -> None:
+    """A constant shape input of over MAX_RANK values asks for a tensor of that rank: symbolic shape inference would
+    make a symbol per dimension (a 1,000,000-value Reshape shape takes minutes), so it is refused."""
+    for node in graph.node:
+        position = SHAPE_INPUTS.get(node.op_type)
+        if position is None or len(node.input) <= position:
+            continue
+        dims = constant_dims.get(node.input[position])
+        if dims is not None and float(np.prod(dims, dtype=np.float64)) > MAX_RANK:
+            raise ArchitectureError(
+                "invalid_onnx",
+                f"node {node.name or node.op_type!r}: input {node.input[position]!r} of shape {list(dims)[:8]} is not a "
+                f"shape of at most {MAX_RANK} dimensions",
+            )
 
 
 def _attributes(node: onnx.NodeProto) -> dict[str, Any]:
@@ -184,7 +297,79 @@ def _attributes(node: onnx.NodeProto) -> dict[str, Any]:
             attrs[attr.name] = [int(v) for v in attr.ints][:16]
         elif attr.type == onnx.AttributeProto.STRING:
             attrs[attr.name] = attr.s.decode("utf-8", "replace")[:32]
+    _check_attributes(node, attrs)
     return attrs
+
+
+SIZE_LIST_ATTRS = frozenset({"kernel_shape", "strides", "dilations"})  # lists of sizes the cost model multiplies
+INT_LIST_ATTRS = frozenset({"pads", "perm"})
+SIZE_ATTRS = frozenset({"group"})
+MAX_ATTR_SIZE = 2**31
+
+
+def _check_attributes(node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
+    """Attributes the cost model and tokenizer read must have their ONNX types (and sizes in 1..2**31)."""
+    for name, value in attrs.items():
+        sizes = name in SIZE_LIST_ATTRS or name in SIZE_ATTRS
+        wanted = list if name in SIZE_LIST_ATTRS or name in INT_LIST_ATTRS else int if name in SIZE_ATTRS else None
+        if wanted is None:
+            continue
+        values = value if isinstance(value, list) else [value]
+        if not isinstance(value, wanted) or (sizes and not all(1 <= v <= MAX_ATTR_SIZE for v in values)):
+            kind = "a list of integers" if wanted is list else "an integer"
+            raise ArchitectureError(
+                "invalid_onnx",
+                f"node {node.name or node.op_type!r}: attribute {name!r} must be {kind}"
+                + (f" in 1..{MAX_ATTR_SIZE}" if sizes else "") + f", got {str(value)[:60]}",
+            )
+
+
+MAX_SHAPE_DATA_ELEMENTS = 2**16  # largest ConstantOfShape output symbolic inference may materialise (shape tensors)
+
+
+def _guard_constant_of_shape(cls: Any) -> None:
+    """Stop onnxruntime's symbolic inference from materialising big ConstantOfShape outputs.
+
+    It fills every int64 ConstantOfShape output of known shape with ``np.ones``: a 143-byte model asking for
+    [40000, 40000] would allocate 12.8 GB. Above MAX_SHAPE_DATA_ELEMENTS only the output's shape is set, as for any op.
+    """
+    from onnxruntime.tools import symbolic_shape_infer as ssi
+
+    original = getattr(cls, "_infer_ConstantOfShape", None)
+    if original is None or getattr(original, "archcast_guarded", False):
+        return
+
+    def guarded(self: Any, node: onnx.NodeProto) -> None:
+        shape = self._get_int_or_float_values(node)[0]
+        dims = shape if isinstance(shape, list) else [shape]
+        literal = shape is not None and all(ssi.is_literal(d) for d in dims)
+        if literal and math.prod(max(int(d), 0) for d in dims) > MAX_SHAPE_DATA_ELEMENTS:
+            self._update_computed_dims(dims)
+            vi = self.known_vi_[node.output[0]]
+            shape_proto = ssi.get_shape_from_sympy_shape(dims)
+            vi.CopyFrom(helper.make_tensor_value_info(node.output[0], vi.type.tensor_type.elem_type, shape_proto))
+            return
+        original(self, node)
+
+    guarded.archcast_guarded = True  # type: ignore[attr-defined]
+    cls._infer_ConstantOfShape = guarded
+
+
+def _symbolic_inference(cls: Any, model: onnx.ModelProto) -> onnx.ModelProto | None:
+    """``SymbolicShapeInference.infer_shapes(model, auto_merge=True, guess_output_rank=True)`` without its side effect:
+    when inference is incomplete it saves the model (and external data files) into the working directory as
+    sym_shape_infer_temp.onnx; here it just fails. None for opsets it does not support (below 7)."""
+    if _opset(model) < 7:
+        return None
+    inference = cls(2**31 - 1, True, True, 0)  # int_max, auto_merge, guess_output_rank, verbose
+    inference._preprocess(model)
+    complete = False
+    while inference.run_:
+        complete = inference._infer_impl()
+    inference._update_output_from_vi()
+    if not complete:
+        raise RuntimeError("incomplete symbolic shape inference")
+    return inference.out_mp_
 
 
 def infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -193,8 +378,10 @@ def infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
     # imported here: onnxruntime.tools imports torch when it is installed, and the service must not load torch at start-up
     from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
 
+    _guard_constant_of_shape(SymbolicShapeInference)
+
     try:
-        inferred = SymbolicShapeInference.infer_shapes(model, auto_merge=True, guess_output_rank=True)
+        inferred = _symbolic_inference(SymbolicShapeInference, model)
         if inferred is not None:
             return inferred
     except Exception:  # noqa: BLE001, S110 - any failure falls back to onnx's inference below
@@ -213,8 +400,11 @@ def parse_onnx(data: bytes | onnx.ModelProto, options: ParseOptions | None = Non
     graph = model.graph
     if len(graph.node) > options.max_nodes:
         raise ArchitectureError("too_large", f"the ONNX graph has {len(graph.node)} nodes, the limit is {options.max_nodes}")
+    _check_names(graph)
+    check_external_data(model)
     float_constants: set[str] = set()
     initializer_dims = _strip_initializers(model, float_constants)
+    _check_shape_inputs(graph, initializer_dims)
     input_shapes = _fix_inputs(graph, set(initializer_dims), options)
     inferred = infer_shapes(model)
     inferred_at = time.perf_counter()

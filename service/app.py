@@ -12,13 +12,14 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from model.errors import ArchitectureError
+from service.access import ApiKeyAuth, RequestContext
 from service.batcher import Batchers
 from service.cache import cache_from_settings
 from service.errors import ServiceError, error_body
 from service.http_metrics import HTTPMetrics
 from service.metrics import ServiceMetrics
 from service.middleware import BodySizeLimit
-from service.predictor import load_registry
+from service.predictor import Registry, load_registry
 from service.routers import health, predict, predict_onnx, predictors
 from service.routers import metrics as metrics_router
 from service.routers.predict_onnx import ONNX_PATH
@@ -41,6 +42,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         registry = load_registry(settings.predictor_dir, settings.providers, settings.ort_threads)
+        if settings.strict_startup:
+            refuse_incomplete(registry, settings)
         metrics.set_models(
             (p.card.name, p.card.version, p.provider) for p in [*registry.predictors.values(), *registry.networks.values()]
         )
@@ -78,7 +81,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         BodySizeLimit, max_body_bytes=settings.max_body_bytes,
         path_limits={ONNX_PATH: (settings.max_onnx_bytes, "ARCHCAST_MAX_ONNX_BYTES")},
     )
-    app.add_middleware(HTTPMetrics, metrics=metrics)  # outermost: also counts requests refused by BodySizeLimit
+    app.add_middleware(
+        ApiKeyAuth, keys=settings.api_keys, protect_health=settings.api_keys_for_health,
+        protect_metrics=settings.api_keys_for_metrics,
+    )  # before BodySizeLimit: an unauthorised upload is refused before its body is read
+    app.add_middleware(HTTPMetrics, metrics=metrics)  # also counts requests refused by ApiKeyAuth and BodySizeLimit
+    app.add_middleware(RequestContext)  # outermost: every response, refusals included, carries X-Request-ID
     app.include_router(health.router)
     app.include_router(predictors.router)
     app.include_router(predict.router)
@@ -86,6 +94,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(metrics_router.router)
     _add_error_handlers(app)
     return app
+
+
+class StartupRefused(RuntimeError):
+    """The predictors on disk are not all usable; the service exits instead of half-serving."""
+
+
+def refuse_incomplete(registry: Registry, settings: Settings) -> None:
+    """Raise ``StartupRefused`` naming every problem when a card failed to load or none was found."""
+    problems = list(registry.errors)
+    if not registry.predictors and not registry.networks and not problems:
+        problems.append(f"no predictor cards (*.card.json) in {settings.predictor_dir}")
+    if problems:
+        message = (
+            "refusing to start: " + "; ".join(problems)
+            + " (fix or remove the predictor files, point ARCHCAST_PREDICTOR_DIR elsewhere, or set "
+            "ARCHCAST_STRICT_STARTUP=false to serve the predictors that did load)"
+        )
+        log.critical(message)
+        raise StartupRefused(message)
 
 
 def _json_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:

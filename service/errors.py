@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from service.logs import REQUEST_ID
+
 
 class ServiceError(Exception):
     """A request the service refuses; rendered as ``status`` with ``{"error": {"code": code, "message": message}}``."""
@@ -17,4 +19,9 @@ class ServiceError(Exception):
 
 
 def error_body(code: str, message: str) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message}}
+    """The error body; inside a request it also names the request's ID (as sent back in ``X-Request-ID``)."""
+    body: dict[str, Any] = {"code": code, "message": message}
+    request_id = REQUEST_ID.get()
+    if request_id is not None:
+        body["request_id"] = request_id
+    return {"error": body}

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from model.card import PREDICTOR_DIR
 from model.ir import DEFAULT_MAX_NODES
@@ -106,6 +106,41 @@ class Settings(BaseSettings):
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
         default="info", description="Log level of the service and of uvicorn."
     )
+    log_format: Literal["json", "text"] = Field(
+        default="json",
+        description="Log lines as one JSON object each (time, level, logger, message, request_id, ...) or as text. "
+        "Request bodies are never logged.",
+    )
+    strict_startup: bool = Field(
+        default=True,
+        description="Refuse to start (exit with the reason) when a predictor card or ONNX file is missing, corrupt or "
+        "inconsistent, or when there is none; false serves the predictors that did load, with /readyz 503.",
+    )
+    api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated API keys; when set, every request needs one as 'X-API-Key: KEY' or "
+        "'Authorization: Bearer KEY' (401 otherwise). Empty (the default) disables keys.",
+    )
+    api_keys_for_health: bool = Field(
+        default=False, description="With api_keys set, also require a key on /healthz and /readyz."
+    )
+    api_keys_for_metrics: bool = Field(default=False, description="With api_keys set, also require a key on /metrics.")
+    workers: int = Field(
+        default=1, ge=1, le=64,
+        description="Worker processes (uvicorn's supervisor restarts one that dies); above 1, metrics use prometheus-client's "
+        "multiprocess mode in PROMETHEUS_MULTIPROC_DIR (a fresh temporary directory when unset).",
+    )
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, keys: object) -> object:
+        if isinstance(keys, str):
+            keys = [k.strip() for k in keys.split(",")]
+        if isinstance(keys, list):
+            if any(not isinstance(k, str) or (k and not k.isprintable()) or " " in k for k in keys):
+                raise ValueError("API keys must be printable strings without spaces")
+            return [k for k in keys if k]
+        return keys
 
     @field_validator("redis_url", mode="before")
     @classmethod

@@ -99,9 +99,13 @@ def test_external_data_is_never_read(tmp_path) -> None:
     weight.ClearField("float_data")
     weight.data_location = TensorProto.EXTERNAL
     entry = weight.external_data.add()
-    entry.key, entry.value = "location", "../../etc/passwd"
+    entry.key, entry.value = "location", "weights.bin"  # benign relative location (unsafe ones: test_hostile_corpus.py)
     graph = parse_onnx(model.SerializeToString(), ParseOptions(resolution=32))
     assert graph.nodes[0].cost.macs == 16 * 16 * 16 * 27  # shape from the declared dims, data never loaded
+    entry.value = "../../etc/passwd"
+    with pytest.raises(ArchitectureError) as err:
+        parse_onnx(model.SerializeToString(), ParseOptions(resolution=32))
+    assert err.value.code == "unsafe_external_data"
 
 
 def test_cycle_is_rejected() -> None:

@@ -157,7 +157,8 @@ def compose_command() -> list[str] | None:
 
 
 def env_example() -> dict[str, str]:
-    """NAME -> value of .env.example (values end at whitespace; ``# ...`` is a comment, as compose reads it)."""
+    """NAME -> value of .env.example (values end at whitespace; ``# ...`` is a comment; one pair of surrounding double
+    quotes is removed, as compose reads it: ``KEY=""  # note`` is the empty value)."""
     values = {}
     for raw in ENV_EXAMPLE.read_text().splitlines():
         line = raw.strip()
@@ -165,5 +166,6 @@ def env_example() -> dict[str, str]:
             continue
         name, sep, rest = line.partition("=")
         assert sep, f".env.example line without '=': {raw!r}"
-        values[name.strip()] = rest.split(" #")[0].strip()
+        value = rest.split(" #")[0].strip()
+        values[name.strip()] = value[1:-1] if len(value) >= 2 and value[0] == value[-1] == '"' else value
     return values
