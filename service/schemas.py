@@ -106,3 +106,24 @@ class PredictorInfo(BaseModel):
 
 class PredictorList(BaseModel):
     predictors: list[PredictorInfo]
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable machine-readable error code, e.g. invalid_arch, body_too_large.")
+    message: str = Field(description="What was wrong with the request, naming the field or limit.")
+    request_id: str | None = Field(default=None, description="The request's ID, as in the X-Request-ID response header.")
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` entries for the error statuses a route can answer."""
+    text = {
+        400: "Malformed JSON body.", 401: "Missing or invalid API key (when keys are configured).",
+        404: "Unknown predictor or device.", 413: "Body, batch or graph over a configured limit.",
+        415: "Unsupported content type.", 422: "The architecture or request is invalid (the message names the problem).",
+        503: "Not ready, shutting down, or overloaded (Retry-After).",
+    }
+    return {status: {"model": ErrorResponse, "description": text[status]} for status in statuses}

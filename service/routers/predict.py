@@ -12,10 +12,10 @@ from service.deps import get_batchers, get_cache, get_metrics, get_registry, get
 from service.metrics import ServiceMetrics
 from service.pipeline import predict
 from service.predictor import Registry
-from service.schemas import PredictRequest, PredictResponse
+from service.schemas import PredictRequest, PredictResponse, error_responses
 from service.settings import Settings
 
-router = APIRouter(prefix="/v1", tags=["predict"])
+router = APIRouter(prefix="/v1", tags=["predict"], responses=error_responses(400, 401, 413, 415, 422, 503))
 
 
 @router.post("/predict", response_model=PredictResponse)

@@ -20,10 +20,11 @@ from service.deps import get_cache, get_registry, get_settings
 from service.errors import ServiceError
 from service.network_predictor import NetworkPredictor, model_digest, predict_onnx_bytes
 from service.predictor import Registry
+from service.schemas import error_responses
 from service.settings import Settings
 
 ONNX_PATH = "/v1/predict/onnx"
-router = APIRouter(prefix="/v1", tags=["predict"])
+router = APIRouter(prefix="/v1", tags=["predict"], responses=error_responses(400, 401, 404, 413, 415, 422, 503))
 COST_FIELDS = ("flops", "macs", "params", "memory_bytes", "nodes")
 
 

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Depends
 from model.card import ModelCard
 from service.deps import get_registry
 from service.predictor import Registry
-from service.schemas import PredictorInfo, PredictorList, TargetInfo
+from service.schemas import PredictorInfo, PredictorList, TargetInfo, error_responses
 
-router = APIRouter(prefix="/v1", tags=["predictors"])
+router = APIRouter(prefix="/v1", tags=["predictors"], responses=error_responses(401, 503))
 
 
 def _info(card: ModelCard, provider: str) -> PredictorInfo:
