@@ -9,7 +9,6 @@ with 401 before its body is read; health and metrics routes are checked only whe
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import re
 import time
@@ -17,7 +16,7 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import error_body
+from service.errors import send_error
 from service.logs import REQUEST_ID
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -90,10 +89,4 @@ class ApiKeyAuth:
 
 
 async def _refuse(send: Send, message: str) -> None:
-    payload = json.dumps(error_body("unauthorized", message)).encode()
-    headers = [
-        (b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
-        (b"www-authenticate", b'Bearer realm="archcast"'),
-    ]
-    await send({"type": "http.response.start", "status": 401, "headers": headers})
-    await send({"type": "http.response.body", "body": payload})
+    await send_error(send, 401, "unauthorized", message, [(b"www-authenticate", b'Bearer realm="archcast"')])

@@ -101,18 +101,17 @@ class StartupRefused(RuntimeError):
 
 
 def refuse_incomplete(registry: Registry, settings: Settings) -> None:
-    """Raise ``StartupRefused`` naming every problem when a card failed to load or none was found."""
-    problems = list(registry.errors)
-    if not registry.predictors and not registry.networks and not problems:
-        problems.append(f"no predictor cards (*.card.json) in {settings.predictor_dir}")
-    if problems:
-        message = (
-            "refusing to start: " + "; ".join(problems)
-            + " (fix or remove the predictor files, point ARCHCAST_PREDICTOR_DIR elsewhere, or set "
-            "ARCHCAST_STRICT_STARTUP=false to serve the predictors that did load)"
-        )
-        log.critical(message)
-        raise StartupRefused(message)
+    """Raise ``StartupRefused`` naming every problem when the registry is not ready (a card failed, or none found)."""
+    if registry.ready:
+        return
+    problems = registry.errors or [f"no predictor cards (*.card.json) in {settings.predictor_dir}"]
+    message = (
+        "refusing to start: " + "; ".join(problems)
+        + " (fix or remove the predictor files, point ARCHCAST_PREDICTOR_DIR elsewhere, or set "
+        "ARCHCAST_STRICT_STARTUP=false to serve the predictors that did load)"
+    )
+    log.critical(message)
+    raise StartupRefused(message)
 
 
 def _json_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
+
+from starlette.types import Send
 
 from service.logs import REQUEST_ID
 
@@ -25,3 +28,11 @@ def error_body(code: str, message: str) -> dict[str, Any]:
     if request_id is not None:
         body["request_id"] = request_id
     return {"error": body}
+
+
+async def send_error(send: Send, status: int, code: str, message: str, headers: list[tuple[bytes, bytes]] = ()) -> None:
+    """Answer with ``status`` and the error body straight from ASGI middleware (before the app, or its body, is reached)."""
+    payload = json.dumps(error_body(code, message)).encode()
+    base = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": [*base, *headers]})
+    await send({"type": "http.response.body", "body": payload})

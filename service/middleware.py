@@ -6,11 +6,9 @@ before the app sees it, so an over-long body never reaches JSON parsing.
 
 from __future__ import annotations
 
-import json
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import error_body
+from service.errors import send_error
 
 
 class BodySizeLimit:
@@ -56,9 +54,4 @@ class BodySizeLimit:
 
     async def _refuse(self, send: Send, what: str, limit: int, setting: str) -> None:
         text = f"{what} exceeds the limit of {limit} bytes ({setting})"
-        payload = json.dumps(error_body("body_too_large", text)).encode()
-        headers = [
-            (b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()), (b"connection", b"close"),
-        ]
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
-        await send({"type": "http.response.body", "body": payload})
+        await send_error(send, 413, "body_too_large", text, [(b"connection", b"close")])
