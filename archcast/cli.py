@@ -33,13 +33,13 @@ def _cmd_split(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from training.run import train_run
     from training.splits import split_path
-    from training.targets import DEFAULT_TARGETS
+    from training.targets import TARGET_GROUPS
     from training.trainer import TrainConfig
 
     split = args.split or str(split_path(args.n_train, args.n_val, args.seed))
     network = {"d_model": args.d_model, "n_layers": args.layers, "n_heads": args.heads}
     cfg = TrainConfig(
-        targets=args.targets or list(DEFAULT_TARGETS),
+        targets=args.targets or list(TARGET_GROUPS[args.target_group]),
         split=split,
         seed=args.seed,
         epochs=args.epochs,
@@ -67,7 +67,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from training.export import export_run
 
-    onnx_path, card_path = export_run(Path(args.run_dir), Path(args.out), args.name, args.version)
+    onnx_path, card_path = export_run(Path(args.run_dir), Path(args.out), args.name, args.version, args.priority)
     print(f"wrote {onnx_path} and {card_path}")
     return 0
 
@@ -175,6 +175,40 @@ def _cmd_rank(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    """Few-shot calibration of a new device; exit 2 on bad input."""
+    import time
+
+    from archcast.calibrate import calibrate_local, read_measurements
+    from archcast.rank import RankInputError
+
+    started = time.perf_counter()
+    try:
+        pairs, lines = read_measurements(Path(args.measurements))
+    except (OSError, RankInputError) as exc:
+        return _report(exc)
+    try:
+        if args.url:
+            from archcast.client import Client
+
+            with Client(args.url) as client:
+                summary = client.calibrate(args.device, pairs, args.base, args.method)
+            where = f"loaded by the service at {args.url}" + (" and persisted" if summary.get("persisted") else "")
+        else:
+            summary, onnx_path = calibrate_local(
+                args.device, pairs, args.base, args.method, Path(args.out) if args.out else None
+            )
+            where = f"wrote {onnx_path} and its card; serve with ARCHCAST_CALIBRATION_DIR={onnx_path.parent}"
+    except _api_errors() as exc:
+        return _report(exc, lines)
+    print(json.dumps(summary, indent=1))
+    print(
+        f"{summary['predictor']}: {summary['n_samples']} measurements, method {summary['method']}, leave-one-out MAPE "
+        f"{summary['loo_mape']:.1f} %; {where} ({time.perf_counter() - started:.1f} s)"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="archcast", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -197,7 +231,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--n-train", type=int, default=1563)
     train.add_argument("--n-val", type=int, default=200)
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--targets", nargs="+")
+    train.add_argument("--targets", nargs="+", help="target names (see training/targets.py); overrides --target-group")
+    train.add_argument(
+        "--target-group",
+        default="default",
+        choices=["default", "latency", "fewshot_source", "help_meta_train", "all"],
+        help="default: nb201-v1's 10 targets; latency: all 46 latency settings; fewshot_source: latency minus HELP's "
+        "six test devices; help_meta_train: HELP's nine meta-training devices",
+    )
     train.add_argument("--epochs", type=int, default=200)
     train.add_argument("--lr", type=float, default=1e-3)
     train.add_argument("--batch-size", type=int, default=128)
@@ -210,6 +251,19 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--threads", type=int, default=2)
     train.set_defaults(func=_cmd_train)
 
+    calibrate = sub.add_parser(
+        "calibrate", help="fit a latency predictor for a new device from 10-50 measured architectures (few-shot)"
+    )
+    calibrate.add_argument("--device", required=True, help="new device name (lower case, digits, '_', '.', '-')")
+    calibrate.add_argument(
+        "--measurements", required=True, help="JSON lines {architecture, latency_ms} or CSV with columns arch,latency_ms"
+    )
+    calibrate.add_argument("--base", help="multi-device predictor to calibrate (default: ARCHCAST_CALIBRATION_BASE)")
+    calibrate.add_argument("--method", choices=["auto", "single", "ridge"], default="auto")
+    calibrate.add_argument("--out", help="output directory (default: ARCHCAST_CALIBRATION_DIR or calibrated/)")
+    calibrate.add_argument("--url", help="calibrate through a running service instead of in-process")
+    calibrate.set_defaults(func=_cmd_calibrate)
+
     evaluate = sub.add_parser("evaluate", help="test-split metrics, markdown table and scatter plot of a run")
     evaluate.add_argument("--run-dir", required=True)
     evaluate.add_argument("--out", help="output directory (default: the run directory)")
@@ -220,6 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", default="model/predictors")
     export.add_argument("--name", default="nb201-v1")
     export.add_argument("--version", default="1.0.0")
+    export.add_argument(
+        "--priority", type=int, default=0, help="default-choice rank when a request names no predictor (highest first)"
+    )
     export.set_defaults(func=_cmd_export)
 
     predict = sub.add_parser("predict", help="predict one architecture, in-process or through a running service (--url)")

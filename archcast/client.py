@@ -279,6 +279,22 @@ class Client:
         }
         return self._request("POST", "/v1/predict/onnx", content=data, params=params)
 
+    def calibrate(
+        self,
+        device: str,
+        measurements: Sequence[tuple[Mapping[str, Any] | str, float]],
+        base: str | None = None,
+        method: str = "auto",
+    ) -> dict[str, Any]:
+        """Fit ``calibrated-<device>`` from (architecture, latency ms) pairs (``POST /v1/calibrate``); returns the fit."""
+        payload = {
+            "device": device,
+            "measurements": [{"architecture": as_architecture(a), "latency_ms": float(ms)} for a, ms in measurements],
+            "base": base,
+            "method": method,
+        }
+        return self._request("POST", "/v1/calibrate", payload)
+
     def ready(self) -> bool:
         """Whether the service answers ``GET /readyz`` with ready (one attempt, no retries)."""
         try:

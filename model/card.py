@@ -44,6 +44,8 @@ class ModelCard:
     training: dict[str, Any] = field(default_factory=dict)
     kind: str = "cell"  # "cell": tokens/mask/depth -> prediction (B, T); "network": whole-network ONNX predictor
     device: dict[str, Any] = field(default_factory=dict)  # network predictors: the measured device (CPU, runtime)
+    priority: int = 0  # default choice when a request names no predictor: highest priority first, then by name
+    calibration: dict[str, Any] = field(default_factory=dict)  # few-shot calibrated predictors: base, sources, fit
 
     @property
     def target_names(self) -> list[str]:

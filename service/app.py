@@ -19,8 +19,8 @@ from service.errors import ServiceError, error_body
 from service.http_metrics import HTTPMetrics
 from service.metrics import ServiceMetrics
 from service.middleware import BodySizeLimit
-from service.predictor import Registry, load_registry
-from service.routers import health, predict, predict_onnx, predictors
+from service.predictor import Registry, load_service_registry
+from service.routers import calibrate, health, predict, predict_onnx, predictors
 from service.routers import metrics as metrics_router
 from service.routers.predict_onnx import ONNX_PATH
 from service.settings import Settings
@@ -28,7 +28,11 @@ from service.validation import describe_validation_errors
 
 log = logging.getLogger("archcast.service")
 _HTTP_CODES = {
-    400: "malformed_json", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large", 415: "unsupported_media_type",
+    400: "malformed_json",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+    415: "unsupported_media_type",
 }
 
 
@@ -41,7 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        registry = load_registry(settings.predictor_dir, settings.providers, settings.ort_threads)
+        registry = load_service_registry(settings)
         if settings.strict_startup:
             refuse_incomplete(registry, settings)
         metrics.set_models(
@@ -53,8 +57,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.info("caching predictions in Redis (timeout %s s, expiry %s)", settings.redis_timeout_seconds, ttl)
         if settings.dynamic_batching:
             app.state.batchers = Batchers.start(
-                registry.predictors.values(), wait_ms=settings.batch_wait_ms, max_batch=settings.batch_max,
-                queue_max=settings.batch_queue_max, metrics=metrics,
+                registry.predictors.values(),
+                wait_ms=settings.batch_wait_ms,
+                max_batch=settings.batch_max,
+                queue_max=settings.batch_queue_max,
+                metrics=metrics,
             )
         app.state.registry = registry
         try:
@@ -78,11 +85,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.registry = None
     app.state.batchers = None  # Batchers by predictor name, started with the lifespan when dynamic_batching is on
     app.add_middleware(
-        BodySizeLimit, max_body_bytes=settings.max_body_bytes,
+        BodySizeLimit,
+        max_body_bytes=settings.max_body_bytes,
         path_limits={ONNX_PATH: (settings.max_onnx_bytes, "ARCHCAST_MAX_ONNX_BYTES")},
     )
     app.add_middleware(
-        ApiKeyAuth, keys=settings.api_keys, protect_health=settings.api_keys_for_health,
+        ApiKeyAuth,
+        keys=settings.api_keys,
+        protect_health=settings.api_keys_for_health,
         protect_metrics=settings.api_keys_for_metrics,
     )  # before BodySizeLimit: an unauthorised upload is refused before its body is read
     app.add_middleware(HTTPMetrics, metrics=metrics)  # also counts requests refused by ApiKeyAuth and BodySizeLimit
@@ -91,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(predictors.router)
     app.include_router(predict.router)
     app.include_router(predict_onnx.router)
+    app.include_router(calibrate.router)
     app.include_router(metrics_router.router)
     _add_error_handlers(app)
     return app
@@ -106,7 +117,8 @@ def refuse_incomplete(registry: Registry, settings: Settings) -> None:
         return
     problems = registry.errors or [f"no predictor cards (*.card.json) in {settings.predictor_dir}"]
     message = (
-        "refusing to start: " + "; ".join(problems)
+        "refusing to start: "
+        + "; ".join(problems)
         + " (fix or remove the predictor files, point ARCHCAST_PREDICTOR_DIR elsewhere, or set "
         "ARCHCAST_STRICT_STARTUP=false to serve the predictors that did load)"
     )

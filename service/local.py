@@ -17,7 +17,7 @@ from model.errors import ArchitectureError
 from service.cache import NullCache
 from service.errors import ServiceError
 from service.pipeline import predict
-from service.predictor import Registry, load_registry
+from service.predictor import Registry, load_service_registry
 from service.schemas import PredictRequest
 from service.settings import Settings
 from service.validation import describe_validation_errors
@@ -26,8 +26,8 @@ _INDEX = re.compile(r"^architectures\.(\d+)")
 
 
 def load_for_local(settings: Settings) -> Registry:
-    """Every predictor of ``settings.predictor_dir``; 503 ``not_ready`` when none loads."""
-    registry = load_registry(settings.predictor_dir, settings.providers, settings.ort_threads)
+    """Every predictor of ``settings.predictor_dir`` (and ``calibration_dir``); 503 ``not_ready`` when none loads."""
+    registry = load_service_registry(settings)
     if not registry.predictors and not registry.networks:
         problems = "; ".join(registry.errors) or f"no predictor cards in {settings.predictor_dir}"
         raise ServiceError(503, "not_ready", f"no predictor is loaded: {problems}")

@@ -5,6 +5,7 @@ CPU work (planning, tokenizing, the ONNX run) runs in the thread pool so the eve
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -74,8 +75,13 @@ def prepare(arch: Architecture, max_nodes: int, data_dir: Path | None) -> Prepar
     raise TypeError(f"unhandled architecture type {type(arch).__name__}")
 
 
-def choose_predictor(registry: Registry, name: str | None, spaces: Sequence[str]) -> Predictor:
-    """The named predictor, or the first loaded one (by name) supporting every space of the request."""
+def choose_predictor(
+    registry: Registry, name: str | None, spaces: Sequence[str], targets: Sequence[str] | None = None
+) -> Predictor:
+    """The named predictor, or the loaded one supporting every space (and every requested target, if one does).
+
+    Among several, the card with the highest ``priority`` wins, then the first by name.
+    """
     if not registry.predictors:
         raise ServiceError(503, "not_ready", "no predictor is loaded; see GET /readyz")
     loaded = ", ".join(sorted(registry.predictors))
@@ -100,10 +106,13 @@ def choose_predictor(registry: Registry, name: str | None, spaces: Sequence[str]
             "unsupported_space",
             f"no loaded predictor supports space(s) {', '.join(unsupported)}; supported spaces: {', '.join(supported)}",
         )
-    for predictor_name in sorted(registry.predictors):
-        predictor = registry.predictors[predictor_name]
-        if set(spaces) <= set(predictor.card.spaces):
-            return predictor
+    eligible = [p for p in registry.predictors.values() if set(spaces) <= set(p.card.spaces)]
+    eligible.sort(key=lambda p: (-p.card.priority, p.name))
+    if targets:
+        offering = [p for p in eligible if set(targets) <= set(p.card.target_names)]
+        eligible = offering or eligible  # none offers them all: the default one answers with unknown_target
+    if eligible:
+        return eligible[0]
     coverage = "; ".join(f"{p.name}: {', '.join(p.card.spaces)}" for p in registry.predictors.values())
     raise ServiceError(
         422,
@@ -145,7 +154,7 @@ def plan_request(request: PredictRequest, registry: Registry, *, max_batch: int,
             413, "batch_too_large", f"request has {count} architectures; the limit is {max_batch} (ARCHCAST_MAX_BATCH)"
         )
     spaces = list(dict.fromkeys(arch.space for arch in request.architectures))
-    predictor = choose_predictor(registry, request.predictor, spaces)
+    predictor = choose_predictor(registry, request.predictor, spaces, request.targets)
     targets = resolve_targets(predictor, request.targets)
     allowed = predictor.allowed_ops
 
@@ -183,6 +192,11 @@ def compute(predictor: Predictor, graphs: list[ArchGraph], metrics: ServiceMetri
     return [dict(zip(names, map(float, row), strict=True)) for row in rows]
 
 
+def _lognormal_spread(sigma: float) -> float:
+    """std / median of a log-normal with log-space std ``sigma`` (a predicted value is the median)."""
+    return math.sqrt(math.expm1(sigma * sigma) * math.exp(sigma * sigma))
+
+
 async def predict(
     request: PredictRequest,
     registry: Registry,
@@ -216,9 +230,7 @@ async def _predict(
     batchers: Batchers | None,
     arrival: Arrival | None,
 ) -> dict:
-    plan = await run_in_threadpool(
-        plan_request, request, registry, max_batch=max_batch, max_nodes=max_nodes, data_dir=data_dir
-    )
+    plan = await run_in_threadpool(plan_request, request, registry, max_batch=max_batch, max_nodes=max_nodes, data_dir=data_dir)
     predictor, card = plan.predictor, plan.predictor.card
     prefix = f"{card.name}@{card.version}:"
     cache_keys = [prefix + item.key for item in plan.prepared]
@@ -239,8 +251,16 @@ async def _predict(
         values.update(computed)
 
     units = {t.name: t.unit for t in card.targets}
+    spreads = {t.name: _lognormal_spread(t.metrics["std_log"]) for t in card.targets if "std_log" in t.metrics}
+
+    def target_value(value: float, target: str) -> dict:
+        out = {"value": value, "unit": units[target]}
+        if target in spreads:
+            out["std"] = value * spreads[target]
+        return out
+
     results = [
-        {"key": item.key, "predictions": {t: {"value": values[cache_key][t], "unit": units[t]} for t in plan.targets}}
+        {"key": item.key, "predictions": {t: target_value(values[cache_key][t], t) for t in plan.targets}}
         for cache_key, item in zip(cache_keys, plan.prepared, strict=True)
     ]
     if metrics is not None:

@@ -44,6 +44,7 @@ class Predictor:
     card: ModelCard
     session: ort.InferenceSession
     provider: str
+    onnx_path: Path | None = None  # where the graph was loaded from (a calibration builds on it)
     runs: int = 0  # session.run calls so far (one per request batch of cache misses)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -134,8 +135,23 @@ def load_registry(directory: Path, providers: str = "auto", threads: int = 0) ->
             registry.errors.append(f"predictor name {card.name!r} appears in more than one card")
             continue
         provider = session.get_providers()[0]
-        registry.predictors[card.name] = Predictor(card=card, session=session, provider=provider)
+        registry.predictors[card.name] = Predictor(card=card, session=session, provider=provider, onnx_path=onnx_path)
         log.info("loaded predictor %s %s (%s) on %s", card.name, card.version, ", ".join(card.spaces), provider)
+    return registry
+
+
+def load_service_registry(settings: Settings) -> Registry:
+    """The shipped predictors of ``predictor_dir`` plus the calibrated ones in ``calibration_dir`` (when it exists)."""
+    registry = load_registry(settings.predictor_dir, settings.providers, settings.ort_threads)
+    directory = settings.calibration_dir
+    if directory is not None and directory.is_dir() and any(directory.glob("*.card.json")):
+        extra = load_registry(directory, "cpu", settings.ort_threads)
+        for name, predictor in extra.predictors.items():
+            if name in registry.predictors or name in registry.networks:
+                registry.errors.append(f"predictor name {name!r} is in both {settings.predictor_dir} and {directory}")
+                continue
+            registry.predictors[name] = predictor
+        registry.errors.extend(extra.errors)
     return registry
 
 

@@ -73,6 +73,9 @@ class PredictRequest(_Strict):
 class TargetValue(BaseModel):
     value: float
     unit: str
+    std: float | None = Field(
+        default=None, description="Standard deviation of the prediction, where the predictor has one (calibrated devices)."
+    )
 
 
 class ArchitectureResult(BaseModel):
@@ -84,6 +87,36 @@ class PredictResponse(BaseModel):
     predictor: str
     version: str
     results: list[ArchitectureResult]
+
+
+class Measurement(_Strict):
+    architecture: Architecture
+    latency_ms: float = Field(gt=0, allow_inf_nan=False, description="Measured latency on the new device, in ms.")
+
+
+class CalibrateRequest(_Strict):
+    device: str = Field(
+        pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$",
+        description="Name of the new device (lower case, digits, '_', '.', '-'); the predictor is calibrated-<device>.",
+    )
+    measurements: list[Measurement] = Field(min_length=5, description="10-50 measured architectures are typical.")
+    base: str | None = Field(default=None, description="Multi-device predictor to calibrate; null = ARCHCAST_CALIBRATION_BASE.")
+    method: Literal["auto", "single", "ridge"] = Field(
+        default="auto", description="auto = the lower leave-one-out error of 'single' (best one device) and 'ridge'."
+    )
+
+
+class CalibrateResponse(BaseModel):
+    predictor: str = Field(description="Name to pass as 'predictor' to POST /v1/predict.")
+    version: str
+    target: str
+    base: str
+    method: str
+    n_samples: int
+    loo_mape: float = Field(description="Leave-one-out mean absolute % error on the measurements.")
+    loo_rmse_log: float = Field(description="Leave-one-out RMSE of log latency: the std every prediction carries.")
+    sources: dict[str, float] = Field(description="Base latency heads used and their weights (largest first, at most 10).")
+    persisted: bool = Field(description="Written to ARCHCAST_CALIBRATION_DIR (visible to every worker).")
 
 
 class TargetInfo(BaseModel):
@@ -121,9 +154,13 @@ class ErrorResponse(BaseModel):
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses=`` entries for the error statuses a route can answer."""
     text = {
-        400: "Malformed JSON body.", 401: "Missing or invalid API key (when keys are configured).",
-        404: "Unknown predictor or device.", 413: "Body, batch or graph over a configured limit.",
-        415: "Unsupported content type.", 422: "The architecture or request is invalid (the message names the problem).",
+        400: "Malformed JSON body.",
+        401: "Missing or invalid API key (when keys are configured).",
+        404: "Unknown predictor or device.",
+        409: "Limit of calibrated predictors reached.",
+        413: "Body, batch or graph over a configured limit.",
+        415: "Unsupported content type.",
+        422: "The architecture or request is invalid (the message names the problem).",
         503: "Not ready, shutting down, or overloaded (Retry-After).",
     }
     return {status: {"model": ErrorResponse, "description": text[status]} for status in statuses}

@@ -37,7 +37,8 @@ class Settings(BaseSettings):
         default=4 * 1024 * 1024, ge=1, description="Largest accepted request body in bytes (413 above it)."
     )
     cache_size: int = Field(
-        default=100_000, ge=0,
+        default=100_000,
+        ge=0,
         description="Entries of the in-process prediction LRU cache (used when redis_url is unset); 0 disables it.",
     )
     redis_url: str | None = Field(
@@ -49,11 +50,13 @@ class Settings(BaseSettings):
         default=7 * 24 * 3600, ge=0, description="Expiry of each cached prediction in Redis, in seconds; 0 = never expires."
     )
     redis_max_value_bytes: int = Field(
-        default=64 * 1024, ge=1,
-        description="Largest cached value (JSON of all targets) written to Redis, in bytes; larger ones are not cached."
+        default=64 * 1024,
+        ge=1,
+        description="Largest cached value (JSON of all targets) written to Redis, in bytes; larger ones are not cached.",
     )
     redis_timeout_seconds: float = Field(
-        default=0.05, gt=0,
+        default=0.05,
+        gt=0,
         description="Bound on each Redis round trip (connect, read, whole MGET or SET pipeline) in seconds; past it the "
         "request goes on uncached and archcast_cache_errors_total counts the failure.",
     )
@@ -63,7 +66,8 @@ class Settings(BaseSettings):
         "'cuda' fails at start-up without a working CUDA provider.",
     )
     ort_threads: int = Field(
-        default=0, ge=0,
+        default=0,
+        ge=0,
         description="onnxruntime intra-op threads per session; 0 = the CPUs this process may use (its CPU affinity, "
         "capped by a cgroup CPU quota such as docker --cpus).",
     )
@@ -73,22 +77,27 @@ class Settings(BaseSettings):
         "each request's misses on its own.",
     )
     batch_wait_ms: float = Field(
-        default=2.0, ge=0, le=1000,
+        default=2.0,
+        ge=0,
+        le=1000,
         description="Dynamic batching: longest wait after the first queued request for others to join its onnxruntime run, "
         "in milliseconds.",
     )
     batch_max: int = Field(
-        default=4096, ge=1,
+        default=4096,
+        ge=1,
         description="Dynamic batching: most architectures per onnxruntime run (a run starts at once when this many are "
         "queued; one request is never split).",
     )
     batch_queue_max: int = Field(
-        default=65536, ge=1,
+        default=65536,
+        ge=1,
         description="Dynamic batching: most architectures waiting per predictor; a request that would exceed it gets 503 "
         "overloaded (with Retry-After).",
     )
     max_onnx_bytes: int = Field(
-        default=256 * 1024 * 1024, ge=1,
+        default=256 * 1024 * 1024,
+        ge=1,
         description="Largest ONNX upload to POST /v1/predict/onnx in bytes (413 above it, refused before the body is read "
         "when Content-Length declares it).",
     )
@@ -100,8 +109,9 @@ class Settings(BaseSettings):
     )
     max_onnx_batch: int = Field(default=256, ge=1, description="Largest batch size a request may set for an ONNX model.")
     parse_timeout_seconds: float = Field(
-        default=20.0, gt=0, description="Bound on parsing one uploaded ONNX model (shape inference); past it the request "
-        "gets 422 parse_timeout.",
+        default=20.0,
+        gt=0,
+        description="Bound on parsing one uploaded ONNX model (shape inference); past it the request gets 422 parse_timeout.",
     )
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
         default="info", description="Log level of the service and of uvicorn."
@@ -121,12 +131,28 @@ class Settings(BaseSettings):
         description="Comma-separated API keys; when set, every request needs one as 'X-API-Key: KEY' or "
         "'Authorization: Bearer KEY' (401 otherwise). Empty (the default) disables keys.",
     )
-    api_keys_for_health: bool = Field(
-        default=False, description="With api_keys set, also require a key on /healthz and /readyz."
-    )
+    api_keys_for_health: bool = Field(default=False, description="With api_keys set, also require a key on /healthz and /readyz.")
     api_keys_for_metrics: bool = Field(default=False, description="With api_keys set, also require a key on /metrics.")
+    calibration_dir: Path | None = Field(
+        default=None,
+        description="Directory where POST /v1/calibrate writes calibrated predictors and from which every worker loads "
+        "them (at start-up and when a request names one it has not loaded); unset keeps them in the calibrating "
+        "process's memory only.",
+    )
+    calibration_base: str = Field(
+        default="nb201-latency-v1",
+        description="Predictor whose latency heads a few-shot calibration maps onto a new device, when the request names none.",
+    )
+    max_calibration_samples: int = Field(
+        default=500, ge=5, description="Most measurements one calibration request may carry (413 above it)."
+    )
+    max_calibrated_predictors: int = Field(
+        default=100, ge=0, description="Most calibrated predictors one process holds (409 for a new device above it)."
+    )
     workers: int = Field(
-        default=1, ge=1, le=64,
+        default=1,
+        ge=1,
+        le=64,
         description="Worker processes (uvicorn's supervisor restarts one that dies); above 1, metrics use prometheus-client's "
         "multiprocess mode in PROMETHEUS_MULTIPROC_DIR (a fresh temporary directory when unset).",
     )

@@ -52,7 +52,7 @@ def export_onnx(module: torch.nn.Module, path: Path) -> None:
     onnx.checker.check_model(model)
 
 
-def export_run(run_dir: Path, out_dir: Path, name: str, version: str) -> tuple[Path, Path]:
+def export_run(run_dir: Path, out_dir: Path, name: str, version: str, priority: int = 0) -> tuple[Path, Path]:
     """Write ``<name>.onnx`` and ``<name>.card.json`` for the best checkpoint of a run."""
     net, normaliser, cfg = load_best(run_dir)
     kinds = torch.as_tensor(normaliser.kinds)
@@ -81,6 +81,7 @@ def export_run(run_dir: Path, out_dir: Path, name: str, version: str) -> tuple[P
         ops=["input", "output", *NB201_OPS],
         targets=targets,
         onnx_file=onnx_path.name,
+        priority=priority,
         split={
             "file": Path(cfg.split).name,
             "seed": split["seed"],

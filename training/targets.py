@@ -21,8 +21,66 @@ def _accuracy(dataset: str, column: str, label: str) -> Target:
     )
 
 
+def _accuracy_12ep(dataset: str, column: str, label: str) -> Target:
+    return Target(
+        f"{dataset}_test_acc_12ep", "nb201/accuracy.csv.gz", column, "%", "log_error", f"{label} test accuracy after 12 epochs"
+    )
+
+
 def _help_latency(device: str, label: str) -> Target:
     return Target(f"latency_{device}_ms", "nb201/latency_help_ms.csv.gz", device, "ms", "log", f"latency on {label} (HELP table)")
+
+
+def _eagle_latency(column: str) -> Target:
+    name = "latency_eagle_" + column.replace("-", "_").lower() + "_ms"
+    return Target(name, "nb201/latency_eagle_ms.csv.gz", column, "ms", "log", f"latency on {column} (Eagle / LatBench table)")
+
+
+def _nnmeter_latency(column: str) -> Target:
+    name = "latency_nnmeter_" + column.lower() + "_ms"
+    return Target(
+        name, "nb201/latency_nnmeter_ms.csv.gz", column, "ms", "log", f"latency on {column} (nn-Meter table, 2,000 cells)"
+    )
+
+
+_HELP_GPUS = {
+    "1080ti": "NVIDIA GTX 1080 Ti",
+    "2080ti": "NVIDIA RTX 2080 Ti",
+    "titan_rtx": "NVIDIA Titan RTX",
+    "titanx": "NVIDIA Titan X",
+    "titanxp": "NVIDIA Titan Xp",
+}
+_HELP_OTHERS = {
+    "gold_6240": "Intel Xeon Gold 6240",
+    "silver_4114": "Intel Xeon Silver 4114",
+    "silver_4210r": "Intel Xeon Silver 4210R",
+    "samsung_a50": "Samsung Galaxy A50",
+    "samsung_s7": "Samsung Galaxy S7",
+    "essential_ph_1": "Essential PH-1",
+}
+EAGLE_COLUMNS = (
+    "desktop-cpu-core-i7-7820x-fp32",
+    "desktop-gpu-gtx-1080ti-fp32",
+    "desktop-gpu-gtx-1080ti-large",
+    "embedded-gpu-jetson-nano-fp16",
+    "embedded-gpu-jetson-nano-fp32",
+    "embedded-tpu-edge-tpu-int8",
+    "embedded-tpu-edgetpu-large",
+    "mobile-cpu-snapdragon-450-cortex-a53-int8",
+    "mobile-cpu-snapdragon-675-kryo-460-int8",
+    "mobile-cpu-snapdragon-855-kryo-485-int8",
+    "mobile-dsp-snapdragon-675-hexagon-685-int8",
+    "mobile-dsp-snapdragon-855-hexagon-690-int8",
+    "mobile-gpu-snapdragon-450-adreno-506-int8",
+    "mobile-gpu-snapdragon-675-adreno-612-int8",
+    "mobile-gpu-snapdragon-855-adreno-640-int8",
+)
+NNMETER_COLUMNS = (
+    "pixel4_cortexA76cpu_tflite21",
+    "mi9_adreno640gpu_tflite21",
+    "pixel3xl_adreno630gpu_tflite21",
+    "ncs2_myriadvpu_openvino2019r2",
+)
 
 
 TARGETS: dict[str, Target] = {
@@ -40,5 +98,60 @@ TARGETS: dict[str, Target] = {
         _help_latency("titan_rtx_256", "NVIDIA Titan RTX, batch 256"),
     )
 }
-
 DEFAULT_TARGETS: tuple[str, ...] = tuple(TARGETS)
+"""The targets of the first shipped predictor (nb201-v1): 3 accuracies and 7 HELP latencies."""
+
+for _dataset, _label in (("cifar10", "CIFAR-10"), ("cifar100", "CIFAR-100"), ("imagenet16", "ImageNet16-120")):
+    _t = _accuracy_12ep(_dataset, f"{_dataset}_test_12ep", _label)
+    TARGETS[_t.name] = _t
+for _gpu, _label in _HELP_GPUS.items():
+    for _batch in (1, 32, 256):
+        _t = _help_latency(f"{_gpu}_{_batch}", f"{_label}, batch {_batch}")
+        TARGETS.setdefault(_t.name, _t)
+for _device, _label in _HELP_OTHERS.items():
+    _t = _help_latency(_device, _label)
+    TARGETS[_t.name] = _t
+for _column in EAGLE_COLUMNS:
+    _t = _eagle_latency(_column)
+    TARGETS[_t.name] = _t
+for _column in NNMETER_COLUMNS:
+    _t = _nnmeter_latency(_column)
+    TARGETS[_t.name] = _t
+
+HELP_LATENCY_TARGETS: tuple[str, ...] = tuple(n for n, t in TARGETS.items() if t.table == "nb201/latency_help_ms.csv.gz")
+EAGLE_LATENCY_TARGETS: tuple[str, ...] = tuple(n for n, t in TARGETS.items() if t.table == "nb201/latency_eagle_ms.csv.gz")
+NNMETER_LATENCY_TARGETS: tuple[str, ...] = tuple(n for n, t in TARGETS.items() if t.table == "nb201/latency_nnmeter_ms.csv.gz")
+LATENCY_TARGETS: tuple[str, ...] = HELP_LATENCY_TARGETS + EAGLE_LATENCY_TARGETS + NNMETER_LATENCY_TARGETS
+HELP_FEWSHOT_DEVICES: tuple[str, ...] = (
+    "latency_titan_rtx_256_ms",
+    "latency_gold_6226_ms",
+    "latency_pixel2_ms",
+    "latency_raspi4_ms",
+    "latency_eyeriss_ms",
+    "latency_fpga_ms",
+)
+"""HELP's six meta-test devices (Lee et al., NeurIPS 2021): never seen by the few-shot source predictor."""
+HELP_META_TRAIN_DEVICES: tuple[str, ...] = tuple(
+    f"latency_{d}_ms"
+    for d in (
+        "1080ti_1",
+        "1080ti_32",
+        "1080ti_256",
+        "silver_4114",
+        "silver_4210r",
+        "samsung_a50",
+        "pixel3",
+        "essential_ph_1",
+        "samsung_s7",
+    )
+)
+"""HELP's nine meta-training devices for NB201 (HayeonLee/HELP, script/run_nas_metad2a.sh)."""
+FEWSHOT_SOURCE_TARGETS: tuple[str, ...] = tuple(t for t in LATENCY_TARGETS if t not in HELP_FEWSHOT_DEVICES)
+
+TARGET_GROUPS: dict[str, tuple[str, ...]] = {
+    "default": DEFAULT_TARGETS,
+    "latency": LATENCY_TARGETS,
+    "fewshot_source": FEWSHOT_SOURCE_TARGETS,
+    "help_meta_train": HELP_META_TRAIN_DEVICES,
+    "all": tuple(TARGETS),
+}

@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
+from starlette.concurrency import run_in_threadpool
 
 from service.batcher import Batchers
 from service.cache import PredictionCache
+from service.calibrate import PREFIX, load_persisted
 from service.deps import get_batchers, get_cache, get_metrics, get_registry, get_settings
 from service.metrics import ServiceMetrics
 from service.pipeline import predict
@@ -31,7 +33,15 @@ async def predict_route(
 
     The cache misses are predicted by one ONNX run, shared with concurrent requests when dynamic batching is on.
     """
+    if body.predictor is not None and body.predictor.startswith(PREFIX) and settings.calibration_dir is not None:
+        await run_in_threadpool(load_persisted, registry, settings, [body.predictor])  # written by another worker
     return await predict(
-        body, registry, cache, max_batch=settings.max_batch, max_nodes=settings.max_nodes, data_dir=settings.data_dir,
-        metrics=metrics, batchers=batchers,
+        body,
+        registry,
+        cache,
+        max_batch=settings.max_batch,
+        max_nodes=settings.max_nodes,
+        data_dir=settings.data_dir,
+        metrics=metrics,
+        batchers=batchers,
     )

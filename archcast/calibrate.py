@@ -1,0 +1,102 @@
+"""``archcast calibrate``: read measured (architecture, latency) pairs and fit a predictor for a new device.
+
+The measurement file is JSON lines, one ``{"architecture": <architecture object or NB201 arch string>, "latency_ms": x}``
+per line (``#`` comments allowed), or CSV with the columns ``arch`` (NB201 arch string) and ``latency_ms``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from archcast.rank import RankInputError
+
+
+def read_measurements(path: Path) -> tuple[list[tuple[dict[str, Any], float]], list[int]]:
+    """The (architecture, latency ms) pairs of a JSON-lines or CSV file, and the line number of each."""
+    path = Path(path)
+    pairs: list[tuple[dict[str, Any], float]] = []
+    lines: list[int] = []
+    if path.suffix.lower() == ".csv":
+        with path.open(newline="") as handle:
+            reader = csv.DictReader(handle)
+            if reader.fieldnames is None or not {"arch", "latency_ms"} <= set(reader.fieldnames):
+                raise RankInputError(f"{path}: a CSV needs the columns 'arch' and 'latency_ms'")
+            for row in reader:
+                number = reader.line_num
+                pairs.append(({"space": "nb201", "arch": row["arch"].strip()}, _latency(row["latency_ms"], path, number)))
+                lines.append(number)
+    else:
+        for number, raw in enumerate(path.read_text().splitlines(), start=1):
+            text = raw.strip()
+            if not text or text.startswith("#"):
+                continue
+            try:
+                item = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise RankInputError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+            if not isinstance(item, dict) or "architecture" not in item or "latency_ms" not in item:
+                raise RankInputError(f"{path}:{number}: expected an object with 'architecture' and 'latency_ms'")
+            architecture = item["architecture"]
+            if isinstance(architecture, str):
+                architecture = {"space": "nb201", "arch": architecture}
+            pairs.append((architecture, _latency(item["latency_ms"], path, number)))
+            lines.append(number)
+    if not pairs:
+        raise RankInputError(f"{path}: no measurements (empty file or only comments)")
+    return pairs, lines
+
+
+def _latency(value: Any, path: Path, number: int) -> float:
+    try:
+        latency = float(value)
+    except (TypeError, ValueError):
+        raise RankInputError(f"{path}:{number}: latency_ms {value!r} is not a number") from None
+    if not math.isfinite(latency) or latency <= 0:
+        raise RankInputError(f"{path}:{number}: latency_ms must be a finite number > 0, got {value!r}")
+    return latency
+
+
+def calibrate_local(
+    device: str, pairs: list[tuple[dict[str, Any], float]], base: str | None, method: str, out: Path | None
+) -> tuple[dict[str, Any], Path]:
+    """Fit in-process and write ``calibrated-<device>.{onnx,card.json}`` to ``out`` (default: the calibration dir)."""
+    from pydantic import ValidationError
+
+    from service.calibrate import fit_for_device, persist
+    from service.errors import ServiceError
+    from service.local import load_for_local
+    from service.schemas import CalibrateRequest
+    from service.settings import Settings
+    from service.validation import describe_validation_errors
+
+    settings = Settings()
+    registry = load_for_local(settings)
+    body = {
+        "device": device,
+        "measurements": [{"architecture": a, "latency_ms": ms} for a, ms in pairs],
+        "base": base,
+        "method": method,
+    }
+    try:
+        request = CalibrateRequest.model_validate(body)
+    except ValidationError as exc:
+        raise ServiceError(*describe_validation_errors(list(exc.errors()), registry.spaces)) from None
+    calibrated = fit_for_device(request, registry, settings)
+    directory = out or settings.calibration_dir or Path("calibrated")
+    onnx_path = persist(calibrated, directory)
+    fit = calibrated.calibration
+    summary = {
+        "predictor": calibrated.card.name,
+        "version": calibrated.card.version,
+        "target": calibrated.card.targets[0].name,
+        "base": calibrated.card.calibration["base"],
+        "method": fit.method,
+        "n_samples": fit.n_samples,
+        "loo_mape": fit.loo_mape,
+        "loo_rmse_log": fit.loo_rmse_log,
+    }
+    return summary, onnx_path

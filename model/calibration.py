@@ -1,0 +1,177 @@
+"""Few-shot calibration of a new device: a linear map in log space from a multi-device predictor's latency heads.
+
+Given 10-50 measured (architecture, latency) pairs of a device the base predictor never saw, and the base
+predictor's latencies for the same architectures on its own devices, ``fit_calibration`` chooses, by exact
+leave-one-out error on the measurements, between
+
+- ``single``: ``log y = a + b log p_j`` on the one source device ``j`` that explains the measurements best, and
+- ``ridge``: ``log y = a + w . log p`` over every source device, ridge-penalised (alpha chosen by leave-one-out).
+
+``calibrated_onnx`` appends that map to the base ONNX graph, so the result is an ordinary one-target cell predictor
+(tokens/mask/depth -> prediction (B, 1) in ms) that the service and the CLI load like any shipped one.
+The leave-one-out log-space RMSE is the calibrated predictor's uncertainty: ``std_log`` in its card.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+MIN_SAMPLES = 5
+RIDGE_ALPHAS = tuple(float(a) for a in np.logspace(-2, 4, 13))
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """``latency = exp(bias + weights . log(base[:, columns]))``; columns index the base predictor's outputs."""
+
+    columns: tuple[int, ...]
+    sources: tuple[str, ...]  # the base target names of ``columns``
+    weights: tuple[float, ...]
+    bias: float
+    method: str  # "single" or "ridge"
+    alpha: float  # ridge penalty (0 for "single")
+    n_samples: int
+    loo_rmse_log: float  # leave-one-out RMSE of log latency on the measurements (the predicted std in log space)
+    loo_mape: float  # leave-one-out mean absolute % error on the measurements
+
+    def predict(self, base: np.ndarray) -> np.ndarray:
+        """Calibrated latency (N,) from the base predictor's full output (N, T) in ms."""
+        logs = np.log(np.maximum(np.asarray(base, dtype=np.float64)[:, list(self.columns)], 1e-12))
+        return np.exp(self.bias + logs @ np.asarray(self.weights))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _loo_residuals(design: np.ndarray, t: np.ndarray, penalty: np.ndarray) -> np.ndarray:
+    """Exact leave-one-out residuals of (penalised) least squares via the hat matrix: r_i / (1 - H_ii)."""
+    gram = design.T @ design + np.diag(penalty)
+    inv = np.linalg.pinv(gram)
+    hat_diag = np.einsum("ij,jk,ik->i", design, inv, design)
+    residual = t - design @ (inv @ (design.T @ t))
+    return residual / np.maximum(1.0 - hat_diag, 1e-9)
+
+
+def _rmse(residuals: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(residuals**2)))
+
+
+def _mape(log_residuals: np.ndarray) -> float:
+    """Mean absolute % error of predictions whose log residuals (true - predicted) are given."""
+    return float(100.0 * np.mean(np.abs(1.0 - np.exp(-log_residuals))))
+
+
+def _single(logs: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, int, np.ndarray]:
+    """Best one-device fit by leave-one-out RMSE: (LOO residuals, column, [bias, slope])."""
+    best: tuple[np.ndarray, int, np.ndarray] | None = None
+    for j in range(logs.shape[1]):
+        design = np.column_stack([np.ones(len(t)), logs[:, j]])
+        residuals = _loo_residuals(design, t, np.zeros(2))
+        if best is None or _rmse(residuals) < _rmse(best[0]):
+            best = (residuals, j, np.linalg.lstsq(design, t, rcond=None)[0])
+    assert best is not None
+    return best
+
+
+def _ridge(logs: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, float, np.ndarray, float]:
+    """Ridge over all devices (standardised, intercept unpenalised): (LOO residuals, alpha, weights, bias), log units."""
+    mean, scale = logs.mean(axis=0), logs.std(axis=0) + 1e-9
+    design = np.column_stack([np.ones(len(t)), (logs - mean) / scale])
+    best: tuple[np.ndarray, float, np.ndarray] | None = None
+    for alpha in RIDGE_ALPHAS:
+        penalty = np.r_[0.0, np.full(logs.shape[1], alpha)]
+        residuals = _loo_residuals(design, t, penalty)
+        if best is None or _rmse(residuals) < _rmse(best[0]):
+            best = (residuals, alpha, np.linalg.solve(design.T @ design + np.diag(penalty), design.T @ t))
+    assert best is not None
+    residuals, alpha, coef = best
+    weights = coef[1:] / scale
+    return residuals, alpha, weights, float(coef[0] - weights @ mean)
+
+
+def fit_calibration(
+    base: np.ndarray, measured: np.ndarray, columns: Sequence[int], sources: Sequence[str], method: str = "auto"
+) -> Calibration:
+    """Fit the map from base predictions (N, T) in ms, columns ``columns``, to measured latencies (N,) in ms.
+
+    ``method``: ``auto`` (the lower leave-one-out error of the two), ``single`` or ``ridge``.
+    Raises ValueError on too few samples or non-positive / non-finite values.
+    """
+    base = np.asarray(base, dtype=np.float64)
+    measured = np.asarray(measured, dtype=np.float64)
+    if measured.ndim != 1 or len(measured) != len(base):
+        raise ValueError(f"{len(measured)} measurements for {len(base)} architectures")
+    if len(measured) < MIN_SAMPLES:
+        raise ValueError(f"calibration needs at least {MIN_SAMPLES} measurements, got {len(measured)}")
+    if not np.all(np.isfinite(measured)) or np.any(measured <= 0):
+        raise ValueError("measured latencies must be finite and > 0")
+    if len(columns) != len(sources) or not columns:
+        raise ValueError("columns and sources must be non-empty and of equal length")
+    if method not in ("auto", "single", "ridge"):
+        raise ValueError(f"unknown calibration method {method!r}")
+    logs = np.log(np.maximum(base[:, list(columns)], 1e-12))
+    t = np.log(measured)
+    n = len(t)
+    candidates: list[Calibration] = []
+    if method in ("auto", "single"):
+        res, j, coef = _single(logs, t)
+        candidates.append(
+            Calibration(
+                (int(columns[j]),), (sources[j],), (float(coef[1]),), float(coef[0]), "single", 0.0, n, _rmse(res), _mape(res)
+            )
+        )
+    if method in ("auto", "ridge"):
+        res, alpha, weights, bias = _ridge(logs, t)
+        candidates.append(
+            Calibration(
+                tuple(int(c) for c in columns),
+                tuple(sources),
+                tuple(map(float, weights)),
+                bias,
+                "ridge",
+                alpha,
+                n,
+                _rmse(res),
+                _mape(res),
+            )
+        )
+    return min(candidates, key=lambda c: c.loo_rmse_log)
+
+
+def calibrated_onnx(base: onnx.ModelProto, calibration: Calibration, output: str = "prediction") -> onnx.ModelProto:
+    """The base graph with ``prediction`` (B, T) replaced by the calibrated latency (B, 1) in ms."""
+    model = onnx.ModelProto()
+    model.CopyFrom(base)
+    graph = model.graph
+    inner = "base_" + output
+    for node in graph.node:
+        node.output[:] = [inner if name == output else name for name in node.output]
+    kept = [o for o in graph.output if o.name != output]
+    del graph.output[:]
+    graph.output.extend(kept)
+    graph.initializer.extend(
+        [
+            numpy_helper.from_array(np.asarray(calibration.columns, dtype=np.int64), "calibration_columns"),
+            numpy_helper.from_array(np.asarray(calibration.weights, dtype=np.float32).reshape(-1, 1), "calibration_weights"),
+            numpy_helper.from_array(np.asarray([calibration.bias], dtype=np.float32), "calibration_bias"),
+            numpy_helper.from_array(np.asarray(1e-12, dtype=np.float32), "calibration_floor"),
+        ]
+    )
+    graph.node.extend(
+        [
+            helper.make_node("Gather", [inner, "calibration_columns"], ["calibration_selected"], axis=1),
+            helper.make_node("Max", ["calibration_selected", "calibration_floor"], ["calibration_positive"]),
+            helper.make_node("Log", ["calibration_positive"], ["calibration_log"]),
+            helper.make_node("MatMul", ["calibration_log", "calibration_weights"], ["calibration_linear"]),
+            helper.make_node("Add", ["calibration_linear", "calibration_bias"], ["calibration_shifted"]),
+            helper.make_node("Exp", ["calibration_shifted"], [output]),
+        ]
+    )
+    graph.output.append(helper.make_tensor_value_info(output, TensorProto.FLOAT, ["batch", 1]))
+    onnx.checker.check_model(model)
+    return model
