@@ -192,9 +192,17 @@ def compute(predictor: Predictor, graphs: list[ArchGraph], metrics: ServiceMetri
     return [dict(zip(names, map(float, row), strict=True)) for row in rows]
 
 
-def _lognormal_spread(sigma: float) -> float:
-    """std / median of a log-normal with log-space std ``sigma`` (a predicted value is the median)."""
-    return math.sqrt(math.expm1(sigma * sigma) * math.exp(sigma * sigma))
+def predictive_std(value: float, transform: str, sigma: float) -> float:
+    """The std in target units of a prediction whose regressed quantity has std ``sigma`` (the value is its median).
+
+    ``log``: the value is log-normal; ``log_error``: 100 - value is log-normal (accuracy %); else Gaussian.
+    """
+    spread = math.sqrt(math.expm1(sigma * sigma) * math.exp(sigma * sigma))  # std / median of a log-normal
+    if transform == "log":
+        return value * spread
+    if transform == "log_error":
+        return max(100.0 - value, 0.0) * spread
+    return sigma
 
 
 async def predict(
@@ -251,12 +259,12 @@ async def _predict(
         values.update(computed)
 
     units = {t.name: t.unit for t in card.targets}
-    spreads = {t.name: _lognormal_spread(t.metrics["std_log"]) for t in card.targets if "std_log" in t.metrics}
+    spreads = {t.name: (t.transform, t.metrics["std_log"]) for t in card.targets if "std_log" in t.metrics}
 
     def target_value(value: float, target: str) -> dict:
         out = {"value": value, "unit": units[target]}
         if target in spreads:
-            out["std"] = value * spreads[target]
+            out["std"] = predictive_std(value, *spreads[target])
         return out
 
     results = [

@@ -76,3 +76,26 @@ def test_calibrating_a_device_from_ten_real_measurements(shipped: TestClient) ->
     predicted = np.array([r["predictions"]["latency_eyeriss_again_ms"]["value"] for r in results])
     assert stats.spearmanr(predicted, measured[10:]).statistic > 0.95
     assert np.median(np.abs(predicted / measured[10:] - 1)) < 0.1
+
+
+@pytest.mark.parametrize("name", ["nb201-v1", "nb201-latency-v1"])
+def test_every_shipped_target_has_a_checked_std(shipped: TestClient, name: str) -> None:
+    card = ModelCard.load(PREDICTOR_DIR / f"{name}.card.json")
+    for target in card.targets:  # fitted on validation cells, coverage counted on test cells
+        assert target.metrics["std_log"] > 0
+        assert 85 <= target.metrics["within_2sigma"] <= 100, target.name
+    body = shipped.post("/v1/predict", json={"architectures": [{"space": "nb201", "arch": ARCH}], "predictor": name}).json()
+    for target in card.targets:
+        prediction = body["results"][0]["predictions"][target.name]
+        assert 0 < prediction["std"] < prediction["value"]
+
+
+def test_predictive_std_in_target_units() -> None:
+    from service.pipeline import predictive_std
+
+    sigma = 0.05
+    spread = np.sqrt(np.expm1(sigma**2) * np.exp(sigma**2))
+    assert predictive_std(20.0, "log", sigma) == pytest.approx(20.0 * spread)  # latency: log-normal around 20 ms
+    assert predictive_std(93.0, "log_error", sigma) == pytest.approx(7.0 * spread)  # accuracy: the 7 % error is log-normal
+    samples = 20.0 * np.exp(np.random.default_rng(0).normal(scale=sigma, size=200_000))
+    assert np.std(samples) == pytest.approx(predictive_std(20.0, "log", sigma), rel=0.01)
