@@ -25,21 +25,23 @@ def _cmd_split(args: argparse.Namespace) -> int:
     from model.parsers.nb201 import NB201_NUM_CELLS
     from training.splits import write_split
 
+    n_total = NB201_NUM_CELLS if args.space == "nb201" else 5000  # HELP's FBNet and OFA tables: 5,000 networks each
     for seed in args.seeds:
-        print(write_split(NB201_NUM_CELLS, args.n_train, args.n_val, seed))
+        print(write_split(n_total, args.n_train, args.n_val, seed, args.space))
     return 0
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from training.run import train_run
     from training.splits import split_path
-    from training.targets import TARGET_GROUPS
+    from training.targets import TARGET_GROUPS, space_of
     from training.trainer import TrainConfig
 
-    split = args.split or str(split_path(args.n_train, args.n_val, args.seed))
+    targets = args.targets or list(TARGET_GROUPS[args.target_group])
+    split = args.split or str(split_path(args.n_train, args.n_val, args.seed, space_of(targets)))
     network = {"d_model": args.d_model, "n_layers": args.layers, "n_heads": args.heads}
     cfg = TrainConfig(
-        targets=args.targets or list(TARGET_GROUPS[args.target_group]),
+        targets=targets,
         split=split,
         seed=args.seed,
         epochs=args.epochs,
@@ -223,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     split.add_argument("--n-train", type=int, default=1563)
     split.add_argument("--n-val", type=int, default=200)
     split.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    split.add_argument("--space", choices=["nb201", "fbnet", "ofa"], default="nb201")
     split.set_defaults(func=_cmd_split)
 
     train = sub.add_parser("train", help="train a fusion transformer on NB201 (resumes if the run directory has a checkpoint)")
@@ -235,9 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--target-group",
         default="default",
-        choices=["default", "latency", "fewshot_source", "help_meta_train", "all"],
+        choices=["default", "latency", "fewshot_source", "help_meta_train", "all", "fbnet_latency", "ofa_latency"],
         help="default: nb201-v1's 10 targets; latency: all 46 latency settings; fewshot_source: latency minus HELP's "
-        "six test devices; help_meta_train: HELP's nine meta-training devices",
+        "six test devices; help_meta_train: HELP's nine meta-training devices; all: every NB201 target; "
+        "fbnet_latency / ofa_latency: every device of HELP's FBNet / OFA table",
     )
     train.add_argument("--epochs", type=int, default=200)
     train.add_argument("--lr", type=float, default=1e-3)

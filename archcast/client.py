@@ -86,6 +86,16 @@ def graph(nodes: Sequence[str | Mapping[str, Any]], edges: Sequence[Sequence[int
     }
 
 
+def fbnet(layers: str | Sequence[str] | Sequence[int]) -> Architecture:
+    """An FBNet-space network: 22 layer choices (``k3_e1`` ... ``skip``), space-separated, as names, or codes 0..8."""
+    return {"space": "fbnet", "layers": layers if isinstance(layers, str) else list(layers)}
+
+
+def ofa(ks: Sequence[int], e: Sequence[int], d: Sequence[int], r: int) -> Architecture:
+    """An OFA MobileNetV3 network: 20 kernel sizes, 20 expansion ratios, 5 stage depths, input resolution."""
+    return {"space": "ofa", "ks": [int(k) for k in ks], "e": [int(x) for x in e], "d": [int(x) for x in d], "r": int(r)}
+
+
 def as_architecture(item: Mapping[str, Any] | str) -> Architecture:
     """An architecture dict as the API takes it; a bare string is an NB201 arch string."""
     if isinstance(item, str):

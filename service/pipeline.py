@@ -19,6 +19,8 @@ from model.canonical import canonicalize
 from model.errors import ArchitectureError
 from model.ir import ArchGraph, validate
 from model.parsers import parse_darts, parse_json_dag, parse_nb101, parse_nb201
+from model.parsers.fbnet import parse_fbnet
+from model.parsers.ofa import parse_ofa
 from model.tokenizer import tokenize_graphs
 from service.cache import Prediction, PredictionCache
 from service.errors import ServiceError
@@ -28,9 +30,11 @@ from service.predictor import Predictor, Registry
 from service.schemas import (
     Architecture,
     DartsArchitecture,
+    FBNetArchitecture,
     GraphArchitecture,
     NB101Architecture,
     NB201Architecture,
+    OFAArchitecture,
     PredictRequest,
 )
 
@@ -72,6 +76,10 @@ def prepare(arch: Architecture, max_nodes: int, data_dir: Path | None) -> Prepar
     if isinstance(arch, GraphArchitecture):
         nodes = [node if isinstance(node, str) else node.model_dump() for node in arch.nodes]
         return _canonical(parse_json_dag(nodes, arch.edges), max_nodes)
+    if isinstance(arch, FBNetArchitecture):
+        return _canonical(parse_fbnet(arch.layers), max_nodes)
+    if isinstance(arch, OFAArchitecture):
+        return _canonical(parse_ofa(arch.ks, arch.e, arch.d, arch.r), max_nodes)
     raise TypeError(f"unhandled architecture type {type(arch).__name__}")
 
 

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
-SPACES: tuple[str, ...] = ("nb201", "nb101", "darts", "graph")
+SPACES: tuple[str, ...] = ("nb201", "nb101", "darts", "graph", "fbnet", "ofa")
 
 
 class _Strict(BaseModel):
@@ -59,8 +59,28 @@ class GraphArchitecture(_Strict):
     edges: list[tuple[StrictInt, StrictInt]]
 
 
+class FBNetArchitecture(_Strict):
+    """An FBNet-space network (HELP's table): 22 searchable layers, each one of k3_e1, k3_e1_g2, k3_e3, k3_e6, k5_e1,
+    k5_e1_g2, k5_e3, k5_e6, skip (space-separated names, a list of names, or codes 0..8)."""
+
+    space: Literal["fbnet"]
+    layers: str | list[str] | list[StrictInt]
+
+
+class OFAArchitecture(_Strict):
+    """An Once-for-all MobileNetV3 network: 20 kernel sizes (3/5/7), 20 expansion ratios (3/4/6), 5 stage depths
+    (2-4) and the input resolution (128-224, step 4)."""
+
+    space: Literal["ofa"]
+    ks: list[StrictInt]
+    e: list[StrictInt]
+    d: list[StrictInt]
+    r: StrictInt
+
+
 Architecture = Annotated[
-    NB201Architecture | NB101Architecture | DartsArchitecture | GraphArchitecture, Field(discriminator="space")
+    NB201Architecture | NB101Architecture | DartsArchitecture | GraphArchitecture | FBNetArchitecture | OFAArchitecture,
+    Field(discriminator="space"),
 ]
 
 

@@ -75,8 +75,8 @@ CASES: list[tuple[str, Any, int, str, list[str]]] = [
     ("empty targets", single(NB201, targets=[]), 422, "invalid_request", ["targets"]),
     # request-level errors of the service
     ("empty batch", {"architectures": []}, 422, "empty_batch", ["architectures", "empty"]),
-    ("unknown space", single({"space": "fbnet", "arch": "x"}), 422, "unsupported_space",
-     ["architectures.0.space", "fbnet", "nb201"]),
+    ("unknown space", single({"space": "proxylessnas", "arch": "x"}), 422, "unsupported_space",
+     ["architectures.0.space", "proxylessnas", "nb201"]),
     ("unknown target", single(NB201, targets=["cifar10_test_acc", "top5"]), 422, "unknown_target",
      ["'top5'", "cifar10_test_acc", "gpu_latency"]),
     ("unknown predictor", single(NB201, predictor="nb999"), 404, "unknown_predictor", ["nb999", "toy-cell"]),

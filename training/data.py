@@ -74,6 +74,43 @@ def load_nb201(target_names: Sequence[str]) -> ArchDataset:
     return ArchDataset(indices, arch_strs, graphs, encode_graphs(graphs), y, list(target_names))
 
 
+SPACE_TABLES = {"fbnet": "fbnet/latency_help_ms.csv.gz", "ofa": "ofa/latency_help_ms.csv.gz"}
+
+
+def load_network_space(space: str, target_names: Sequence[str]) -> ArchDataset:
+    """All 5,000 networks of HELP's FBNet or OFA table (sorted by index) as chain graphs, with the requested targets.
+
+    ``arch_strs`` holds each network's spec: FBNet layer names, or OFA ``ks|e|d|r``.
+    """
+    from model.parsers.fbnet import parse_fbnet
+    from model.parsers.ofa import parse_ofa
+
+    columns = read_csv_table(SPACE_TABLES[space])
+    indices = np.asarray(columns["index"], dtype=np.int64)
+    order = np.argsort(indices)
+    if space == "fbnet":
+        specs = [columns["op_names"][i] for i in order]
+        graphs = [parse_fbnet(spec) for spec in specs]
+    else:
+        specs = [f"{columns['ks'][i]}|{columns['e'][i]}|{columns['d'][i]}|{columns['r'][i]}" for i in order]
+        graphs = [parse_ofa(columns["ks"][i], columns["e"][i], columns["d"][i], int(columns["r"][i])) for i in order]
+    y = np.full((len(order), len(target_names)), np.nan, dtype=np.float64)
+    for t, name in enumerate(target_names):
+        values = columns[TARGETS[name].column]
+        y[:, t] = [float(values[i]) if values[i] != "" else np.nan for i in order]
+    graphs = [g.renumbered(canonicalize(g).order) for g in graphs]
+    return ArchDataset(indices[order], specs, graphs, encode_graphs(graphs), y, list(target_names))
+
+
+def load_dataset(target_names: Sequence[str]) -> ArchDataset:
+    """The whole space of the targets (NB201 cells, or HELP's FBNet / OFA networks) with those targets."""
+    from training.targets import space_of
+
+    space = space_of(list(target_names))
+    return load_nb201(target_names) if space == "nb201" else load_network_space(space, target_names)
+
+
 def data_checksums(target_names: Sequence[str]) -> dict[str, str]:
-    tables = sorted({"nb201/accuracy.csv.gz", *(TARGETS[t].table for t in target_names)})
+    base = {"nb201/accuracy.csv.gz"} if all(TARGETS[t].table.startswith("nb201/") for t in target_names) else set()
+    tables = sorted({*base, *(TARGETS[t].table for t in target_names)})
     return {table: file_checksum(table) for table in tables}

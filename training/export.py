@@ -11,14 +11,22 @@ import onnx
 import torch
 
 from model.card import ModelCard, TargetCard
+from model.ops import OP_NAMES
 from model.parsers.nb201 import NB201_OPS
 from model.tokenizer import CODE_DIM, TOKEN_DIM
 from training.data import data_checksums
 from training.network import Denormalise
-from training.targets import TARGETS
+from training.targets import TARGETS, space_of
 from training.trainer import load_best
 
 OPSET = 17
+
+
+def space_ops(space: str) -> list[str]:
+    """The op names a space's graphs use (those a predictor of that space accepts)."""
+    if space == "nb201":
+        return list(NB201_OPS)
+    return [op for op in OP_NAMES if op.startswith(f"{space}_")]
 
 
 def git_commit() -> str:
@@ -55,6 +63,7 @@ def export_onnx(module: torch.nn.Module, path: Path) -> None:
 def export_run(run_dir: Path, out_dir: Path, name: str, version: str, priority: int = 0) -> tuple[Path, Path]:
     """Write ``<name>.onnx`` and ``<name>.card.json`` for the best checkpoint of a run."""
     net, normaliser, cfg = load_best(run_dir)
+    space = space_of(cfg.targets)
     kinds = torch.as_tensor(normaliser.kinds)
     module = Denormalise(net, torch.as_tensor(normaliser.mean), torch.as_tensor(normaliser.std), kinds).eval()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -77,8 +86,8 @@ def export_run(run_dir: Path, out_dir: Path, name: str, version: str, priority: 
     card = ModelCard(
         name=name,
         version=version,
-        spaces=["nb201", "graph"],  # graph: DAGs over NB201 ops; reliable for NB201-shaped cells only
-        ops=["input", "output", *NB201_OPS],
+        spaces=[space, "graph"],  # graph: DAGs over the space's ops; reliable for graphs shaped like the space's
+        ops=["input", "output", *space_ops(space)],
         targets=targets,
         onnx_file=onnx_path.name,
         priority=priority,

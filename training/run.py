@@ -1,4 +1,4 @@
-"""One training run end to end: load NB201, apply a committed split, train, evaluate the best checkpoint on test."""
+"""One training run end to end: load the space (NB201, FBNet, OFA), apply a committed split, train, test the best checkpoint."""
 
 from __future__ import annotations
 
@@ -6,16 +6,15 @@ import json
 import time
 from pathlib import Path
 
-from model.parsers.nb201 import NB201_NUM_CELLS
-from training.data import load_nb201
+from training.data import load_dataset
 from training.splits import load_split
 from training.trainer import TrainConfig, Trainer, evaluate_dataset, load_best
 
 
 def train_run(cfg: TrainConfig, run_dir: Path) -> dict:
     """Train (resuming if the run directory holds a checkpoint), then write ``metrics_test.json``."""
-    data = load_nb201(cfg.targets)
-    train_idx, val_idx, test_idx = load_split(Path(cfg.split), NB201_NUM_CELLS)
+    data = load_dataset(cfg.targets)
+    train_idx, val_idx, test_idx = load_split(Path(cfg.split), len(data.indices))
     start = time.time()
     trainer = Trainer(cfg, data.subset(train_idx), data.subset(val_idx), run_dir)
     summary = trainer.fit()

@@ -10,12 +10,12 @@ import numpy as np
 SPLIT_DIR = Path(__file__).parent / "splits"
 
 
-def make_split(n_total: int, n_train: int, n_val: int, seed: int) -> dict:
+def make_split(n_total: int, n_train: int, n_val: int, seed: int, space: str = "nb201") -> dict:
     rng = np.random.default_rng(seed)
     perm = rng.permutation(n_total)
     train, val = np.sort(perm[:n_train]), np.sort(perm[n_train : n_train + n_val])
     return {
-        "space": "nb201",
+        "space": space,
         "seed": seed,
         "n_train": n_train,
         "n_val": n_val,
@@ -25,8 +25,9 @@ def make_split(n_total: int, n_train: int, n_val: int, seed: int) -> dict:
     }
 
 
-def split_path(n_train: int, n_val: int, seed: int) -> Path:
-    return SPLIT_DIR / f"nb201_train{n_train}_val{n_val}_seed{seed}.json"
+def split_path(n_train: int, n_val: int, seed: int, space: str = "nb201") -> Path:
+    """Indices are positions in the space's table sorted by index (NB201: the official index)."""
+    return SPLIT_DIR / f"{space}_train{n_train}_val{n_val}_seed{seed}.json"
 
 
 def load_split(path: Path, n_total: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -39,10 +40,10 @@ def load_split(path: Path, n_total: int) -> tuple[np.ndarray, np.ndarray, np.nda
     return train, val, test
 
 
-def write_split(n_total: int, n_train: int, n_val: int, seed: int) -> Path:
-    path = split_path(n_train, n_val, seed)
+def write_split(n_total: int, n_train: int, n_val: int, seed: int, space: str = "nb201") -> Path:
+    path = split_path(n_train, n_val, seed, space)
     path.parent.mkdir(parents=True, exist_ok=True)
-    split = make_split(n_total, n_train, n_val, seed)
+    split = make_split(n_total, n_train, n_val, seed, space)
     path.write_text(
         json.dumps({k: v for k, v in split.items() if k not in ("train", "val")} | {"train": split["train"], "val": split["val"]})
         + "\n"

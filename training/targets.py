@@ -118,6 +118,26 @@ for _column in NNMETER_COLUMNS:
     _t = _nnmeter_latency(_column)
     TARGETS[_t.name] = _t
 
+FBNET_COLUMNS = (
+    "1080ti_1", "1080ti_32", "1080ti_64", "2080ti_1", "2080ti_32", "2080ti_64", "essential_ph_1", "eyeriss", "fpga",
+    "gold_6226", "gold_6240", "pixel2", "pixel3", "raspi4", "samsung_a50", "samsung_s7", "silver_4114", "silver_4210r",
+    "titan_rtx_1", "titan_rtx_32", "titan_rtx_64", "titanx_1", "titanx_32", "titanx_64", "titanxp_1", "titanxp_32",
+    "titanxp_64",
+)  # fmt: skip
+OFA_COLUMNS = tuple(f"{gpu}_{batch}" for gpu in ("2080ti", "titan_rtx", "titan_xp", "v100") for batch in (1, 32, 64))
+for _column in FBNET_COLUMNS:
+    TARGETS[f"fbnet_latency_{_column}_ms"] = Target(
+        f"fbnet_latency_{_column}_ms", "fbnet/latency_help_ms.csv.gz", _column, "ms", "log",
+        f"FBNet-space network latency on {_column} (HELP table)",
+    )  # fmt: skip
+for _column in OFA_COLUMNS:
+    TARGETS[f"ofa_latency_{_column}_ms"] = Target(
+        f"ofa_latency_{_column}_ms", "ofa/latency_help_ms.csv.gz", _column, "ms", "log",
+        f"OFA MobileNetV3 network latency on {_column} (HELP table)",
+    )  # fmt: skip
+FBNET_LATENCY_TARGETS: tuple[str, ...] = tuple(f"fbnet_latency_{c}_ms" for c in FBNET_COLUMNS)
+OFA_LATENCY_TARGETS: tuple[str, ...] = tuple(f"ofa_latency_{c}_ms" for c in OFA_COLUMNS)
+
 HELP_LATENCY_TARGETS: tuple[str, ...] = tuple(n for n, t in TARGETS.items() if t.table == "nb201/latency_help_ms.csv.gz")
 EAGLE_LATENCY_TARGETS: tuple[str, ...] = tuple(n for n, t in TARGETS.items() if t.table == "nb201/latency_eagle_ms.csv.gz")
 NNMETER_LATENCY_TARGETS: tuple[str, ...] = tuple(n for n, t in TARGETS.items() if t.table == "nb201/latency_nnmeter_ms.csv.gz")
@@ -153,5 +173,15 @@ TARGET_GROUPS: dict[str, tuple[str, ...]] = {
     "latency": LATENCY_TARGETS,
     "fewshot_source": FEWSHOT_SOURCE_TARGETS,
     "help_meta_train": HELP_META_TRAIN_DEVICES,
-    "all": tuple(TARGETS),
+    "all": tuple(t for t, v in TARGETS.items() if v.table.startswith("nb201/")),
+    "fbnet_latency": FBNET_LATENCY_TARGETS,
+    "ofa_latency": OFA_LATENCY_TARGETS,
 }
+
+
+def space_of(targets: list[str] | tuple[str, ...]) -> str:
+    """The search space (the table folder: nb201, fbnet, ofa) of a target list; all must share one."""
+    spaces = {TARGETS[t].table.split("/")[0] for t in targets}
+    if len(spaces) != 1:
+        raise ValueError(f"targets {list(targets)} come from several spaces {sorted(spaces)}; train one predictor per space")
+    return spaces.pop()

@@ -180,7 +180,7 @@ def committed_files() -> dict[str, bytes]:
         "nan.json": b'{"architectures": [{"space": "nb201", "index": NaN}]}\n',
         "infinity.json": b'{"architectures": [{"space": "nb101", "matrix": [[0, Infinity], [0, 0]], '
                          b'"ops": ["input", "output"]}]}\n',
-        "unknown_space.json": _json({"architectures": [{"space": "fbnet", "arch": "x"}]}),
+        "unknown_space.json": _json({"architectures": [{"space": "proxylessnas", "arch": "x"}]}),
         "unknown_op_nb201.json": _json({"architectures": [{"space": "nb201",
                                                            "arch": NB201.replace("avg_pool_3x3", "conv_7x7")}]}),
         "unknown_op_graph.json": _json({"architectures": [{"space": "graph", "nodes": ["input", "conv_7x7", "output"],

@@ -1,0 +1,267 @@
+"""NB201 predictor quality against training-set size, with baselines in the same run and table.
+
+Tasks:
+- ``latency``: one multi-device model over all 46 published latency settings (HELP 27, Eagle 15, nn-Meter 4),
+  training sizes 20, 100, 900 cells (the same cells measured on every device);
+- ``accuracy``: CIFAR-10 / CIFAR-100 / ImageNet16-120 test accuracy after 200 and after 12 epochs,
+  training sizes 78, 156, 781, 1563, 7813.
+
+For each size and seed a committed split gives disjoint train / validation / test cells (test = every other cell);
+checkpoints are chosen on validation only. Every run gets the same number of optimiser steps (``--steps``), so small
+sets are not under-trained. Methods: ``archcast`` (augmentation + consistency loss), ``no_aug_no_consistency``
+(the ablation), and baselines fitted on the same training cells: ``flops`` (log-log fit on the FLOPs of our IR cost
+model, ``model.cell_cost``), ``ridge_onehot`` and ``gbm_onehot`` (ridge / gradient-boosted trees on the one-hot cell
+encoding). Mean +- std over seeds of Kendall tau, Spearman, MAPE and Acc(10 %) on the test cells.
+
+    python -m benchmarks.quality.sample_sizes --task latency [--seeds 0 1 2] [--steps 2000] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+import warnings
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import ConstantInputWarning
+from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.linear_model import RidgeCV
+
+from benchmarks.machine import describe_machine
+from benchmarks.quality.fewshot import onehot
+from model.cell_cost import nb201_cost
+from model.parsers.nb201 import NB201_NUM_CELLS, parse_nb201
+from training.data import load_nb201
+from training.metrics import regression_metrics
+from training.run import train_run
+from training.splits import load_split, split_path, write_split
+from training.targets import LATENCY_TARGETS, TARGETS
+from training.trainer import TRANSFORMS, TrainConfig, forward_transform, inverse_transform
+
+RESULTS = Path(__file__).resolve().parent.parent / "results" / "quality"
+ACCURACY_TARGETS = (
+    "cifar10_test_acc", "cifar100_test_acc", "imagenet16_test_acc",
+    "cifar10_test_acc_12ep", "cifar100_test_acc_12ep", "imagenet16_test_acc_12ep",
+)  # fmt: skip
+TASKS = {
+    "latency": {"targets": LATENCY_TARGETS, "sizes": {20: 5, 100: 25, 900: 100}},
+    "accuracy": {"targets": ACCURACY_TARGETS, "sizes": {78: 20, 156: 40, 781: 200, 1563: 200, 7813: 500}},
+}
+VARIANTS = {
+    "archcast": {"augment": True, "consistency_weight": 0.5},
+    "no_aug_no_consistency": {"augment": False, "consistency_weight": 0.0},
+}
+BASELINES = ("flops", "ridge_onehot", "gbm_onehot")
+METRICS = ("kendall_tau", "spearman", "mape", "acc10")
+MOBILE_EDGE = (
+    "latency_pixel2_ms", "latency_pixel3_ms", "latency_samsung_a50_ms", "latency_samsung_s7_ms",
+    "latency_essential_ph_1_ms", "latency_raspi4_ms", "latency_eyeriss_ms", "latency_fpga_ms",
+    *(t for t in LATENCY_TARGETS if "_eagle_embedded_" in t or "_eagle_mobile_" in t),
+)  # fmt: skip
+"""Headline devices. nn-Meter is left out of the headline: it labels 2,000 of the 15,625 cells, so a run with n
+training cells sees only about 0.13 n of its labels (it is in the every-setting table)."""
+SECONDS_PER_STEP = 0.14  # 2-core Xeon, one torch thread, batch 128, two augmented views
+
+
+def epochs_for(n_train: int, steps: int, batch_size: int = 128) -> int:
+    return max(1, math.ceil(steps / math.ceil(n_train / batch_size)))
+
+
+def _train(job: tuple[str, str, int, int, int, str]) -> dict:
+    task, variant, n_train, seed, steps, runs = job
+    n_val = TASKS[task]["sizes"][n_train]
+    epochs = epochs_for(n_train, steps)
+    cfg = TrainConfig(
+        targets=list(TASKS[task]["targets"]),
+        split=str(split_path(n_train, n_val, seed)),
+        seed=seed,
+        epochs=epochs,
+        eval_every=max(1, epochs // 40),
+        threads=1,
+        network={"d_model": 96, "n_layers": 3},
+        **VARIANTS[variant],
+    )
+    run_dir = Path(runs) / task / f"n{n_train}_{variant}_seed{seed}"
+    done = run_dir / "metrics_test.json"
+    result = json.loads(done.read_text()) if done.exists() else train_run(cfg, run_dir)
+    return {"method": variant, "n_train": n_train, "seed": seed, "train_seconds": result["train_seconds"], "test": result["test"]}
+
+
+def baselines(task: str, n_train: int, seed: int, data, flops: np.ndarray, features: np.ndarray) -> list[dict]:
+    """The three baselines fitted on the split's training cells, scored on its test cells (regressed quantity space)."""
+    n_val = TASKS[task]["sizes"][n_train]
+    train, _, test = load_split(split_path(n_train, n_val, seed), NB201_NUM_CELLS)
+    kinds = np.array([TRANSFORMS.index(TARGETS[t].transform) for t in data.target_names])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = forward_transform(data.y, kinds)
+    out = []
+    for method in BASELINES:
+        started = time.perf_counter()
+        test_metrics = {}
+        for t, name in enumerate(data.target_names):
+            rows = train[np.isfinite(z[train, t])]
+            if method == "flops":
+                design = np.column_stack([np.ones(len(rows)), np.log(flops[rows])])
+                coef = np.linalg.lstsq(design, z[rows, t], rcond=None)[0]
+                pred = coef[0] + coef[1] * np.log(flops[test])
+            elif method == "ridge_onehot":
+                pred = RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(features[rows], z[rows, t]).predict(features[test])
+            else:
+                model = HistGradientBoostingRegressor(max_iter=300, learning_rate=0.05, min_samples_leaf=5, random_state=seed)
+                pred = model.fit(features[rows], z[rows, t]).predict(features[test])
+            values = inverse_transform(pred, np.full(len(test), kinds[t]))
+            test_metrics[name] = regression_metrics(values, data.y[test, t])
+        out.append(
+            {"method": method, "n_train": n_train, "seed": seed, "train_seconds": time.perf_counter() - started,
+             "test": test_metrics}
+        )  # fmt: skip
+    return out
+
+
+def summarise(results: list[dict], targets: tuple[str, ...]) -> dict:
+    summary: dict = {}
+    for r in results:
+        entry = summary.setdefault(r["method"], {}).setdefault(str(r["n_train"]), {"seeds": [], "train_seconds": []})
+        entry["seeds"].append(r["seed"])
+        entry["train_seconds"].append(round(r["train_seconds"], 1))
+    for method, sizes in summary.items():
+        for n, entry in sizes.items():
+            runs = [r for r in results if r["method"] == method and str(r["n_train"]) == n]
+            entry["targets"] = {
+                t: {m: (float(np.mean([r["test"][t][m] for r in runs])), float(np.std([r["test"][t][m] for r in runs])))
+                    for m in METRICS}
+                for t in targets
+            }  # fmt: skip
+    return summary
+
+
+def _cell(pair: tuple[float, float], metric: str) -> str:
+    digits = 3 if metric in ("kendall_tau", "spearman") else 1
+    return f"{pair[0]:.{digits}f} ± {pair[1]:.{digits}f}"
+
+
+def markdown(task: str, summary: dict, meta: dict) -> str:
+    methods = [m for m in (*VARIANTS, *BASELINES) if m in summary]
+    sizes = [str(n) for n in TASKS[task]["sizes"] if str(n) in summary["archcast"]]
+    lines = [
+        f"# NB201 {task}: quality against training-set size",
+        "",
+        f"Machine: {meta['machine']}. Command: `{meta['command']}`. Seeds {meta['seeds']}; {meta['steps']} optimiser steps "
+        "per run whatever the size; validation cells per size: "
+        + ", ".join(f"{n} -> {v}" for n, v in TASKS[task]["sizes"].items())
+        + ". Test = every NB201 cell in neither set (with a value for the target). Mean ± std over seeds.",
+        "",
+    ]
+    headline = MOBILE_EDGE if task == "latency" else TASKS[task]["targets"]
+    for metric, label in (("kendall_tau", "Kendall tau"), ("spearman", "Spearman"), ("acc10", "Acc(10 %)"), ("mape", "MAPE %")):
+        for n in sizes:
+            lines += [f"## {label}, {n} training cells", "", "| target | " + " | ".join(methods) + " |",
+                      "|---|" + "---|" * len(methods)]  # fmt: skip
+            for t in headline:
+                best = max(summary[m][n]["targets"][t][metric][0] * (-1 if metric == "mape" else 1) for m in methods)
+                cells = []
+                for m in methods:
+                    value = summary[m][n]["targets"][t][metric]
+                    text = _cell(value, metric)
+                    cells.append(f"**{text}**" if value[0] * (-1 if metric == "mape" else 1) == best else text)
+                lines.append(f"| {t} | " + " | ".join(cells) + " |")
+            lines.append("")
+    if task == "latency":
+        lines += [f"## Every latency setting, {sizes[-1]} training cells (archcast)", "",
+                  "| target | Kendall tau | Spearman | Acc(10 %) | MAPE % |", "|---|---|---|---|---|"]  # fmt: skip
+        for t in TASKS[task]["targets"]:
+            m = summary["archcast"][sizes[-1]]["targets"][t]
+            lines.append(f"| {t} | " + " | ".join(_cell(m[k], k) for k in ("kendall_tau", "spearman", "acc10", "mape")) + " |")
+        lines.append("")
+    lines += ["## Training time per run (s, one torch thread)", ""]
+    for m in VARIANTS:
+        if m in summary:
+            lines.append(f"- {m}: " + "; ".join(f"{n} cells: {np.mean(summary[m][n]['train_seconds']):.0f}" for n in sizes))
+    lines += ["", f"![tau against training size]({task}_sizes.png)", ""]
+    return "\n".join(lines)
+
+
+def plot(task: str, summary: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = (
+        {"mobile / edge (mean)": MOBILE_EDGE, "all 46 settings (mean)": TASKS[task]["targets"]}
+        if task == "latency"
+        else {t: (t,) for t in TASKS[task]["targets"]}
+    )
+    fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.6), squeeze=False)
+    for ax, (title, targets) in zip(axes[0], groups.items(), strict=True):
+        for method in (*VARIANTS, *BASELINES):
+            if method not in summary:
+                continue
+            sizes = sorted(int(n) for n in summary[method])
+            means = [np.mean([summary[method][str(n)]["targets"][t]["kendall_tau"][0] for t in targets]) for n in sizes]
+            ax.plot(sizes, means, marker="o", label=method)
+        ax.set_xscale("log")
+        ax.set_xlabel("training cells")
+        ax.set_ylabel("Kendall tau (test)")
+        ax.set_title(title, fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    warnings.simplefilter("ignore", ConstantInputWarning)  # a baseline with 2 labels predicts a constant: tau is NaN
+    warnings.filterwarnings("ignore", "invalid value encountered", RuntimeWarning)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", choices=list(TASKS), required=True)
+    parser.add_argument("--sizes", type=int, nargs="+", help="subset of the task's sizes")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--runs", default="runs/quality/sizes")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    task = args.task
+    sizes = args.sizes or list(TASKS[task]["sizes"])
+    for n in sizes:
+        for seed in args.seeds:
+            if not split_path(n, TASKS[task]["sizes"][n], seed).exists():
+                write_split(NB201_NUM_CELLS, n, TASKS[task]["sizes"][n], seed)
+    jobs = [(task, v, n, s, args.steps, args.runs) for n in sizes for s in args.seeds for v in VARIANTS]
+    todo = [j for j in jobs if not (Path(args.runs) / task / f"n{j[2]}_{j[1]}_seed{j[3]}" / "metrics_test.json").exists()]
+    estimate = sum(args.steps * SECONDS_PER_STEP * (1.0 if j[1] == "archcast" else 0.5) for j in todo) / max(1, args.workers)
+    print(f"{len(jobs)} runs, {len(todo)} to train: about {estimate / 60:.0f} min on this machine", file=sys.stderr)
+    results: list[dict] = []
+    with ProcessPoolExecutor(max_workers=args.workers) as pool:
+        for done, result in enumerate(pool.map(_train, jobs), start=1):
+            results.append(result)
+            print(f"[{done}/{len(jobs)}] {result['method']} n={result['n_train']} seed={result['seed']}", file=sys.stderr)
+    data = load_nb201(list(TASKS[task]["targets"]))
+    flops = np.array([nb201_cost(parse_nb201(a)).flops for a in data.arch_strs])
+    features = onehot(data.arch_strs)
+    for n in sizes:
+        for seed in args.seeds:
+            results += baselines(task, n, seed, data, flops, features)
+    summary = summarise(results, TASKS[task]["targets"])
+    meta = {
+        "machine": describe_machine(),
+        "command": f"python -m benchmarks.quality.sample_sizes {' '.join(sys.argv[1:])}",
+        "seeds": args.seeds,
+        "steps": args.steps,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"{task}_sizes.json").write_text(json.dumps({"meta": meta, "summary": summary}, indent=1) + "\n")
+    text = markdown(task, summary, meta)
+    (args.out / f"{task}_sizes.md").write_text(text)
+    plot(task, summary, args.out / f"{task}_sizes.png")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
