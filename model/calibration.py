@@ -22,6 +22,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 MIN_SAMPLES = 5
+LOG_RANGE = (float(np.log(1e-6)), float(np.log(1e7)))  # predictions are clipped to 1 ns .. 10^7 ms (float32-safe)
 RIDGE_ALPHAS = tuple(float(a) for a in np.logspace(-2, 4, 13))
 
 
@@ -42,7 +43,7 @@ class Calibration:
     def predict(self, base: np.ndarray) -> np.ndarray:
         """Calibrated latency (N,) from the base predictor's full output (N, T) in ms."""
         logs = np.log(np.maximum(np.asarray(base, dtype=np.float64)[:, list(self.columns)], 1e-12))
-        return np.exp(self.bias + logs @ np.asarray(self.weights))
+        return np.exp(np.clip(self.bias + logs @ np.asarray(self.weights), *LOG_RANGE))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -160,6 +161,8 @@ def calibrated_onnx(base: onnx.ModelProto, calibration: Calibration, output: str
             numpy_helper.from_array(np.asarray(calibration.weights, dtype=np.float32).reshape(-1, 1), "calibration_weights"),
             numpy_helper.from_array(np.asarray([calibration.bias], dtype=np.float32), "calibration_bias"),
             numpy_helper.from_array(np.asarray(1e-12, dtype=np.float32), "calibration_floor"),
+            numpy_helper.from_array(np.asarray(LOG_RANGE[0], dtype=np.float32), "calibration_log_min"),
+            numpy_helper.from_array(np.asarray(LOG_RANGE[1], dtype=np.float32), "calibration_log_max"),
         ]
     )
     graph.node.extend(
@@ -169,7 +172,10 @@ def calibrated_onnx(base: onnx.ModelProto, calibration: Calibration, output: str
             helper.make_node("Log", ["calibration_positive"], ["calibration_log"]),
             helper.make_node("MatMul", ["calibration_log", "calibration_weights"], ["calibration_linear"]),
             helper.make_node("Add", ["calibration_linear", "calibration_bias"], ["calibration_shifted"]),
-            helper.make_node("Exp", ["calibration_shifted"], [output]),
+            helper.make_node(
+                "Clip", ["calibration_shifted", "calibration_log_min", "calibration_log_max"], ["calibration_clipped"]
+            ),
+            helper.make_node("Exp", ["calibration_clipped"], [output]),
         ]
     )
     graph.output.append(helper.make_tensor_value_info(output, TensorProto.FLOAT, ["batch", 1]))

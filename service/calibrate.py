@@ -19,7 +19,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from model.calibration import Calibration, calibrated_onnx, fit_calibration
+from model.calibration import MIN_SAMPLES, Calibration, calibrated_onnx, fit_calibration
 from model.card import ModelCard, TargetCard
 from service.errors import ServiceError
 from service.pipeline import compute, plan_request
@@ -64,6 +64,13 @@ def fit_for_device(request: CalibrateRequest, registry: Registry, settings: Sett
     base = choose_base(registry, request.base, settings)
     predict_request = PredictRequest(architectures=[m.architecture for m in request.measurements], predictor=base.name)
     plan = plan_request(predict_request, registry, max_batch=count, max_nodes=settings.max_nodes, data_dir=settings.data_dir)
+    distinct = len({item.key for item in plan.prepared})
+    if distinct < MIN_SAMPLES:
+        raise ServiceError(
+            422,
+            "invalid_measurements",
+            f"the measurements cover {distinct} distinct architecture(s); a calibration needs at least {MIN_SAMPLES}",
+        )
     rows = compute(base, [item.graph for item in plan.prepared])
     names = base.card.target_names
     matrix = np.array([[row[n] for n in names] for row in rows])

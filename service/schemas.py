@@ -111,7 +111,7 @@ class PredictResponse(BaseModel):
 
 class Measurement(_Strict):
     architecture: Architecture
-    latency_ms: float = Field(gt=0, allow_inf_nan=False, description="Measured latency on the new device, in ms.")
+    latency_ms: float = Field(ge=1e-6, le=1e7, allow_inf_nan=False, description="Measured latency on the new device, in ms.")
 
 
 class CalibrateRequest(_Strict):

@@ -260,3 +260,19 @@ def test_cli_calibrate_writes_a_predictor_the_service_serves(
     bad.write_text("arch,latency_ms\n" + archs[0] + ",fast\n")
     refused = subprocess.run([*command[:-1], str(bad)], capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
     assert refused.returncode == 2 and "latency_ms 'fast' is not a number" in refused.stderr
+
+
+def test_extreme_fits_never_produce_non_finite_latencies(toy_predictors: tuple[Path, dict[str, ToyPredictor]]) -> None:
+    """A fit that would overflow float32 on other architectures is clipped to 10^7 ms (and 1e-6 ms below)."""
+    from model.calibration import Calibration
+
+    directory, _ = toy_predictors
+    base_model = onnx.load(str(directory / "toy-cell.onnx"))
+    batch = tokenize_graphs([parse_nb201(a) for a in nb201_archs(8, seed=10)])
+    feeds = {"tokens": batch.tokens, "mask": batch.mask, "depth": batch.depth}
+    for weight in (500.0, -500.0):
+        fit = Calibration((2,), ("gpu_latency",), (weight,), 0.0, "single", 0.0, 10, 0.1, 10.0)
+        session = ort.InferenceSession(calibrated_onnx(base_model, fit).SerializeToString(), providers=["CPUExecutionProvider"])
+        (out,) = session.run(["prediction"], feeds)
+        assert np.all(np.isfinite(out)) and np.all(out > 0)
+        assert np.allclose(out, 1e7 if weight > 0 else 1e-6, rtol=1e-3)

@@ -19,8 +19,7 @@ import numpy as np
 import onnxruntime as ort
 
 from model.card import ModelCard
-from model.parsers.nb201 import NB201_NUM_CELLS
-from training.data import load_nb201
+from training.data import load_dataset
 from training.splits import SPLIT_DIR, load_split
 from training.trainer import TRANSFORMS, forward_transform
 
@@ -40,8 +39,8 @@ def predict_cells(onnx_path: Path, data, rows: np.ndarray) -> np.ndarray:
 def fit_uncertainty(card_path: Path) -> dict[str, dict[str, float]]:
     """Add ``std_log``, ``within_1sigma``, ``within_2sigma`` to every target of the card; returns them."""
     card = ModelCard.load(card_path)
-    data = load_nb201(card.target_names)
-    _, val, test = load_split(SPLIT_DIR / card.split["file"], NB201_NUM_CELLS)
+    data = load_dataset(card.target_names)
+    _, val, test = load_split(SPLIT_DIR / card.split["file"], len(data.indices))
     onnx_path = card_path.parent / card.onnx_file
     kinds = np.array([TRANSFORMS.index(t.transform) for t in card.targets])
     found: dict[str, dict[str, float]] = {}

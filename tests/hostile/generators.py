@@ -192,7 +192,24 @@ def committed_files() -> dict[str, bytes]:
         "malformed.json": b'{"architectures": [{"space": "nb201", "arch": \n',
         "form.txt": b"architectures=nb201",
         "single.json": _json(single),
+        "calibrate_identical.json": _json(_calibration([NB201] * 10)),
+        "calibrate_unknown_base.json": _json(_calibration(NB201_CELLS) | {"base": "nb999"}),
+        "calibrate_huge_latency.json": _json(_calibration(NB201_CELLS, latency_ms=1e300)),
     }
+
+
+NB201_CELLS = [NB201.replace("nor_conv_3x3~0|+", f"{op}~0|+", 1) for op in ("none", "skip_connect", "nor_conv_1x1",
+               "nor_conv_3x3", "avg_pool_3x3")] * 2  # fmt: skip
+
+
+def _calibration(archs: list[str], latency_ms: float = 5.0) -> dict:
+    measurements = [{"architecture": {"space": "nb201", "arch": a}, "latency_ms": latency_ms + i} for i, a in enumerate(archs)]
+    return {"device": "hostile-phone", "measurements": measurements}
+
+
+def calibrate_too_many() -> bytes:
+    """600 measurements, over the default ARCHCAST_MAX_CALIBRATION_SAMPLES of 500."""
+    return _json(_calibration(NB201_CELLS * 60))
 
 
 def write_files(directory: Path = FILES) -> None:
