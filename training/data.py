@@ -102,12 +102,51 @@ def load_network_space(space: str, target_names: Sequence[str]) -> ArchDataset:
     return ArchDataset(indices[order], specs, graphs, encode_graphs(graphs), y, list(target_names))
 
 
+NASLIB_NB101_OPS = ("input", "output", "maxpool3x3", "conv1x1-bn-relu", "conv3x3-bn-relu")  # NASLib's op codes
+
+
+def load_naslib_subset(space: str, target_names: Sequence[str]) -> ArchDataset:
+    """NASLib's NB101 (500 cells) or NAS-Bench-301 / DARTS (725 cells) subset with its validation accuracy.
+
+    NB101 keys are 49 adjacency bits then 7 op codes (``NASLIB_NB101_OPS``); DARTS keys are [normal, reduce] lists of
+    8 (input, op index) pairs, op indices in ``DARTS_OPS`` order. ``arch_strs`` keeps NASLib's key.
+    """
+    import ast
+    import gzip
+    import json
+
+    from model.parsers import parse_darts, parse_nb101
+    from model.tables import table_path
+
+    table = TARGETS[target_names[0]].table
+    with gzip.open(table_path(table), "rt") as handle:
+        raw = json.load(handle)
+    entries = raw["nasbench101"]["cifar10"] if space == "nb101" else raw["cifar10"]
+    keys = sorted(entries)
+    graphs = []
+    for key in keys:
+        spec = ast.literal_eval(key)
+        if space == "nb101":
+            matrix = [list(spec[r * 7 : r * 7 + 7]) for r in range(7)]
+            graphs.append(parse_nb101(matrix, [NASLIB_NB101_OPS[c] for c in spec[49:]]))
+        else:
+            normal, reduce = ([[op, state] for state, op in cell] for cell in spec)
+            graphs.append(parse_darts(normal, reduce))
+    graphs = [g.renumbered(canonicalize(g).order) for g in graphs]
+    y = np.array([[float(entries[k]["val_accuracy"]) for _ in target_names] for k in keys])
+    return ArchDataset(np.arange(len(keys)), keys, graphs, encode_graphs(graphs), y, list(target_names))
+
+
 def load_dataset(target_names: Sequence[str]) -> ArchDataset:
-    """The whole space of the targets (NB201 cells, or HELP's FBNet / OFA networks) with those targets."""
+    """The whole space of the targets (NB201 cells, HELP's FBNet / OFA networks, NASLib's NB101 / DARTS subsets)."""
     from training.targets import space_of
 
     space = space_of(list(target_names))
-    return load_nb201(target_names) if space == "nb201" else load_network_space(space, target_names)
+    if space == "nb201":
+        return load_nb201(target_names)
+    if space in ("nb101", "darts"):
+        return load_naslib_subset(space, target_names)
+    return load_network_space(space, target_names)
 
 
 def data_checksums(target_names: Sequence[str]) -> dict[str, str]:

@@ -135,6 +135,14 @@ for _column in OFA_COLUMNS:
         f"ofa_latency_{_column}_ms", "ofa/latency_help_ms.csv.gz", _column, "ms", "log",
         f"OFA MobileNetV3 network latency on {_column} (HELP table)",
     )  # fmt: skip
+TARGETS["nb101_cifar10_val_acc"] = Target(
+    "nb101_cifar10_val_acc", "nb101/naslib_subset.json.gz", "val_accuracy", "%", "log_error",
+    "NAS-Bench-101 CIFAR-10 validation accuracy (NASLib subset, 500 cells)",
+)  # fmt: skip
+TARGETS["darts_cifar10_val_acc"] = Target(
+    "darts_cifar10_val_acc", "nb301/naslib_subset.json.gz", "val_accuracy", "%", "log_error",
+    "DARTS-space CIFAR-10 validation accuracy (NAS-Bench-301 via NASLib subset, 725 cells)",
+)  # fmt: skip
 FBNET_LATENCY_TARGETS: tuple[str, ...] = tuple(f"fbnet_latency_{c}_ms" for c in FBNET_COLUMNS)
 OFA_LATENCY_TARGETS: tuple[str, ...] = tuple(f"ofa_latency_{c}_ms" for c in OFA_COLUMNS)
 
@@ -180,8 +188,9 @@ TARGET_GROUPS: dict[str, tuple[str, ...]] = {
 
 
 def space_of(targets: list[str] | tuple[str, ...]) -> str:
-    """The search space (the table folder: nb201, fbnet, ofa) of a target list; all must share one."""
-    spaces = {TARGETS[t].table.split("/")[0] for t in targets}
+    """The search space (nb201, fbnet, ofa, nb101, darts) of a target list; all must share one."""
+    folders = {"nb301": "darts"}  # NAS-Bench-301 is the DARTS space
+    spaces = {folders.get(TARGETS[t].table.split("/")[0], TARGETS[t].table.split("/")[0]) for t in targets}
     if len(spaces) != 1:
         raise ValueError(f"targets {list(targets)} come from several spaces {sorted(spaces)}; train one predictor per space")
     return spaces.pop()

@@ -1,0 +1,147 @@
+"""Small-sample accuracy predictors on NASLib's NB101 (500 cells) and DARTS / NAS-Bench-301 (725 cells) subsets.
+
+That is all the data there is for these spaces here, so each seed splits the subset 60 / 20 / 20 into train /
+validation / test (committed split files; selection on validation only) and every figure is over 100 (NB101) or
+145 (DARTS) test cells: read the ± as the spread between seeds, not as a small error bar. Methods in the same run:
+``archcast`` (fusion transformer, augmentation + consistency), ``flops_naslib`` (rank by the FLOPs NASLib lists, a
+log-log fit for values), and ``ridge`` / ``gbm`` on the canonical graph encoding (one-hot op per position plus the
+adjacency bits).
+
+    python -m benchmarks.quality.small_sample [--seeds 0 1 2] [--steps 1500] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import math
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.linear_model import RidgeCV
+
+from benchmarks.machine import describe_machine
+from benchmarks.quality.network_spaces import onehot_positions
+from model.tables import table_path
+from training.data import load_dataset
+from training.metrics import regression_metrics
+from training.run import train_run
+from training.splits import load_split, split_path, write_split
+from training.trainer import TrainConfig
+
+RESULTS = Path(__file__).resolve().parent.parent / "results" / "quality"
+SPACES = {"nb101": ("nb101_cifar10_val_acc", 500), "darts": ("darts_cifar10_val_acc", 725)}
+METHODS = ("archcast", "flops_naslib", "ridge", "gbm")
+METRICS = ("kendall_tau", "spearman", "mape", "acc10")
+
+
+def sizes(n_total: int) -> tuple[int, int]:
+    return int(0.6 * n_total), int(0.2 * n_total)
+
+
+def _train(job: tuple[str, int, int, str]) -> dict:
+    space, seed, steps, runs = job
+    target, n_total = SPACES[space]
+    n_train, n_val = sizes(n_total)
+    epochs = max(1, math.ceil(steps / math.ceil(n_train / 128)))
+    cfg = TrainConfig(
+        targets=[target],
+        split=str(split_path(n_train, n_val, seed, space)),
+        seed=seed,
+        epochs=epochs,
+        eval_every=max(1, epochs // 40),
+        threads=1,
+        network={"d_model": 96, "n_layers": 3},
+    )
+    run_dir = Path(runs) / f"{space}_seed{seed}"
+    done = run_dir / "metrics_test.json"
+    result = json.loads(done.read_text()) if done.exists() else train_run(cfg, run_dir)
+    return {"space": space, "seed": seed, "method": "archcast", "train_seconds": result["train_seconds"],
+            "test": result["test"][target]}  # fmt: skip
+
+
+def naslib_flops(space: str, keys: list[str]) -> np.ndarray:
+    with gzip.open(table_path("nb101/naslib_subset.json.gz" if space == "nb101" else "nb301/naslib_subset.json.gz"), "rt") as f:
+        raw = json.load(f)
+    entries = raw["nasbench101"]["cifar10"] if space == "nb101" else raw["cifar10"]
+    values = [entries[k]["flops"] for k in keys]
+    return np.array([v["score"] if isinstance(v, dict) else v for v in values], dtype=np.float64)
+
+
+def baselines(space: str, seed: int) -> list[dict]:
+    target, n_total = SPACES[space]
+    data = load_dataset([target])
+    train, _, test = load_split(split_path(*sizes(n_total), seed, space), n_total)
+    n = data.encoded.op_ids.shape[1]
+    upper = np.triu_indices(n, 1)
+    features = np.hstack([onehot_positions(data.encoded.op_ids), data.encoded.adjacency[:, upper[0], upper[1]]])
+    error = np.log(100.0 - data.y[:, 0])
+    flops = np.log(naslib_flops(space, data.arch_strs))
+    out = []
+    for method in METHODS[1:]:
+        if method == "flops_naslib":
+            coef = np.polyfit(flops[train], error[train], 1)
+            pred = np.polyval(coef, flops[test])
+        elif method == "ridge":
+            pred = RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(features[train], error[train]).predict(features[test])
+        else:
+            gbm = HistGradientBoostingRegressor(max_iter=300, learning_rate=0.05, min_samples_leaf=5, random_state=seed)
+            pred = gbm.fit(features[train], error[train]).predict(features[test])
+        values = 100.0 - np.exp(pred)
+        out.append({"space": space, "seed": seed, "method": method, "train_seconds": 0.0,
+                    "test": regression_metrics(values, data.y[test, 0])})  # fmt: skip
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--runs", default="runs/quality/small_sample")
+    args = parser.parse_args()
+    for space, (_, n_total) in SPACES.items():
+        for seed in args.seeds:
+            if not split_path(*sizes(n_total), seed, space).exists():
+                write_split(n_total, *sizes(n_total), seed, space)
+    jobs = [(space, seed, args.steps, args.runs) for space in SPACES for seed in args.seeds]
+    print(f"{len(jobs)} transformer runs of {args.steps} steps", file=sys.stderr)
+    with ProcessPoolExecutor(max_workers=args.workers) as pool:
+        results = list(pool.map(_train, jobs))
+    for space in SPACES:
+        for seed in args.seeds:
+            results += baselines(space, seed)
+    summary: dict = {}
+    for space in SPACES:
+        for method in METHODS:
+            runs = [r["test"] for r in results if r["space"] == space and r["method"] == method]
+            summary.setdefault(space, {})[method] = {
+                k: (float(np.mean([r[k] for r in runs])), float(np.std([r[k] for r in runs]))) for k in METRICS
+            }
+    meta = {"machine": describe_machine(), "command": "python -m benchmarks.quality.small_sample " + " ".join(sys.argv[1:]),
+            "seeds": args.seeds, "steps": args.steps}  # fmt: skip
+    lines = [
+        "# Small-sample accuracy predictors: NB101 (500 cells) and DARTS / NAS-Bench-301 (725 cells)",
+        "",
+        f"Machine: {meta['machine']}. Command: `{meta['command']}`. Seeds {args.seeds}; split 60 / 20 / 20 per seed "
+        "(NB101 300 / 100 / 100, DARTS 435 / 145 / 145). Mean ± std over seeds; test sets of 100 and 145 cells.",
+        "",
+    ]
+    for space, methods in summary.items():
+        lines += [f"## {space}", "", "| method | Kendall tau | Spearman | MAPE % | Acc(10 %) |", "|---|---|---|---|---|"]
+        for method, m in methods.items():
+            lines.append(f"| {method} | " + " | ".join(f"{m[k][0]:.3f} ± {m[k][1]:.3f}" for k in METRICS) + " |")
+        lines.append("")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "small_sample.json").write_text(json.dumps({"meta": meta, "summary": summary, "runs": results}, indent=1) + "\n")
+    text = "\n".join(lines)
+    (RESULTS / "small_sample.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
