@@ -109,7 +109,8 @@ def load_naslib_subset(space: str, target_names: Sequence[str]) -> ArchDataset:
     """NASLib's NB101 (500 cells) or NAS-Bench-301 / DARTS (725 cells) subset with its validation accuracy.
 
     NB101 keys are 49 adjacency bits then 7 op codes (``NASLIB_NB101_OPS``); DARTS keys are [normal, reduce] lists of
-    8 (input, op index) pairs, op indices in ``DARTS_OPS`` order. ``arch_strs`` keeps NASLib's key.
+    8 (input, op index) pairs, op indices in ``DARTS_OPS`` order. ``arch_strs`` keeps NASLib's key (of the first spec
+    of each distinct cell).
     """
     import ast
     import gzip
@@ -132,9 +133,19 @@ def load_naslib_subset(space: str, target_names: Sequence[str]) -> ArchDataset:
         else:
             normal, reduce = ([[op, state] for state, op in cell] for cell in spec)
             graphs.append(parse_darts(normal, reduce))
-    graphs = [g.renumbered(canonicalize(g).order) for g in graphs]
-    y = np.array([[float(entries[k]["val_accuracy"]) for _ in target_names] for k in keys])
-    return ArchDataset(np.arange(len(keys)), keys, graphs, encode_graphs(graphs), y, list(target_names))
+    # NASLib's NB101 subset holds many specs that prune to the same cell (nodes off every input -> output path):
+    # one entry per canonical cell, with the mean accuracy, so no cell is in two of train / validation / test
+    groups: dict[str, list[int]] = {}
+    canonical = []
+    for i, graph in enumerate(graphs):
+        form = canonicalize(graph)
+        canonical.append(graph.renumbered(form.order))
+        groups.setdefault(form.key, []).append(i)
+    firsts = [members[0] for members in groups.values()]
+    accuracy = np.array([float(entries[k]["val_accuracy"]) for k in keys])
+    y = np.array([[accuracy[members].mean()] * len(target_names) for members in groups.values()])
+    kept = [canonical[i] for i in firsts]
+    return ArchDataset(np.arange(len(firsts)), [keys[i] for i in firsts], kept, encode_graphs(kept), y, list(target_names))
 
 
 def load_dataset(target_names: Sequence[str]) -> ArchDataset:

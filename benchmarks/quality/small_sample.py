@@ -1,8 +1,10 @@
-"""Small-sample accuracy predictors on NASLib's NB101 (500 cells) and DARTS / NAS-Bench-301 (725 cells) subsets.
+"""Small-sample accuracy predictors on NASLib's NB101 (292 distinct cells) and DARTS / NAS-Bench-301 (725) subsets.
 
-That is all the data there is for these spaces here, so each seed splits the subset 60 / 20 / 20 into train /
-validation / test (committed split files; selection on validation only) and every figure is over 100 (NB101) or
-145 (DARTS) test cells: read the ± as the spread between seeds, not as a small error bar. Methods in the same run:
+That is all the data there is for these spaces here, so each seed splits the distinct cells 60 / 20 / 20 into train /
+validation / test (committed split files; selection on validation only) and every figure is over 59 (NB101) or
+145 (DARTS) test cells: read the ± as the spread between seeds, not as a small error bar. (NASLib's NB101 subset
+lists 500 specs, but 208 of them prune to a cell already listed; duplicates are merged so none crosses the split.)
+Methods in the same run:
 ``archcast`` (fusion transformer, augmentation + consistency), ``flops_naslib`` (rank by the FLOPs NASLib lists, a
 log-log fit for values), and ``ridge`` / ``gbm`` on the canonical graph encoding (one-hot op per position plus the
 adjacency bits).
@@ -34,7 +36,8 @@ from training.splits import load_split, split_path, write_split
 from training.trainer import TrainConfig
 
 RESULTS = Path(__file__).resolve().parent.parent / "results" / "quality"
-SPACES = {"nb101": ("nb101_cifar10_val_acc", 500), "darts": ("darts_cifar10_val_acc", 725)}
+SPACES = {"nb101": ("nb101_cifar10_val_acc", 292), "darts": ("darts_cifar10_val_acc", 725)}
+"""Target and number of distinct cells: NASLib's 500 NB101 specs prune to 292 distinct cells (see training.data)."""
 METHODS = ("archcast", "flops_naslib", "ridge", "gbm")
 METRICS = ("kendall_tau", "spearman", "mape", "acc10")
 
@@ -125,10 +128,12 @@ def main() -> None:
     meta = {"machine": describe_machine(), "command": "python -m benchmarks.quality.small_sample " + " ".join(sys.argv[1:]),
             "seeds": args.seeds, "steps": args.steps}  # fmt: skip
     lines = [
-        "# Small-sample accuracy predictors: NB101 (500 cells) and DARTS / NAS-Bench-301 (725 cells)",
+        "# Small-sample accuracy predictors: NB101 (292 distinct cells) and DARTS / NAS-Bench-301 (725 cells)",
         "",
         f"Machine: {meta['machine']}. Command: `{meta['command']}`. Seeds {args.seeds}; split 60 / 20 / 20 per seed "
-        "(NB101 300 / 100 / 100, DARTS 435 / 145 / 145). Mean ± std over seeds; test sets of 100 and 145 cells.",
+        "(NB101 175 / 58 / 59, DARTS 435 / 145 / 145). Mean ± std over seeds; test sets of 59 and 145 cells. NASLib's "
+        "NB101 subset lists 500 specs that prune to 292 distinct cells (nodes off every input-output path); duplicates "
+        "are merged (mean accuracy) so no cell is on both sides of a split.",
         "",
     ]
     for space, methods in summary.items():
