@@ -103,6 +103,21 @@ def test_trainer_learns_and_resumes(tmp_path) -> None:
     assert evaluate_dataset(net, val, normaliser)["cifar10_test_acc"]["kendall_tau"] == pytest.approx(full.best_score, abs=1e-6)
 
 
+def test_a_target_without_validation_labels_does_not_block_selection(tmp_path) -> None:
+    """Few validation cells may carry no label of a sparse target (nn-Meter): the others still choose the checkpoint."""
+    data = synthetic_dataset(96)
+    both = ArchDataset(data.indices, data.arch_strs, data.graphs, data.encoded, np.hstack([data.y, data.y + 1]),
+                       ["cifar10_test_acc", "cifar100_test_acc"])  # fmt: skip
+    both.y[64:, 1] = np.nan  # no validation label for the second target
+    train, val = both.subset(np.arange(64)), both.subset(np.arange(64, 96))
+    cfg = TrainConfig(targets=both.target_names, split="unused", epochs=4, batch_size=32, eval_every=2, threads=1, network=SMALL)
+    trainer = Trainer(cfg, train, val, tmp_path / "sparse")
+    trainer.fit()
+    assert all(np.isfinite(h["val_score"]) for h in trainer.history)
+    assert (tmp_path / "sparse" / "best.pt").exists()
+    load_best(tmp_path / "sparse")
+
+
 def test_onnx_export_matches_torch(tmp_path) -> None:
     torch.manual_seed(0)
     net = FusionTransformer(NetworkConfig(n_targets=3, **SMALL)).eval()
