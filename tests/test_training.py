@@ -118,6 +118,27 @@ def test_a_target_without_validation_labels_does_not_block_selection(tmp_path) -
     load_best(tmp_path / "sparse")
 
 
+def test_graphs_of_different_sizes_train_with_augmentation(tmp_path) -> None:
+    """NB101 cells prune to 2..7 nodes: augmented orders are padded to the batch length, padding left in place."""
+    rng = np.random.default_rng(0)
+    graphs, accuracy = [], []
+    for _ in range(48):
+        n = int(rng.integers(3, 8))
+        matrix = np.zeros((n, n), dtype=int)
+        matrix[np.arange(n - 1), np.arange(1, n)] = 1  # a chain input -> ... -> output keeps every node
+        ops = ["input", *rng.choice(["conv1x1-bn-relu", "conv3x3-bn-relu", "maxpool3x3"], n - 2).tolist(), "output"]
+        g = parse_nb101(matrix.tolist(), ops)
+        graphs.append(g.renumbered(canonicalize(g).order))
+        accuracy.append(80.0 + n)
+    assert len({g.n for g in graphs}) > 2
+    data = ArchDataset(np.arange(48), [""] * 48, graphs, encode_graphs(graphs), np.array(accuracy)[:, None], ["cifar10_test_acc"])
+    cfg = TrainConfig(
+        targets=["cifar10_test_acc"], split="unused", epochs=2, batch_size=16, eval_every=1, threads=1, network=SMALL
+    )
+    Trainer(cfg, data.subset(np.arange(32)), data.subset(np.arange(32, 48)), tmp_path / "sizes").fit()
+    assert (tmp_path / "sizes" / "best.pt").exists()
+
+
 def test_onnx_export_matches_torch(tmp_path) -> None:
     torch.manual_seed(0)
     net = FusionTransformer(NetworkConfig(n_targets=3, **SMALL)).eval()

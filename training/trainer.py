@@ -145,7 +145,9 @@ class Trainer:
 
     def _sample_orders(self, rows: np.ndarray) -> np.ndarray:
         assert self.orders is not None
-        return np.stack([pool[self.rng.integers(len(pool))] for pool in (self.orders[r] for r in rows)])
+        length = self.train.encoded.op_ids.shape[1]  # graphs of fewer nodes keep their padding positions in place
+        picked = [pool[self.rng.integers(len(pool))] for pool in (self.orders[r] for r in rows)]
+        return np.stack([np.concatenate([order, np.arange(len(order), length)]) for order in picked])
 
     def _batch(self, rows: np.ndarray, orders: np.ndarray | None) -> TokenBatch:
         part = EncodedGraphs(self.train.encoded.op_ids[rows], self.train.encoded.adjacency[rows])
