@@ -88,15 +88,5 @@ def calibrate_local(
     calibrated = fit_for_device(request, registry, settings)
     directory = out or settings.calibration_dir or Path("calibrated")
     onnx_path = persist(calibrated, directory)
-    fit = calibrated.calibration
-    summary = {
-        "predictor": calibrated.card.name,
-        "version": calibrated.card.version,
-        "target": calibrated.card.targets[0].name,
-        "base": calibrated.card.calibration["base"],
-        "method": fit.method,
-        "n_samples": fit.n_samples,
-        "loo_mape": fit.loo_mape,
-        "loo_rmse_log": fit.loo_rmse_log,
-    }
+    summary = calibrated.summary()
     return summary, onnx_path

@@ -38,6 +38,22 @@ class CalibratedPredictor:
     onnx_bytes: bytes
     calibration: Calibration
 
+    def summary(self, top_sources: int = 10) -> dict:
+        """What a caller needs to know about the fit: name, version, target, method, LOO errors, top source weights."""
+        fit = self.calibration
+        ranked = sorted(zip(fit.sources, fit.weights, strict=True), key=lambda sw: -abs(sw[1]))[:top_sources]
+        return {
+            "predictor": self.card.name,
+            "version": self.card.version,
+            "target": self.card.targets[0].name,
+            "base": self.card.calibration["base"],
+            "method": fit.method,
+            "n_samples": fit.n_samples,
+            "loo_mape": fit.loo_mape,
+            "loo_rmse_log": fit.loo_rmse_log,
+            "sources": dict(ranked),
+        }
+
 
 def choose_base(registry: Registry, name: str | None, settings: Settings) -> Predictor:
     """The named (or configured) base predictor; it must have latency (ms) targets and a loadable ONNX file."""
@@ -151,22 +167,32 @@ def persist(calibrated: CalibratedPredictor, directory: Path) -> Path:
 
 
 def load_persisted(registry: Registry, settings: Settings, names: Sequence[str]) -> None:
-    """Load calibrated predictors named in a request that another worker wrote to the calibration directory."""
+    """Load calibrated predictors named in a request that another worker wrote to the calibration directory.
+
+    One ``stat`` per named predictor; the card is read only when its file changed since this registry loaded it.
+    """
     directory = settings.calibration_dir
     if directory is None:
         return
     for name in names:
+        if not name.startswith(PREFIX) or "/" in name:
+            continue
         card_path = directory / f"{name}.card.json"
-        if not name.startswith(PREFIX) or "/" in name or not card_path.is_file():
+        try:
+            stamp = card_path.stat().st_mtime_ns
+        except OSError:
+            continue
+        if registry.card_stamps.get(name) == stamp and name in registry.predictors:
             continue
         try:
             card = ModelCard.load(card_path)
             current = registry.predictors.get(name)
-            if current is not None and current.card.version == card.version:
-                continue
-            data = (directory / card.onnx_file).read_bytes()
-            fields = {k: v for k, v in card.calibration.items() if k in Calibration.__dataclass_fields__}
-            register(registry, CalibratedPredictor(card, data, Calibration(**fields)), settings, directory / card.onnx_file)
+            if current is None or current.card.version != card.version:
+                data = (directory / card.onnx_file).read_bytes()
+                fields = {k: v for k, v in card.calibration.items() if k in Calibration.__dataclass_fields__}
+                calibrated = CalibratedPredictor(card, data, Calibration(**fields))
+                register(registry, calibrated, settings, directory / card.onnx_file)
+            registry.card_stamps = {**registry.card_stamps, name: stamp}
         except ServiceError:
             raise
         except Exception as exc:  # noqa: BLE001 - a broken file is that predictor's problem, reported as not loaded

@@ -81,6 +81,7 @@ class Registry:
     predictors: dict[str, Predictor] = field(default_factory=dict)
     networks: dict[str, NetworkPredictor] = field(default_factory=dict)  # whole-network (ONNX upload) predictors
     errors: list[str] = field(default_factory=list)
+    card_stamps: dict[str, int] = field(default_factory=dict)  # calibrated card name -> file mtime_ns last loaded
 
     @property
     def ready(self) -> bool:

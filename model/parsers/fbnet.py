@@ -9,13 +9,11 @@ A spec is 22 choice names (space-separated string or sequence) or 22 integer cod
 from __future__ import annotations
 
 from collections.abc import Sequence
-from numbers import Integral
-
-import numpy as np
 
 from model.errors import ArchitectureError
 from model.ir import ArchGraph, Node
 from model.ops import INPUT, OUTPUT
+from model.parsers.fields import as_int, field_items
 
 FBNET_CHOICES: tuple[str, ...] = ("k3_e1", "k3_e1_g2", "k3_e3", "k3_e6", "k5_e1", "k5_e1_g2", "k5_e3", "k5_e6", "skip")
 FBNET_NUM_LAYERS = 22
@@ -61,14 +59,7 @@ def fbnet_spec(graph: ArchGraph) -> str:
 
 
 def _choices(layers: str | Sequence[str] | Sequence[int]) -> list[str]:
-    if isinstance(layers, str):
-        items: list[str | int] = list(layers.split())
-    elif isinstance(layers, Sequence) or (isinstance(layers, np.ndarray) and layers.ndim == 1):
-        items = list(layers)
-    else:
-        raise ArchitectureError("bad_fbnet", f"an FBNet architecture must be a string or a sequence, got {type(layers).__name__}")
-    if len(items) != FBNET_NUM_LAYERS:
-        raise ArchitectureError("bad_fbnet", f"an FBNet architecture has {FBNET_NUM_LAYERS} layers, got {len(items)}")
+    items = field_items(layers, FBNET_NUM_LAYERS, "bad_fbnet", f"an FBNet architecture ({FBNET_NUM_LAYERS} layers, one choice each)")
     choices: list[str] = []
     for index, item in enumerate(items):
         if isinstance(item, str):
@@ -78,8 +69,7 @@ def _choices(layers: str | Sequence[str] | Sequence[int]) -> list[str]:
                     f"unknown FBNet choice {item!r} at layer {index}; valid choices: {', '.join(FBNET_CHOICES)}",
                 )
             choices.append(item)
-        elif isinstance(item, Integral) and not isinstance(item, bool):
-            code = int(item)
+        elif (code := as_int(item)) is not None:
             if not 0 <= code < len(FBNET_CHOICES):
                 raise ArchitectureError(
                     "unknown_op",

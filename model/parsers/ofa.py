@@ -10,14 +10,12 @@ as a placeholder, which ``ofa_spec`` reports); node 22 output; edges (i, i + 1).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from numbers import Integral
 from typing import Any
-
-import numpy as np
 
 from model.errors import ArchitectureError
 from model.ir import ArchGraph, Node
 from model.ops import INPUT, OUTPUT
+from model.parsers.fields import as_int, field_items
 
 OFA_NUM_STAGES = 5
 OFA_SLOTS_PER_STAGE = 4
@@ -83,17 +81,10 @@ def _int_list(
 ) -> list[int]:
     """Validated ints of one field; positions flagged ``inactive`` also accept the placeholder 0 (their value is unused)."""
     allowed_text = "/".join(str(a) for a in allowed)
-    if isinstance(value, str):
-        items: list[Any] = value.split()
-    elif isinstance(value, Sequence) or (isinstance(value, np.ndarray) and value.ndim == 1):
-        items = list(value)
-    else:
-        raise ArchitectureError("bad_ofa", f"OFA field {name!r} must be a space-separated string or a sequence of ints")
-    if len(items) != count:
-        raise ArchitectureError("bad_ofa", f"OFA field {name!r} needs {count} values (each {allowed_text}), got {len(items)}")
+    items = field_items(value, count, "bad_ofa", f"OFA field {name!r} (each {allowed_text})")
     values: list[int] = []
     for index, item in enumerate(items):
-        number = _as_int(item)
+        number = as_int(item)
         placeholder = inactive is not None and inactive[index] and number == 0
         if number is None or (number not in allowed and not placeholder):
             hint = " (or 0 in an inactive slot)" if inactive is not None else ""
@@ -106,7 +97,7 @@ def _int_list(
 
 
 def _resolution(r: int | str) -> int:
-    number = _as_int(r)
+    number = as_int(r)
     if number is None or number not in OFA_RESOLUTIONS:
         raise ArchitectureError(
             "bad_ofa",
@@ -114,14 +105,3 @@ def _resolution(r: int | str) -> int:
             f"{OFA_RESOLUTIONS[0]}..{OFA_RESOLUTIONS[-1]} in steps of 4",
         )
     return number
-
-
-def _as_int(item: object) -> int | None:
-    if isinstance(item, Integral) and not isinstance(item, bool):
-        return int(item)
-    if isinstance(item, str):
-        try:
-            return int(item)
-        except ValueError:
-            return None
-    return None

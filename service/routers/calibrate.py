@@ -32,17 +32,4 @@ async def calibrate_route(
     await run_in_threadpool(register, registry, calibrated, settings, path)
     if directory is not None:
         await run_in_threadpool(persist, calibrated, directory)
-    fit = calibrated.calibration
-    ranked = sorted(zip(fit.sources, fit.weights, strict=True), key=lambda sw: -abs(sw[1]))[:10]
-    return CalibrateResponse(
-        predictor=calibrated.card.name,
-        version=calibrated.card.version,
-        target=calibrated.card.targets[0].name,
-        base=calibrated.card.calibration["base"],
-        method=fit.method,
-        n_samples=fit.n_samples,
-        loo_mape=fit.loo_mape,
-        loo_rmse_log=fit.loo_rmse_log,
-        sources={name: weight for name, weight in ranked},
-        persisted=directory is not None,
-    )
+    return CalibrateResponse(**calibrated.summary(), persisted=directory is not None)
