@@ -51,6 +51,7 @@ class CalibratedPredictor:
             "n_samples": fit.n_samples,
             "loo_mape": fit.loo_mape,
             "loo_rmse_log": fit.loo_rmse_log,
+            "std_log": fit.std_log,
             "sources": dict(ranked),
         }
 
@@ -110,7 +111,7 @@ def build(base: Predictor, device: str, calibration: Calibration) -> CalibratedP
     metrics = {
         "loo_mape": round(calibration.loo_mape, 4),
         "loo_rmse_log": round(calibration.loo_rmse_log, 6),
-        "std_log": round(calibration.loo_rmse_log, 6),
+        "std_log": round(calibration.std_log, 6),
         "n": float(calibration.n_samples),
     }
     target = TargetCard(

@@ -134,7 +134,10 @@ class CalibrateResponse(BaseModel):
     method: str
     n_samples: int
     loo_mape: float = Field(description="Leave-one-out mean absolute % error on the measurements.")
-    loo_rmse_log: float = Field(description="Leave-one-out RMSE of log latency: the std every prediction carries.")
+    loo_rmse_log: float = Field(description="Leave-one-out RMSE of log latency on the measurements.")
+    std_log: float = Field(
+        description="Std of log latency every prediction carries: loo_rmse_log inflated for the number of measurements."
+    )
     sources: dict[str, float] = Field(description="Base latency heads used and their weights (largest first, at most 10).")
     persisted: bool = Field(description="Written to ARCHCAST_CALIBRATION_DIR (visible to every worker).")
 

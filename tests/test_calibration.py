@@ -15,7 +15,7 @@ import pytest
 from conftest import ToyPredictor
 from fastapi.testclient import TestClient
 
-from model.calibration import calibrated_onnx, fit_calibration
+from model.calibration import STD_INFLATION, calibrated_onnx, fit_calibration, std_inflation
 from model.canonical import canonicalize
 from model.parsers import NB201_OPS, nb201_arch_str, parse_nb201
 from model.tokenizer import tokenize_graphs
@@ -77,6 +77,18 @@ def test_leave_one_out_error_is_the_honest_one() -> None:
     fresh = np.sqrt(np.mean((np.log(measured[20:]) - np.log(fit.predict(base[20:]))) ** 2))
     assert fit.loo_rmse_log > in_sample
     assert 0.5 * fresh < fit.loo_rmse_log < 2.0 * fresh
+
+
+def test_std_is_the_leave_one_out_error_inflated_for_few_measurements() -> None:
+    """Fewer measurements, wider std: the table's factors at its sizes, interpolated between, flat beyond."""
+    assert [std_inflation(n) for n in sorted(STD_INFLATION)] == [STD_INFLATION[n] for n in sorted(STD_INFLATION)]
+    factors = [std_inflation(n) for n in range(5, 201)]
+    assert all(a >= b for a, b in zip(factors, factors[1:], strict=False)) and factors[-1] >= 1.0
+    assert STD_INFLATION[10] > std_inflation(12) > STD_INFLATION[15]
+    rng = np.random.default_rng(3)
+    base = rng.uniform(1, 20, size=(12, 2))
+    fit = fit_calibration(base, base[:, 0] * np.exp(rng.normal(scale=0.1, size=12)), [0, 1], ["a", "b"])
+    assert fit.std_log == pytest.approx(fit.loo_rmse_log * std_inflation(12))
 
 
 @pytest.mark.parametrize(

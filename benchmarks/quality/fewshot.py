@@ -5,7 +5,8 @@ split: 7,813 train / 500 val cells, checkpoint chosen on validation, resumed if 
 heads' predictions on the split's test cells are the features of ``model.calibration.fit_calibration``. For each
 target device, ``n`` test cells are drawn as the "measurements" (``--draws`` draws per seed) and the calibrated
 predictor is scored on every other test cell: Spearman, Kendall tau, Acc(10 %), MAPE, and the share of true values
-inside the predicted +-1 / +-2 sigma interval (sigma = leave-one-out log RMSE of the fit).
+inside the predicted +-1 / +-2 sigma interval (sigma = the fit's ``std_log``: leave-one-out log RMSE times
+``model.calibration.std_inflation``, measured on other devices by ``benchmarks.quality.calibration_std``).
 
 Source sets:
 - ``help9``: HELP's nine meta-training devices only, the like-for-like comparison with HELP's 0.932;
@@ -118,7 +119,7 @@ def evaluate_source(run_dir: Path, draws: int, truth, test_idx: np.ndarray) -> d
                 started = time.perf_counter()
                 calibration = fit_calibration(base[pick], y[pick], columns, sources)
                 out["fit_ms"].append(1000 * (time.perf_counter() - started))
-                rows["archcast"].append(score(calibration.predict(base[rest]), y[rest], calibration.loo_rmse_log))
+                rows["archcast"].append(score(calibration.predict(base[rest]), y[rest], calibration.std_log))
                 ridge = RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(features[pick], np.log(y[pick]))
                 rows["onehot_ridge"].append(score(np.exp(ridge.predict(features[rest])), y[rest], None))
             per_size[n] = {m: {k: float(np.mean([r[k] for r in rs])) for k in rs[0]} for m, rs in rows.items()}

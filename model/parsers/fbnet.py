@@ -59,7 +59,8 @@ def fbnet_spec(graph: ArchGraph) -> str:
 
 
 def _choices(layers: str | Sequence[str] | Sequence[int]) -> list[str]:
-    items = field_items(layers, FBNET_NUM_LAYERS, "bad_fbnet", f"an FBNet architecture ({FBNET_NUM_LAYERS} layers, one choice each)")
+    what = f"an FBNet architecture ({FBNET_NUM_LAYERS} layers, one choice each)"
+    items = field_items(layers, FBNET_NUM_LAYERS, "bad_fbnet", what)
     choices: list[str] = []
     for index, item in enumerate(items):
         if isinstance(item, str):
