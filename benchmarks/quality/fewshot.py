@@ -162,6 +162,10 @@ def markdown(summary: dict, meta: dict) -> str:
         "HELP's six test devices. For titan_rtx_256 the other Titan RTX batch sizes are never used as features. "
         "`onehot_ridge` = ridge on the one-hot cell encoding fitted on the same cells (no transfer).",
         "",
+        "σ = the std the calibrated predictor serves: its leave-one-out log RMSE times `model.calibration.std_inflation(n)`, "
+        "whose factors were measured on the 31 other NB201 latency settings (`calibration_std.md`), not on these six "
+        "devices. The errors have heavier tails than a Gaussian, so with ±2σ tuned to 95 %, ±1σ holds more than 68 %.",
+        "",
     ]
     for n in SIZES:
         lines += [f"## {n} measured cells per device", ""]
