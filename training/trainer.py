@@ -181,7 +181,7 @@ class Trainer:
         self.opt.step()
         self.sched.step()
         self.ema.update_parameters(self.net)
-        return float(loss)
+        return float(loss.detach())
 
     def fit(self) -> dict:
         cfg = self.cfg
