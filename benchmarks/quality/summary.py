@@ -1,0 +1,176 @@
+"""The full quality table of issue 3 in one page, built from the committed result files of ``benchmarks/quality``.
+
+Reads ``benchmarks/results/quality/*.json`` and the shipped model cards; computes nothing new. One row per headline
+target and training size: ArchCast, the ablation and every baseline (mean ± std over seeds), the best baseline,
+whether ArchCast is ahead, and the goal where the issue sets one.
+
+    python -m benchmarks.quality.summary
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from model.card import PREDICTOR_DIR
+
+RESULTS = Path(__file__).resolve().parent.parent / "results" / "quality"
+ACCURACY_HEADLINE = ("cifar10_test_acc", "cifar100_test_acc", "imagenet16_test_acc")
+ACCURACY_GOALS = {("cifar10_test_acc", "156"): 0.82, ("cifar10_test_acc", "781"): 0.88, ("cifar10_test_acc", "1563"): 0.91}
+CELL_PREDICTORS = ("nb201-v1", "nb201-latency-v1", "fbnet-latency-v1", "ofa-latency-v1")
+
+
+def _load(name: str) -> dict | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _pm(pair: list[float] | tuple[float, float], digits: int = 3) -> str:
+    return f"{pair[0]:.{digits}f} ± {pair[1]:.{digits}f}"
+
+
+def _row(label: str, methods: dict[str, tuple[float, float]], goal: float | None = None) -> str:
+    baselines = {m: v for m, v in methods.items() if m not in ("archcast", "no_aug_no_consistency")}
+    best_name, best = max(baselines.items(), key=lambda kv: kv[1][0])
+    ours = methods["archcast"]
+    ahead = "yes" if ours[0] > max(v[0] for m, v in methods.items() if m != "archcast") else "no"
+    ablation = _pm(methods["no_aug_no_consistency"]) if "no_aug_no_consistency" in methods else "-"
+    goal_text = "-" if goal is None else f"{goal:.2f} ({'met' if ours[0] >= goal else 'not met'})"
+    return f"| {label} | {_pm(ours)} | {ablation} | {best_name} {_pm(best)} | {ahead} | {goal_text} |"
+
+
+HEADER = ["| target | ArchCast | ablation | best baseline | ArchCast ahead of all | goal |", "|---|---|---|---|---|---|"]
+
+
+def sizes_section(task: str, metric: str) -> list[str]:
+    data = _load(f"{task}_sizes")
+    if data is None:
+        return [f"(no `{task}_sizes.json`: run `python -m benchmarks.quality.sample_sizes --task {task}`)", ""]
+    summary = data["summary"]
+    lines = [*HEADER]
+    sizes = sorted(summary["archcast"], key=int)
+    if task == "accuracy":
+        for t in ACCURACY_HEADLINE:
+            for n in sizes:
+                methods = {m: tuple(summary[m][n]["targets"][t][metric]) for m in summary if n in summary[m]}
+                lines.append(_row(f"{t}, {n} cells", methods, ACCURACY_GOALS.get((t, n))))
+    else:
+        from benchmarks.quality.sample_sizes import MOBILE_EDGE
+
+        for n in sizes:
+            methods = {}
+            for m in summary:
+                per_seed_means = np.array([summary[m][n]["targets"][t][metric][0] for t in MOBILE_EDGE])
+                methods[m] = (float(per_seed_means.mean()), float(per_seed_means.std()))
+            lines.append(_row(f"mean of {len(MOBILE_EDGE)} mobile / edge devices, {n} cells (± = spread over devices)", methods))
+        ahead = {}
+        for n in sizes:
+            ahead[n] = sum(
+                summary["archcast"][n]["targets"][t][metric][0] >= max(summary[m][n]["targets"][t][metric][0] for m in summary)
+                for t in MOBILE_EDGE
+            )
+        counts = ", ".join(f"{ahead[n]} of {len(MOBILE_EDGE)} at {n} cells" for n in sizes)
+        lines += ["", f"Devices where ArchCast has the best Spearman: {counts}."]
+    return [*lines, ""]
+
+
+def network_section() -> list[str]:
+    data = _load("network_spaces")
+    if data is None:
+        return ["(no `network_spaces.json`)", ""]
+    lines = [*HEADER]
+    for name, result in data["results"].items():
+        targets = result["targets"]
+        methods = {}
+        for m in next(iter(targets.values())):
+            per_target = np.array([v[m]["spearman"][0] if isinstance(v[m]["spearman"], list) else v[m]["spearman"]
+                                   for v in targets.values()])  # fmt: skip
+            methods[m] = (float(per_target.mean()), float(per_target.std()))
+        lines.append(_row(f"{name}: mean Spearman of {len(targets)} devices (± = spread over devices)", methods))
+    return [*lines, ""]
+
+
+def small_sample_section() -> list[str]:
+    data = _load("small_sample")
+    if data is None:
+        return ["(no `small_sample.json`)", ""]
+    lines = [*HEADER]
+    for space, methods in data["summary"].items():
+        lines.append(_row(f"{space} Kendall tau", {m: tuple(v["kendall_tau"]) for m, v in methods.items()}))
+    return [*lines, ""]
+
+
+def fewshot_section() -> list[str]:
+    data = _load("fewshot")
+    if data is None:
+        return ["(no `fewshot.json`)", ""]
+    lines = ["| source | 10 cells | 20 cells | goal (HELP, 10 cells) |", "|---|---|---|---|"]
+    for source, result in data["summary"].items():
+        per_seed = result["mean_spearman_per_seed"]
+        ten, twenty = (np.mean(per_seed["10"]), np.std(per_seed["10"])), (np.mean(per_seed["20"]), np.std(per_seed["20"]))
+        met = "met" if ten[0] > 0.932 else "not met"
+        lines.append(f"| {source} | {_pm(ten)} | {_pm(twenty)} | above 0.932 ({met}) |")
+    return [*lines, ""]
+
+
+def uncertainty_section() -> list[str]:
+    lines = ["| predictor | targets | ±1σ on test (min-max) | ±2σ on test (min-max) |", "|---|---|---|---|"]
+    for name in CELL_PREDICTORS:
+        path = PREDICTOR_DIR / f"{name}.card.json"
+        if not path.exists():
+            continue
+        targets = json.loads(path.read_text())["targets"]
+        one = [t["metrics"]["within_1sigma"] for t in targets if "within_1sigma" in t["metrics"]]
+        two = [t["metrics"]["within_2sigma"] for t in targets if "within_2sigma" in t["metrics"]]
+        if one:
+            lines.append(f"| {name} | {len(targets)} | {min(one):.0f}-{max(one):.0f} % | {min(two):.0f}-{max(two):.0f} % |")
+    calibration = _load("calibration_std")
+    if calibration is not None:
+        rows = calibration["sizes"]
+        shares = ", ".join(
+            f"{n} cells {r['inflated_within_1sigma']:.0f} / {r['inflated_within_2sigma']:.0f} %" for n, r in rows.items()
+        )
+        lines += ["", f"Calibrated devices (31 settings other than HELP's test devices), ±1σ / ±2σ: {shares}."]
+    return [*lines, ""]
+
+
+def build() -> str:
+    lines = [
+        "# Predictor quality: the full table",
+        "",
+        "Built by `python -m benchmarks.quality.summary` from the result files next to it (each names its machine, "
+        "command and seeds); `python -m benchmarks.quality` re-runs everything from scratch. Disjoint train / "
+        "validation / test splits (committed), checkpoints chosen on validation, mean ± std over 3 seeds unless said.",
+        "",
+        "## NB201 accuracy (Kendall tau on the test cells; `accuracy_sizes.md`)",
+        "",
+        *sizes_section("accuracy", "kendall_tau"),
+        "## NB201 latency, 46 settings in one model (Spearman; `latency_sizes.md`, per device and goal check there)",
+        "",
+        *sizes_section("latency", "spearman"),
+        "## FBNet and OFA latency (`network_spaces.md`)",
+        "",
+        *network_section(),
+        "## NB101 and DARTS small subsets (`small_sample.md`)",
+        "",
+        *small_sample_section(),
+        "## Few-shot calibration of unseen devices, mean Spearman over HELP's six test devices (`fewshot.md`)",
+        "",
+        *fewshot_section(),
+        "## Uncertainty: share of test values inside the predicted interval",
+        "",
+        *uncertainty_section(),
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    text = build()
+    (RESULTS / "summary.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
