@@ -15,7 +15,7 @@ import time
 STAGES: dict[str, tuple[list[str], float]] = {  # name -> (module and arguments, minutes on the 2-core reference machine)
     "fewshot": (["benchmarks.quality.fewshot"], 45),
     "calibration_std": (["benchmarks.quality.calibration_std"], 3),
-    "latency_sizes": (["benchmarks.quality.sample_sizes", "--task", "latency"], 80),
+    "latency_sizes": (["benchmarks.quality.sample_sizes", "--task", "latency"], 105),
     "accuracy_sizes": (["benchmarks.quality.sample_sizes", "--task", "accuracy"], 120),
     "network_spaces": (["benchmarks.quality.network_spaces"], 70),
     "small_sample": (["benchmarks.quality.small_sample", "--steps", "1000"], 40),
