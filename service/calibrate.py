@@ -170,7 +170,8 @@ def persist(calibrated: CalibratedPredictor, directory: Path) -> Path:
 def load_persisted(registry: Registry, settings: Settings, names: Sequence[str]) -> None:
     """Load calibrated predictors named in a request that another worker wrote to the calibration directory.
 
-    One ``stat`` per named predictor; the card is read only when its file changed since this registry loaded it.
+    One ``stat`` per named predictor; the card is read only when its file changed since this registry last read it
+    (a broken card is logged once per file version, not once per request).
     """
     directory = settings.calibration_dir
     if directory is None:
@@ -183,8 +184,8 @@ def load_persisted(registry: Registry, settings: Settings, names: Sequence[str])
             stamp = card_path.stat().st_mtime_ns
         except OSError:
             continue
-        if registry.card_stamps.get(name) == stamp and name in registry.predictors:
-            continue
+        if registry.card_stamps.get(name) == stamp:
+            continue  # loaded, or found broken, at this very file version
         try:
             card = ModelCard.load(card_path)
             current = registry.predictors.get(name)
@@ -193,8 +194,8 @@ def load_persisted(registry: Registry, settings: Settings, names: Sequence[str])
                 fields = {k: v for k, v in card.calibration.items() if k in Calibration.__dataclass_fields__}
                 calibrated = CalibratedPredictor(card, data, Calibration(**fields))
                 register(registry, calibrated, settings, directory / card.onnx_file)
-            registry.card_stamps = {**registry.card_stamps, name: stamp}
         except ServiceError:
             raise
         except Exception as exc:  # noqa: BLE001 - a broken file is that predictor's problem, reported as not loaded
             log.error("cannot load calibrated predictor %s from %s: %s", name, directory, exc)
+        registry.card_stamps = {**registry.card_stamps, name: stamp}

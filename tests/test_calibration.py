@@ -196,6 +196,18 @@ def test_calibration_is_persisted_and_seen_by_another_worker(
     assert second.post("/v1/predict", json=predict).json()["version"] == again.json()["version"]
 
 
+def test_a_broken_persisted_card_is_reported_once_per_file_version(
+    make_client: Callable[..., TestClient], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = make_client(calibration_dir=tmp_path)
+    (tmp_path / "calibrated-broken.card.json").write_text("{not json")  # written after start-up, as by another worker
+    predict = {"architectures": [{"space": "nb201", "index": 1}], "predictor": "calibrated-broken"}
+    caplog.clear()
+    for _ in range(3):
+        assert client.post("/v1/predict", json=predict).status_code == 404
+    assert sum("cannot load calibrated predictor calibrated-broken" in r.getMessage() for r in caplog.records) == 1
+
+
 @pytest.mark.parametrize(
     ("change", "status", "code", "named"),
     [
