@@ -85,8 +85,7 @@ def network_section() -> list[str]:
         targets = result["targets"]
         methods = {}
         for m in next(iter(targets.values())):
-            per_target = np.array([v[m]["spearman"][0] if isinstance(v[m]["spearman"], list) else v[m]["spearman"]
-                                   for v in targets.values()])  # fmt: skip
+            per_target = np.array([v[m]["spearman"][0] for v in targets.values()])  # (mean, std) over seeds
             methods[m] = (float(per_target.mean()), float(per_target.std()))
         lines.append(_row(f"{name}: mean Spearman of {len(targets)} devices (± = spread over devices)", methods))
     return [*lines, ""]
