@@ -69,32 +69,36 @@ def _train(job: tuple[str, int, str]) -> dict:
     return train_run(_config(ModelCard.load(PREDICTOR_DIR / f"{name}.card.json"), seed), run_dir)
 
 
-def evaluate(name: str, seed: int, trained: dict | None) -> dict:
-    """Archcast and baselines on one seed's split (the shipped ONNX for the card's own seed, else the trained run)."""
+def evaluate(name: str, seeds: list[int], trained: dict[tuple[str, int], dict]) -> list[dict]:
+    """Archcast and baselines on each seed's split (the shipped ONNX for the card's own seed, else the trained run).
+
+    The card, the dataset and the one-hot features are loaded once for all seeds.
+    """
     card_path = PREDICTOR_DIR / f"{name}.card.json"
     card = ModelCard.load(card_path)
     data = load_dataset(card.target_names)
-    split = Path(_config(card, seed).split)
-    train, _, test = load_split(split, len(data.indices))
-    if trained is None:
-        predicted = predict_cells(card_path.parent / card.onnx_file, data, test)
-        seconds = card.training.get("train_seconds")
-    else:
-        seconds = trained["train_seconds"]
     features = onehot_positions(data.encoded.op_ids)
-    out: dict = {"n_train": len(train), "n_test": len(test), "train_seconds": seconds, "targets": {}}
-    for t, target in enumerate(card.target_names):
-        y = np.log(data.y[:, t])
-        ridge = RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(features[train], y[train])
-        gbm = HistGradientBoostingRegressor(max_iter=500, learning_rate=0.05, random_state=seed).fit(features[train], y[train])
-        archcast = regression_metrics(predicted[:, t], data.y[test, t]) if trained is None else trained["test"][target]
-        out["targets"][target] = {
-            "archcast": archcast,
-            "ridge_onehot": regression_metrics(np.exp(ridge.predict(features[test])), data.y[test, t]),
-            "gbm_onehot": regression_metrics(np.exp(gbm.predict(features[test])), data.y[test, t]),
-        }
-    print(f"{name} seed {seed}: scored", file=sys.stderr)
-    return out
+    per_seed = []
+    for seed in seeds:
+        train, _, test = load_split(Path(_config(card, seed).split), len(data.indices))
+        run = trained.get((name, seed))
+        if run is None:
+            predicted = predict_cells(card_path.parent / card.onnx_file, data, test)
+        seconds = card.training.get("train_seconds") if run is None else run["train_seconds"]
+        out: dict = {"n_train": len(train), "n_test": len(test), "train_seconds": seconds, "targets": {}}
+        for t, target in enumerate(card.target_names):
+            y = np.log(data.y[:, t])
+            ridge = RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(features[train], y[train])
+            gbm = HistGradientBoostingRegressor(max_iter=500, learning_rate=0.05, random_state=seed)
+            gbm.fit(features[train], y[train])
+            out["targets"][target] = {
+                "archcast": regression_metrics(predicted[:, t], data.y[test, t]) if run is None else run["test"][target],
+                "ridge_onehot": regression_metrics(np.exp(ridge.predict(features[test])), data.y[test, t]),
+                "gbm_onehot": regression_metrics(np.exp(gbm.predict(features[test])), data.y[test, t]),
+            }
+        print(f"{name} seed {seed}: scored", file=sys.stderr)
+        per_seed.append(out)
+    return per_seed
 
 
 def aggregate(per_seed: list[dict]) -> dict:
@@ -167,8 +171,7 @@ def main() -> None:
         trained = {(job[0], job[1]): result for job, result in zip(jobs, pool.map(_train, jobs), strict=True)}
     results = {}
     for name in names:
-        per_seed = [evaluate(name, seed, trained.get((name, seed))) for seed in args.seeds]
-        results[name] = aggregate(per_seed)
+        results[name] = aggregate(evaluate(name, args.seeds, trained))
     meta = {"machine": describe_machine(), "command": "python -m benchmarks.quality.network_spaces " + " ".join(sys.argv[1:]),
             "seeds": args.seeds}  # fmt: skip
     RESULTS.mkdir(parents=True, exist_ok=True)
