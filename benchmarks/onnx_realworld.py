@@ -8,6 +8,12 @@ the published configurations, not samples (the largest ones are above the datase
 outside its range). Each is measured like the dataset (2 passes, minimum) and predicted by the shipped predictor;
 the FLOPs log-log and kernel-sum baselines are fitted on the whole dataset for comparison. Then a ~100 MB ONNX
 (ResNet-50 with weights) and a weight-free copy are POSTed to a live server: median of 5 upload-to-answer times.
+
+Measured latencies only compare with the dataset's device (CPU model, onnxruntime version in its meta.json). On
+another machine the benchmark refuses to measure; ``--measured-from REPORT.json`` takes each network's measured
+latency from an earlier report made on the dataset's device and re-does only the predictions and upload timing:
+
+    python -m benchmarks.onnx_realworld --measured-from benchmarks/results/onnx_realworld.json
 """
 
 from __future__ import annotations
@@ -32,7 +38,8 @@ from training.latency_baselines import fit_flops_loglog, fit_kernel_sum, kind_su
 from training.latency_data import load_latency_dataset
 from training.latency_metrics import latency_metrics
 from training.netgen.export import build_network, export_onnx_bytes
-from training.netgen.measure import measure_pass
+from training.netgen.generate import META
+from training.netgen.measure import device_mismatch, measure_pass
 from training.netgen.registry import FAMILY_MODULES
 
 SKIP = {"vgg11_bn", "vgg16_bn"}  # 0.5 GB of weights each; measured VGG variants are in the dataset
@@ -74,7 +81,18 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("training/datasets/cpu-ort-1t"))
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/onnx_realworld"))
+    parser.add_argument(
+        "--measured-from", type=Path, default=None, help="reuse measured latencies from this earlier report (JSON)"
+    )
     args = parser.parse_args(argv)
+
+    earlier = json.loads(args.measured_from.read_text()) if args.measured_from else None
+    mismatch = device_mismatch(json.loads((args.data / META).read_text()))
+    if mismatch and earlier is None:
+        raise SystemExit(
+            f"cannot measure here: {mismatch}; pass --measured-from an earlier report made on the dataset's device"
+        )
+    measured_from = {r["network"]: r["measured_ms"] for r in earlier["networks"]} if earlier else {}
 
     registry = load_registry(PREDICTOR_DIR, "cpu", 1)
     (predictor,) = registry.networks.values()
@@ -85,7 +103,12 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for fam, name, spec in canonical_networks():
         onnx_bytes = export_onnx_bytes(build_network(fam, spec), 224)
-        measured = min(measure_pass(onnx_bytes).min_ms, measure_pass(onnx_bytes).min_ms)
+        if earlier is not None:
+            if name not in measured_from:
+                raise SystemExit(f"{args.measured_from} has no measurement of {name}")
+            measured = measured_from[name]
+        else:
+            measured = min(measure_pass(onnx_bytes).min_ms, measure_pass(onnx_bytes).min_ms)
         body = predict_onnx_bytes(predictor, onnx_bytes, ParseOptions())
         graph = parse_onnx(onnx_bytes)
         rows.append(
@@ -112,6 +135,7 @@ def main(argv: list[str] | None = None) -> None:
     report = {
         "command": "python -m benchmarks.onnx_realworld " + " ".join(argv or []),
         "machine": describe_machine(),
+        "measured_on": earlier.get("measured_on", earlier["machine"]) if earlier else describe_machine(),
         "predictor": f"{predictor.name} {predictor.card.version}",
         "networks": rows,
         "summary": summary,
@@ -158,6 +182,9 @@ def markdown(report: dict) -> str:
         "# Real-world networks (not in the dataset) on cpu-ort-1t",
         "",
         f"Machine: {report['machine']}. Predictor: {report['predictor']}. Command: `{report['command']}`.",
+        "",
+        f"Latencies measured on: {report.get('measured_on', report['machine'])} (the dataset's device; "
+        "predictions and upload times on the machine above).",
         "",
         "| network | GMACs | measured ms | ArchCast ms (std) | error % | kernel-sum ms | FLOPs fit ms |",
         "|---|---|---|---|---|---|---|",

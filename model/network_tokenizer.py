@@ -21,7 +21,25 @@ from model.onnx_cost import elements
 from model.onnx_graph import DEFAULT_MAX_NETWORK_NODES, NetNode, NetworkGraph
 from model.onnx_ops import VOCAB, onnx_op_code
 
-N_NUMBERS = 16
+NUMBER_NAMES: tuple[str, ...] = (
+    "flops",
+    "macs",
+    "params",
+    "memory_bytes",
+    "out_elements",
+    "out_channels",
+    "out_spatial",
+    "out_last_dim",
+    "in_channels",
+    "in_elements",
+    "kernel_elements",
+    "stride",
+    "groups",
+    "channels_per_group",
+    "inputs",
+    "successors",
+)
+N_NUMBERS = len(NUMBER_NAMES)
 SMOOTH_FREQUENCIES = np.array([0.5, 1.0, 2.0])
 SMOOTH_DIM = 1 + 2 * len(SMOOTH_FREQUENCIES)
 POSITION_DIM = 32
@@ -53,6 +71,11 @@ GRAPH_FEATURE_NAMES: tuple[str, ...] = (
 GRAPH_FEATURE_DIM = len(GRAPH_FEATURE_NAMES)
 
 
+def log2_column(name: str) -> int:
+    """Token column holding log2(1 + x) / 16 of the named node number (the first entry of its smooth code)."""
+    return VOCAB + NUMBER_NAMES.index(name) * SMOOTH_DIM
+
+
 def smooth_code(values: np.ndarray) -> np.ndarray:
     """(..., K) non-negative numbers -> (..., K * 7) codes of log2(1 + x)."""
     v = np.log2(1.0 + np.maximum(values, 0.0))[..., None]
@@ -81,6 +104,7 @@ def _is_depthwise(node: NetNode) -> bool:
 
 
 def node_numbers(node: NetNode, n_successors: int) -> list[float]:
+    """The node's numbers in ``NUMBER_NAMES`` order."""
     out = node.output_shapes[0] if node.output_shapes else ()
     first_in = node.input_shapes[0] if node.input_shapes else ()
     kernel = node.attrs.get("kernel_shape")

@@ -54,3 +54,20 @@ def test_dataset_loads_and_orders_are_topological(tmp_path: Path) -> None:
     position = {node: k for k, node in enumerate(order.tolist())}
     assert sorted(order.tolist()) == list(range(data.nodes[0].shape[0]))
     assert all(position[s] < position[d] for s, d in zip(src.tolist(), dst.tolist(), strict=True))
+
+
+def test_a_dataset_is_not_extended_or_remeasured_on_another_device(tmp_path: Path) -> None:
+    from training.netgen.measure import device_mismatch, environment
+    from training.netgen.remeasure import remeasure
+
+    generate(tmp_path, 2, seed=0, chunk=2, settings=FAST, families=FAMILIES, progress=False)
+    meta = json.loads((tmp_path / "meta.json").read_text())
+    assert device_mismatch(meta) is None
+    (tmp_path / "meta.json").write_text(json.dumps({**meta, "cpu": "Some Other CPU"}))
+    assert "Some Other CPU" in (device_mismatch(json.loads((tmp_path / "meta.json").read_text())) or "")
+    with pytest.raises(SystemExit, match="cpu"):
+        generate(tmp_path, 4, seed=0, chunk=2, settings=FAST, families=FAMILIES, progress=False)
+    with pytest.raises(SystemExit, match="not a repeat measurement"):
+        remeasure(tmp_path, 1)
+    assert done_ids(tmp_path) == {0, 1}
+    assert environment()["cpu"] != "Some Other CPU"

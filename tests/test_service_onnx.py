@@ -34,7 +34,7 @@ def network_predictor_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     members = []
     for seed in (0, 1):
         torch.manual_seed(seed)
-        members.append(WholeNetworkTransformer(cfg, 1.5).eval())
+        members.append(WholeNetworkTransformer(cfg).eval())
     export_ensemble(members, directory / "net-test.onnx")
     write_network_card(directory / "net-test.onnx", "net-test", "0.1", {"device": "cpu-ort-1t"}, {"mape": 1.0}, {})
     torch.save(members, directory / "members.pt")

@@ -99,7 +99,7 @@ def train_latency(data: LatencyDataset, split: Split, cfg: LatencyTrainConfig, r
     torch.set_num_threads(cfg.threads)
     rng = random.Random(cfg.seed)
     y = np.log(data.latency_ms)
-    model = WholeNetworkTransformer(cfg.network_config(), float(y[split.train].mean()))
+    model = WholeNetworkTransformer(cfg.network_config())
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay))
     optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = len(make_batches(split.train, data.lengths, cfg.max_tokens, cfg.max_batch, random.Random(0)))

@@ -1,45 +1,57 @@
 """The fusion transformer for whole networks: node tokens + graph features -> log-latency.
 
 Encoder: ``token_proj`` then pre-LN self-attention blocks over the node tokens (shared with the cell network).
-Readout, built for generalisation to unseen families: latency is close to a sum of per-op costs, so every
-contextualised node token gets a log-cost s_i and the additive part is logsumexp_i(s_i) = log(sum of node
-costs). The multi-stage fusion (4 -> 2 -> 1 queries) reads the whole sequence and, joined with the whole-graph
-features, adds a correction for effects no single op carries (cache pressure, fusion by onnxruntime).
+Readout, built for generalisation to unseen families: single-thread latency is close to a sum of per-op costs,
+and an op's cost is close to a roofline sum, FLOPs / compute rate + bytes / memory rate + fixed overhead. Every
+contextualised node token predicts its three log-rates (how efficient this op is in this context), the node's
+FLOPs and bytes (read from its own token) scale them, and the additive part is the log of the sum over nodes.
+Cost grows exactly with FLOPs and bytes, so a network larger or shaped unlike the training families still lands
+close (leave-one-family-out figures in ``benchmarks/results/onnx_latency.md``). The multi-stage fusion
+(4 -> 2 -> 1 queries) reads the whole sequence and, joined with the whole-graph features, adds a
+correction for effects no single op carries (cache pressure, fusion by onnxruntime).
 Output: natural log of latency in milliseconds (B, 1).
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
-from model.network_tokenizer import GRAPH_FEATURE_DIM, NETWORK_TOKEN_DIM
+from model.network_tokenizer import GRAPH_FEATURE_DIM, NETWORK_TOKEN_DIM, log2_column
 from training.network import Block, FusionStage, NetworkConfig
+
+LOG2_CODE_TO_LN = 16.0 * math.log(2.0)  # token code log2(1 + x) / 16 -> ln(1 + x)
 
 
 class WholeNetworkTransformer(nn.Module):
-    def __init__(self, cfg: NetworkConfig, log_latency_mean: float = 1.0) -> None:
+    def __init__(self, cfg: NetworkConfig) -> None:
         super().__init__()
         self.cfg = cfg
         d = cfg.d_model
         self.token_proj = nn.Sequential(nn.Linear(NETWORK_TOKEN_DIM, d), nn.GELU(), nn.Linear(d, d))
         self.encoder = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.ln_nodes = nn.LayerNorm(d)
-        self.node_cost = nn.Linear(d, 1)
+        self.node_rates = nn.Linear(d, 3)
         self.stages = nn.ModuleList(FusionStage(cfg, q, fuse=i > 0) for i, q in enumerate(cfg.queries))
         self.ln_out = nn.LayerNorm(d)
         self.feature_norm = nn.LayerNorm(GRAPH_FEATURE_DIM)
         self.correction = nn.Sequential(nn.Linear(d + GRAPH_FEATURE_DIM, d), nn.GELU(), nn.Linear(d, 1))
         nn.init.zeros_(self.correction[-1].weight)
         nn.init.zeros_(self.correction[-1].bias)
-        nn.init.constant_(self.node_cost.bias, log_latency_mean - 4.0)  # ~ e^4 = 55 nodes share the latency
+        with torch.no_grad():  # ln ms per FLOP (~100 GFLOP/s), per byte (~10 GB/s) and per node (~3 us) on one core
+            self.node_rates.bias.copy_(torch.tensor([-18.4, -16.1, -5.8]))
 
     def forward(self, tokens: torch.Tensor, mask: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         x = self.token_proj(tokens)
         for block in self.encoder:
             x = block(x, None, mask)
-        node_log_cost = self.node_cost(self.ln_nodes(x)).squeeze(-1)
-        node_log_cost = node_log_cost.masked_fill(~mask, -1e4)
+        rates = self.node_rates(self.ln_nodes(x))
+        ln_flops = tokens[..., log2_column("flops")] * LOG2_CODE_TO_LN
+        ln_bytes = tokens[..., log2_column("memory_bytes")] * LOG2_CODE_TO_LN
+        terms = torch.stack([ln_flops + rates[..., 0], ln_bytes + rates[..., 1], rates[..., 2]], dim=-1)
+        node_log_cost = torch.logsumexp(terms, dim=-1).masked_fill(~mask, -1e4)
         additive = torch.logsumexp(node_log_cost, dim=1, keepdim=True)
         fused = x
         for stage in self.stages:

@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from model.onnx_graph import ParseOptions, parse_onnx
 from training.netgen.export import export_spec
-from training.netgen.measure import MeasureSettings, environment, measure_pass
+from training.netgen.measure import MeasureSettings, device_mismatch, environment, measure_pass
 from training.netgen.registry import FAMILY_MODULES, family
 
 MEASUREMENTS = "measurements.jsonl"
@@ -158,6 +158,9 @@ def generate(
         previous = json.loads(meta_path.read_text())
         if previous.get("seed") != seed or previous.get("families") != list(families):
             raise SystemExit(f"{directory} holds a dataset with another seed or family list; use another directory")
+        mismatch = device_mismatch(previous)
+        if mismatch and done_ids(directory):
+            raise SystemExit(f"{directory} cannot be extended here: {mismatch}; use another directory")
     meta_path.write_text(json.dumps(meta, indent=2) + "\n")
     done = done_ids(directory)
     todo = [i for i in range(count) if i not in done]

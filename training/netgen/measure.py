@@ -12,6 +12,7 @@ import platform
 import statistics
 import time
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -87,3 +88,16 @@ def cpu_model() -> str:
 
 def environment() -> dict[str, str]:
     return {"device": DEVICE_NAME, "cpu": cpu_model(), "onnxruntime": ort.__version__, "python": platform.python_version()}
+
+
+def device_mismatch(recorded: dict[str, Any]) -> str | None:
+    """Why a latency measured here is not comparable with data recorded under ``recorded`` (a dataset's meta).
+
+    A CPU model or onnxruntime version other than the recorded one is another device, not noise: on one shared VM
+    that moved from an Intel Xeon to an AMD EPYC host, the same networks measured 0.9x to 1.3x, depending on family.
+    """
+    here = environment()
+    for key in ("cpu", "onnxruntime"):
+        if recorded.get(key) and recorded[key] != here[key]:
+            return f"this machine has {key} {here[key]!r}; the dataset was measured with {recorded[key]!r}"
+    return None

@@ -19,13 +19,16 @@ import numpy as np
 from tqdm import tqdm
 
 from training.netgen.export import export_spec
-from training.netgen.generate import MEASUREMENTS, read_jsonl
-from training.netgen.measure import measure_pass
+from training.netgen.generate import MEASUREMENTS, META, read_jsonl
+from training.netgen.measure import device_mismatch, measure_pass
 
 REMEASURE = "remeasure.jsonl"
 
 
 def remeasure(directory: Path, count: int, seed: int = 1) -> dict[str, float]:
+    mismatch = device_mismatch(json.loads((directory / META).read_text()))
+    if mismatch:
+        raise SystemExit(f"not a repeat measurement: {mismatch}")
     records = {int(r["id"]): r for r in read_jsonl(directory / MEASUREMENTS) if "latency_ms" in r}
     done = {int(r["id"]): r for r in read_jsonl(directory / REMEASURE)}
     sample = random.Random(seed).sample(sorted(records), min(count, len(records)))
