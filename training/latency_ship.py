@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from training.latency_data import in_domain_split, load_latency_dataset
 from training.latency_export import export_ensemble, write_network_card
 from training.latency_metrics import latency_metrics
 from training.latency_trainer import LatencyTrainConfig
+from training.netgen.measure import cpu_model
 from training.whole_network import WholeNetworkTransformer
 
 
@@ -90,7 +92,8 @@ def main(argv: list[str] | None = None) -> None:
         "member_seeds": args.seeds,
         "std_scale_fitted_on_val": std_scale,
         "member_train_seconds": seconds,
-        "machine": "2-core shared CPU, 1 torch thread per member",
+        "machine": f"trained on {cpu_model()} ({os.cpu_count()} cores shared), 1 torch thread per member; "
+        f"the latencies it learns were measured on {meta.get('cpu', 'the device above')}",
     }
     card = write_network_card(onnx_path, args.name, args.version, device, metrics, training)
     print(json.dumps(metrics, indent=1))
