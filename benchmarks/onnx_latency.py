@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -129,8 +130,9 @@ def main(argv: list[str] | None = None) -> None:
         per_job.append(entry)
 
     report = {
-        "command": "python -m benchmarks.onnx_latency " + " ".join(argv or []),
+        "command": "python -m benchmarks.onnx_latency " + " ".join(sys.argv[1:] if argv is None else argv),
         "machine": describe_machine(),
+        "measured_on": json.loads((args.data / "meta.json").read_text()).get("cpu", "unknown"),
         "dataset": {"networks": len(data), "families": {f: int((data.families == f).sum()) for f in families}},
         "noise_floor": noise_floor(data),
         "in_domain": {m: summarise([j["metrics"][m] for j in per_job if j["protocol"] == "in_domain"]) for m in METHODS},
@@ -160,7 +162,10 @@ def markdown(report: dict) -> str:
         "# Whole-network latency (cpu-ort-1t): ArchCast vs baselines",
         "",
         f"Machine: {report['machine']}. Command: `{report['command']}`. {report['dataset']['networks']} measured networks, "
-        f"{len(report['dataset']['families'])} families. Run time {report['seconds'] / 60:.0f} min.",
+        f"{len(report['dataset']['families'])} families, latencies measured on {report.get('measured_on', 'unknown')}. "
+        f"This invocation {report['seconds'] / 60:.0f} min; ArchCast training summed over its "
+        f"{len(report['runs'])} splits (reused runs included, 1 thread each) "
+        f"{sum(j['archcast_train_seconds'] for j in report['runs']) / 60:.0f} min.",
         "",
         "Noise floor (pass A vs pass B, median |diff| / mean): "
         f"**{noise['median_abs_pct']:.2f} %** (p90 {noise['p90_abs_pct']:.2f} %).",
