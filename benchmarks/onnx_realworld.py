@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -133,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
     light = weight_free(heavy)
     timing = serve_and_time(heavy, light)
     report = {
-        "command": "python -m benchmarks.onnx_realworld " + " ".join(argv or []),
+        "command": "python -m benchmarks.onnx_realworld " + " ".join(sys.argv[1:] if argv is None else argv),
         "machine": describe_machine(),
         "measured_on": earlier.get("measured_on", earlier["machine"]) if earlier else describe_machine(),
         "predictor": f"{predictor.name} {predictor.card.version}",

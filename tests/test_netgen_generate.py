@@ -71,3 +71,11 @@ def test_a_dataset_is_not_extended_or_remeasured_on_another_device(tmp_path: Pat
         remeasure(tmp_path, 1)
     assert done_ids(tmp_path) == {0, 1}
     assert environment()["cpu"] != "Some Other CPU"
+
+
+def test_the_real_world_benchmark_does_not_measure_on_another_device(tmp_path: Path) -> None:
+    from benchmarks.onnx_realworld import main
+
+    (tmp_path / "meta.json").write_text(json.dumps({"device": "cpu-ort-1t", "cpu": "Some Other CPU"}))
+    with pytest.raises(SystemExit, match="cannot measure here: .*Some Other CPU.*--measured-from"):
+        main(["--data", str(tmp_path)])
