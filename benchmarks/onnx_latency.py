@@ -23,6 +23,7 @@ from training.latency_baselines import fit_flops_loglog, fit_gbm, fit_kernel_sum
 from training.latency_data import LatencyDataset, Split, in_domain_split, leave_out_split, load_latency_dataset
 from training.latency_metrics import latency_metrics
 from training.latency_trainer import LatencyTrainConfig, train_latency
+from training.netgen.generate import META
 
 METHODS = ("archcast", "gbm", "kernel_sum", "flops_loglog")
 METRICS = ("mape", "acc10", "spearman")
@@ -132,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
     report = {
         "command": "python -m benchmarks.onnx_latency " + " ".join(sys.argv[1:] if argv is None else argv),
         "machine": describe_machine(),
-        "measured_on": json.loads((args.data / "meta.json").read_text()).get("cpu", "unknown"),
+        "measured_on": json.loads((args.data / META).read_text()).get("cpu", "unknown"),
         "dataset": {"networks": len(data), "families": {f: int((data.families == f).sum()) for f in families}},
         "noise_floor": noise_floor(data),
         "in_domain": {m: summarise([j["metrics"][m] for j in per_job if j["protocol"] == "in_domain"]) for m in METHODS},

@@ -10,7 +10,7 @@ from onnx import TensorProto, helper
 from onnx_fixtures import attention_block, conv_net, model_from
 
 from model.errors import ArchitectureError
-from model.network_tokenizer import GRAPH_FEATURE_DIM, NETWORK_TOKEN_DIM, tokenize_networks
+from model.network_tokenizer import GRAPH_FEATURE_DIM, NETWORK_TOKEN_DIM, log2_column, tokenize_networks
 from model.onnx_graph import NetworkGraph, ParseOptions, parse_onnx
 
 
@@ -69,6 +69,16 @@ def test_tokens_shapes_and_padding() -> None:
     # a bigger input resolution raises the FLOPs feature
     bigger = parse_onnx(conv_net().SerializeToString(), ParseOptions(resolution=64))
     assert tokenize_networks([bigger]).features[0, 0] > batch.features[0, 0]
+
+
+def test_the_latency_readout_finds_each_nodes_flops_and_bytes_in_its_token() -> None:
+    """The whole-network model reads ln FLOPs and ln bytes from fixed token columns: they must hold those numbers."""
+    graph = parse_onnx(attention_block().SerializeToString())
+    tokens = tokenize_networks([graph]).tokens[0]
+    for column, key in ((log2_column("flops"), "flops"), (log2_column("memory_bytes"), "memory_bytes")):
+        expected = np.log2(1.0 + np.array([getattr(node.cost, key) for node in graph.nodes]))
+        np.testing.assert_allclose(tokens[: graph.n, column] * 16.0, expected, rtol=1e-5)
+    assert any(node.cost.flops > 0 for node in graph.nodes)
 
 
 def test_unknown_ops_get_the_shared_code_and_keep_their_shape() -> None:

@@ -24,6 +24,7 @@ from training.latency_data import in_domain_split, load_latency_dataset
 from training.latency_export import export_ensemble, write_network_card
 from training.latency_metrics import latency_metrics
 from training.latency_trainer import LatencyTrainConfig
+from training.netgen.generate import META
 from training.netgen.measure import cpu_model
 from training.whole_network import WholeNetworkTransformer
 
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
     pred = predict_onnx_rows(session, data, split.test)
     true = data.latency_ms[split.test]
     metrics = {**latency_metrics(pred[:, 0], true), **calibration(pred[:, 0], pred[:, 1], true)}
-    meta = json.loads((args.data / "meta.json").read_text())
+    meta = json.loads((args.data / META).read_text())
     device = {k: meta[k] for k in ("device", "cpu", "onnxruntime") if k in meta}
     device.update({"threads": 1, "batch": 1, "dtype": "float32", "provider": "CPUExecutionProvider"})
     training = {
