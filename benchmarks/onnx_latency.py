@@ -72,8 +72,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--lofo-seeds", type=int, nargs="+", default=None, help="seeds for leave-one-family-out (default --seeds)"
     )
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--lofo-epochs", type=int, default=None)
+    parser.add_argument("--epochs", type=int, default=40, help="in-domain epochs (40: chosen on validation over 20)")
+    parser.add_argument("--lofo-epochs", type=int, default=10, help="leave-one-family-out epochs")
     parser.add_argument("--families", nargs="*", default=None, help="leave-one-family-out only these families")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument(
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
         jobs += [("in_domain", Split(f"in_domain_seed{s}", base.train, base.val, base.test), s, args.epochs) for s in args.seeds]
     for family in (args.families or families) if args.protocol in ("all", "lofo") else []:
         jobs += [
-            (f"lofo:{family}", leave_out_split(data.families, family, s), s, args.lofo_epochs or args.epochs) for s in lofo_seeds
+            (f"lofo:{family}", leave_out_split(data.families, family, s), s, args.lofo_epochs) for s in lofo_seeds
         ]
 
     per_job = []
