@@ -179,6 +179,18 @@ def markdown(report: dict) -> str:
     for m in METHODS:
         s = report["in_domain"][m]
         lines.append(f"| {m} | {fmt(s, 'mape')} | {fmt(s, 'acc10')} | {fmt(s, 'spearman')} |")
+    in_domain_runs = [j for j in report["runs"] if j["protocol"] == "in_domain"]
+    if in_domain_runs:
+        lines += ["", "In-domain per family (MAPE % / Acc(10 %) % / Spearman, mean over seeds):", ""]
+        lines.append("| family | " + " | ".join(METHODS) + " |")
+        lines.append("|---|" + "---|" * len(METHODS))
+        for family in in_domain_runs[0]["per_family"]:
+            cells = []
+            for m in METHODS:
+                per_seed = [j["per_family"][family][m] for j in in_domain_runs]
+                mean = {k: float(np.mean([r[k] for r in per_seed])) for k in METRICS}
+                cells.append(f"{mean['mape']:.1f} / {mean['acc10']:.0f} / {mean['spearman']:.3f}")
+            lines.append(f"| {family} | " + " | ".join(cells) + " |")
     if report["lofo"]:
         lines += ["", "## Leave-one-family-out (MAPE % mean ± std over seeds; Spearman in brackets)", ""]
         lines.append("| held-out family | " + " | ".join(METHODS) + " |")
@@ -193,6 +205,12 @@ def markdown(report: dict) -> str:
         lines.append(
             "| **average** | " + " | ".join(f"**{avg[m]['mape']:.1f}** ({avg[m]['spearman']:.3f})" for m in METHODS) + " |"
         )
+        lines += ["", "## Leave-one-family-out Acc(10 %) (% of held-out networks within 10 %; mean ± std over seeds)", ""]
+        lines.append("| held-out family | " + " | ".join(METHODS) + " |")
+        lines.append("|---|" + "---|" * len(METHODS))
+        for family, per_method in report["lofo"].items():
+            lines.append(f"| {family} | " + " | ".join(fmt(per_method[m], "acc10") for m in METHODS) + " |")
+        lines.append("| **average** | " + " | ".join(f"**{avg[m]['acc10']:.1f}**" for m in METHODS) + " |")
     lines += ["", "Per-family noise floor (%): " + ", ".join(f"{f} {v:.2f}" for f, v in noise["per_family"].items()), ""]
     return "\n".join(lines)
 
