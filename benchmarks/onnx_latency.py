@@ -187,9 +187,8 @@ def markdown(report: dict) -> str:
         for family in in_domain_runs[0]["per_family"]:
             cells = []
             for m in METHODS:
-                per_seed = [j["per_family"][family][m] for j in in_domain_runs]
-                mean = {k: float(np.mean([r[k] for r in per_seed])) for k in METRICS}
-                cells.append(f"{mean['mape']:.1f} / {mean['acc10']:.0f} / {mean['spearman']:.3f}")
+                s = summarise([j["per_family"][family][m] for j in in_domain_runs])
+                cells.append(f"{s['mape']['mean']:.1f} / {s['acc10']['mean']:.0f} / {s['spearman']['mean']:.3f}")
             lines.append(f"| {family} | " + " | ".join(cells) + " |")
     if report["lofo"]:
         lines += ["", "## Leave-one-family-out (MAPE % mean ± std over seeds; Spearman in brackets)", ""]
