@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from model.flow import live_nodes
 from model.ir import ArchGraph
 
 STAGES = ((16, 32 * 32), (32, 16 * 16), (64, 8 * 8))  # (channels, pixels)
@@ -22,30 +23,6 @@ NUM_CLASSES = 10
 class CellCost:
     flops: float
     params: float
-
-
-def _active(graph: ArchGraph) -> list[bool]:
-    """Nodes on some input -> output path that does not pass through a ``none`` node."""
-    n = graph.n
-    forward = [False] * n
-    forward[0] = True
-    order = sorted(range(n))  # the IR of a parsed cell is topologically numbered
-    succ: dict[int, list[int]] = {i: [] for i in range(n)}
-    pred: dict[int, list[int]] = {i: [] for i in range(n)}
-    for s, d in graph.edges:
-        succ[s].append(d)
-        pred[d].append(s)
-    for i in order:
-        if forward[i] and graph.nodes[i].op != "none":
-            for d in succ[i]:
-                forward[d] = True
-    backward = [False] * n
-    backward[n - 1] = True
-    for i in reversed(order):
-        if backward[i] and graph.nodes[i].op != "none":
-            for s in pred[i]:
-                backward[s] = True
-    return [forward[i] and backward[i] and graph.nodes[i].op != "none" for i in range(n)]
 
 
 def _op_cost(op: str, channels: int, pixels: int) -> tuple[float, float]:
@@ -70,7 +47,7 @@ def _skeleton() -> tuple[float, float]:
 
 def nb201_cost(graph: ArchGraph) -> CellCost:
     """Whole-network FLOPs and parameters of an NB201 cell graph (8 nodes, input first, output last)."""
-    active = _active(graph)
+    active = live_nodes(graph)
     flops, params = _skeleton()
     for channels, pixels in STAGES:
         for node, on in zip(graph.nodes, active, strict=True):

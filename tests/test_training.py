@@ -163,3 +163,28 @@ def test_onnx_export_matches_torch(tmp_path) -> None:
         got = session.run(["prediction"], {"tokens": tb.tokens, "mask": tb.mask, "depth": tb.depth})[0]
         assert got.shape == (len(graphs), 3)
         np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)
+
+
+def test_pretraining_learns_structure_and_initialises_the_trainer(tmp_path) -> None:
+    """Label-free pre-training learns the structural properties; a run started from it holds its encoder weights."""
+    from training.pretrain import load_encoder, pretrain_encoder, structure_targets
+
+    data = synthetic_dataset(256)
+    targets, names = structure_targets(data.graphs)
+    assert {"connected", "log_flops", "live_nor_conv_3x3"} <= set(names) and targets.shape == (256, len(names))
+    assert np.allclose(targets.mean(axis=0), 0.0, atol=1e-5) and np.allclose(targets.std(axis=0), 1.0, atol=1e-4)
+
+    long = pretrain_encoder(data, SMALL, tmp_path / "long.pt", steps=150, seed=0, batch_size=64, lr=3e-3)
+    losses = torch.load(long, weights_only=False)["losses"]
+    assert len(losses) == 150 and np.mean(losses[-20:]) < 0.4 * np.mean(losses[:5]), losses  # the properties are learnt
+    mtime = long.stat().st_mtime_ns
+    assert pretrain_encoder(data, SMALL, long, steps=150, seed=0).stat().st_mtime_ns == mtime  # a finished file is reused
+
+    cfg = TrainConfig(targets=["cifar10_test_acc"], split="unused", epochs=1, threads=1, network=SMALL, pretrained=str(long))
+    trainer = Trainer(cfg, data.subset(np.arange(192)), data.subset(np.arange(192, 256)), tmp_path / "run")
+    saved = torch.load(long, weights_only=False)["encoder"]
+    assert all(torch.equal(trainer.net.state_dict()[k], v) for k, v in saved.items())
+    assert all(torch.equal(trainer.ema.module.state_dict()[k], v) for k, v in saved.items())
+
+    with pytest.raises(ValueError, match="does not fit"):
+        load_encoder(FusionTransformer(NetworkConfig(n_targets=1, d_model=16, n_layers=1, n_heads=2)), long)

@@ -22,6 +22,7 @@ from training.data import ArchDataset
 from training.losses import consistency, masked_mse, pairwise_difference
 from training.metrics import regression_metrics
 from training.network import FusionTransformer, NetworkConfig
+from training.pretrain import load_encoder
 from training.targets import TARGETS
 
 
@@ -43,6 +44,7 @@ class TrainConfig:
     eval_every: int = 5
     threads: int = 2
     network: dict = field(default_factory=dict)  # NetworkConfig overrides
+    pretrained: str | None = None  # encoder weights from training.pretrain (None: random initialisation)
 
     def network_config(self) -> NetworkConfig:
         return NetworkConfig(n_targets=len(self.targets), **self.network)
@@ -127,6 +129,8 @@ class Trainer:
         self.present = torch.from_numpy(np.isfinite(train.y))
         self.orders = train.orders() if cfg.augment or cfg.consistency_weight > 0 else None
         self.net = FusionTransformer(cfg.network_config())
+        if cfg.pretrained:
+            load_encoder(self.net, Path(cfg.pretrained))
         self.ema = AveragedModel(self.net, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay))
         self.opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.steps_per_epoch = int(np.ceil(len(train.indices) / cfg.batch_size))

@@ -28,6 +28,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import torch
 from scipy.stats import ConstantInputWarning
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.linear_model import RidgeCV
@@ -38,6 +39,7 @@ from model.cell_cost import nb201_cost
 from model.parsers.nb201 import NB201_NUM_CELLS, parse_nb201
 from training.data import load_nb201
 from training.metrics import regression_metrics
+from training.pretrain import pretrain_encoder
 from training.run import train_run
 from training.splits import load_split, split_path, write_split
 from training.targets import LATENCY_TARGETS, TARGETS
@@ -48,14 +50,28 @@ ACCURACY_TARGETS = (
     "cifar10_test_acc", "cifar100_test_acc", "imagenet16_test_acc",
     "cifar10_test_acc_12ep", "cifar100_test_acc_12ep", "imagenet16_test_acc_12ep",
 )  # fmt: skip
+AUGMENTED = {"augment": True, "consistency_weight": 0.5}
+NOT_AUGMENTED = {"augment": False, "consistency_weight": 0.0}
 TASKS = {
-    "latency": {"targets": LATENCY_TARGETS, "sizes": {20: 5, 100: 25, 900: 100, 7813: 500}},  # 7813: all but test
-    "accuracy": {"targets": ACCURACY_TARGETS, "sizes": {78: 20, 156: 40, 781: 200, 1563: 200, 7813: 500}},
+    "latency": {
+        "targets": LATENCY_TARGETS,
+        "sizes": {20: 5, 100: 25, 900: 100, 7813: 500},  # 7813: all but test
+        "variants": {"archcast": AUGMENTED, "no_aug_no_consistency": NOT_AUGMENTED},
+    },
+    "accuracy": {
+        "targets": ACCURACY_TARGETS,
+        "sizes": {78: 20, 156: 40, 781: 200, 1563: 200, 7813: 500},
+        "variants": {
+            "archcast": {**AUGMENTED, "pretrain": True},
+            "no_pretraining": AUGMENTED,
+            "no_aug_no_consistency": {**NOT_AUGMENTED, "pretrain": True},
+        },
+    },
 }
-VARIANTS = {
-    "archcast": {"augment": True, "consistency_weight": 0.5},
-    "no_aug_no_consistency": {"augment": False, "consistency_weight": 0.0},
-}
+"""Variants: TrainConfig overrides; ``pretrain`` starts from the label-free pre-trained encoder of the seed
+(``training.pretrain``, every NB201 graph, no labels). Pre-training is evaluated on the accuracy task only so far."""
+NETWORK = {"d_model": 96, "n_layers": 3}
+PRETRAIN_STEPS = 2000
 BASELINES = ("flops", "ridge_onehot", "gbm_onehot")
 METRICS = ("kendall_tau", "spearman", "mape", "acc10")
 MOBILE_EDGE = (
@@ -75,10 +91,23 @@ def epochs_for(n_train: int, steps: int, batch_size: int = 128) -> int:
     return max(1, math.ceil(steps / math.ceil(n_train / batch_size)))
 
 
+def pretrain_path(runs: str, task: str, seed: int) -> Path:
+    return Path(runs) / task / f"pretrained_encoder_seed{seed}.pt"
+
+
+def _pretrain(job: tuple[str, int, str]) -> Path:
+    task, seed, runs = job
+    torch.set_num_threads(1)
+    data = load_nb201(list(TASKS[task]["targets"]))  # only the graphs are read
+    return pretrain_encoder(data, NETWORK, pretrain_path(runs, task, seed), steps=PRETRAIN_STEPS, seed=seed)
+
+
 def _train(job: tuple[str, str, int, int, int, str]) -> dict:
     task, variant, n_train, seed, steps, runs = job
     n_val = TASKS[task]["sizes"][n_train]
     epochs = epochs_for(n_train, steps)
+    overrides = dict(TASKS[task]["variants"][variant])
+    pretrained = str(pretrain_path(runs, task, seed)) if overrides.pop("pretrain", False) else None
     cfg = TrainConfig(
         targets=list(TASKS[task]["targets"]),
         split=str(split_path(n_train, n_val, seed)),
@@ -86,8 +115,9 @@ def _train(job: tuple[str, str, int, int, int, str]) -> dict:
         epochs=epochs,
         eval_every=max(1, epochs // 40),
         threads=1,
-        network={"d_model": 96, "n_layers": 3},
-        **VARIANTS[variant],
+        network=NETWORK,
+        pretrained=pretrained,
+        **overrides,
     )
     run_dir = Path(runs) / task / f"n{n_train}_{variant}_seed{seed}"
     done = run_dir / "metrics_test.json"
@@ -149,7 +179,8 @@ def _cell(pair: tuple[float, float], metric: str) -> str:
 
 
 def markdown(task: str, summary: dict, meta: dict) -> str:
-    methods = [m for m in (*VARIANTS, *BASELINES) if m in summary]
+    variants = TASKS[task]["variants"]
+    methods = [m for m in (*variants, *BASELINES) if m in summary]
     sizes = [str(n) for n in TASKS[task]["sizes"] if str(n) in summary["archcast"]]
     lines = [
         f"# NB201 {task}: quality against training-set size",
@@ -183,7 +214,7 @@ def markdown(task: str, summary: dict, meta: dict) -> str:
         lines.append("")
     lines += goal_lines(task, summary, sizes, meta.get("label_facts", {}))
     lines += ["## Training time per run (s, one torch thread)", ""]
-    for m in VARIANTS:
+    for m in variants:
         if m in summary:
             lines.append(f"- {m}: " + "; ".join(f"{n} cells: {np.mean(summary[m][n]['train_seconds']):.0f}" for n in sizes))
     lines += ["", f"![tau against training size]({task}_sizes.png)", ""]
@@ -216,7 +247,7 @@ def goal_lines(task: str, summary: dict, sizes: list[str], facts: dict) -> list[
         return [*lines, ""]
     n = LATENCY_GOAL_SIZE if LATENCY_GOAL_SIZE in sizes else sizes[-1]
     largest = sizes[-1]
-    methods = [m for m in (*VARIANTS, *BASELINES) if m in summary]
+    methods = [m for m in (*TASKS[task]["variants"], *BASELINES) if m in summary]
     lines = [
         f"## Goal: Spearman >= {LATENCY_GOAL['spearman']} and Acc(10 %) >= {LATENCY_GOAL['acc10']:.0f} % with {n} "
         "training cells (mobile / edge)",
@@ -236,9 +267,7 @@ def goal_lines(task: str, summary: dict, sizes: list[str], facts: dict) -> list[
         best = max(summary[k][n]["targets"][t]["acc10"][0] for k in methods)
         best_big = max(summary[k][largest]["targets"][t]["acc10"][0] for k in methods if largest in summary[k])
         f = facts.get(t, {})
-        fact_text = (
-            f"{f['distinct']} | {f['integer_share']:.2f} | {100 * f['below_1pct_of_median']:.1f} %" if f else "- | - | -"
-        )
+        fact_text = f"{f['distinct']} | {f['integer_share']:.2f} | {100 * f['below_1pct_of_median']:.1f} %" if f else "- | - | -"
         lines.append(
             f"| {t} | {_cell(m['spearman'], 'spearman')} | {_cell(m['acc10'], 'acc10')} | {'yes' if met else 'no'} | "
             f"{best:.1f} | {big['spearman'][0]:.3f} / {big['acc10'][0]:.1f} | {best_big:.1f} | {fact_text} |"
@@ -259,7 +288,7 @@ def plot(task: str, summary: dict, path: Path) -> None:
     )
     fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.6), squeeze=False)
     for ax, (title, targets) in zip(axes[0], groups.items(), strict=True):
-        for method in (*VARIANTS, *BASELINES):
+        for method in (*TASKS[task]["variants"], *BASELINES):
             if method not in summary:
                 continue
             sizes = sorted(int(n) for n in summary[method])
@@ -304,12 +333,18 @@ def main() -> None:
         for seed in args.seeds:
             if not split_path(n, TASKS[task]["sizes"][n], seed).exists():
                 write_split(NB201_NUM_CELLS, n, TASKS[task]["sizes"][n], seed)
-    jobs = [(task, v, n, s, args.steps, args.runs) for n in sizes for s in args.seeds for v in VARIANTS]
+    variants = TASKS[task]["variants"]
+    jobs = [(task, v, n, s, args.steps, args.runs) for n in sizes for s in args.seeds for v in variants]
     todo = [j for j in jobs if not (Path(args.runs) / task / f"n{j[2]}_{j[1]}_seed{j[3]}" / "metrics_test.json").exists()]
-    estimate = sum(args.steps * SECONDS_PER_STEP * (1.0 if j[1] == "archcast" else 0.5) for j in todo) / max(1, args.workers)
+    step_seconds = [SECONDS_PER_STEP * (1.0 if variants[j[1]]["augment"] else 0.5) for j in todo]
+    estimate = args.steps * sum(step_seconds) / max(1, args.workers)
+    pretrain_seeds = sorted({j[3] for j in todo if variants[j[1]].get("pretrain")})
+    estimate += len(pretrain_seeds) * PRETRAIN_STEPS * SECONDS_PER_STEP / 2 / max(1, args.workers)
     print(f"{len(jobs)} runs, {len(todo)} to train: about {estimate / 60:.0f} min on this machine", file=sys.stderr)
     results: list[dict] = []
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
+        for path in pool.map(_pretrain, [(task, seed, args.runs) for seed in pretrain_seeds]):
+            print(f"pre-trained encoder: {path}", file=sys.stderr)
         for done, result in enumerate(pool.map(_train, jobs), start=1):
             results.append(result)
             print(f"[{done}/{len(jobs)}] {result['method']} n={result['n_train']} seed={result['seed']}", file=sys.stderr)

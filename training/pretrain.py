@@ -1,0 +1,97 @@
+"""Label-free pre-training: the fusion transformer learns a space's structure before it sees any label.
+
+Every architecture of the space (no accuracy, no latency: only the graphs) is a training example; the targets
+are its structural properties from ``model.flow`` (connectivity, live paths, parametric depth, live op counts)
+and, for NB201, the log FLOPs and parameters of ``model.cell_cost``. Each example is shown in a random valid
+node order (the information-flow-consistency augmentation). The encoder weights (everything but the head) then
+initialise the supervised run (``TrainConfig.pretrained``). With 156 labelled NB201 cells this is the difference
+between a predictor that ranks like FLOPs and one that ranks like the published 1 % results
+(``benchmarks/results/quality/accuracy_sizes.md``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from model.cell_cost import nb201_cost
+from model.flow import ZERO_OPS, flow_properties, property_names
+from model.ir import ArchGraph
+from model.ops import INPUT, OUTPUT
+from model.tokenizer import EncodedGraphs, tokenize
+from training.data import ArchDataset
+from training.network import FusionTransformer, NetworkConfig
+
+HEAD_PREFIX = "head."
+
+
+def structure_targets(graphs: list[ArchGraph]) -> tuple[np.ndarray, list[str]]:
+    """Standardised structural properties of each graph (constant columns dropped) and their names."""
+    count_ops = sorted({op for g in graphs for op in g.ops} - {INPUT, OUTPUT} - ZERO_OPS)
+    names = property_names(count_ops)
+    rows = [flow_properties(g, count_ops) for g in graphs]
+    if all(g.space == "nb201" for g in graphs):
+        names += ["log_flops", "log_params"]
+        costs = [nb201_cost(g) for g in graphs]
+        rows = [np.concatenate([r, np.log([c.flops, c.params])]) for r, c in zip(rows, costs, strict=True)]
+    values = np.stack(rows)
+    std = values.std(axis=0)
+    keep = std > 1e-12
+    standardised = (values[:, keep] - values[:, keep].mean(axis=0)) / std[keep]
+    return standardised.astype(np.float32), [n for n, k in zip(names, keep, strict=True) if k]
+
+
+def pretrain_encoder(
+    data: ArchDataset, network: dict, path: Path, steps: int = 2000, seed: int = 0, batch_size: int = 128, lr: float = 1e-3
+) -> Path:
+    """Pre-train on every graph of ``data`` (its labels are not read) and save the encoder weights to ``path``.
+
+    A finished file is reused as it is; the file is written atomically at the end.
+    """
+    path = Path(path)
+    if path.exists():
+        return path
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    targets, names = structure_targets(data.graphs)
+    orders = data.orders()
+    length = data.encoded.op_ids.shape[1]
+    net = FusionTransformer(NetworkConfig(n_targets=targets.shape[1], **network))
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=0.01)
+    warmup = max(1, steps // 10)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warmup, (steps - s) / max(1, steps - warmup)))
+    net.train()
+    losses: list[float] = []
+    bar = tqdm(range(steps), desc=f"pretrain {path.stem}", mininterval=5)
+    for _ in bar:
+        rows = rng.integers(0, len(targets), batch_size)
+        picked = [orders[r][rng.integers(len(orders[r]))] for r in rows]
+        order = np.stack([np.concatenate([o, np.arange(len(o), length)]) for o in picked])
+        batch = tokenize(EncodedGraphs(data.encoded.op_ids[rows], data.encoded.adjacency[rows]), order)
+        inputs = (torch.from_numpy(batch.tokens), torch.from_numpy(batch.mask), torch.from_numpy(batch.depth))
+        loss = (net(*inputs) - torch.from_numpy(targets[rows])).pow(2).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses.append(float(loss.detach()))
+        bar.set_postfix(loss=f"{losses[-1]:.4f}", refresh=False)
+    encoder = {k: v for k, v in net.state_dict().items() if not k.startswith(HEAD_PREFIX)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save({"encoder": encoder, "properties": names, "losses": losses, "steps": steps, "seed": seed, "network": network}, tmp)
+    tmp.replace(path)
+    return path
+
+
+def load_encoder(net: FusionTransformer, path: Path) -> None:
+    """Copy pre-trained weights into ``net``: every parameter but the head must match by name and shape."""
+    saved = torch.load(Path(path), weights_only=False)["encoder"]
+    own = {k: v for k, v in net.state_dict().items() if not k.startswith(HEAD_PREFIX)}
+    wrong = sorted(set(own) ^ set(saved)) + [k for k in own.keys() & saved.keys() if own[k].shape != saved[k].shape]
+    if wrong:
+        raise ValueError(f"pre-trained encoder {path} does not fit this network: {wrong[:5]}")
+    net.load_state_dict(saved, strict=False)
