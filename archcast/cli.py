@@ -40,6 +40,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
     targets = args.targets or list(TARGET_GROUPS[args.target_group])
     split = args.split or str(split_path(args.n_train, args.n_val, args.seed, space_of(targets)))
     network = {"d_model": args.d_model, "n_layers": args.layers, "n_heads": args.heads}
+    pretrained = None
+    if args.pretrain_steps > 0:
+        from training.data import load_dataset
+        from training.pretrain import pretrain_encoder
+
+        encoder = Path(args.run_dir) / "pretrained_encoder.pt"
+        pretrained = str(pretrain_encoder(load_dataset(targets), network, encoder, steps=args.pretrain_steps, seed=args.seed))
     cfg = TrainConfig(
         targets=targets,
         split=split,
@@ -51,6 +58,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         consistency_weight=0.0 if args.no_consistency else args.consistency_weight,
         threads=args.threads,
         network=network,
+        pretrained=pretrained,
     )
     result = train_run(cfg, Path(args.run_dir))
     print(json.dumps({k: {m: round(v, 4) for m, v in d.items()} for k, d in result["test"].items()}, indent=1))
@@ -253,6 +261,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-augment", action="store_true", help="train on the canonical order only")
     train.add_argument("--no-consistency", action="store_true", help="drop the architecture-consistency loss")
     train.add_argument("--threads", type=int, default=2)
+    train.add_argument(
+        "--pretrain-steps",
+        type=int,
+        default=0,
+        help="first pre-train the encoder on every graph of the space (structural properties, no labels) for this many "
+        "steps; helps most with few labels (benchmarks/results/quality/accuracy_sizes.md; default 0: off)",
+    )
     train.set_defaults(func=_cmd_train)
 
     calibrate = sub.add_parser(

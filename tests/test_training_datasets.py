@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -45,3 +47,19 @@ def test_targets_of_two_spaces_cannot_share_a_predictor() -> None:
     with pytest.raises(ValueError, match="several spaces"):
         space_of(["latency_pixel3_ms", "fbnet_latency_pixel3_ms"])
     assert space_of(["darts_cifar10_val_acc"]) == "darts"
+
+
+def test_cli_train_pretrains_on_the_whole_space_then_fine_tunes(tmp_path) -> None:
+    """``archcast train --pretrain-steps``: the encoder is pre-trained on every NB201 graph, and the run starts from it."""
+    torch = pytest.importorskip("torch", reason="training needs the 'train' extra (torch)")
+    from archcast.cli import main
+
+    run = tmp_path / "run"
+    args = ["train", "--run-dir", str(run), "--targets", "cifar10_test_acc", "--n-train", "78", "--n-val", "20",
+            "--epochs", "1", "--pretrain-steps", "3", "--d-model", "16", "--layers", "1", "--heads", "2",
+            "--threads", "1"]  # fmt: skip
+    assert main(args) == 0
+    assert json.loads((run / "config.json").read_text())["pretrained"] == str(run / "pretrained_encoder.pt")
+    saved = torch.load(run / "pretrained_encoder.pt", weights_only=False)
+    assert len(saved["losses"]) == 3 and "log_flops" in saved["properties"]
+    assert json.loads((run / "metrics_test.json").read_text())["n_test"] == 15625 - 78 - 20
