@@ -3,15 +3,18 @@
 Tasks:
 - ``latency``: one multi-device model over all 46 published latency settings (HELP 27, Eagle 15, nn-Meter 4),
   training sizes 20, 100, 900 and 7,813 cells ("all but test": 500 validation, 7,312 test), the same cells on every device;
+- ``latency_pretraining``: the same model and settings with 20 and 100 training cells, with the pre-trained encoder;
 - ``accuracy``: CIFAR-10 / CIFAR-100 / ImageNet16-120 test accuracy after 200 and after 12 epochs,
   training sizes 78, 156, 781, 1563, 7813.
 
 For each size and seed a committed split gives disjoint train / validation / test cells (test = every other cell);
 checkpoints are chosen on validation only. Every run gets the same number of optimiser steps (``--steps``), so small
-sets are not under-trained. Methods: ``archcast`` (augmentation + consistency loss), ``no_aug_no_consistency``
-(the ablation), and baselines fitted on the same training cells: ``flops`` (log-log fit on the FLOPs of our IR cost
-model, ``model.cell_cost``), ``ridge_onehot`` and ``gbm_onehot`` (ridge / gradient-boosted trees on the one-hot cell
-encoding). Mean +- std over seeds of Kendall tau, Spearman, MAPE and Acc(10 %) on the test cells.
+sets are not under-trained. Methods: ``archcast`` (augmentation + consistency loss, and on the accuracy and
+latency_pretraining tasks an encoder pre-trained without labels on every NB201 graph, ``training.pretrain``),
+``no_pretraining`` (the same from random weights), ``no_aug_no_consistency`` (the ablation), and baselines fitted
+on the same training cells: ``flops`` (log-log fit on the FLOPs of our IR cost model, ``model.cell_cost``),
+``ridge_onehot`` and ``gbm_onehot`` (ridge / gradient-boosted trees on the one-hot cell encoding). Mean +- std over
+seeds of Kendall tau, Spearman, MAPE and Acc(10 %) on the test cells.
 
     python -m benchmarks.quality.sample_sizes --task latency [--seeds 0 1 2] [--steps 2000] [--workers 2]
 """
@@ -52,24 +55,35 @@ ACCURACY_TARGETS = (
 )  # fmt: skip
 AUGMENTED = {"augment": True, "consistency_weight": 0.5}
 NOT_AUGMENTED = {"augment": False, "consistency_weight": 0.0}
+PRETRAINED_VARIANTS = {
+    "archcast": {**AUGMENTED, "pretrain": True},
+    "no_pretraining": AUGMENTED,
+    "no_aug_no_consistency": {**NOT_AUGMENTED, "pretrain": True},
+}
 TASKS = {
     "latency": {
+        "kind": "latency",
         "targets": LATENCY_TARGETS,
         "sizes": {20: 5, 100: 25, 900: 100, 7813: 500},  # 7813: all but test
         "variants": {"archcast": AUGMENTED, "no_aug_no_consistency": NOT_AUGMENTED},
     },
+    "latency_pretraining": {  # the pre-trained encoder on the latency settings, where labels are fewest
+        "kind": "latency",
+        "targets": LATENCY_TARGETS,
+        "sizes": {20: 5, 100: 25},
+        "variants": PRETRAINED_VARIANTS,
+    },
     "accuracy": {
+        "kind": "accuracy",
         "targets": ACCURACY_TARGETS,
         "sizes": {78: 20, 156: 40, 781: 200, 1563: 200, 7813: 500},
-        "variants": {
-            "archcast": {**AUGMENTED, "pretrain": True},
-            "no_pretraining": AUGMENTED,
-            "no_aug_no_consistency": {**NOT_AUGMENTED, "pretrain": True},
-        },
+        "variants": PRETRAINED_VARIANTS,
     },
 }
 """Variants: TrainConfig overrides; ``pretrain`` starts from the label-free pre-trained encoder of the seed
-(``training.pretrain``, every NB201 graph, no labels). Pre-training is evaluated on the accuracy task only so far."""
+(``training.pretrain``, every NB201 graph, no labels; one encoder per seed serves every task). The ``latency`` task
+predates pre-training: its ``archcast`` starts from random weights; ``latency_pretraining`` measures pre-training on
+the two smallest latency sizes."""
 NETWORK = {"d_model": 96, "n_layers": 3}
 PRETRAIN_STEPS = 2000
 BASELINES = ("flops", "ridge_onehot", "gbm_onehot")
@@ -91,15 +105,15 @@ def epochs_for(n_train: int, steps: int, batch_size: int = 128) -> int:
     return max(1, math.ceil(steps / math.ceil(n_train / batch_size)))
 
 
-def pretrain_path(runs: str, task: str, seed: int) -> Path:
-    return Path(runs) / task / f"pretrained_encoder_seed{seed}.pt"
+def pretrain_path(runs: str, seed: int) -> Path:
+    return Path(runs) / f"pretrained_encoder_nb201_seed{seed}.pt"
 
 
 def _pretrain(job: tuple[str, int, str]) -> Path:
     task, seed, runs = job
     torch.set_num_threads(1)
     data = load_nb201(list(TASKS[task]["targets"]))  # only the graphs are read
-    return pretrain_encoder(data, NETWORK, pretrain_path(runs, task, seed), steps=PRETRAIN_STEPS, seed=seed)
+    return pretrain_encoder(data, NETWORK, pretrain_path(runs, seed), steps=PRETRAIN_STEPS, seed=seed)
 
 
 def _train(job: tuple[str, str, int, int, int, str]) -> dict:
@@ -107,7 +121,7 @@ def _train(job: tuple[str, str, int, int, int, str]) -> dict:
     n_val = TASKS[task]["sizes"][n_train]
     epochs = epochs_for(n_train, steps)
     overrides = dict(TASKS[task]["variants"][variant])
-    pretrained = str(pretrain_path(runs, task, seed)) if overrides.pop("pretrain", False) else None
+    pretrained = str(pretrain_path(runs, seed)) if overrides.pop("pretrain", False) else None
     cfg = TrainConfig(
         targets=list(TASKS[task]["targets"]),
         split=str(split_path(n_train, n_val, seed)),
@@ -191,7 +205,7 @@ def markdown(task: str, summary: dict, meta: dict) -> str:
         + ". Test = every NB201 cell in neither set (with a value for the target). Mean ± std over seeds.",
         "",
     ]
-    headline = MOBILE_EDGE if task == "latency" else TASKS[task]["targets"]
+    headline = MOBILE_EDGE if TASKS[task]["kind"] == "latency" else TASKS[task]["targets"]
     for metric, label in (("kendall_tau", "Kendall tau"), ("spearman", "Spearman"), ("acc10", "Acc(10 %)"), ("mape", "MAPE %")):
         for n in sizes:
             lines += [f"## {label}, {n} training cells", "", "| target | " + " | ".join(methods) + " |",
@@ -205,7 +219,7 @@ def markdown(task: str, summary: dict, meta: dict) -> str:
                     cells.append(f"**{text}**" if value[0] * (-1 if metric == "mape" else 1) == best else text)
                 lines.append(f"| {t} | " + " | ".join(cells) + " |")
             lines.append("")
-    if task == "latency":
+    if TASKS[task]["kind"] == "latency":
         lines += [f"## Every latency setting, {sizes[-1]} training cells (archcast)", "",
                   "| target | Kendall tau | Spearman | Acc(10 %) | MAPE % |", "|---|---|---|---|---|"]  # fmt: skip
         for t in TASKS[task]["targets"]:
@@ -237,7 +251,7 @@ def label_facts(data) -> dict[str, dict[str, float]]:
 def goal_lines(task: str, summary: dict, sizes: list[str], facts: dict) -> list[str]:
     """The issue's goals against the measured figures, with the label evidence for the devices that miss them."""
     archcast = summary["archcast"]
-    if task == "accuracy":
+    if TASKS[task]["kind"] == "accuracy":
         header = ["| training cells | goal | archcast | met |", "|---|---|---|---|"]
         lines = ["## Goals (CIFAR-10 Kendall tau, archcast)", "", *header]
         for n, goal in ACCURACY_GOALS.items():
@@ -245,7 +259,9 @@ def goal_lines(task: str, summary: dict, sizes: list[str], facts: dict) -> list[
                 tau = archcast[str(n)]["targets"]["cifar10_test_acc"]["kendall_tau"]
                 lines.append(f"| {n} | {goal:.2f} | {_cell(tau, 'kendall_tau')} | {'yes' if tau[0] >= goal else 'no'} |")
         return [*lines, ""]
-    n = LATENCY_GOAL_SIZE if LATENCY_GOAL_SIZE in sizes else sizes[-1]
+    if LATENCY_GOAL_SIZE not in sizes:
+        return []
+    n = LATENCY_GOAL_SIZE
     largest = sizes[-1]
     methods = [m for m in (*TASKS[task]["variants"], *BASELINES) if m in summary]
     lines = [
@@ -283,7 +299,7 @@ def plot(task: str, summary: dict, path: Path) -> None:
 
     groups = (
         {"mobile / edge (mean)": MOBILE_EDGE, "all 46 settings (mean)": TASKS[task]["targets"]}
-        if task == "latency"
+        if TASKS[task]["kind"] == "latency"
         else {t: (t,) for t in TASKS[task]["targets"]}
     )
     fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.6), squeeze=False)
@@ -320,7 +336,7 @@ def main() -> None:
     task = args.task
     if args.report_only:
         saved = json.loads((args.out / f"{task}_sizes.json").read_text())
-        if task == "latency" and "label_facts" not in saved["meta"]:
+        if TASKS[task]["kind"] == "latency" and "label_facts" not in saved["meta"]:
             saved["meta"]["label_facts"] = label_facts(load_nb201(list(TASKS[task]["targets"])))
             (args.out / f"{task}_sizes.json").write_text(json.dumps(saved, indent=1) + "\n")
         text = markdown(task, saved["summary"], saved["meta"])
@@ -360,7 +376,7 @@ def main() -> None:
         "command": f"python -m benchmarks.quality.sample_sizes {' '.join(sys.argv[1:])}",
         "seeds": args.seeds,
         "steps": args.steps,
-        "label_facts": label_facts(data) if task == "latency" else {},
+        "label_facts": label_facts(data) if TASKS[task]["kind"] == "latency" else {},
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{task}_sizes.json").write_text(json.dumps({"meta": meta, "summary": summary}, indent=1) + "\n")
