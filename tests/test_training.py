@@ -179,6 +179,8 @@ def test_pretraining_learns_structure_and_initialises_the_trainer(tmp_path) -> N
     assert len(losses) == 150 and np.mean(losses[-20:]) < 0.4 * np.mean(losses[:5]), losses  # the properties are learnt
     mtime = long.stat().st_mtime_ns
     assert pretrain_encoder(data, SMALL, long, steps=150, seed=0).stat().st_mtime_ns == mtime  # a finished file is reused
+    with pytest.raises(ValueError, match="pre-trained with"):
+        pretrain_encoder(data, SMALL, long, steps=2000, seed=0)  # ...but not for other settings
 
     cfg = TrainConfig(targets=["cifar10_test_acc"], split="unused", epochs=1, threads=1, network=SMALL, pretrained=str(long))
     trainer = Trainer(cfg, data.subset(np.arange(192)), data.subset(np.arange(192, 256)), tmp_path / "run")

@@ -49,10 +49,15 @@ def pretrain_encoder(
 ) -> Path:
     """Pre-train on every graph of ``data`` (its labels are not read) and save the encoder weights to ``path``.
 
-    A finished file is reused as it is; the file is written atomically at the end.
+    A finished file made with the same settings is reused; one made with other settings is an error (delete it to
+    pre-train again). The file is written atomically at the end.
     """
     path = Path(path)
     if path.exists():
+        saved = torch.load(path, weights_only=False)
+        made = {k: saved[k] for k in ("steps", "seed", "network")}
+        if made != {"steps": steps, "seed": seed, "network": network}:
+            raise ValueError(f"{path} was pre-trained with {made}, not steps={steps} seed={seed} network={network}")
         return path
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
