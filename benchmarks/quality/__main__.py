@@ -2,7 +2,7 @@
 
 Runs every stage in order, each a resumable command of its own (finished training runs are reused), printing the
 stage, its estimated time on the 2-core reference machine and the estimated time left; then rebuilds
-``benchmarks/results/quality/summary.md``. About 6 hours from nothing on 2 cores, minutes when every run is done.
+``benchmarks/results/quality/summary.md``. About 7 hours from nothing on 2 cores, minutes when every run is done.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ STAGES: dict[str, tuple[list[str], float]] = {  # name -> (module and arguments,
     "fewshot": (["benchmarks.quality.fewshot"], 45),
     "calibration_std": (["benchmarks.quality.calibration_std"], 3),
     "latency_sizes": (["benchmarks.quality.sample_sizes", "--task", "latency"], 105),
-    "accuracy_sizes": (["benchmarks.quality.sample_sizes", "--task", "accuracy"], 120),
+    "latency_pretraining": (["benchmarks.quality.sample_sizes", "--task", "latency_pretraining"], 30),
+    "accuracy_sizes": (["benchmarks.quality.sample_sizes", "--task", "accuracy"], 100),
     "network_spaces": (["benchmarks.quality.network_spaces"], 70),
     "small_sample": (["benchmarks.quality.small_sample", "--steps", "1000"], 40),
     "scatter": (["benchmarks.quality.scatter"], 2),
