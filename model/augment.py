@@ -49,6 +49,12 @@ def topological_orders(graph: ArchGraph, limit: int = DEFAULT_MAX_ORDERS) -> np.
     return np.asarray(found, dtype=np.int64)
 
 
+def sample_padded_orders(pools: list[np.ndarray], rng: np.random.Generator, length: int) -> np.ndarray:
+    """One order per graph, drawn from its pool of valid orders, padded to ``length`` (padding positions stay put)."""
+    picked = [pool[rng.integers(len(pool))] for pool in pools]
+    return np.stack([np.concatenate([order, np.arange(len(order), length)]) for order in picked])
+
+
 def sample_order(graph: ArchGraph, rng: np.random.Generator) -> np.ndarray:
     """One random topological order (random-priority Kahn), for graphs with too many orders to enumerate."""
     n = graph.n

@@ -167,7 +167,8 @@ def test_onnx_export_matches_torch(tmp_path) -> None:
 
 def test_pretraining_learns_structure_and_initialises_the_trainer(tmp_path) -> None:
     """Label-free pre-training learns the structural properties; a run started from it holds its encoder weights."""
-    from training.pretrain import load_encoder, pretrain_encoder, structure_targets
+    from training.pretrain import pretrain_encoder, structure_targets
+    from training.trainer import load_encoder
 
     data = synthetic_dataset(256)
     targets, names = structure_targets(data.graphs)

@@ -17,12 +17,12 @@ import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
+from model.augment import sample_padded_orders
 from model.tokenizer import EncodedGraphs, TokenBatch, tokenize
 from training.data import ArchDataset
 from training.losses import consistency, masked_mse, pairwise_difference
 from training.metrics import regression_metrics
 from training.network import FusionTransformer, NetworkConfig
-from training.pretrain import load_encoder
 from training.targets import TARGETS
 
 
@@ -102,6 +102,26 @@ def to_torch(batch: TokenBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tenso
     return torch.from_numpy(batch.tokens), torch.from_numpy(batch.mask), torch.from_numpy(batch.depth)
 
 
+def warmup_linear_decay(optimiser: torch.optim.Optimizer, total: int, warmup: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up over ``warmup`` steps, then linear decay to zero at ``total``."""
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimiser, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup)))
+    )
+
+
+HEAD_PREFIX = "head."
+
+
+def load_encoder(net: FusionTransformer, path: Path) -> None:
+    """Copy pre-trained weights (``training.pretrain``) into ``net``: all but the head must match by name and shape."""
+    saved = torch.load(Path(path), weights_only=False)["encoder"]
+    own = {k: v for k, v in net.state_dict().items() if not k.startswith(HEAD_PREFIX)}
+    wrong = sorted(set(own) ^ set(saved)) + [k for k in own.keys() & saved.keys() if own[k].shape != saved[k].shape]
+    if wrong:
+        raise ValueError(f"pre-trained encoder {path} does not fit this network: {wrong[:5]}")
+    net.load_state_dict(saved, strict=False)
+
+
 @torch.no_grad()
 def predict_normalised(net: torch.nn.Module, encoded: EncodedGraphs, batch_size: int = 2048) -> np.ndarray:
     """Predictions (normalised units) for graphs in their stored (canonical) order."""
@@ -136,9 +156,7 @@ class Trainer:
         self.steps_per_epoch = int(np.ceil(len(train.indices) / cfg.batch_size))
         total = cfg.epochs * self.steps_per_epoch
         warmup = max(1, int(cfg.warmup_frac * total))
-        self.sched = torch.optim.lr_scheduler.LambdaLR(
-            self.opt, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup)))
-        )
+        self.sched = warmup_linear_decay(self.opt, total, warmup)
         self.rng = np.random.default_rng(cfg.seed)
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self.epoch = 0
@@ -150,8 +168,7 @@ class Trainer:
     def _sample_orders(self, rows: np.ndarray) -> np.ndarray:
         assert self.orders is not None
         length = self.train.encoded.op_ids.shape[1]  # graphs of fewer nodes keep their padding positions in place
-        picked = [pool[self.rng.integers(len(pool))] for pool in (self.orders[r] for r in rows)]
-        return np.stack([np.concatenate([order, np.arange(len(order), length)]) for order in picked])
+        return sample_padded_orders([self.orders[r] for r in rows], self.rng, length)
 
     def _batch(self, rows: np.ndarray, orders: np.ndarray | None) -> TokenBatch:
         part = EncodedGraphs(self.train.encoded.op_ids[rows], self.train.encoded.adjacency[rows])
