@@ -228,6 +228,9 @@ def markdown(task: str, summary: dict, meta: dict) -> str:
         lines.append("")
     lines += goal_lines(task, summary, sizes, meta.get("label_facts", {}))
     lines += ["## Training time per run (s, one torch thread)", ""]
+    if any(v.get("pretrain") for v in variants.values()):
+        lines += [f"Not counted below: the pre-trained encoder of each seed ({PRETRAIN_STEPS} steps over the 15,625 NB201 "
+                  "graphs, about 2.5-3 min at one thread), made once and shared by every size and task.", ""]  # fmt: skip
     for m in variants:
         if m in summary:
             lines.append(f"- {m}: " + "; ".join(f"{n} cells: {np.mean(summary[m][n]['train_seconds']):.0f}" for n in sizes))
