@@ -158,7 +158,7 @@ def build() -> str:
         "## NB201 latency, 46 settings in one model (Spearman; `latency_sizes.md`, per device and goal check there)",
         "",
         *sizes_section("latency", "spearman"),
-        "## NB201 latency with the pre-trained encoder, fewest labels (Spearman; `latency_pretraining_sizes.md`)",
+        "## NB201 latency with the pre-trained encoder (Spearman; `latency_pretraining_sizes.md`, goal check there)",
         "",
         "The `latency` task above predates pre-training (its ArchCast starts from random weights); this one adds it.",
         "",
