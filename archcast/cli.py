@@ -265,8 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--pretrain-steps",
         type=int,
         default=0,
-        help="first pre-train the encoder on every graph of the space (structural properties, no labels) for this many "
-        "steps; helps most with few labels (benchmarks/results/quality/accuracy_sizes.md; default 0: off)",
+        help="first pre-train the encoder on every graph of the table (NB201, FBNet, OFA) or on 20,000 random cells of "
+        "the space (NB101, DARTS), structural properties only, no labels, for this many steps; helps most with few "
+        "labels (benchmarks/results/quality/accuracy_sizes.md; default 0: off)",
     )
     train.set_defaults(func=_cmd_train)
 

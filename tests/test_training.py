@@ -191,3 +191,24 @@ def test_pretraining_learns_structure_and_initialises_the_trainer(tmp_path) -> N
 
     with pytest.raises(ValueError, match="does not fit"):
         load_encoder(FusionTransformer(NetworkConfig(n_targets=1, d_model=16, n_layers=1, n_heads=2)), long)
+
+
+def test_nb101_pretraining_draws_random_cells_of_the_space(tmp_path) -> None:
+    """NB101 / DARTS tables label a few hundred cells: pre-training draws unlabelled random cells of the space instead."""
+    from training.pretrain import pretrain_encoder, pretraining_set
+
+    spec = ([[0, 1, 1], [0, 0, 1], [0, 0, 0]], ["input", "conv3x3-bn-relu", "output"])
+    graphs = [parse_nb101(*spec)] * 4
+    labelled = ArchDataset(np.arange(4), ["a"] * 4, graphs, encode_graphs(graphs), np.ones((4, 1)), ["nb101_cifar10_val_acc"])
+    pool = pretraining_set(labelled, seed=0, random_cells=1000)
+    assert len(pool.graphs) == 1000 and pool.y.shape == (1000, 0)
+    assert {g.space for g in pool.graphs} == {"nb101"} and len({canonicalize(g).key for g in pool.graphs}) > 300
+    again = pretraining_set(labelled, seed=0, random_cells=50).graphs
+    assert [canonicalize(g).key for g in again] == [canonicalize(g).key for g in pool.graphs[:50]]
+    assert pretraining_set(synthetic_dataset(8), seed=0).graphs[0].space == "nb201"  # NB201: the table is the space
+
+    encoder = pretrain_encoder(labelled, SMALL, tmp_path / "nb101.pt", steps=5, seed=0, random_cells=1000)
+    saved = torch.load(encoder, weights_only=False)
+    assert saved["space"] == "nb101" and saved["graphs"] == 1000 and "max_parametric_depth" in saved["properties"]
+    with pytest.raises(ValueError, match="pre-trained with"):
+        pretrain_encoder(synthetic_dataset(8), SMALL, encoder, steps=5, seed=0)  # an NB101 encoder is not an NB201 one

@@ -1,6 +1,8 @@
 """Label-free pre-training: the fusion transformer learns a space's structure before it sees any label.
 
-Every architecture of the space (no accuracy, no latency: only the graphs) is a training example; the targets
+Every architecture of the space (no accuracy, no latency: only the graphs) is a training example: the whole table
+where it covers the space (NB201's 15,625 cells, HELP's FBNet / OFA networks), random cells drawn by the space's
+published sampling rule where the table labels only a few hundred (NB101, DARTS: ``model.sampling``). The targets
 are its structural properties from ``model.flow`` (connectivity, live paths, parametric depth, live op counts)
 and, for NB201, the log FLOPs and parameters of ``model.cell_cost``. Each example is shown in a random valid
 node order (the information-flow-consistency augmentation). The encoder weights (everything but the head) then
@@ -16,15 +18,42 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from model.augment import sample_padded_orders
+from model.augment import sample_order, sample_padded_orders, topological_orders
+from model.canonical import canonicalize
 from model.cell_cost import nb201_cost
 from model.flow import ZERO_OPS, flow_properties, property_names
 from model.ir import ArchGraph
 from model.ops import INPUT, OUTPUT
-from model.tokenizer import EncodedGraphs, tokenize
+from model.sampling import SAMPLERS, sample_space
+from model.tokenizer import EncodedGraphs, encode_graphs, tokenize
 from training.data import ArchDataset
 from training.network import FusionTransformer, NetworkConfig
 from training.trainer import HEAD_PREFIX, to_torch, warmup_linear_decay
+
+RANDOM_CELLS = 20_000
+"""Unlabelled cells drawn for a space whose table does not cover it (NB101, DARTS)."""
+ENUMERATE_MAX_NODES = 12
+"""Graphs up to this size show every valid order (enumerated); larger ones (DARTS: 28 nodes) a pool of sampled ones."""
+SAMPLED_ORDERS = 16
+
+
+def pretraining_set(data: ArchDataset, seed: int = 0, random_cells: int = RANDOM_CELLS) -> ArchDataset:
+    """The unlabelled architectures to pre-train on: ``data`` itself, or ``random_cells`` random cells of its space."""
+    space = data.graphs[0].space
+    if space not in SAMPLERS:
+        return data
+    graphs = [g.renumbered(canonicalize(g).order) for g in sample_space(space, random_cells, seed)]
+    n = len(graphs)
+    return ArchDataset(np.arange(n), [f"random {space} cell {i}" for i in range(n)], graphs, encode_graphs(graphs),
+                       np.empty((n, 0)), [])  # fmt: skip
+
+
+def order_pools(graphs: list[ArchGraph], rng: np.random.Generator) -> list[np.ndarray]:
+    """Valid node orders per graph: all of them for small graphs, ``SAMPLED_ORDERS`` random ones for large graphs."""
+    return [
+        topological_orders(g) if g.n <= ENUMERATE_MAX_NODES else np.stack([sample_order(g, rng) for _ in range(SAMPLED_ORDERS)])
+        for g in graphs
+    ]
 
 
 def structure_targets(graphs: list[ArchGraph]) -> tuple[np.ndarray, list[str]]:
@@ -44,24 +73,34 @@ def structure_targets(graphs: list[ArchGraph]) -> tuple[np.ndarray, list[str]]:
 
 
 def pretrain_encoder(
-    data: ArchDataset, network: dict, path: Path, steps: int = 2000, seed: int = 0, batch_size: int = 128, lr: float = 1e-3
+    data: ArchDataset,
+    network: dict,
+    path: Path,
+    steps: int = 2000,
+    seed: int = 0,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    random_cells: int = RANDOM_CELLS,
 ) -> Path:
-    """Pre-train on every graph of ``data`` (its labels are not read) and save the encoder weights to ``path``.
+    """Pre-train on the graphs of ``pretraining_set(data, seed)`` (no label is read); save the encoder to ``path``.
 
     A finished file made with the same settings is reused; one made with other settings is an error (delete it to
     pre-train again). The file is written atomically at the end.
     """
     path = Path(path)
+    space = data.graphs[0].space
+    wanted = {"steps": steps, "seed": seed, "network": network, "space": space}
     if path.exists():
         saved = torch.load(path, weights_only=False)
-        made = {k: saved[k] for k in ("steps", "seed", "network")}
-        if made != {"steps": steps, "seed": seed, "network": network}:
-            raise ValueError(f"{path} was pre-trained with {made}, not steps={steps} seed={seed} network={network}")
+        made = {k: saved.get(k, "nb201") if k == "space" else saved[k] for k in wanted}  # files before "space": NB201
+        if made != wanted:
+            raise ValueError(f"{path} was pre-trained with {made}, not {wanted}")
         return path
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
+    data = pretraining_set(data, seed, random_cells)
     targets, names = structure_targets(data.graphs)
-    orders = data.orders()
+    orders = order_pools(data.graphs, rng)
     length = data.encoded.op_ids.shape[1]
     net = FusionTransformer(NetworkConfig(n_targets=targets.shape[1], **network))
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=0.01)
@@ -83,6 +122,6 @@ def pretrain_encoder(
     encoder = {k: v for k, v in net.state_dict().items() if not k.startswith(HEAD_PREFIX)}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    torch.save({"encoder": encoder, "properties": names, "losses": losses, "steps": steps, "seed": seed, "network": network}, tmp)
+    torch.save({"encoder": encoder, "properties": names, "losses": losses, **wanted, "graphs": len(data.graphs)}, tmp)
     tmp.replace(path)
     return path

@@ -5,11 +5,13 @@ validation / test (committed split files; selection on validation only) and ever
 145 (DARTS) test cells: read the ± as the spread between seeds, not as a small error bar. (NASLib's NB101 subset
 lists 500 specs, but 208 of them prune to a cell already listed; duplicates are merged so none crosses the split.)
 Methods in the same run:
-``archcast`` (fusion transformer, augmentation + consistency), ``flops_naslib`` (rank by the FLOPs NASLib lists, a
+``archcast`` (fusion transformer, augmentation + consistency, started from an encoder pre-trained without labels on
+20,000 random cells of the space: ``training.pretrain``, ``model.sampling``), its ablations ``no_pretraining`` and
+``no_aug_no_consistency`` (pre-trained), ``flops_naslib`` (rank by the FLOPs NASLib lists, a
 log-log fit for values), and ``ridge`` / ``gbm`` on the canonical graph encoding (one-hot op per position plus the
 adjacency bits).
 
-    python -m benchmarks.quality.small_sample [--seeds 0 1 2] [--steps 1500] [--workers 2]
+    python -m benchmarks.quality.small_sample [--seeds 0 1 2] [--steps 1000] [--workers 2]
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from benchmarks.quality.network_spaces import onehot_positions
 from model.tables import table_path
 from training.data import load_dataset
 from training.metrics import regression_metrics
+from training.pretrain import RANDOM_CELLS, pretrain_encoder
 from training.run import train_run
 from training.splits import load_split, split_path, write_split
 from training.trainer import TrainConfig
@@ -38,19 +41,43 @@ from training.trainer import TrainConfig
 RESULTS = Path(__file__).resolve().parent.parent / "results" / "quality"
 SPACES = {"nb101": ("nb101_cifar10_val_acc", 292), "darts": ("darts_cifar10_val_acc", 725)}
 """Target and number of distinct cells: NASLib's 500 NB101 specs prune to 292 distinct cells (see training.data)."""
-METHODS = ("archcast", "flops_naslib", "ridge", "gbm")
+VARIANTS = {
+    "archcast": {"augment": True, "consistency_weight": 0.5, "pretrain": True},
+    "no_pretraining": {"augment": True, "consistency_weight": 0.5},
+    "no_aug_no_consistency": {"augment": False, "consistency_weight": 0.0, "pretrain": True},
+}
+"""TrainConfig overrides of the transformer variants; ``pretrain``: start from the seed's label-free encoder."""
+BASELINES = ("flops_naslib", "ridge", "gbm")
+METHODS = (*VARIANTS, *BASELINES)
 METRICS = ("kendall_tau", "spearman", "mape", "acc10")
+NETWORK = {"d_model": 96, "n_layers": 3}
+PRETRAIN_STEPS = 2000
 
 
 def sizes(n_total: int) -> tuple[int, int]:
     return int(0.6 * n_total), int(0.2 * n_total)
 
 
-def _train(job: tuple[str, int, int, str]) -> dict:
-    space, seed, steps, runs = job
+def pretrain_path(runs: str, space: str, seed: int) -> Path:
+    return Path(runs) / f"pretrained_encoder_{space}_seed{seed}.pt"
+
+
+def _pretrain(job: tuple[str, int, str]) -> Path:
+    """The seed's encoder, pre-trained on random cells of the space (the table's labels are not read)."""
+    space, seed, runs = job
+    import torch
+
+    torch.set_num_threads(1)
+    return pretrain_encoder(load_dataset([SPACES[space][0]]), NETWORK, pretrain_path(runs, space, seed), PRETRAIN_STEPS, seed)
+
+
+def _train(job: tuple[str, str, int, int, str]) -> dict:
+    space, variant, seed, steps, runs = job
     target, n_total = SPACES[space]
     n_train, n_val = sizes(n_total)
     epochs = max(1, math.ceil(steps / math.ceil(n_train / 128)))
+    overrides = dict(VARIANTS[variant])
+    pretrained = str(pretrain_path(runs, space, seed)) if overrides.pop("pretrain", False) else None
     cfg = TrainConfig(
         targets=[target],
         split=str(split_path(n_train, n_val, seed, space)),
@@ -58,12 +85,14 @@ def _train(job: tuple[str, int, int, str]) -> dict:
         epochs=epochs,
         eval_every=max(1, epochs // 40),
         threads=1,
-        network={"d_model": 96, "n_layers": 3},
+        network=NETWORK,
+        pretrained=pretrained,
+        **overrides,
     )
-    run_dir = Path(runs) / f"{space}_seed{seed}"
+    run_dir = Path(runs) / f"{space}_{variant}_seed{seed}"
     done = run_dir / "metrics_test.json"
     result = json.loads(done.read_text()) if done.exists() else train_run(cfg, run_dir)
-    return {"space": space, "seed": seed, "method": "archcast", "train_seconds": result["train_seconds"],
+    return {"space": space, "seed": seed, "method": variant, "train_seconds": result["train_seconds"],
             "test": result["test"][target]}  # fmt: skip
 
 
@@ -85,7 +114,7 @@ def baselines(space: str, seed: int) -> list[dict]:
     error = np.log(100.0 - data.y[:, 0])
     flops = np.log(naslib_flops(space, data.arch_strs))
     out = []
-    for method in METHODS[1:]:
+    for method in BASELINES:
         if method == "flops_naslib":
             coef = np.polyfit(flops[train], error[train], 1)
             pred = np.polyval(coef, flops[test])
@@ -103,7 +132,7 @@ def baselines(space: str, seed: int) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--runs", default="runs/quality/small_sample")
     args = parser.parse_args()
@@ -111,9 +140,11 @@ def main() -> None:
         for seed in args.seeds:
             if not split_path(*sizes(n_total), seed, space).exists():
                 write_split(n_total, *sizes(n_total), seed, space)
-    jobs = [(space, seed, args.steps, args.runs) for space in SPACES for seed in args.seeds]
-    print(f"{len(jobs)} transformer runs of {args.steps} steps", file=sys.stderr)
+    encoders = [(space, seed, args.runs) for space in SPACES for seed in args.seeds]
+    jobs = [(space, variant, seed, args.steps, args.runs) for space in SPACES for variant in VARIANTS for seed in args.seeds]
+    print(f"{len(encoders)} pre-trainings of {PRETRAIN_STEPS} steps, {len(jobs)} runs of {args.steps} steps", file=sys.stderr)
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
+        list(pool.map(_pretrain, encoders))
         results = list(pool.map(_train, jobs))
     for space in SPACES:
         for seed in args.seeds:
@@ -126,7 +157,7 @@ def main() -> None:
                 k: (float(np.mean([r[k] for r in runs])), float(np.std([r[k] for r in runs]))) for k in METRICS
             }
     meta = {"machine": describe_machine(), "command": "python -m benchmarks.quality.small_sample " + " ".join(sys.argv[1:]),
-            "seeds": args.seeds, "steps": args.steps}  # fmt: skip
+            "seeds": args.seeds, "steps": args.steps, "pretrain_steps": PRETRAIN_STEPS}  # fmt: skip
     lines = [
         "# Small-sample accuracy predictors: NB101 (292 distinct cells) and DARTS / NAS-Bench-301 (725 cells)",
         "",
@@ -134,6 +165,11 @@ def main() -> None:
         "(NB101 175 / 58 / 59, DARTS 435 / 145 / 145). Mean ± std over seeds; test sets of 59 and 145 cells. NASLib's "
         "NB101 subset lists 500 specs that prune to 292 distinct cells (nodes off every input-output path); duplicates "
         "are merged (mean accuracy) so no cell is on both sides of a split.",
+        "",
+        f"`archcast` starts from an encoder pre-trained for {PRETRAIN_STEPS} steps on {RANDOM_CELLS:,} random cells of the space "
+        "(drawn by the space's published sampling rule, `model.sampling`; structural properties only, no label), then "
+        "trains with augmentation + consistency loss. `no_pretraining` starts from random weights; "
+        "`no_aug_no_consistency` starts from the same encoder without augmentation and consistency loss.",
         "",
     ]
     for space, methods in summary.items():
