@@ -62,4 +62,9 @@ def test_cli_train_pretrains_on_the_whole_space_then_fine_tunes(tmp_path) -> Non
     assert json.loads((run / "config.json").read_text())["pretrained"] == str(run / "pretrained_encoder.pt")
     saved = torch.load(run / "pretrained_encoder.pt", weights_only=False)
     assert len(saved["losses"]) == 3 and "log_flops" in saved["properties"]
+    assert saved["space"] == "nb201" and saved["graphs"] == 15625 and saved["seconds"] > 0
     assert json.loads((run / "metrics_test.json").read_text())["n_test"] == 15625 - 78 - 20
+    assert main(["export", "--run-dir", str(run), "--out", str(tmp_path / "out"), "--name", "tiny", "--version", "0.1.0"]) == 0
+    card = json.loads((tmp_path / "out" / "tiny.card.json").read_text())  # the card says what the encoder was made with
+    facts = card["training"]["pretraining"]
+    assert facts["steps"] == 3 and facts["space"] == "nb201" and facts["graphs"] == 15625 and "log_flops" in facts["properties"]

@@ -60,6 +60,13 @@ def export_onnx(module: torch.nn.Module, path: Path) -> None:
     onnx.checker.check_model(model)
 
 
+def pretraining_facts(encoder: Path) -> dict:
+    """What the label-free encoder the run started from was made with (``training.pretrain``)."""
+    saved = torch.load(encoder, weights_only=False)
+    facts = {k: saved[k] for k in ("steps", "seed", "space", "graphs", "seconds") if k in saved}
+    return {"file": encoder.name, **facts, "properties": saved["properties"]}
+
+
 def export_run(run_dir: Path, out_dir: Path, name: str, version: str, priority: int = 0) -> tuple[Path, Path]:
     """Write ``<name>.onnx`` and ``<name>.card.json`` for the best checkpoint of a run."""
     net, normaliser, cfg = load_best(run_dir)
@@ -112,6 +119,7 @@ def export_run(run_dir: Path, out_dir: Path, name: str, version: str, priority: 
             "pair_weight": cfg.pair_weight,
             "best_val_score": metrics["best_val_score"],
             "parameters": int(sum(p.numel() for p in net.parameters())),
+            **({"pretraining": pretraining_facts(Path(cfg.pretrained))} if cfg.pretrained else {}),
         },
     )
     card_path = out_dir / f"{name}.card.json"
