@@ -68,3 +68,32 @@ def test_cli_train_pretrains_on_the_whole_space_then_fine_tunes(tmp_path) -> Non
     card = json.loads((tmp_path / "out" / "tiny.card.json").read_text())  # the card says what the encoder was made with
     facts = card["training"]["pretraining"]
     assert facts["steps"] == 3 and facts["space"] == "nb201" and facts["graphs"] == 15625 and "log_flops" in facts["properties"]
+
+
+@pytest.mark.parametrize(
+    ("target", "split", "arch"),
+    [
+        ("nb101_cifar10_val_acc", ["175", "58"], {"space": "nb101", "matrix": [[0, 1, 1], [0, 0, 1], [0, 0, 0]],
+                                                  "ops": ["input", "conv3x3-bn-relu", "output"]}),
+        ("darts_cifar10_val_acc", ["435", "145"], {"space": "darts", "normal": [["sep_conv_3x3", 0], ["skip_connect", 1]] * 4,
+                                                   "reduce": [["max_pool_3x3", 0], ["dil_conv_5x5", 1]] * 4}),
+    ],
+)  # fmt: skip
+def test_an_exported_nb101_or_darts_predictor_serves_its_space(tmp_path, make_client, target, split, arch) -> None:
+    """Train one epoch on the real subset (committed split), export, fit the std: the service answers that space's cells."""
+    pytest.importorskip("torch", reason="training needs the 'train' extra (torch)")
+    from archcast.cli import main
+    from training.uncertainty import fit_uncertainty
+
+    run, out = tmp_path / "run", tmp_path / "predictors"
+    args = ["train", "--run-dir", str(run), "--targets", target, "--n-train", split[0], "--n-val", split[1], "--epochs", "1",
+            "--d-model", "16", "--layers", "1", "--heads", "2", "--threads", "1"]  # fmt: skip
+    assert main(args) == 0
+    assert main(["export", "--run-dir", str(run), "--out", str(out), "--name", "small", "--version", "0.1.0"]) == 0
+    used = {"nb101": {"conv3x3-bn-relu", "maxpool3x3"}, "darts": {"sep_conv_3x3", "add", "concat"}}[arch["space"]]
+    assert set(json.loads((out / "small.card.json").read_text())["ops"]) >= used  # the card accepts the space's ops
+    fit_uncertainty(out / "small.card.json")
+    response = make_client(predictor_dir=out).post("/v1/predict", json={"architectures": [arch]})
+    assert response.status_code == 200, response.text
+    prediction = response.json()["results"][0]["predictions"][target]
+    assert 0 < prediction["value"] < 100 and prediction["std"] > 0

@@ -12,6 +12,8 @@ import torch
 
 from model.card import ModelCard, TargetCard
 from model.ops import OP_NAMES
+from model.parsers.darts import DARTS_OPS
+from model.parsers.nb101 import NB101_OPS
 from model.parsers.nb201 import NB201_OPS
 from model.tokenizer import CODE_DIM, TOKEN_DIM
 from training.data import data_checksums
@@ -26,6 +28,10 @@ def space_ops(space: str) -> list[str]:
     """The op names a space's graphs use (those a predictor of that space accepts)."""
     if space == "nb201":
         return list(NB201_OPS)
+    if space == "nb101":
+        return list(NB101_OPS)
+    if space == "darts":
+        return [*DARTS_OPS, "add", "concat"]  # each intermediate state an add, each cell output a concat
     return [op for op in OP_NAMES if op.startswith(f"{space}_")]
 
 
