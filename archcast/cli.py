@@ -75,9 +75,15 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from training.export import export_run
+    from training.export import export_run, select_on_validation
 
-    onnx_path, card_path = export_run(Path(args.run_dir), Path(args.out), args.name, args.version, args.priority)
+    run_dir, candidates = select_on_validation([Path(r) for r in args.run_dir])
+    onnx_path, card_path = export_run(run_dir, Path(args.out), args.name, args.version, args.priority)
+    if len(candidates) > 1:  # record the choice in the card
+        card = json.loads(card_path.read_text())
+        card["training"]["selected_on_validation"] = candidates
+        card_path.write_text(json.dumps(card, indent=2) + "\n")
+        print(f"chose {run_dir} on validation: " + ", ".join(f"{c['run']} {c['best_val_score']:.4f}" for c in candidates))
     print(f"wrote {onnx_path} and {card_path}")
     return 0
 
@@ -290,7 +296,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(func=_cmd_evaluate)
 
     export = sub.add_parser("export", help="export a run to ONNX + model card")
-    export.add_argument("--run-dir", required=True)
+    export.add_argument(
+        "--run-dir", required=True, nargs="+", help="one run, or several on one split: the best validation score is exported"
+    )
     export.add_argument("--out", default="model/predictors")
     export.add_argument("--name", default="nb201-v1")
     export.add_argument("--version", default="1.0.0")

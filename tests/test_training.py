@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
@@ -212,3 +213,21 @@ def test_nb101_pretraining_draws_random_cells_of_the_space(tmp_path) -> None:
     assert saved["space"] == "nb101" and saved["graphs"] == 1000 and "max_parametric_depth" in saved["properties"]
     with pytest.raises(ValueError, match="pre-trained with"):
         pretrain_encoder(synthetic_dataset(8), SMALL, encoder, steps=5, seed=0)  # an NB101 encoder is not an NB201 one
+
+
+def test_export_chooses_between_runs_on_validation_only(tmp_path) -> None:
+    from training.export import select_on_validation
+
+    def run(name: str, val: float, test: float, split: str = "s.json") -> Path:
+        directory = tmp_path / name
+        directory.mkdir()
+        (directory / "config.json").write_text(json.dumps({"split": f"/x/{split}"}))
+        (directory / "metrics_test.json").write_text(json.dumps({"best_val_score": val, "test": {"t": {"kendall_tau": test}}}))
+        return directory
+
+    runs = [run("aug", 0.905, 0.95), run("noaug", 0.909, 0.90)]
+    chosen, candidates = select_on_validation(runs)
+    assert chosen == runs[1]  # the better validation score wins, whatever the test says
+    assert [(c["run"], c["best_val_score"]) for c in candidates] == [("aug", 0.905), ("noaug", 0.909)]
+    with pytest.raises(ValueError, match="share one split"):
+        select_on_validation([runs[0], run("other", 0.99, 0.99, split="t.json")])

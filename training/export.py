@@ -73,6 +73,23 @@ def pretraining_facts(encoder: Path) -> dict:
     return {"file": encoder.name, **facts, "properties": saved["properties"]}
 
 
+def select_on_validation(run_dirs: list[Path]) -> tuple[Path, list[dict]]:
+    """The run with the best validation score (the score that chose each run's checkpoint), and every candidate's.
+
+    The candidates must share one split: the choice may read validation, never test.
+    """
+    candidates = []
+    for run_dir in run_dirs:
+        metrics = json.loads((Path(run_dir) / "metrics_test.json").read_text())
+        config = json.loads((Path(run_dir) / "config.json").read_text())
+        candidates.append({"run": Path(run_dir).name, "split": Path(config["split"]).name,
+                           "best_val_score": metrics["best_val_score"]})  # fmt: skip
+    if len({c["split"] for c in candidates}) > 1:
+        raise ValueError(f"runs to choose between must share one split, got {sorted({c['split'] for c in candidates})}")
+    best = max(range(len(candidates)), key=lambda i: candidates[i]["best_val_score"])
+    return Path(run_dirs[best]), candidates
+
+
 def export_run(run_dir: Path, out_dir: Path, name: str, version: str, priority: int = 0) -> tuple[Path, Path]:
     """Write ``<name>.onnx`` and ``<name>.card.json`` for the best checkpoint of a run."""
     net, normaliser, cfg = load_best(run_dir)
