@@ -84,9 +84,14 @@ def prepare(arch: Architecture, max_nodes: int, data_dir: Path | None) -> Prepar
 
 
 def choose_predictor(
-    registry: Registry, name: str | None, spaces: Sequence[str], targets: Sequence[str] | None = None
+    registry: Registry,
+    name: str | None,
+    spaces: Sequence[str],
+    targets: Sequence[str] | None = None,
+    ops: set[str] | None = None,
 ) -> Predictor:
-    """The named predictor, or the loaded one supporting every space (and every requested target, if one does).
+    """The named predictor, or the loaded one supporting every space (and every requested target and every op of
+    the architectures, if one does).
 
     Among several, the card with the highest ``priority`` wins, then the first by name.
     """
@@ -119,6 +124,9 @@ def choose_predictor(
     if targets:
         offering = [p for p in eligible if set(targets) <= set(p.card.target_names)]
         eligible = offering or eligible  # none offers them all: the default one answers with unknown_target
+    if ops:
+        covering = [p for p in eligible if ops <= p.allowed_ops]
+        eligible = covering or eligible  # none accepts every op: the default one answers with unsupported_op
     if eligible:
         return eligible[0]
     coverage = "; ".join(f"{p.name}: {', '.join(p.card.spaces)}" for p in registry.predictors.values())
@@ -163,18 +171,20 @@ def plan_request(request: PredictRequest, registry: Registry, *, max_batch: int,
         )
     spaces = list(dict.fromkeys(arch.space for arch in request.architectures))
     predictor = choose_predictor(registry, request.predictor, spaces, request.targets)
-    targets = resolve_targets(predictor, request.targets)
-    allowed = predictor.allowed_ops
-
     prepared: list[Prepared] = []
     for i, arch in enumerate(request.architectures):
         try:
-            item = prepare(arch, max_nodes, data_dir)
+            prepared.append(prepare(arch, max_nodes, data_dir))
         except ArchitectureError as exc:
             raise ArchitectureError(exc.code, f"architectures.{i}: {exc.message}") from None
         except ServiceError as exc:
             raise ServiceError(exc.status, exc.code, f"architectures.{i}: {exc.message}") from None
-        bad_ops = sorted(set(item.graph.ops) - allowed)
+    ops = {op for item in prepared for op in item.graph.ops}
+    if request.predictor is None and not ops <= predictor.allowed_ops:  # e.g. a generic DAG of NB101 ops
+        predictor = choose_predictor(registry, None, spaces, request.targets, ops)
+    targets = resolve_targets(predictor, request.targets)
+    for i, item in enumerate(prepared):
+        bad_ops = sorted(set(item.graph.ops) - predictor.allowed_ops)
         if bad_ops:
             raise ServiceError(
                 422,
@@ -182,7 +192,6 @@ def plan_request(request: PredictRequest, registry: Registry, *, max_batch: int,
                 f"architectures.{i}: operation(s) {', '.join(bad_ops)} not supported by predictor {predictor.name!r}; "
                 f"supported: {', '.join(predictor.card.ops)}",
             )
-        prepared.append(item)
     return Plan(predictor=predictor, targets=targets, prepared=prepared)
 
 

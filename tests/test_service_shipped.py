@@ -144,3 +144,30 @@ def test_shipped_network_predictor_reproduces_its_card_metrics() -> None:
     assert metrics["mape"] == pytest.approx(card["mape"], rel=1e-3)
     assert metrics["spearman"] == pytest.approx(card["spearman"], rel=1e-3)
     assert (pred[:, 1] > 0).all()
+
+
+def test_each_space_and_generic_dags_of_its_ops_reach_its_predictor(shipped: TestClient) -> None:
+    """NB101 / DARTS cells go to nb101-v1 / darts-v1; a generic DAG goes to the default predictor that accepts its ops."""
+    names = {card.name for card, _ in find_cards(PREDICTOR_DIR)}
+    if not {"nb201-v1", "nb101-v1", "darts-v1"} <= names:
+        pytest.skip("needs the shipped nb201-v1, nb101-v1 and darts-v1")
+
+    def answer(arch: dict) -> tuple[int, dict]:
+        response = shipped.post("/v1/predict", json={"architectures": [arch]})
+        return response.status_code, response.json()
+
+    nb101 = {"space": "nb101", "matrix": [[0, 1, 1, 0], [0, 0, 1, 1], [0, 0, 0, 1], [0, 0, 0, 0]],
+             "ops": ["input", "conv3x3-bn-relu", "maxpool3x3", "output"]}  # fmt: skip
+    as_graph = {"space": "graph", "nodes": nb101["ops"], "edges": [[0, 1], [0, 2], [1, 2], [1, 3], [2, 3]]}
+    darts = {"space": "darts", "normal": [["sep_conv_3x3", 0], ["skip_connect", 1]] * 4,
+             "reduce": [["max_pool_3x3", 0], ["dil_conv_5x5", 1]] * 4}  # fmt: skip
+    nb201_graph = {"space": "graph", "nodes": ["input", "nor_conv_3x3", "output"], "edges": [[0, 1], [1, 2]]}
+    for arch, expected in ((nb101, "nb101-v1"), (as_graph, "nb101-v1"), (darts, "darts-v1"), (nb201_graph, "nb201-v1")):
+        status, body = answer(arch)
+        assert status == 200 and body["predictor"] == expected, (arch, body)
+    (first,), (second,) = answer(nb101)[1]["results"], answer(as_graph)[1]["results"]
+    assert first["key"] == second["key"] and first["predictions"] == second["predictions"]  # the same cell either way
+
+    mixed = {"space": "graph", "nodes": ["input", "nor_conv_3x3", "conv3x3-bn-relu", "output"], "edges": [[0, 1], [1, 2], [2, 3]]}
+    status, body = answer(mixed)  # no predictor accepts both op sets: the default names what it cannot take
+    assert status == 422 and body["error"]["code"] == "unsupported_op" and "conv3x3-bn-relu" in body["error"]["message"]
