@@ -2,7 +2,7 @@
 
 Runs every stage in order, each a resumable command of its own (finished training runs are reused), printing the
 stage, its estimated time on the 2-core reference machine and the estimated time left; then rebuilds
-``benchmarks/results/quality/summary.md``. About 7 hours from nothing on 2 cores, minutes when every run is done.
+``benchmarks/results/quality/summary.md``. About 8 hours from nothing on 2 cores, minutes when every run is done.
 """
 
 from __future__ import annotations
