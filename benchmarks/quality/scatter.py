@@ -33,13 +33,14 @@ def scatter(name: str, out: Path) -> Path:
     predicted = predict_cells(card_path.parent / card.onnx_file, data, test)
     cols = math.ceil(math.sqrt(len(card.targets)))
     rows = math.ceil(len(card.targets) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.5 * rows), squeeze=False)
+    size = max(1.0, 2.0 / cols)  # a single panel gets room for the title
+    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols * size, 2.5 * rows * size), squeeze=False)
     for ax in axes.flat[len(card.targets) :]:
         ax.axis("off")
     for t, (ax, target) in enumerate(zip(axes.flat, card.targets, strict=False)):
         true, pred = data.y[test, t], predicted[:, t]
         keep = np.isfinite(true)
-        ax.scatter(true[keep], pred[keep], s=1, alpha=0.25)
+        ax.scatter(true[keep], pred[keep], s=1 if keep.sum() > 1000 else 4, alpha=0.25 if keep.sum() > 1000 else 0.6)
         lo, hi = float(np.min(true[keep])), float(np.max(true[keep]))
         ax.plot([lo, hi], [lo, hi], "k--", lw=0.6)
         rho = stats.spearmanr(pred[keep], true[keep]).statistic
@@ -56,7 +57,8 @@ def scatter(name: str, out: Path) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="*", default=["nb201-latency-v1", "fbnet-latency-v1", "ofa-latency-v1"])
+    shipped = ["nb201-latency-v1", "fbnet-latency-v1", "ofa-latency-v1", "nb101-v1", "darts-v1"]
+    parser.add_argument("names", nargs="*", default=shipped)
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     for name in args.names:
