@@ -67,3 +67,26 @@ def flow_properties(graph: ArchGraph, count_ops: Sequence[str]) -> np.ndarray:
     out = graph.n - 1
     counts = [sum(1 for i in range(graph.n) if live[i] and ops[i] == op) for op in count_ops]
     return np.array([float(live[out]), np.log1p(paths[out]), deepest[out], shallowest[out], sum(live), *counts], dtype=np.float64)
+
+
+def cell_op_counts(graph: ArchGraph, count_ops: Sequence[str]) -> np.ndarray:
+    """Op counts per cell of a graph of stacked cells that each end in a ``concat`` (DARTS: normal, then reduce).
+
+    Cell k holds the ancestors of the k-th concat (in node order) that no earlier cell holds; returns the counts
+    cell by cell (``len(concats) * len(count_ops)`` values, float64). A graph without concat has none.
+    """
+    preds = graph.predecessors()
+    taken: set[int] = set()
+    counts: list[int] = []
+    for concat in (i for i, op in enumerate(graph.ops) if op == "concat"):
+        cell: set[int] = set()
+        stack = [concat]
+        while stack:
+            node = stack.pop()
+            for p in preds[node]:
+                if p not in cell and p not in taken:
+                    cell.add(p)
+                    stack.append(p)
+        counts += [sum(1 for i in cell if graph.ops[i] == op) for op in count_ops]
+        taken |= cell | {concat}
+    return np.array(counts, dtype=np.float64)

@@ -52,3 +52,18 @@ def test_properties_work_on_other_spaces() -> None:
     assert p["log1p_live_paths"] == pytest.approx(np.log1p(1))
     assert (p["max_parametric_depth"], p["min_parametric_depth"]) == (2, 2)
     assert p["live_maxpool3x3"] == 1
+
+
+def test_darts_ops_are_counted_per_cell() -> None:
+    from model.canonical import canonicalize
+    from model.flow import cell_op_counts
+    from model.parsers import parse_darts
+
+    normal = [["sep_conv_3x3", 0], ["skip_connect", 1]] * 4
+    reduce = [["max_pool_3x3", 0], ["max_pool_3x3", 1], ["dil_conv_5x5", 2], ["sep_conv_3x3", 0]] * 2
+    graph = parse_darts(normal, reduce)
+    ops = ("dil_conv_5x5", "max_pool_3x3", "sep_conv_3x3", "skip_connect")
+    expected = [0, 0, 4, 4] + [2, 4, 2, 0]  # normal cell, then reduce cell
+    assert cell_op_counts(graph, ops).tolist() == expected
+    assert cell_op_counts(graph.renumbered(canonicalize(graph).order), ops).tolist() == expected  # any valid numbering
+    assert cell_op_counts(parse_nb101([[0, 1], [0, 0]], ["input", "output"]), ops).size == 0  # no cells, no counts

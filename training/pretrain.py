@@ -4,7 +4,8 @@ Every architecture of the space (no accuracy, no latency: only the graphs) is a 
 where it covers the space (NB201's 15,625 cells, HELP's FBNet / OFA networks), random cells drawn by the space's
 published sampling rule where the table labels only a few hundred (NB101, DARTS: ``model.sampling``). The targets
 are its structural properties from ``model.flow`` (connectivity, live paths, parametric depth, live op counts)
-and, for NB201, the log FLOPs and parameters of ``model.cell_cost``. Each example is shown in a random valid
+and, for NB201, the log FLOPs and parameters of ``model.cell_cost``; for DARTS, the op counts of the normal and of
+the reduce cell. Each example is shown in a random valid
 node order (the information-flow-consistency augmentation). The encoder weights (everything but the head) then
 initialise the supervised run (``TrainConfig.pretrained``, loaded by ``training.trainer.load_encoder``). With 156
 labelled NB201 cells this lifts CIFAR-10 Kendall tau from 0.66 to 0.84 (``benchmarks/results/quality/accuracy_sizes.md``).
@@ -22,7 +23,7 @@ from tqdm import tqdm
 from model.augment import sample_order, sample_padded_orders, topological_orders
 from model.canonical import canonicalize
 from model.cell_cost import nb201_cost
-from model.flow import ZERO_OPS, flow_properties, property_names
+from model.flow import ZERO_OPS, cell_op_counts, flow_properties, property_names
 from model.ir import ArchGraph
 from model.ops import INPUT, OUTPUT
 from model.sampling import SAMPLERS, sample_space
@@ -66,6 +67,9 @@ def structure_targets(graphs: list[ArchGraph]) -> tuple[np.ndarray, list[str]]:
         names += ["log_flops", "log_params"]
         costs = [nb201_cost(g) for g in graphs]
         rows = [np.concatenate([r, np.log([c.flops, c.params])]) for r, c in zip(rows, costs, strict=True)]
+    if all(g.space == "darts" for g in graphs):  # which cell an op sits in matters: normal vs reduce
+        names += [f"{cell}_{op}" for cell in ("normal", "reduce") for op in count_ops]
+        rows = [np.concatenate([r, cell_op_counts(g, count_ops)]) for r, g in zip(rows, graphs, strict=True)]
     values = np.stack(rows)
     std = values.std(axis=0)
     keep = std > 1e-12
