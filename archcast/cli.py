@@ -78,11 +78,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from training.export import export_run, select_on_validation
 
     run_dir, candidates = select_on_validation([Path(r) for r in args.run_dir])
-    onnx_path, card_path = export_run(run_dir, Path(args.out), args.name, args.version, args.priority)
-    if len(candidates) > 1:  # record the choice in the card
-        card = json.loads(card_path.read_text())
-        card["training"]["selected_on_validation"] = candidates
-        card_path.write_text(json.dumps(card, indent=2) + "\n")
+    onnx_path, card_path = export_run(run_dir, Path(args.out), args.name, args.version, args.priority, candidates)
+    if len(candidates) > 1:
         print(f"chose {run_dir} on validation: " + ", ".join(f"{c['run']} {c['best_val_score']:.4f}" for c in candidates))
     print(f"wrote {onnx_path} and {card_path}")
     return 0

@@ -183,7 +183,7 @@ def plan_request(request: PredictRequest, registry: Registry, *, max_batch: int,
     if request.predictor is None and not ops <= predictor.allowed_ops:  # e.g. a generic DAG of NB101 ops
         predictor = choose_predictor(registry, None, spaces, request.targets, ops)
     targets = resolve_targets(predictor, request.targets)
-    for i, item in enumerate(prepared):
+    for i, item in enumerate(prepared if not ops <= predictor.allowed_ops else ()):  # name the first offender
         bad_ops = sorted(set(item.graph.ops) - predictor.allowed_ops)
         if bad_ops:
             raise ServiceError(

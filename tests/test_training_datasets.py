@@ -68,6 +68,10 @@ def test_cli_train_pretrains_on_the_whole_space_then_fine_tunes(tmp_path) -> Non
     card = json.loads((tmp_path / "out" / "tiny.card.json").read_text())  # the card says what the encoder was made with
     facts = card["training"]["pretraining"]
     assert facts["steps"] == 3 and facts["space"] == "nb201" and facts["graphs"] == 15625 and "log_flops" in facts["properties"]
+    assert "selected_on_validation" not in card["training"]  # one run: nothing was chosen
+    assert main(["export", "--run-dir", str(run), str(run), "--out", str(tmp_path / "out"), "--name", "two"]) == 0
+    chosen = json.loads((tmp_path / "out" / "two.card.json").read_text())["training"]["selected_on_validation"]
+    assert [c["run"] for c in chosen] == ["run", "run"] and chosen[0]["split"] == "nb201_train78_val20_seed0.json"
 
 
 @pytest.mark.parametrize(

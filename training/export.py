@@ -90,8 +90,13 @@ def select_on_validation(run_dirs: list[Path]) -> tuple[Path, list[dict]]:
     return Path(run_dirs[best]), candidates
 
 
-def export_run(run_dir: Path, out_dir: Path, name: str, version: str, priority: int = 0) -> tuple[Path, Path]:
-    """Write ``<name>.onnx`` and ``<name>.card.json`` for the best checkpoint of a run."""
+def export_run(
+    run_dir: Path, out_dir: Path, name: str, version: str, priority: int = 0, candidates: list[dict] | None = None
+) -> tuple[Path, Path]:
+    """Write ``<name>.onnx`` and ``<name>.card.json`` for the best checkpoint of a run.
+
+    ``candidates``: the runs it was chosen from (``select_on_validation``), recorded in the card.
+    """
     net, normaliser, cfg = load_best(run_dir)
     space = space_of(cfg.targets)
     kinds = torch.as_tensor(normaliser.kinds)
@@ -143,6 +148,7 @@ def export_run(run_dir: Path, out_dir: Path, name: str, version: str, priority: 
             "best_val_score": metrics["best_val_score"],
             "parameters": int(sum(p.numel() for p in net.parameters())),
             **({"pretraining": pretraining_facts(Path(cfg.pretrained))} if cfg.pretrained else {}),
+            **({"selected_on_validation": candidates} if candidates and len(candidates) > 1 else {}),
         },
     )
     card_path = out_dir / f"{name}.card.json"
