@@ -213,6 +213,10 @@ def test_nb101_pretraining_draws_random_cells_of_the_space(tmp_path) -> None:
     assert saved["space"] == "nb101" and saved["graphs"] == 1000 and "max_parametric_depth" in saved["properties"]
     with pytest.raises(ValueError, match="pre-trained with"):
         pretrain_encoder(synthetic_dataset(8), SMALL, encoder, steps=5, seed=0)  # an NB101 encoder is not an NB201 one
+    assert saved["property_set"] == 1
+    torch.save({**saved, "property_set": 0}, encoder)  # learnt an older property set: refused, not reused
+    with pytest.raises(ValueError, match="'property_set': 0"):
+        pretrain_encoder(labelled, SMALL, encoder, steps=5, seed=0, random_cells=1000)
 
 
 def test_export_chooses_between_runs_on_validation_only(tmp_path) -> None:

@@ -69,7 +69,7 @@ def export_onnx(module: torch.nn.Module, path: Path) -> None:
 def pretraining_facts(encoder: Path) -> dict:
     """What the label-free encoder the run started from was made with (``training.pretrain``)."""
     saved = torch.load(encoder, weights_only=False)
-    facts = {k: saved[k] for k in ("steps", "seed", "space", "graphs", "seconds") if k in saved}
+    facts = {k: saved[k] for k in ("steps", "seed", "space", "property_set", "graphs", "seconds") if k in saved}
     return {"file": encoder.name, **facts, "properties": saved["properties"]}
 
 

@@ -37,6 +37,9 @@ RANDOM_CELLS = 20_000
 ENUMERATE_MAX_NODES = 12
 """Graphs up to this size show every valid order (enumerated); larger ones (DARTS: 28 nodes) a pool of sampled ones."""
 SAMPLED_ORDERS = 16
+PROPERTY_SETS = {"darts": 2}
+"""Version of each space's property set (default 1): bumped when ``structure_targets`` changes for that space, so a
+cached encoder that learnt the old set is refused rather than reused (DARTS 2: per-cell op counts)."""
 
 
 def pretraining_set(data: ArchDataset, seed: int = 0, random_cells: int = RANDOM_CELLS) -> ArchDataset:
@@ -94,10 +97,11 @@ def pretrain_encoder(
     """
     path = Path(path)
     space = data.graphs[0].space
-    wanted = {"steps": steps, "seed": seed, "network": network, "space": space}
+    wanted = {"steps": steps, "seed": seed, "network": network, "space": space, "property_set": PROPERTY_SETS.get(space, 1)}
     if path.exists():
         saved = torch.load(path, weights_only=False)
-        made = {k: saved.get(k, "nb201") if k == "space" else saved[k] for k in wanted}  # files before "space": NB201
+        older = {"space": "nb201", "property_set": 1}  # what files made before these keys existed hold
+        made = {k: saved.get(k, older.get(k)) for k in wanted}
         if made != wanted:
             raise ValueError(f"{path} was pre-trained with {made}, not {wanted}")
         return path
