@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from model.ir import ArchGraph
+from model.ir import ArchGraph, _reachable
 
 ZERO_OPS = frozenset({"none"})
 PARAMETRIC_OPS = frozenset(
@@ -76,17 +76,11 @@ def cell_op_counts(graph: ArchGraph, count_ops: Sequence[str]) -> np.ndarray:
     cell by cell (``len(concats) * len(count_ops)`` values, float64). A graph without concat has none.
     """
     preds = graph.predecessors()
-    taken: set[int] = set()
+    taken: set[int] = set()  # every earlier cell and concat, hence every ancestor of them
     counts: list[int] = []
     for concat in (i for i, op in enumerate(graph.ops) if op == "concat"):
-        cell: set[int] = set()
-        stack = [concat]
-        while stack:
-            node = stack.pop()
-            for p in preds[node]:
-                if p not in cell and p not in taken:
-                    cell.add(p)
-                    stack.append(p)
+        ancestors = _reachable(concat, preds)
+        cell = ancestors - taken - {concat}
         counts += [sum(1 for i in cell if graph.ops[i] == op) for op in count_ops]
-        taken |= cell | {concat}
+        taken |= ancestors
     return np.array(counts, dtype=np.float64)

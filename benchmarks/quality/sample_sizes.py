@@ -105,8 +105,8 @@ def epochs_for(n_train: int, steps: int, batch_size: int = 128) -> int:
     return max(1, math.ceil(steps / math.ceil(n_train / batch_size)))
 
 
-def pretrain_path(runs: str, seed: int) -> Path:
-    return Path(runs) / f"pretrained_encoder_nb201_seed{seed}.pt"
+def pretrain_path(runs: str, seed: int, space: str = "nb201") -> Path:
+    return Path(runs) / f"pretrained_encoder_{space}_seed{seed}.pt"
 
 
 def _pretrain(job: tuple[str, int, str]) -> Path:

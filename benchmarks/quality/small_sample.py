@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import math
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -30,6 +29,7 @@ from sklearn.linear_model import RidgeCV
 
 from benchmarks.machine import describe_machine
 from benchmarks.quality.network_spaces import onehot_positions
+from benchmarks.quality.sample_sizes import NETWORK, PRETRAIN_STEPS, epochs_for, pretrain_path
 from model.tables import table_path
 from training.data import load_dataset
 from training.metrics import regression_metrics
@@ -50,16 +50,10 @@ VARIANTS = {
 BASELINES = ("flops_naslib", "ridge", "gbm")
 METHODS = (*VARIANTS, *BASELINES)
 METRICS = ("kendall_tau", "spearman", "mape", "acc10")
-NETWORK = {"d_model": 96, "n_layers": 3}
-PRETRAIN_STEPS = 2000
 
 
 def sizes(n_total: int) -> tuple[int, int]:
     return int(0.6 * n_total), int(0.2 * n_total)
-
-
-def pretrain_path(runs: str, space: str, seed: int) -> Path:
-    return Path(runs) / f"pretrained_encoder_{space}_seed{seed}.pt"
 
 
 def _pretrain(job: tuple[str, int, str]) -> Path:
@@ -68,16 +62,16 @@ def _pretrain(job: tuple[str, int, str]) -> Path:
     import torch
 
     torch.set_num_threads(1)
-    return pretrain_encoder(load_dataset([SPACES[space][0]]), NETWORK, pretrain_path(runs, space, seed), PRETRAIN_STEPS, seed)
+    return pretrain_encoder(load_dataset([SPACES[space][0]]), NETWORK, pretrain_path(runs, seed, space), PRETRAIN_STEPS, seed)
 
 
 def _train(job: tuple[str, str, int, int, str]) -> dict:
     space, variant, seed, steps, runs = job
     target, n_total = SPACES[space]
     n_train, n_val = sizes(n_total)
-    epochs = max(1, math.ceil(steps / math.ceil(n_train / 128)))
+    epochs = epochs_for(n_train, steps)
     overrides = dict(VARIANTS[variant])
-    pretrained = str(pretrain_path(runs, space, seed)) if overrides.pop("pretrain", False) else None
+    pretrained = str(pretrain_path(runs, seed, space)) if overrides.pop("pretrain", False) else None
     cfg = TrainConfig(
         targets=[target],
         split=str(split_path(n_train, n_val, seed, space)),
