@@ -24,6 +24,7 @@ from training.latency_data import LatencyDataset, Split, in_domain_split, leave_
 from training.latency_metrics import latency_metrics
 from training.latency_trainer import LatencyTrainConfig, train_latency
 from training.netgen.generate import META
+from training.whole_network import READOUTS
 
 METHODS = ("archcast", "gbm", "kernel_sum", "flops_loglog")
 METRICS = ("mape", "acc10", "spearman")
@@ -76,6 +77,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lofo-epochs", type=int, default=10, help="leave-one-family-out epochs")
     parser.add_argument("--families", nargs="*", default=None, help="leave-one-family-out only these families")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--readout", choices=READOUTS, default="contextual", help="ArchCast readout (whole_network)")
+    parser.add_argument(
+        "--val-family", action="store_true", help="leave-one-family-out validates on one other whole family"
+    )
     parser.add_argument(
         "--protocol", choices=("all", "in_domain", "lofo"), default="all", help="run only part (parallel workers)"
     )
@@ -93,14 +98,15 @@ def main(argv: list[str] | None = None) -> None:
         jobs += [("in_domain", Split(f"in_domain_seed{s}", base.train, base.val, base.test), s, args.epochs) for s in args.seeds]
     for family in (args.families or families) if args.protocol in ("all", "lofo") else []:
         jobs += [
-            (f"lofo:{family}", leave_out_split(data.families, family, s), s, args.lofo_epochs) for s in lofo_seeds
+            (f"lofo:{family}", leave_out_split(data.families, family, s, val_family=args.val_family), s, args.lofo_epochs)
+            for s in lofo_seeds
         ]
 
     per_job = []
     bar = tqdm(jobs, desc="splits", unit="split")
     for protocol, split, seed, epochs in bar:
         bar.set_postfix(split=split.name)
-        cfg = LatencyTrainConfig(seed=seed, epochs=epochs, threads=args.threads)
+        cfg = LatencyTrainConfig(seed=seed, epochs=epochs, threads=args.threads, readout=args.readout)
         result = train_latency(data, split, cfg, args.runs / split.name, progress=False)
         predictions = baseline_predictions(data, split, sums, seed)
         predictions["archcast"] = np.asarray(result["test_pred_ms"])
@@ -112,6 +118,7 @@ def main(argv: list[str] | None = None) -> None:
             "sizes": {"train": len(split.train), "val": len(split.val), "test": len(split.test)},
             "archcast_train_seconds": result["train_seconds"],
             "archcast_best_epoch": result["best_epoch"],
+            "archcast_val_mape": result["best_val_mape"],
             "metrics": {m: latency_metrics(p, true) for m, p in predictions.items()},
         }
         if protocol == "in_domain":

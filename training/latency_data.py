@@ -87,9 +87,24 @@ def in_domain_split(families: np.ndarray, seed: int, val_frac: float = 0.1, test
     return Split(f"in_domain_seed{seed}", np.sort(train), np.sort(val), np.sort(test))
 
 
-def leave_out_split(families: np.ndarray, family: str, seed: int, val_frac: float = 0.1) -> Split:
+def leave_out_split(
+    families: np.ndarray, family: str, seed: int, val_frac: float = 0.1, val_family: bool = False
+) -> Split:
+    """``family`` is the test set. Validation: ``val_frac`` of the other networks, or with ``val_family`` one other
+    whole family drawn by ``seed`` and ``family`` (so checkpoints are chosen for what is tested: networks of an
+    unseen family; each test family gets its own draw)."""
     rng = np.random.default_rng(seed)
     test = np.flatnonzero(families == family)
+    if val_family:
+        names = sorted(set(families.tolist()))
+        others = [f for f in names if f != family]
+        held = others[int(np.random.default_rng([seed, names.index(family)]).integers(len(others)))]
+        return Split(
+            f"leave_out_{family}_valfam_{held}_seed{seed}",
+            np.flatnonzero((families != family) & (families != held)),
+            np.flatnonzero(families == held),
+            test,
+        )
     rest = rng.permutation(np.flatnonzero(families != family))
     n_val = round(val_frac * len(rest))
     return Split(f"leave_out_{family}_seed{seed}", np.sort(rest[n_val:]), np.sort(rest[:n_val]), test)

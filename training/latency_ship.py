@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
         run = args.runs / f"in_domain_seed{seed}"
         result = json.loads((run / "result.json").read_text())
         cfg = LatencyTrainConfig(**{**result["config"], "network": result["config"]["network"]})
-        member = WholeNetworkTransformer(cfg.network_config())
+        member = WholeNetworkTransformer(cfg.network_config(), cfg.readout)
         member.load_state_dict(torch.load(run / "best.pt"))
         members.append(member.eval())
         seconds.append(result["train_seconds"])

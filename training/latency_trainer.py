@@ -41,6 +41,7 @@ class LatencyTrainConfig:
     augment: bool = True
     eval_every: int = 2
     threads: int = 1
+    readout: str = "contextual"  # see training.whole_network.READOUTS
     # sized for 2 CPU cores: ~5 min per run on ~1,800 training networks
     network: dict = field(default_factory=lambda: {"d_model": 32, "n_heads": 2, "n_layers": 1, "dropout": 0.0, "queries": [2, 1]})
 
@@ -99,7 +100,7 @@ def train_latency(data: LatencyDataset, split: Split, cfg: LatencyTrainConfig, r
     torch.set_num_threads(cfg.threads)
     rng = random.Random(cfg.seed)
     y = np.log(data.latency_ms)
-    model = WholeNetworkTransformer(cfg.network_config())
+    model = WholeNetworkTransformer(cfg.network_config(), cfg.readout)
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay))
     optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = len(make_batches(split.train, data.lengths, cfg.max_tokens, cfg.max_batch, random.Random(0)))
@@ -165,7 +166,7 @@ def train_latency(data: LatencyDataset, split: Split, cfg: LatencyTrainConfig, r
         )
         bar.update(1)
     bar.close()
-    best = WholeNetworkTransformer(cfg.network_config())
+    best = WholeNetworkTransformer(cfg.network_config(), cfg.readout)
     best.load_state_dict(torch.load(run_dir / "best.pt"))
     test_pred = np.exp(predict_log(best, data, split.test))
     result = {

@@ -9,6 +9,9 @@ Cost grows exactly with FLOPs and bytes, so a network larger or shaped unlike th
 close (leave-one-family-out figures in ``benchmarks/results/onnx_latency.md``). The multi-stage fusion
 (4 -> 2 -> 1 queries) reads the whole sequence and, joined with the whole-graph features, adds a
 correction for effects no single op carries (cache pressure, fusion by onnxruntime).
+Readouts (``readout``): "contextual" (the above), "additive" (the per-op sum alone, no correction), "local" (each op's
+rates read from its own token before attention, plus the correction) and "local_additive" (a learned roofline
+kernel sum: per-op rates from the op's own token, nothing else).
 Output: natural log of latency in milliseconds (B, 1).
 """
 
@@ -23,12 +26,16 @@ from model.network_tokenizer import GRAPH_FEATURE_DIM, NETWORK_TOKEN_DIM, log2_c
 from training.network import Block, FusionStage, NetworkConfig
 
 LOG2_CODE_TO_LN = 16.0 * math.log(2.0)  # token code log2(1 + x) / 16 -> ln(1 + x)
+READOUTS = ("contextual", "additive", "local", "local_additive")
 
 
 class WholeNetworkTransformer(nn.Module):
-    def __init__(self, cfg: NetworkConfig) -> None:
+    def __init__(self, cfg: NetworkConfig, readout: str = "contextual") -> None:
         super().__init__()
+        if readout not in READOUTS:
+            raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
         self.cfg = cfg
+        self.readout = readout
         d = cfg.d_model
         self.token_proj = nn.Sequential(nn.Linear(NETWORK_TOKEN_DIM, d), nn.GELU(), nn.Linear(d, d))
         self.encoder = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
@@ -45,14 +52,18 @@ class WholeNetworkTransformer(nn.Module):
 
     def forward(self, tokens: torch.Tensor, mask: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         x = self.token_proj(tokens)
-        for block in self.encoder:
-            x = block(x, None, mask)
-        rates = self.node_rates(self.ln_nodes(x))
+        local = x
+        if self.readout != "local_additive":
+            for block in self.encoder:
+                x = block(x, None, mask)
+        rates = self.node_rates(self.ln_nodes(local if self.readout.startswith("local") else x))
         ln_flops = tokens[..., log2_column("flops")] * LOG2_CODE_TO_LN
         ln_bytes = tokens[..., log2_column("memory_bytes")] * LOG2_CODE_TO_LN
         terms = torch.stack([ln_flops + rates[..., 0], ln_bytes + rates[..., 1], rates[..., 2]], dim=-1)
         node_log_cost = torch.logsumexp(terms, dim=-1).masked_fill(~mask, -1e4)
         additive = torch.logsumexp(node_log_cost, dim=1, keepdim=True)
+        if self.readout.endswith("additive"):
+            return additive
         fused = x
         for stage in self.stages:
             fused = stage(fused, x, mask)

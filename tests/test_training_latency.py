@@ -1,0 +1,86 @@
+"""Whole-network latency training pieces: leave-one-family-out splits and the readout variants."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from model.network_tokenizer import GRAPH_FEATURE_DIM, NETWORK_TOKEN_DIM  # noqa: E402
+from training.latency_data import leave_out_split  # noqa: E402
+from training.latency_trainer import LatencyTrainConfig  # noqa: E402
+from training.whole_network import READOUTS, WholeNetworkTransformer  # noqa: E402
+
+FAMILIES = np.array(["resnet"] * 10 + ["vgg"] * 7 + ["vit"] * 5 + ["swin"] * 4)
+
+
+@pytest.mark.parametrize("val_family", [False, True])
+def test_leave_out_split_is_disjoint_and_tests_exactly_the_family(val_family: bool) -> None:
+    for seed in range(4):
+        split = leave_out_split(FAMILIES, "vit", seed, val_family=val_family)
+        assert set(FAMILIES[split.test]) == {"vit"} and len(split.test) == 5
+        parts = [set(split.train.tolist()), set(split.val.tolist()), set(split.test.tolist())]
+        assert sum(len(p) for p in parts) == len(FAMILIES) == len(set().union(*parts))
+        assert "vit" not in set(FAMILIES[split.train]) | set(FAMILIES[split.val])
+
+
+def test_family_validation_holds_out_one_whole_other_family() -> None:
+    held = set()
+    for seed in range(12):
+        split = leave_out_split(FAMILIES, "vit", seed, val_family=True)
+        (family,) = set(FAMILIES[split.val])
+        assert len(split.val) == list(FAMILIES).count(family)
+        assert family not in set(FAMILIES[split.train])
+        assert family in split.name
+        held.add(family)
+    assert held == {"resnet", "vgg", "swin"}  # the seed varies which one
+
+
+def _inputs(batch: int = 2, length: int = 6, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    tokens = torch.rand(batch, length, NETWORK_TOKEN_DIM, generator=generator)
+    return tokens, torch.ones(batch, length, dtype=torch.bool), torch.rand(batch, GRAPH_FEATURE_DIM, generator=generator)
+
+
+def _model(readout: str) -> WholeNetworkTransformer:
+    torch.manual_seed(0)
+    model = WholeNetworkTransformer(LatencyTrainConfig().network_config(), readout).eval()
+    with torch.no_grad():  # make the correction head live, so a readout that uses it shows it
+        model.correction[-1].weight.normal_()
+    return model
+
+
+@pytest.mark.parametrize("readout", ["additive", "local_additive"])
+def test_additive_readouts_ignore_the_whole_graph_features(readout: str) -> None:
+    tokens, mask, features = _inputs()
+    model = _model(readout)
+    assert torch.equal(model(tokens, mask, features), model(tokens, mask, features * 0 + 5))
+    assert not torch.equal(*(_model("contextual")(tokens, mask, f) for f in (features, features * 0 + 5)))
+
+
+def test_local_additive_is_a_sum_of_independent_per_op_costs() -> None:
+    """Each op's cost depends on its own token only: the network's latency is the sum over its ops."""
+    tokens, mask, features = _inputs(batch=1)
+    model = _model("local_additive")
+    whole = model(tokens, mask, features).exp()
+    parts = sum(model(tokens[:, i : i + 1], mask[:, i : i + 1], features).exp() for i in range(tokens.shape[1]))
+    assert whole.item() == pytest.approx(parts.item(), rel=1e-5)
+    contextual = _model("contextual")
+    assert contextual(tokens, mask, features).item() != pytest.approx(
+        sum(contextual(tokens[:, i : i + 1], mask[:, i : i + 1], features).exp().item() for i in range(6)), rel=1e-3
+    )
+
+
+def test_padding_does_not_change_any_readout() -> None:
+    tokens, mask, features = _inputs(batch=1)
+    padded = torch.cat([tokens, torch.rand(1, 3, NETWORK_TOKEN_DIM)], dim=1)
+    padded_mask = torch.cat([mask, torch.zeros(1, 3, dtype=torch.bool)], dim=1)
+    for readout in READOUTS:
+        model = _model(readout)
+        assert model(tokens, mask, features).item() == pytest.approx(model(padded, padded_mask, features).item(), rel=1e-5)
+
+
+def test_an_unknown_readout_is_refused() -> None:
+    with pytest.raises(ValueError, match="readout must be one of"):
+        WholeNetworkTransformer(LatencyTrainConfig().network_config(), "sum")
