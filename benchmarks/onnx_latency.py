@@ -141,6 +141,8 @@ def main(argv: list[str] | None = None) -> None:
         "command": "python -m benchmarks.onnx_latency " + " ".join(sys.argv[1:] if argv is None else argv),
         "machine": describe_machine(),
         "measured_on": json.loads((args.data / META).read_text()).get("cpu", "unknown"),
+        "readout": args.readout,
+        "lofo_validation": "one other whole family" if args.val_family else "10 % of the other families' networks",
         "dataset": {"networks": len(data), "families": {f: int((data.families == f).sum()) for f in families}},
         "noise_floor": noise_floor(data),
         "in_domain": {m: summarise([j["metrics"][m] for j in per_job if j["protocol"] == "in_domain"]) for m in METHODS},
@@ -174,6 +176,9 @@ def markdown(report: dict) -> str:
         f"This invocation {report['seconds'] / 60:.0f} min; ArchCast training summed over its "
         f"{len(report['runs'])} splits (reused runs included, 1 thread each) "
         f"{sum(j['archcast_train_seconds'] for j in report['runs']) / 60:.0f} min.",
+        "",
+        f"ArchCast readout: `{report.get('readout', 'contextual')}` (`training/whole_network.py`); leave-one-family-out "
+        f"checkpoints chosen on {report.get('lofo_validation', 'random networks of the other families')}.",
         "",
         "Noise floor (pass A vs pass B, median |diff| / mean): "
         f"**{noise['median_abs_pct']:.2f} %** (p90 {noise['p90_abs_pct']:.2f} %).",

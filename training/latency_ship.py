@@ -91,6 +91,7 @@ def main(argv: list[str] | None = None) -> None:
         "val": len(split.val),
         "test": len(split.test),
         "members": len(members),
+        "readout": members[0].readout,
         "member_seeds": args.seeds,
         "std_scale_fitted_on_val": std_scale,
         "member_train_seconds": seconds,

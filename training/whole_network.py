@@ -11,7 +11,8 @@ close (leave-one-family-out figures in ``benchmarks/results/onnx_latency.md``). 
 correction for effects no single op carries (cache pressure, fusion by onnxruntime).
 Readouts (``readout``): "contextual" (the above), "additive" (the per-op sum alone, no correction), "local" (each op's
 rates read from its own token before attention, plus the correction) and "local_additive" (a learned roofline
-kernel sum: per-op rates from the op's own token, nothing else).
+kernel sum: per-op rates from the op's own token, nothing else). Chosen on held-out validation families:
+"additive" (``benchmarks/results/onnx_latency_readouts.md``), which the shipped ``cpu-ort-1t-v1`` 1.2.0 uses.
 Output: natural log of latency in milliseconds (B, 1).
 """
 
@@ -62,8 +63,8 @@ class WholeNetworkTransformer(nn.Module):
         terms = torch.stack([ln_flops + rates[..., 0], ln_bytes + rates[..., 1], rates[..., 2]], dim=-1)
         node_log_cost = torch.logsumexp(terms, dim=-1).masked_fill(~mask, -1e4)
         additive = torch.logsumexp(node_log_cost, dim=1, keepdim=True)
-        if self.readout.endswith("additive"):
-            return additive
+        if self.readout.endswith("additive"):  # features stay a graph input (the service's ONNX interface), unused
+            return additive + 0.0 * features[:, :1]
         fused = x
         for stage in self.stages:
             fused = stage(fused, x, mask)
