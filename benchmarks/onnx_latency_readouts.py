@@ -23,9 +23,9 @@ from benchmarks.machine import describe_machine
 from training.whole_network import READOUTS
 
 
-def per_family(report: dict) -> dict[str, dict[str, float]]:
+def per_family(report: dict) -> dict[str, dict]:
     """family -> mean validation MAPE (on its validation family), test MAPE and Acc(10 %), over the report's seeds."""
-    out: dict[str, dict[str, list[float]]] = {}
+    out: dict[str, dict[str, list]] = {}
     for job in report["runs"]:
         family = job["protocol"].removeprefix("lofo:")
         entry = out.setdefault(family, {"val_mape": [], "test_mape": [], "test_acc10": [], "val_family": []})

@@ -93,7 +93,6 @@ def leave_out_split(
     """``family`` is the test set. Validation: ``val_frac`` of the other networks, or with ``val_family`` one other
     whole family drawn by ``seed`` and ``family`` (so checkpoints are chosen for what is tested: networks of an
     unseen family; each test family gets its own draw)."""
-    rng = np.random.default_rng(seed)
     test = np.flatnonzero(families == family)
     if val_family:
         names = sorted(set(families.tolist()))
@@ -105,7 +104,7 @@ def leave_out_split(
             np.flatnonzero(families == held),
             test,
         )
-    rest = rng.permutation(np.flatnonzero(families != family))
+    rest = np.random.default_rng(seed).permutation(np.flatnonzero(families != family))
     n_val = round(val_frac * len(rest))
     return Split(f"leave_out_{family}_seed{seed}", np.sort(rest[n_val:]), np.sort(rest[:n_val]), test)
 
