@@ -20,7 +20,14 @@ from tqdm import tqdm
 
 from benchmarks.machine import describe_machine
 from training.latency_baselines import fit_flops_loglog, fit_gbm, fit_kernel_sum, gbm_inputs, kind_sums
-from training.latency_data import LatencyDataset, Split, in_domain_split, leave_out_split, load_latency_dataset
+from training.latency_data import (
+    LatencyDataset,
+    Split,
+    in_domain_split,
+    leave_out_split,
+    load_latency_dataset,
+    subsample_train,
+)
 from training.latency_metrics import latency_metrics
 from training.latency_trainer import LatencyTrainConfig, train_latency
 from training.netgen.generate import META
@@ -78,6 +85,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--families", nargs="*", default=None, help="leave-one-family-out only these families")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--readout", choices=READOUTS, default="contextual", help="ArchCast readout (whole_network)")
+    parser.add_argument("--d-model", type=int, default=None, help="transformer width (default: LatencyTrainConfig's)")
+    parser.add_argument("--layers", type=int, default=None, help="transformer layers (default: LatencyTrainConfig's)")
+    parser.add_argument("--heads", type=int, default=None, help="attention heads (default: LatencyTrainConfig's)")
+    parser.add_argument(
+        "--train-fraction", type=float, default=1.0, help="in-domain: keep this share of each family's training networks"
+    )
     parser.add_argument(
         "--val-family", action="store_true", help="leave-one-family-out validates on one other whole family"
     )
@@ -91,11 +104,14 @@ def main(argv: list[str] | None = None) -> None:
     sums = np.stack([kind_sums(g) for g in data.graphs])
     families = sorted(set(data.families))
     lofo_seeds = args.lofo_seeds or args.seeds
+    sizes = {"d_model": args.d_model, "n_layers": args.layers, "n_heads": args.heads}
+    network = {k: v for k, v in sizes.items() if v is not None}
     # in-domain: one split (seed 0) shared by every training seed, so the seeds form an honest ensemble on one test set
-    base = in_domain_split(data.families, 0)
+    base = subsample_train(in_domain_split(data.families, 0), data.families, args.train_fraction)
     jobs: list[tuple[str, Split, int, int]] = []
     if args.protocol in ("all", "in_domain"):
-        jobs += [("in_domain", Split(f"in_domain_seed{s}", base.train, base.val, base.test), s, args.epochs) for s in args.seeds]
+        jobs += [("in_domain", Split(base.name.replace("seed0", f"seed{s}"), base.train, base.val, base.test), s, args.epochs)
+                 for s in args.seeds]  # fmt: skip
     for family in (args.families or families) if args.protocol in ("all", "lofo") else []:
         jobs += [
             (f"lofo:{family}", leave_out_split(data.families, family, s, val_family=args.val_family), s, args.lofo_epochs)
@@ -107,6 +123,7 @@ def main(argv: list[str] | None = None) -> None:
     for protocol, split, seed, epochs in bar:
         bar.set_postfix(split=split.name)
         cfg = LatencyTrainConfig(seed=seed, epochs=epochs, threads=args.threads, readout=args.readout)
+        cfg.network.update(network)
         result = train_latency(data, split, cfg, args.runs / split.name, progress=False)
         predictions = baseline_predictions(data, split, sums, seed)
         predictions["archcast"] = np.asarray(result["test_pred_ms"])
@@ -142,6 +159,8 @@ def main(argv: list[str] | None = None) -> None:
         "machine": describe_machine(),
         "measured_on": json.loads((args.data / META).read_text()).get("cpu", "unknown"),
         "readout": args.readout,
+        "network": {**LatencyTrainConfig().network, **network},
+        "train_fraction": args.train_fraction,
         "lofo_validation": "one other whole family" if args.val_family else "10 % of the other families' networks",
         "dataset": {"networks": len(data), "families": {f: int((data.families == f).sum()) for f in families}},
         "noise_floor": noise_floor(data),

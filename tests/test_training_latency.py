@@ -8,7 +8,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from model.network_tokenizer import GRAPH_FEATURE_DIM, NETWORK_TOKEN_DIM  # noqa: E402
-from training.latency_data import leave_out_split  # noqa: E402
+from training.latency_data import in_domain_split, leave_out_split, subsample_train  # noqa: E402
 from training.latency_trainer import LatencyTrainConfig  # noqa: E402
 from training.whole_network import READOUTS, WholeNetworkTransformer  # noqa: E402
 
@@ -23,6 +23,21 @@ def test_leave_out_split_is_disjoint_and_tests_exactly_the_family(val_family: bo
         parts = [set(split.train.tolist()), set(split.val.tolist()), set(split.test.tolist())]
         assert sum(len(p) for p in parts) == len(FAMILIES) == len(set().union(*parts))
         assert "vit" not in set(FAMILIES[split.train]) | set(FAMILIES[split.val])
+
+
+def test_subsampled_training_keeps_validation_and_test_and_a_share_of_each_family() -> None:
+    families = np.repeat(np.array(["a", "b", "c"]), [100, 40, 60])
+    split = in_domain_split(families, 0)
+    half = subsample_train(split, families, 0.5)
+    assert half.name == "in_domain_seed0_train50pct"
+    np.testing.assert_array_equal(half.val, split.val)
+    np.testing.assert_array_equal(half.test, split.test)
+    assert set(half.train) < set(split.train)
+    for family in "abc":
+        assert (families[half.train] == family).sum() == round(0.5 * (families[split.train] == family).sum())
+    assert subsample_train(split, families, 1.0) is split
+    with pytest.raises(ValueError, match="fraction"):
+        subsample_train(split, families, 0.0)
 
 
 def test_family_validation_holds_out_one_whole_other_family() -> None:

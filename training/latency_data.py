@@ -87,6 +87,20 @@ def in_domain_split(families: np.ndarray, seed: int, val_frac: float = 0.1, test
     return Split(f"in_domain_seed{seed}", np.sort(train), np.sort(val), np.sort(test))
 
 
+def subsample_train(split: Split, families: np.ndarray, fraction: float, seed: int = 0) -> Split:
+    """The same validation and test rows with ``fraction`` of each family's training rows (a learning-curve point)."""
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"fraction must be in (0, 1], not {fraction}")
+    if fraction == 1.0:
+        return split
+    rng = np.random.default_rng(seed)
+    keep = []
+    for family in sorted(set(families[split.train])):
+        rows = split.train[families[split.train] == family]
+        keep += list(rng.choice(rows, size=max(1, round(fraction * len(rows))), replace=False))
+    return Split(f"{split.name}_train{round(100 * fraction)}pct", np.sort(keep), split.val, split.test)
+
+
 def leave_out_split(
     families: np.ndarray, family: str, seed: int, val_frac: float = 0.1, val_family: bool = False
 ) -> Split:
