@@ -56,47 +56,6 @@ def test_padding_does_not_change_predictions() -> None:
     np.testing.assert_allclose(a.numpy()[0], b.numpy()[0], atol=1e-5)
 
 
-def test_additive_readout_sums_per_node_costs_and_exports(tmp_path) -> None:
-    """The additive readout is scale * log(exp(bias) + sum of node costs) + shift, ignores padding, takes a fusion
-    encoder's pre-trained weights, exports to ONNX; an unknown readout is refused."""
-    from training.trainer import HEAD_PREFIX, load_encoder
-
-    torch.manual_seed(0)
-    net = FusionTransformer(NetworkConfig(n_targets=2, readout="additive", **SMALL)).eval()
-    g = parse_nb201(nb201_cells(1)[0])
-    long = parse_darts([["sep_conv_3x3", 0]] * 8, [["max_pool_3x3", 1]] * 8)
-    alone = tokenize_graphs([g])
-    padded = tokenize_graphs([g, long.renumbered(canonicalize(long).order)])
-    with torch.no_grad():
-        a = net(*(torch.from_numpy(x) for x in (alone.tokens, alone.mask, alone.depth)))
-        b = net(*(torch.from_numpy(x) for x in (padded.tokens, padded.mask, padded.depth)))
-        # by hand: the encoder's node outputs through the shared head, one cost per node and target
-        x = torch.cat([net.depth_proj(torch.from_numpy(alone.depth))[:, None], net.token_proj(torch.from_numpy(alone.tokens)),
-                       net.end_token], dim=1)  # fmt: skip
-        for block in net.encoder:
-            x = block(x, None, None)
-        costs = net.head(net.ln_out(x[0, 1:-1])).exp().sum(dim=0)
-        by_hand = torch.log(net.head_bias.exp() + costs) * net.head_scale + net.head_shift
-    np.testing.assert_allclose(a.numpy()[0], b.numpy()[0], atol=1e-5)
-    np.testing.assert_allclose(a.numpy()[0], by_hand.numpy(), atol=1e-5)
-
-    fusion = FusionTransformer(NetworkConfig(n_targets=5, **SMALL))
-    path = tmp_path / "encoder.pt"
-    torch.save({"encoder": {k: v for k, v in fusion.state_dict().items() if not k.startswith(HEAD_PREFIX)}}, path)
-    load_encoder(net, path)
-    assert torch.equal(net.encoder[0].attn.q.weight, fusion.encoder[0].attn.q.weight)
-
-    module = Denormalise(net, torch.tensor([1.0, 2.0]), torch.tensor([0.5, 0.3]), torch.tensor([1, 1])).eval()
-    export_onnx(module, tmp_path / "additive.onnx")
-    session = ort.InferenceSession(str(tmp_path / "additive.onnx"), providers=["CPUExecutionProvider"])
-    got = session.run(["prediction"], {"tokens": padded.tokens, "mask": padded.mask, "depth": padded.depth})[0]
-    with torch.no_grad():
-        expected = module(*(torch.from_numpy(x) for x in (padded.tokens, padded.mask, padded.depth))).numpy()
-    np.testing.assert_allclose(got, expected, rtol=1e-4)
-    with pytest.raises(ValueError, match="unknown readout"):
-        FusionTransformer(NetworkConfig(n_targets=1, readout="sum", **SMALL))
-
-
 def test_losses() -> None:
     y = torch.tensor([[1.0], [2.0], [4.0]])
     present = torch.ones_like(y, dtype=torch.bool)

@@ -4,10 +4,6 @@ Stage 1: pre-LayerNorm encoder blocks over [depth token, node tokens, end token]
 Stage 2: 4 learnable queries cross-attend to M, then an FFN -> 4 tokens.
 Stages 3 and 4: the previous tokens re-attend to M (fuse), then 2 (then 1) learnable queries cross-attend to
 them, then an FFN. Final LayerNorm and one linear head with one output per target (normalised units).
-
-Readouts: ``fusion`` (the above) or ``additive``, for latency: each node token, after the encoder, gets a log-cost
-per target; the prediction is a per-target affine map of log(exp(bias) + sum of the node costs), i.e. the latency of
-a network is a fixed part plus one part per operation, each part read from the operation in its graph context.
 """
 
 from __future__ import annotations
@@ -21,8 +17,6 @@ from torch.nn import functional as F
 
 from model.tokenizer import CODE_DIM, TOKEN_DIM
 
-READOUTS = ("fusion", "additive")
-
 
 @dataclass
 class NetworkConfig:
@@ -33,7 +27,6 @@ class NetworkConfig:
     ffn_mult: int = 4
     dropout: float = 0.1
     queries: tuple[int, ...] = (4, 2, 1)
-    readout: str = "fusion"  # one of READOUTS
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -119,8 +112,6 @@ class FusionTransformer(nn.Module):
 
     def __init__(self, cfg: NetworkConfig) -> None:
         super().__init__()
-        if cfg.readout not in READOUTS:
-            raise ValueError(f"unknown readout {cfg.readout!r}; choose one of {', '.join(READOUTS)}")
         self.cfg = cfg
         self.token_proj = nn.Linear(TOKEN_DIM, cfg.d_model)
         self.depth_proj = nn.Sequential(nn.Linear(CODE_DIM, cfg.d_model), nn.ReLU())
@@ -129,10 +120,6 @@ class FusionTransformer(nn.Module):
         self.stages = nn.ModuleList(FusionStage(cfg, q, fuse=i > 0) for i, q in enumerate(cfg.queries))
         self.ln_out = nn.LayerNorm(cfg.d_model)
         self.head = nn.Linear(cfg.d_model, cfg.n_targets)
-        if cfg.readout == "additive":  # the fusion stages stay (unused) so a pre-trained encoder loads either way
-            self.head_bias = nn.Parameter(torch.zeros(cfg.n_targets))
-            self.head_scale = nn.Parameter(torch.ones(cfg.n_targets))
-            self.head_shift = nn.Parameter(torch.zeros(cfg.n_targets))
 
     def forward(self, tokens: torch.Tensor, mask: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
         b = tokens.shape[0]
@@ -141,10 +128,6 @@ class FusionTransformer(nn.Module):
         key_mask = torch.cat([ones, mask, ones], dim=1)
         for block in self.encoder:
             x = block(x, None, key_mask)
-        if self.cfg.readout == "additive":
-            costs = self.head(self.ln_out(x[:, 1:-1, :])).masked_fill(~mask[:, :, None], float("-inf"))  # (B, L, T)
-            fixed = self.head_bias.expand(b, 1, -1)
-            return torch.logsumexp(torch.cat([fixed, costs], dim=1), dim=1) * self.head_scale + self.head_shift
         memory, fused = x, x
         for stage in self.stages:
             fused = stage(fused, memory, key_mask)

@@ -109,7 +109,7 @@ def warmup_linear_decay(optimiser: torch.optim.Optimizer, total: int, warmup: in
     )
 
 
-HEAD_PREFIX = "head"  # head.*, and the additive readout's head_bias / head_scale / head_shift
+HEAD_PREFIX = "head."
 
 
 def load_encoder(net: FusionTransformer, path: Path) -> None:
