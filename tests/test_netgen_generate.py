@@ -73,9 +73,42 @@ def test_a_dataset_is_not_extended_or_remeasured_on_another_device(tmp_path: Pat
     assert environment()["cpu"] != "Some Other CPU"
 
 
+def test_a_dataset_keeps_its_device_name(tmp_path: Path) -> None:
+    generate(tmp_path, 2, seed=0, chunk=2, settings=FAST, families=FAMILIES, progress=False, device="cpu-ort-1t-here")
+    assert json.loads((tmp_path / "meta.json").read_text())["device"] == "cpu-ort-1t-here"
+    with pytest.raises(SystemExit, match="cpu-ort-1t-here"):
+        generate(tmp_path, 4, seed=0, chunk=2, settings=FAST, families=FAMILIES, progress=False)
+    generate(tmp_path, 4, seed=0, chunk=2, settings=FAST, families=FAMILIES, progress=False, device="cpu-ort-1t-here")
+    assert done_ids(tmp_path) == {0, 1, 2, 3}
+
+
 def test_the_real_world_benchmark_does_not_measure_on_another_device(tmp_path: Path) -> None:
     from benchmarks.onnx_realworld import main
 
     (tmp_path / "meta.json").write_text(json.dumps({"device": "cpu-ort-1t", "cpu": "Some Other CPU"}))
     with pytest.raises(SystemExit, match="cannot measure here: .*Some Other CPU.*--measured-from"):
         main(["--data", str(tmp_path)])
+
+
+def test_a_run_fine_tunes_from_another_runs_weights(tmp_path: Path) -> None:
+    """``LatencyTrainConfig.init`` starts training from a finished run's weights (with lr 0 they come out unchanged)."""
+    import numpy as np
+    import torch
+
+    from training.latency_data import Split
+    from training.latency_trainer import LatencyTrainConfig, train_latency
+
+    generate(tmp_path / "data", 4, seed=0, chunk=4, settings=FAST, families=FAMILIES, progress=False)
+    data = load_latency_dataset(tmp_path / "data", progress=False)
+    split = Split("tiny", np.array([0, 1]), np.array([2]), np.array([3]))
+    small = {"d_model": 8, "n_heads": 1, "n_layers": 1, "dropout": 0.0, "queries": [1]}
+    first = LatencyTrainConfig(epochs=1, readout="additive", network=small, eval_every=1)
+    train_latency(data, split, first, tmp_path / "first", progress=False)
+    tuned = LatencyTrainConfig(epochs=1, lr=0.0, readout="additive", network=small, eval_every=1,
+                               init=str(tmp_path / "first" / "best.pt"))  # fmt: skip
+    train_latency(data, split, tuned, tmp_path / "tuned", progress=False)
+    before, after = (torch.load(tmp_path / run / "best.pt") for run in ("first", "tuned"))
+    assert before.keys() == after.keys() and all(torch.allclose(before[k], after[k]) for k in before)
+    fresh = LatencyTrainConfig(epochs=1, lr=0.0, readout="additive", network=small, eval_every=1, seed=5)
+    train_latency(data, split, fresh, tmp_path / "fresh", progress=False)
+    assert not all(torch.allclose(before[k], v) for k, v in torch.load(tmp_path / "fresh" / "best.pt").items())

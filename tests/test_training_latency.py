@@ -8,7 +8,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from model.network_tokenizer import GRAPH_FEATURE_DIM, NETWORK_TOKEN_DIM  # noqa: E402
-from training.latency_data import in_domain_split, leave_out_split, subsample_train  # noqa: E402
+from training.latency_data import aligned_split, in_domain_split, leave_out_split, subsample_train  # noqa: E402
 from training.latency_trainer import LatencyTrainConfig  # noqa: E402
 from training.whole_network import READOUTS, WholeNetworkTransformer  # noqa: E402
 
@@ -38,6 +38,17 @@ def test_subsampled_training_keeps_validation_and_test_and_a_share_of_each_famil
     assert subsample_train(split, families, 1.0) is split
     with pytest.raises(ValueError, match="fraction"):
         subsample_train(split, families, 0.0)
+
+
+def test_a_split_on_another_device_follows_the_source_split_by_network_id() -> None:
+    source_ids = np.arange(20)
+    source = in_domain_split(np.array(["a", "b"] * 10), 0)
+    target_ids = np.array([3, 0, 19, 7, 25, 12, 5])  # another device measured part of the networks, plus one more
+    split = aligned_split(target_ids, source_ids, source, "other")
+    for rows, part in ((split.train, source.train), (split.val, source.val), (split.test, source.test)):
+        assert set(target_ids[rows]) - {25} == set(target_ids) & set(source_ids[part])
+    assert 25 in target_ids[split.train]
+    assert sorted(np.concatenate([split.train, split.val, split.test]).tolist()) == list(range(len(target_ids)))
 
 
 def test_family_validation_holds_out_one_whole_other_family() -> None:

@@ -87,6 +87,17 @@ def in_domain_split(families: np.ndarray, seed: int, val_frac: float = 0.1, test
     return Split(f"in_domain_seed{seed}", np.sort(train), np.sort(val), np.sort(test))
 
 
+def aligned_split(target_ids: np.ndarray, source_ids: np.ndarray, source: Split, name: str) -> Split:
+    """A split of a dataset measured on another device: each network goes to the part of ``source`` (a split of the
+    source dataset) holding the same network id, so a model trained or fine-tuned on either device never saw the
+    test networks. Both datasets must come from the same generator seed (one id, one network); ids the source lacks
+    go to training."""
+    part = {int(i): k for k, rows in enumerate((source.val, source.test)) for i in source_ids[rows]}
+    where = np.array([part.get(int(i), -1) for i in target_ids])
+    rows = np.arange(len(target_ids))
+    return Split(name, rows[where == -1], rows[where == 0], rows[where == 1])
+
+
 def subsample_train(split: Split, families: np.ndarray, fraction: float, seed: int = 0) -> Split:
     """The same validation and test rows with ``fraction`` of each family's training rows (a learning-curve point)."""
     if not 0.0 < fraction <= 1.0:

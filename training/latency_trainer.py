@@ -42,6 +42,7 @@ class LatencyTrainConfig:
     eval_every: int = 2
     threads: int = 1
     readout: str = "contextual"  # see training.whole_network.READOUTS
+    init: str | None = None  # best.pt of a run with the same network (e.g. on another device) to fine-tune from
     # sized for 2 CPU cores: ~5 min per run on ~1,800 training networks
     network: dict = field(default_factory=lambda: {"d_model": 32, "n_heads": 2, "n_layers": 1, "dropout": 0.0, "queries": [2, 1]})
 
@@ -101,6 +102,8 @@ def train_latency(data: LatencyDataset, split: Split, cfg: LatencyTrainConfig, r
     rng = random.Random(cfg.seed)
     y = np.log(data.latency_ms)
     model = WholeNetworkTransformer(cfg.network_config(), cfg.readout)
+    if cfg.init is not None:  # a resumed run overwrites these weights from last.pt below
+        model.load_state_dict(torch.load(cfg.init))
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay))
     optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = len(make_batches(split.train, data.lengths, cfg.max_tokens, cfg.max_batch, random.Random(0)))

@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from model.onnx_graph import ParseOptions, parse_onnx
 from training.netgen.export import export_spec
-from training.netgen.measure import MeasureSettings, device_mismatch, environment, measure_pass
+from training.netgen.measure import DEVICE_NAME, MeasureSettings, device_mismatch, environment, measure_pass
 from training.netgen.registry import FAMILY_MODULES, family
 
 MEASUREMENTS = "measurements.jsonl"
@@ -149,16 +149,19 @@ def generate(
     settings: MeasureSettings | None = None,
     families: tuple[str, ...] = FAMILY_MODULES,
     progress: bool = True,
+    device: str = DEVICE_NAME,
 ) -> None:
     settings = settings or MeasureSettings()
     directory.mkdir(parents=True, exist_ok=True)
     meta_path = directory / META
-    meta = {"seed": seed, "families": list(families), "measure": settings.to_dict(), **environment()}
+    meta = {"seed": seed, "families": list(families), "measure": settings.to_dict(), **environment(), "device": device}
     if meta_path.exists():
         previous = json.loads(meta_path.read_text())
         if previous.get("seed") != seed or previous.get("families") != list(families):
             raise SystemExit(f"{directory} holds a dataset with another seed or family list; use another directory")
         mismatch = device_mismatch(previous)
+        if previous.get("device", device) != device:
+            mismatch = f"it records device {previous['device']!r}, not {device!r}"
         if mismatch and done_ids(directory):
             raise SystemExit(f"{directory} cannot be extended here: {mismatch}; use another directory")
     meta_path.write_text(json.dumps(meta, indent=2) + "\n")
@@ -202,8 +205,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--count", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--chunk", type=int, default=12)
+    parser.add_argument(
+        "--device", default=DEVICE_NAME, help="device name recorded in meta.json (one name per CPU model and runtime)"
+    )
     args = parser.parse_args(argv)
-    generate(args.out, args.count, args.seed, args.chunk)
+    generate(args.out, args.count, args.seed, args.chunk, device=args.device)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,193 @@
+"""A CPU the whole-network predictor never saw: how far off is it, and what do 10-50 measurements buy?
+
+    python -m benchmarks.onnx_latency_transfer --target training/datasets/cpu-ort-1t-epyc
+
+The target dataset holds networks of the source dataset (same generator seed, so one id is one network) measured on
+another CPU. Its split follows the source's in-domain split by network id (``aligned_split``), so no method below
+saw a test network, on either device. On the target's test networks:
+
+- ``zero_shot``: the shipped source predictor (``--predictor``) as it is;
+- ``calibrated_k``: the same with ``log y = a + b log p`` fitted on k target training networks (``fit_calibration``,
+  the map ``archcast calibrate`` uses), 20 random draws per k, mean +- std over draws;
+- ``trained``: the whole-network transformer trained on the target's training networks only (3 seeds);
+- ``fine_tuned``: the source's in-domain members (``--source-runs``; trained if missing) fine-tuned on them;
+- baselines fitted on the target's training (+ validation) networks: trees, kernel sum, FLOPs fit.
+
+Also: the target's noise floor (pass A vs B) and the device shift per family (target / source latency of the same
+networks). Writes ``<out>.json`` and ``<out>.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from scipy import stats
+
+from benchmarks.machine import describe_machine
+from benchmarks.onnx_latency import baseline_predictions, noise_floor
+from model.calibration import fit_calibration
+from model.card import PREDICTOR_DIR
+from training.latency_baselines import kind_sums
+from training.latency_data import LatencyDataset, aligned_split, in_domain_split, load_latency_dataset
+from training.latency_metrics import latency_metrics
+from training.latency_ship import predict_onnx_rows
+from training.latency_trainer import LatencyTrainConfig, train_latency
+from training.netgen.generate import META
+
+SHOTS = (10, 20, 50)
+DRAWS = 20
+METRICS = ("mape", "acc10", "spearman")
+FINE_TUNE = {"epochs": 20, "lr": 5e-4}  # gentler than training from scratch (40 epochs at 2e-3)
+
+
+def _summary(values: list[dict]) -> dict:
+    return {m: [float(np.mean([v[m] for v in values])), float(np.std([v[m] for v in values]))] for m in METRICS}
+
+
+def device_shift(source: LatencyDataset, target: LatencyDataset) -> dict:
+    """Target / source latency of the networks both measured: median ratio per family, overall rank agreement."""
+    index = {int(i): r for r, i in enumerate(source.ids)}
+    rows = [(index[int(i)], r) for r, i in enumerate(target.ids) if int(i) in index]
+    src, tgt = np.array([s for s, _ in rows]), np.array([t for _, t in rows])
+    ratio = target.latency_ms[tgt] / source.latency_ms[src]
+    families = target.families[tgt]
+    return {
+        "networks": len(rows),
+        "median_ratio": float(np.median(ratio)),
+        "spearman": float(stats.spearmanr(source.latency_ms[src], target.latency_ms[tgt]).statistic),
+        "per_family": {
+            f: {"median": float(np.median(ratio[families == f])), "p10": float(np.percentile(ratio[families == f], 10)),
+                "p90": float(np.percentile(ratio[families == f], 90))}
+            for f in sorted(set(families))
+        },
+    }  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--source", type=Path, default=Path("training/datasets/cpu-ort-1t"))
+    parser.add_argument("--target", type=Path, required=True)
+    parser.add_argument("--predictor", default="cpu-ort-1t-v1", help="shipped predictor of the source device")
+    parser.add_argument("--source-runs", type=Path, default=Path("runs/onnx_latency"), help="in_domain_seed{s} runs")
+    parser.add_argument("--runs", type=Path, default=Path("runs/transfer"))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/onnx_latency_transfer"))
+    args = parser.parse_args(argv)
+
+    started = time.time()
+    source = load_latency_dataset(args.source, progress=False)
+    target = load_latency_dataset(args.target, progress=False)
+    source_meta, target_meta = (json.loads((d / META).read_text()) for d in (args.source, args.target))
+    if source_meta["seed"] != target_meta["seed"] or source_meta["families"] != target_meta["families"]:
+        raise SystemExit("the two datasets come from different generator seeds or family lists: ids do not match")
+    source_split = in_domain_split(source.families, 0)
+    split = aligned_split(target.ids, source.ids, source_split, "aligned_in_domain_seed0")
+    true = target.latency_ms[split.test]
+    results: dict[str, dict] = {}
+
+    session = ort.InferenceSession(str(PREDICTOR_DIR / f"{args.predictor}.onnx"), providers=["CPUExecutionProvider"])
+    predicted = predict_onnx_rows(session, target, np.arange(len(target)))[:, 0]
+    results["zero_shot"] = latency_metrics(predicted[split.test], true)
+    rng = np.random.default_rng(0)
+    for k in (*SHOTS, len(split.train)):
+        draws = []
+        for _ in range(DRAWS if k < len(split.train) else 1):
+            rows = rng.choice(split.train, size=k, replace=False)
+            calibration = fit_calibration(predicted[rows, None], target.latency_ms[rows], [0], [args.predictor], "single")
+            draws.append(latency_metrics(calibration.predict(predicted[split.test, None]), true))
+        results[f"calibrated_{k if k < len(split.train) else 'all_train'}"] = _summary(draws)
+
+    trained, tuned = [], []
+    for seed in args.seeds:
+        cfg = LatencyTrainConfig(seed=seed, epochs=40, readout="additive")
+        trained.append(train_latency(target, split, cfg, args.runs / f"trained_seed{seed}", progress=False))
+        member = args.source_runs / f"in_domain_seed{seed}"
+        if not (member / "result.json").exists():  # the source member the shipped predictor was made of
+            source_member = train_latency(source, source_split, cfg, member, progress=False)
+            assert source_member["test_ids"] == source.ids[source_split.test].tolist()
+        tuned_cfg = LatencyTrainConfig(seed=seed, readout="additive", init=str(member / "best.pt"), **FINE_TUNE)
+        tuned.append(train_latency(target, split, tuned_cfg, args.runs / f"fine_tuned_seed{seed}", progress=False))
+    for name, runs in (("trained", trained), ("fine_tuned", tuned)):
+        results[name] = _summary([r["test"] for r in runs])
+        results[name]["val_mape"] = float(np.mean([r["best_val_mape"] for r in runs]))
+        results[name]["train_seconds"] = float(np.mean([r["train_seconds"] for r in runs]))
+        ensemble = np.exp(np.mean([np.log(r["test_pred_ms"]) for r in runs], axis=0))
+        results[f"{name}_ensemble"] = latency_metrics(ensemble, true)
+
+    sums = np.stack([kind_sums(g) for g in target.graphs])
+    for name, pred in baseline_predictions(target, split, sums, 0).items():
+        results[name] = latency_metrics(pred, true)
+
+    report = {
+        "command": "python -m benchmarks.onnx_latency_transfer " + " ".join(sys.argv[1:] if argv is None else argv),
+        "machine": describe_machine(),
+        "source": {"dataset": str(args.source), "cpu": source_meta.get("cpu"), "device": source_meta.get("device")},
+        "target": {"dataset": str(args.target), "cpu": target_meta.get("cpu"), "device": target_meta.get("device")},
+        "predictor": args.predictor,
+        "sizes": {"train": len(split.train), "val": len(split.val), "test": len(split.test)},
+        "noise_floor": noise_floor(target),
+        "device_shift": device_shift(source, target),
+        "results": results,
+        "seconds": time.time() - started,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".json").write_text(json.dumps(report, indent=1))
+    args.out.with_suffix(".md").write_text(markdown(report))
+    print(markdown(report))
+
+
+def _cell(value: float | list[float], metric: str) -> str:
+    digits = 3 if metric == "spearman" else 1
+    if isinstance(value, list):
+        return f"{value[0]:.{digits}f} ± {value[1]:.{digits}f}"
+    return f"{value:.{digits}f}"
+
+
+def markdown(report: dict) -> str:
+    shift, noise, sizes = report["device_shift"], report["noise_floor"], report["sizes"]
+    lines = [
+        f"# Whole-network latency on a CPU the predictor never saw: {report['target']['device']}",
+        "",
+        f"Machine: {report['machine']}. Command: `{report['command']}`. Source: `{report['predictor']}`, trained on "
+        f"latencies measured on {report['source']['cpu']}. Target: {report['target']['cpu']} "
+        f"(`{report['target']['dataset']}`), {sizes['train']} / {sizes['val']} / {sizes['test']} train / validation / "
+        "test networks, placed by network id in the source's in-domain split: no method saw a test network on either "
+        f"device. This invocation {report['seconds'] / 60:.0f} min.",
+        "",
+        f"Target noise floor (pass A vs B, median |diff| / mean): **{noise['median_abs_pct']:.2f} %** "
+        f"(p90 {noise['p90_abs_pct']:.2f} %).",
+        "",
+        f"Device shift on {shift['networks']} networks measured on both: target / source latency median "
+        f"{shift['median_ratio']:.2f}x, Spearman between the devices {shift['spearman']:.3f}; per family (median, "
+        "p10-p90): "
+        + ", ".join(f"{f} {v['median']:.2f}x ({v['p10']:.2f}-{v['p90']:.2f})" for f, v in shift["per_family"].items())
+        + ".",
+        "",
+        "| method | target networks used | MAPE % | Acc(10 %) % | Spearman |",
+        "|---|---|---|---|---|",
+    ]
+    used = {"zero_shot": "0", "trained": f"{sizes['train']} + {sizes['val']} validation",
+            "fine_tuned": f"{sizes['train']} + {sizes['val']} validation"}  # fmt: skip
+    for name, r in report["results"].items():
+        if name.startswith("calibrated_"):
+            k = name.removeprefix("calibrated_")
+            n = str(sizes["train"]) if k == "all_train" else k
+            label = f"{name} ({DRAWS} draws)" if k != "all_train" else name
+        else:
+            base = name.removesuffix("_ensemble")
+            n = used.get(base, f"{sizes['train']} + {sizes['val']}")
+            label = f"{name} (3 seeds, geometric mean)" if name.endswith("_ensemble") else name
+            if name in ("trained", "fine_tuned"):
+                label += f" (mean ± std over seeds; validation MAPE {r['val_mape']:.2f} %, {r['train_seconds']:.0f} s)"
+        lines.append(f"| {label} | {n} | " + " | ".join(_cell(r[m], m) for m in METRICS) + " |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
