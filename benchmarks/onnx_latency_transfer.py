@@ -74,7 +74,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--source", type=Path, default=Path("training/datasets/cpu-ort-1t"))
     parser.add_argument("--target", type=Path, required=True)
     parser.add_argument("--predictor", default="cpu-ort-1t-v1", help="shipped predictor of the source device")
-    parser.add_argument("--source-runs", type=Path, default=Path("runs/onnx_latency"), help="in_domain_seed{s} runs")
+    parser.add_argument(
+        "--source-runs", type=Path, default=Path("runs/onnx_latency_additive"), help="source in_domain_seed{s} runs"
+    )
     parser.add_argument("--runs", type=Path, default=Path("runs/transfer"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/onnx_latency_transfer"))
@@ -108,9 +110,11 @@ def main(argv: list[str] | None = None) -> None:
         cfg = LatencyTrainConfig(seed=seed, epochs=40, readout="additive")
         trained.append(train_latency(target, split, cfg, args.runs / f"trained_seed{seed}", progress=False))
         member = args.source_runs / f"in_domain_seed{seed}"
-        if not (member / "result.json").exists():  # the source member the shipped predictor was made of
-            source_member = train_latency(source, source_split, cfg, member, progress=False)
-            assert source_member["test_ids"] == source.ids[source_split.test].tolist()
+        if not (member / "result.json").exists():  # a member like those the shipped predictor was made of
+            train_latency(source, source_split, cfg, member, progress=False)
+        made = json.loads((member / "result.json").read_text())
+        if (made["split"], made["config"]["readout"], made["config"]["network"]) != (source_split.name, cfg.readout, cfg.network):
+            raise SystemExit(f"{member} is not an in-domain {cfg.readout} run of the default size; pass --source-runs")
         tuned_cfg = LatencyTrainConfig(seed=seed, readout="additive", init=str(member / "best.pt"), **FINE_TUNE)
         tuned.append(train_latency(target, split, tuned_cfg, args.runs / f"fine_tuned_seed{seed}", progress=False))
     for name, runs in (("trained", trained), ("fine_tuned", tuned)):

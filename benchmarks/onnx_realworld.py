@@ -35,6 +35,7 @@ from model.card import PREDICTOR_DIR
 from model.onnx_graph import ParseOptions, parse_onnx
 from service.network_predictor import predict_onnx_bytes
 from service.predictor import load_registry
+from service.routers.predict_onnx import choose_network_predictor
 from training.latency_baselines import fit_flops_loglog, fit_kernel_sum, kind_sums
 from training.latency_data import load_latency_dataset
 from training.latency_metrics import latency_metrics
@@ -96,7 +97,8 @@ def main(argv: list[str] | None = None) -> None:
     measured_from = {r["network"]: r["measured_ms"] for r in earlier["networks"]} if earlier else {}
 
     registry = load_registry(PREDICTOR_DIR, "cpu", 1)
-    (predictor,) = registry.networks.values()
+    device = json.loads((args.data / META).read_text())["device"]
+    predictor = choose_network_predictor(registry, None, device)  # the shipped predictor of the dataset's device
     data = load_latency_dataset(args.data)
     flops_fit = fit_flops_loglog(np.array([g.totals()["flops"] for g in data.graphs]), data.latency_ms)
     kernel_fit = fit_kernel_sum(np.stack([kind_sums(g) for g in data.graphs]), data.latency_ms)
@@ -138,6 +140,7 @@ def main(argv: list[str] | None = None) -> None:
         "machine": describe_machine(),
         "measured_on": earlier.get("measured_on", earlier["machine"]) if earlier else describe_machine(),
         "predictor": f"{predictor.name} {predictor.card.version}",
+        "device": device,
         "networks": rows,
         "summary": summary,
         "upload": {"resnet50_bytes": len(heavy), "weight_free_bytes": len(light), **timing},
@@ -180,7 +183,7 @@ def serve_and_time(heavy: bytes, light: bytes) -> dict[str, float]:
 
 def markdown(report: dict) -> str:
     lines = [
-        "# Real-world networks (not in the dataset) on cpu-ort-1t",
+        f"# Real-world networks (not in the dataset) on {report.get('device', 'cpu-ort-1t')}",
         "",
         f"Machine: {report['machine']}. Predictor: {report['predictor']}. Command: `{report['command']}`.",
         "",

@@ -71,6 +71,10 @@ def test_a_dataset_is_not_extended_or_remeasured_on_another_device(tmp_path: Pat
         remeasure(tmp_path, 1)
     assert done_ids(tmp_path) == {0, 1}
     assert environment()["cpu"] != "Some Other CPU"
+    # the same model name on another CPU generation (a VM may show only "AMD EPYC") is another device too
+    other_generation = {**meta, "cpu_id": "family 1 model 1 stepping 1, sse4_2"}
+    assert "cpu_id" in (device_mismatch(other_generation) or "")
+    assert device_mismatch({k: v for k, v in meta.items() if k != "cpu_id"}) is None  # recorded before cpu_id existed
 
 
 def test_a_dataset_keeps_its_device_name(tmp_path: Path) -> None:

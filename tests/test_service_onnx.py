@@ -110,6 +110,22 @@ def test_limits_are_enforced(client: TestClient) -> None:
     assert response.status_code == 404 and response.json()["error"]["code"] == "unknown_predictor"
 
 
+def test_without_a_device_the_highest_priority_network_predictor_answers(network_predictor_dir: Path, tmp_path: Path) -> None:
+    """Two network predictors (two devices): a request naming a device gets that device's; one naming none gets the
+    card with the highest priority, whatever the names' order."""
+    import shutil
+
+    for name, device, priority in (("a-other", "cpu-other", 0), ("z-main", "cpu-main", 1)):
+        shutil.copy(network_predictor_dir / "net-test.onnx", tmp_path / f"{name}.onnx")
+        write_network_card(tmp_path / f"{name}.onnx", name, "0.1", {"device": device}, {"mape": 1.0}, {}, priority)
+    with TestClient(create_app(Settings(predictor_dir=tmp_path))) as c:
+        data = conv_net().SerializeToString()
+        headers = {"content-type": "application/octet-stream"}
+        assert c.post("/v1/predict/onnx?resolution=32", content=data, headers=headers).json()["device"] == "cpu-main"
+        other = c.post("/v1/predict/onnx?resolution=32&device=cpu-other", content=data, headers=headers).json()
+        assert other["device"] == "cpu-other" and other["predictor"] == "a-other"
+
+
 def test_predictors_lists_the_network_predictor(client: TestClient) -> None:
     (info,) = client.get("/v1/predictors").json()["predictors"]
     assert info["kind"] == "network" and info["device"] == {"device": "cpu-ort-1t"}

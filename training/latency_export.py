@@ -60,8 +60,15 @@ def git_commit() -> str:
 
 
 def write_network_card(
-    onnx_path: Path, name: str, version: str, device: dict[str, Any], metrics: dict[str, float], training: dict[str, Any]
+    onnx_path: Path,
+    name: str,
+    version: str,
+    device: dict[str, Any],
+    metrics: dict[str, float],
+    training: dict[str, Any],
+    priority: int = 0,
 ) -> Path:
+    """The card of an exported network predictor; ``priority``: the default among network predictors (highest wins)."""
     digest = hashlib.sha256(onnx_path.read_bytes()).hexdigest()
     card = ModelCard(
         name=name,
@@ -86,6 +93,7 @@ def write_network_card(
         git_commit=git_commit(),
         created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         training={**training, "onnx_sha256": digest},
+        priority=priority,
     )
     card_path = onnx_path.with_name(onnx_path.name.removesuffix(".onnx") + ".card.json")
     card_path.write_text(card.to_json() + "\n")

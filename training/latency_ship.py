@@ -20,7 +20,7 @@ import torch
 
 from model.card import PREDICTOR_DIR
 from model.network_tokenizer import assemble_tokens, batch_network_tokens
-from training.latency_data import in_domain_split, load_latency_dataset
+from training.latency_data import aligned_split, in_domain_split, load_latency_dataset
 from training.latency_export import export_ensemble, write_network_card
 from training.latency_metrics import latency_metrics
 from training.latency_trainer import LatencyTrainConfig
@@ -54,19 +54,36 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=PREDICTOR_DIR)
     parser.add_argument("--name", default="cpu-ort-1t-v1")
     parser.add_argument("--version", default="1.0.0")
+    parser.add_argument(
+        "--aligned-to",
+        type=Path,
+        default=None,
+        help="source dataset whose in-domain split places --data's networks by id (a dataset measured on another CPU; "
+        "see benchmarks/onnx_latency_transfer.py)",
+    )
+    parser.add_argument("--member-prefix", default="in_domain_seed", help="member run folders: <runs>/<prefix><seed>")
+    parser.add_argument(
+        "--priority", type=int, default=0, help="default among network predictors when a request names no device"
+    )
     args = parser.parse_args(argv)
 
     data = load_latency_dataset(args.data, progress=False)
     split = in_domain_split(data.families, 0)
-    members, seconds = [], []
+    if args.aligned_to is not None:
+        source = load_latency_dataset(args.aligned_to, progress=False)
+        split = aligned_split(data.ids, source.ids, in_domain_split(source.families, 0), "aligned_in_domain_seed0")
+    members, seconds, inits = [], [], []
     for seed in args.seeds:
-        run = args.runs / f"in_domain_seed{seed}"
+        run = args.runs / f"{args.member_prefix}{seed}"
         result = json.loads((run / "result.json").read_text())
+        if result["test_ids"] != data.ids[split.test].tolist():
+            raise SystemExit(f"{run} holds out other test networks than {split.name!r}")
         cfg = LatencyTrainConfig(**{**result["config"], "network": result["config"]["network"]})
         member = WholeNetworkTransformer(cfg.network_config(), cfg.readout)
         member.load_state_dict(torch.load(run / "best.pt"))
         members.append(member.eval())
         seconds.append(result["train_seconds"])
+        inits.append(result["config"].get("init"))
     onnx_path = args.out / f"{args.name}.onnx"
     export_ensemble(members, onnx_path)
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
@@ -86,7 +103,9 @@ def main(argv: list[str] | None = None) -> None:
     training = {
         "dataset": str(args.data),
         "networks": len(data),
-        "split": "in_domain seed 0 (70/10/20 within every family)",
+        "split": "in_domain seed 0 (70/10/20 within every family)"
+        if args.aligned_to is None
+        else f"networks placed by id in the in-domain seed 0 split of {args.aligned_to}",
         "train": len(split.train),
         "val": len(split.val),
         "test": len(split.test),
@@ -95,10 +114,11 @@ def main(argv: list[str] | None = None) -> None:
         "member_seeds": args.seeds,
         "std_scale_fitted_on_val": std_scale,
         "member_train_seconds": seconds,
+        **({"fine_tuned_from": inits} if any(inits) else {}),
         "machine": f"trained on {cpu_model()} ({os.cpu_count()} cores shared), 1 torch thread per member; "
         f"the latencies it learns were measured on {meta.get('cpu', 'the device above')}",
     }
-    card = write_network_card(onnx_path, args.name, args.version, device, metrics, training)
+    card = write_network_card(onnx_path, args.name, args.version, device, metrics, training, args.priority)
     print(json.dumps(metrics, indent=1))
     print(f"wrote {onnx_path} ({onnx_path.stat().st_size / 1e6:.1f} MB) and {card}")
 

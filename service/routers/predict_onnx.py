@@ -41,7 +41,7 @@ def choose_network_predictor(registry: Registry, name: str | None, device: str |
         raise ServiceError(
             404, "unknown_predictor", f"no network predictor matches predictor={name!r} device={device!r}; loaded: {loaded}"
         )
-    return sorted(candidates, key=lambda p: p.name)[0]
+    return sorted(candidates, key=lambda p: (-p.card.priority, p.name))[0]  # highest priority, then first by name
 
 
 async def read_upload(request: Request) -> bytes:

@@ -86,18 +86,46 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_signature() -> str:
+    """CPU family / model / stepping and the widest vector extension: a VM may show only "AMD EPYC" as the model
+    name, and different EPYC generations run the same network at different speeds."""
+    fields: dict[str, str] = {}
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key in ("cpu family", "model", "stepping", "flags") and key not in fields:
+                    fields[key] = value.strip()
+                if not line.strip() and fields:
+                    break
+    except OSError:
+        return platform.machine()
+    flags = set(fields.get("flags", "").split())
+    vector = next((f for f in ("avx512f", "avx2", "avx", "sse4_2") if f in flags), "none")
+    family, model, stepping = (fields.get(k, "?") for k in ("cpu family", "model", "stepping"))
+    return f"family {family} model {model} stepping {stepping}, {vector}"
+
+
 def environment() -> dict[str, str]:
-    return {"device": DEVICE_NAME, "cpu": cpu_model(), "onnxruntime": ort.__version__, "python": platform.python_version()}
+    return {
+        "device": DEVICE_NAME,
+        "cpu": cpu_model(),
+        "cpu_id": cpu_signature(),
+        "onnxruntime": ort.__version__,
+        "python": platform.python_version(),
+    }
 
 
 def device_mismatch(recorded: dict[str, Any]) -> str | None:
     """Why a latency measured here is not comparable with data recorded under ``recorded`` (a dataset's meta).
 
-    A CPU model or onnxruntime version other than the recorded one is another device, not noise: on one shared VM
-    that moved from an Intel Xeon to an AMD EPYC host, the same networks measured 0.9x to 1.3x, depending on family.
+    A CPU model, CPU generation or onnxruntime version other than the recorded one is another device, not noise: on
+    one shared VM that moved from an Intel Xeon to AMD EPYC hosts, the same networks measured 0.9x to 1.3x by family on
+    one host and 0.46x to 0.71x (family medians) on another, a Zen 5 that also reports itself as just "AMD EPYC".
     """
     here = environment()
-    for key in ("cpu", "onnxruntime"):
+    for key in ("cpu", "cpu_id", "onnxruntime"):  # datasets recorded before cpu_id existed are checked without it
         if recorded.get(key) and recorded[key] != here[key]:
             return f"this machine has {key} {here[key]!r}; the dataset was measured with {recorded[key]!r}"
     return None
