@@ -113,7 +113,8 @@ def main(argv: list[str] | None = None) -> None:
         if not (member / "result.json").exists():  # a member like those the shipped predictor was made of
             train_latency(source, source_split, cfg, member, progress=False)
         made = json.loads((member / "result.json").read_text())
-        if (made["split"], made["config"]["readout"], made["config"]["network"]) != (source_split.name, cfg.readout, cfg.network):
+        same_test = made["test_ids"] == source.ids[source_split.test].tolist()
+        if not same_test or (made["config"]["readout"], made["config"]["network"]) != (cfg.readout, cfg.network):
             raise SystemExit(f"{member} is not an in-domain {cfg.readout} run of the default size; pass --source-runs")
         tuned_cfg = LatencyTrainConfig(seed=seed, readout="additive", init=str(member / "best.pt"), **FINE_TUNE)
         tuned.append(train_latency(target, split, tuned_cfg, args.runs / f"fine_tuned_seed{seed}", progress=False))
@@ -134,6 +135,7 @@ def main(argv: list[str] | None = None) -> None:
         "source": {"dataset": str(args.source), "cpu": source_meta.get("cpu"), "device": source_meta.get("device")},
         "target": {"dataset": str(args.target), "cpu": target_meta.get("cpu"), "device": target_meta.get("device")},
         "predictor": args.predictor,
+        "seeds": args.seeds,
         "sizes": {"train": len(split.train), "val": len(split.val), "test": len(split.test)},
         "noise_floor": noise_floor(target),
         "device_shift": device_shift(source, target),
@@ -186,7 +188,7 @@ def markdown(report: dict) -> str:
         else:
             base = name.removesuffix("_ensemble")
             n = used.get(base, f"{sizes['train']} + {sizes['val']}")
-            label = f"{name} (3 seeds, geometric mean)" if name.endswith("_ensemble") else name
+            label = f"{name} ({len(report['seeds'])} seeds, geometric mean)" if name.endswith("_ensemble") else name
             if name in ("trained", "fine_tuned"):
                 label += f" (mean ± std over seeds; validation MAPE {r['val_mape']:.2f} %, {r['train_seconds']:.0f} s)"
         lines.append(f"| {label} | {n} | " + " | ".join(_cell(r[m], m) for m in METRICS) + " |")

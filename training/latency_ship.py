@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     true = data.latency_ms[split.test]
     metrics = {**latency_metrics(pred[:, 0], true), **calibration(pred[:, 0], pred[:, 1], true)}
     meta = json.loads((args.data / META).read_text())
-    device = {k: meta[k] for k in ("device", "cpu", "onnxruntime") if k in meta}
+    device = {k: meta[k] for k in ("device", "cpu", "cpu_id", "onnxruntime") if k in meta}
     device.update({"threads": 1, "batch": 1, "dtype": "float32", "provider": "CPUExecutionProvider"})
     training = {
         "dataset": str(args.data),
