@@ -23,6 +23,7 @@ import numpy as np
 
 from benchmarks import onnx_latency
 from benchmarks.machine import describe_machine
+from benchmarks.report import write_report
 
 CANDIDATES: dict[str, dict[str, int]] = {
     "d32_l1_e40": {"d_model": 32, "layers": 1, "heads": 2, "epochs": 40},  # the shipped size
@@ -92,10 +93,7 @@ def main(argv: list[str] | None = None) -> None:
         "candidates": results,
         "seconds": time.time() - started,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(summary, indent=1))
-    args.out.with_suffix(".md").write_text(markdown(summary))
-    print(markdown(summary))
+    write_report(args.out, summary, markdown(summary))
 
 
 def markdown(summary: dict) -> str:

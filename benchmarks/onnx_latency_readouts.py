@@ -20,6 +20,7 @@ import numpy as np
 
 from benchmarks import onnx_latency
 from benchmarks.machine import describe_machine
+from benchmarks.report import write_report
 from training.whole_network import READOUTS
 
 
@@ -84,10 +85,7 @@ def main(argv: list[str] | None = None) -> None:
         "readouts": results,
         "seconds": time.time() - started,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(summary, indent=1))
-    args.out.with_suffix(".md").write_text(markdown(summary))
-    print(markdown(summary))
+    write_report(args.out, summary, markdown(summary))
 
 
 def markdown(summary: dict) -> str:

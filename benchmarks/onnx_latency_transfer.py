@@ -31,6 +31,7 @@ from scipy import stats
 
 from benchmarks.machine import describe_machine
 from benchmarks.onnx_latency import baseline_predictions, noise_floor
+from benchmarks.report import write_report
 from model.calibration import fit_calibration
 from model.card import PREDICTOR_DIR
 from training.latency_baselines import kind_sums
@@ -142,10 +143,7 @@ def main(argv: list[str] | None = None) -> None:
         "results": results,
         "seconds": time.time() - started,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(report, indent=1))
-    args.out.with_suffix(".md").write_text(markdown(report))
-    print(markdown(report))
+    write_report(args.out, report, markdown(report))
 
 
 def _cell(value: float | list[float], metric: str) -> str:

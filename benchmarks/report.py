@@ -1,0 +1,13 @@
+"""Writing a benchmark's results: ``<out>.json`` (the data) and ``<out>.md`` (the report), and printing the report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def write_report(out: Path, data: dict, text: str) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(data, indent=1))
+    out.with_suffix(".md").write_text(text)
+    print(text)
