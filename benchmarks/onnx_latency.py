@@ -158,6 +158,7 @@ def main(argv: list[str] | None = None) -> None:
         "command": "python -m benchmarks.onnx_latency " + " ".join(sys.argv[1:] if argv is None else argv),
         "machine": describe_machine(),
         "measured_on": json.loads((args.data / META).read_text()).get("cpu", "unknown"),
+        "device": json.loads((args.data / META).read_text()).get("device", "cpu-ort-1t"),
         "readout": args.readout,
         "network": {**LatencyTrainConfig().network, **network},
         "train_fraction": args.train_fraction,
@@ -188,7 +189,7 @@ def main(argv: list[str] | None = None) -> None:
 def markdown(report: dict) -> str:
     noise = report["noise_floor"]
     lines = [
-        "# Whole-network latency (cpu-ort-1t): ArchCast vs baselines",
+        f"# Whole-network latency ({report.get('device', 'cpu-ort-1t')}): ArchCast vs baselines",
         "",
         f"Machine: {report['machine']}. Command: `{report['command']}`. {report['dataset']['networks']} measured networks, "
         f"{len(report['dataset']['families'])} families, latencies measured on {report.get('measured_on', 'unknown')}. "
@@ -202,16 +203,14 @@ def markdown(report: dict) -> str:
         "Noise floor (pass A vs pass B, median |diff| / mean): "
         f"**{noise['median_abs_pct']:.2f} %** (p90 {noise['p90_abs_pct']:.2f} %).",
         "",
-        "## In-domain (random 70/10/20 split within every family; mean ± std over seeds)",
-        "",
-        "| method | MAPE % | Acc(10 %) % | Spearman |",
-        "|---|---|---|---|",
     ]
-    for m in METHODS:
-        s = report["in_domain"][m]
-        lines.append(f"| {m} | {fmt(s, 'mape')} | {fmt(s, 'acc10')} | {fmt(s, 'spearman')} |")
     in_domain_runs = [j for j in report["runs"] if j["protocol"] == "in_domain"]
     if in_domain_runs:
+        lines += ["## In-domain (random 70/10/20 split within every family; mean ± std over seeds)", "",
+                  "| method | MAPE % | Acc(10 %) % | Spearman |", "|---|---|---|---|"]  # fmt: skip
+        for m in METHODS:
+            s = report["in_domain"][m]
+            lines.append(f"| {m} | {fmt(s, 'mape')} | {fmt(s, 'acc10')} | {fmt(s, 'spearman')} |")
         lines += ["", "In-domain per family (MAPE % / Acc(10 %) % / Spearman, mean over seeds):", ""]
         lines.append("| family | " + " | ".join(METHODS) + " |")
         lines.append("|---|" + "---|" * len(METHODS))
