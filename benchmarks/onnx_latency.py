@@ -154,11 +154,12 @@ def main(argv: list[str] | None = None) -> None:
                 }
         per_job.append(entry)
 
+    meta = json.loads((args.data / META).read_text())
     report = {
         "command": "python -m benchmarks.onnx_latency " + " ".join(sys.argv[1:] if argv is None else argv),
         "machine": describe_machine(),
-        "measured_on": json.loads((args.data / META).read_text()).get("cpu", "unknown"),
-        "device": json.loads((args.data / META).read_text()).get("device", "cpu-ort-1t"),
+        "measured_on": meta.get("cpu", "unknown"),
+        "device": meta.get("device", "cpu-ort-1t"),
         "readout": args.readout,
         "network": {**LatencyTrainConfig().network, **network},
         "train_fraction": args.train_fraction,

@@ -35,7 +35,7 @@ from benchmarks.report import write_report
 from model.calibration import fit_calibration
 from model.card import PREDICTOR_DIR
 from training.latency_baselines import kind_sums
-from training.latency_data import LatencyDataset, aligned_split, in_domain_split, load_latency_dataset
+from training.latency_data import LatencyDataset, aligned_in_domain_split, in_domain_split, load_latency_dataset
 from training.latency_metrics import latency_metrics
 from training.latency_ship import predict_onnx_rows
 from training.latency_trainer import LatencyTrainConfig, train_latency
@@ -89,8 +89,8 @@ def main(argv: list[str] | None = None) -> None:
     source_meta, target_meta = (json.loads((d / META).read_text()) for d in (args.source, args.target))
     if source_meta["seed"] != target_meta["seed"] or source_meta["families"] != target_meta["families"]:
         raise SystemExit("the two datasets come from different generator seeds or family lists: ids do not match")
-    source_split = in_domain_split(source.families, 0)
-    split = aligned_split(target.ids, source.ids, source_split, "aligned_in_domain_seed0")
+    source_split = in_domain_split(source.families, 0)  # the fine-tuned members' split
+    split = aligned_in_domain_split(target, source)
     true = target.latency_ms[split.test]
     results: dict[str, dict] = {}
 

@@ -130,7 +130,7 @@ def test_shipped_network_predictor_reproduces_its_card_metrics(name: str, datase
     """Each shipped whole-network ensemble, run through the service's own path, gives its card's test MAPE."""
     from model.network_tokenizer import tokenize_networks
     from service.predictor import load_registry
-    from training.latency_data import aligned_split, in_domain_split, load_latency_dataset
+    from training.latency_data import aligned_in_domain_split, in_domain_split, load_latency_dataset
     from training.latency_metrics import latency_metrics
 
     datasets = Path(__file__).parents[1] / "training" / "datasets"
@@ -142,8 +142,7 @@ def test_shipped_network_predictor_reproduces_its_card_metrics(name: str, datase
     data = load_latency_dataset(datasets / dataset, progress=False)
     split = in_domain_split(data.families, 0)
     if aligned_to is not None:
-        source = load_latency_dataset(datasets / aligned_to, progress=False)
-        split = aligned_split(data.ids, source.ids, in_domain_split(source.families, 0), "aligned")
+        split = aligned_in_domain_split(data, load_latency_dataset(datasets / aligned_to, progress=False))
     predictions = []
     for start in range(0, len(split.test), 64):
         batch = tokenize_networks([data.graphs[r] for r in split.test[start : start + 64]])

@@ -98,6 +98,11 @@ def aligned_split(target_ids: np.ndarray, source_ids: np.ndarray, source: Split,
     return Split(name, rows[where == -1], rows[where == 0], rows[where == 1])
 
 
+def aligned_in_domain_split(target: LatencyDataset, source: LatencyDataset) -> Split:
+    """``aligned_split`` of ``target`` against the source dataset's in-domain split (seed 0)."""
+    return aligned_split(target.ids, source.ids, in_domain_split(source.families, 0), "aligned_in_domain_seed0")
+
+
 def subsample_train(split: Split, families: np.ndarray, fraction: float, seed: int = 0) -> Split:
     """The same validation and test rows with ``fraction`` of each family's training rows (a learning-curve point)."""
     if not 0.0 < fraction <= 1.0:

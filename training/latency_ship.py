@@ -20,7 +20,7 @@ import torch
 
 from model.card import PREDICTOR_DIR
 from model.network_tokenizer import assemble_tokens, batch_network_tokens
-from training.latency_data import aligned_split, in_domain_split, load_latency_dataset
+from training.latency_data import aligned_in_domain_split, in_domain_split, load_latency_dataset
 from training.latency_export import export_ensemble, write_network_card
 from training.latency_metrics import latency_metrics
 from training.latency_trainer import LatencyTrainConfig
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     split = in_domain_split(data.families, 0)
     if args.aligned_to is not None:
         source = load_latency_dataset(args.aligned_to, progress=False)
-        split = aligned_split(data.ids, source.ids, in_domain_split(source.families, 0), "aligned_in_domain_seed0")
+        split = aligned_in_domain_split(data, source)
     members, seconds, inits = [], [], []
     for seed in args.seeds:
         run = args.runs / f"{args.member_prefix}{seed}"
