@@ -81,11 +81,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=Path, default=Path("runs/transfer"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/onnx_latency_transfer"))
+    parser.add_argument(
+        "--ids-below", type=int, default=None, help="only networks with smaller ids (the datasets before an extension)"
+    )
     args = parser.parse_args(argv)
 
     started = time.time()
-    source = load_latency_dataset(args.source, progress=False)
-    target = load_latency_dataset(args.target, progress=False)
+    source = load_latency_dataset(args.source, progress=False, ids_below=args.ids_below)
+    target = load_latency_dataset(args.target, progress=False, ids_below=args.ids_below)
     source_meta, target_meta = (json.loads((d / META).read_text()) for d in (args.source, args.target))
     if source_meta["seed"] != target_meta["seed"] or source_meta["families"] != target_meta["families"]:
         raise SystemExit("the two datasets come from different generator seeds or family lists: ids do not match")
@@ -138,6 +141,7 @@ def main(argv: list[str] | None = None) -> None:
         "predictor": args.predictor,
         "seeds": args.seeds,
         "sizes": {"train": len(split.train), "val": len(split.val), "test": len(split.test)},
+        "ids_below": args.ids_below,
         "noise_floor": noise_floor(target),
         "device_shift": device_shift(source, target),
         "results": results,
@@ -164,6 +168,12 @@ def markdown(report: dict) -> str:
         "test networks, placed by network id in the source's in-domain split: no method saw a test network on either "
         f"device. This invocation {report['seconds'] / 60:.0f} min.",
         "",
+        *(
+            [f"Only networks with id < {report['ids_below']} (`--ids-below`): the target dataset before its extension.", ""]
+            if report.get("ids_below")
+            else []
+        ),
+        *([report["note"], ""] if report.get("note") else []),
         f"Target noise floor (pass A vs B, median |diff| / mean): **{noise['median_abs_pct']:.2f} %** "
         f"(p90 {noise['p90_abs_pct']:.2f} %).",
         "",

@@ -77,6 +77,20 @@ def test_a_dataset_is_not_extended_or_remeasured_on_another_device(tmp_path: Pat
     assert device_mismatch({k: v for k, v in meta.items() if k != "cpu_id"}) is None  # recorded before cpu_id existed
 
 
+def test_remeasure_draws_the_same_earlier_networks_after_the_dataset_grew(tmp_path: Path) -> None:
+    from training.netgen.remeasure import REMEASURE, remeasure
+
+    generate(tmp_path, 4, seed=0, chunk=4, settings=FAST, families=FAMILIES, progress=False)
+    summary = remeasure(tmp_path, 2, ids_below=3, file="later.jsonl")
+    first = [r["id"] for r in read_jsonl(tmp_path / "later.jsonl")]
+    assert len(first) == 2 and set(first) <= {0, 1, 2}
+    assert summary["n"] == 2 and summary["median_abs_pct"] >= abs(summary["median_signed_pct"]) - 1e-9
+    assert not (tmp_path / REMEASURE).exists()  # another file keeps the earlier re-measurement apart
+    generate(tmp_path, 8, seed=0, chunk=4, settings=FAST, families=FAMILIES, progress=False)
+    remeasure(tmp_path, 2, ids_below=3, file="later.jsonl")  # the same draw: nothing left to measure
+    assert [r["id"] for r in read_jsonl(tmp_path / "later.jsonl")] == first
+
+
 def test_a_dataset_keeps_its_device_name(tmp_path: Path) -> None:
     generate(tmp_path, 2, seed=0, chunk=2, settings=FAST, families=FAMILIES, progress=False, device="cpu-ort-1t-here")
     assert json.loads((tmp_path / "meta.json").read_text())["device"] == "cpu-ort-1t-here"

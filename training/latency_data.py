@@ -41,8 +41,12 @@ class LatencyDataset:
         return np.array([n.shape[0] for n in self.nodes])
 
 
-def load_latency_dataset(directory: Path, progress: bool = True) -> LatencyDataset:
+def load_latency_dataset(directory: Path, progress: bool = True, ids_below: int | None = None) -> LatencyDataset:
+    """Every measured network of ``directory``; with ``ids_below`` only those with smaller ids (the dataset as it was
+    before a later extension, so a report made then can be reproduced)."""
     records = [r for r in read_jsonl(directory / MEASUREMENTS) if "latency_ms" in r and "error" not in r]
+    if ids_below is not None:
+        records = [r for r in records if int(r["id"]) < ids_below]
     records = list({int(r["id"]): r for r in records}.values())  # a redone chunk keeps its last record
     records.sort(key=lambda r: int(r["id"]))
     raw_graphs = read_graphs(directory)

@@ -2,9 +2,11 @@
 
     python -m training.netgen.remeasure --data training/datasets/cpu-ort-1t --count 150
 
-Appends to ``remeasure.jsonl`` (resumable: ids already there are skipped) one pass per network, and prints the
-median absolute % difference from the dataset value: the noise floor across time (minutes to hours apart),
-where the A/B passes of the generator give it across seconds.
+Appends to ``remeasure.jsonl`` (or ``--file``; resumable: ids already there are skipped) one pass per network, and
+prints the median absolute % difference from the dataset value: the noise floor across time (minutes to hours
+apart), where the A/B passes of the generator give it across seconds. The median signed difference shows drift (a
+machine that got faster or slower since). ``--ids-below`` samples only networks with smaller ids (those of an earlier
+extension of the dataset): the same seed and bound draw the same networks however far the dataset grew since.
 """
 
 from __future__ import annotations
@@ -25,14 +27,20 @@ from training.netgen.measure import device_mismatch, measure_pass
 REMEASURE = "remeasure.jsonl"
 
 
-def remeasure(directory: Path, count: int, seed: int = 1) -> dict[str, float]:
+def remeasure(
+    directory: Path, count: int, seed: int = 1, ids_below: int | None = None, file: str = REMEASURE
+) -> dict[str, float]:
     mismatch = device_mismatch(json.loads((directory / META).read_text()))
     if mismatch:
         raise SystemExit(f"not a repeat measurement: {mismatch}")
-    records = {int(r["id"]): r for r in read_jsonl(directory / MEASUREMENTS) if "latency_ms" in r}
-    done = {int(r["id"]): r for r in read_jsonl(directory / REMEASURE)}
+    records = {
+        int(r["id"]): r
+        for r in read_jsonl(directory / MEASUREMENTS)
+        if "latency_ms" in r and (ids_below is None or int(r["id"]) < ids_below)
+    }
+    done = {int(r["id"]): r for r in read_jsonl(directory / file)}
     sample = random.Random(seed).sample(sorted(records), min(count, len(records)))
-    with (directory / REMEASURE).open("a") as handle:
+    with (directory / file).open("a") as handle:
         for i in tqdm([i for i in sample if i not in done], desc="remeasure", unit="net"):
             record = records[i]
             result = measure_pass(export_spec(record["family"], record["spec"]))
@@ -40,12 +48,14 @@ def remeasure(directory: Path, count: int, seed: int = 1) -> dict[str, float]:
             handle.write(json.dumps(line) + "\n")
             handle.flush()
             done[i] = line
-    diffs = [100 * abs(done[i]["min_ms"] - records[i]["latency_ms"]) / records[i]["latency_ms"] for i in done if i in records]
+    signed = [100 * (done[i]["min_ms"] - records[i]["latency_ms"]) / records[i]["latency_ms"] for i in done if i in records]
+    diffs = np.abs(signed)
     hours = [(done[i]["t"] - records[i]["a"]["t"]) / 3600 for i in done if i in records and "a" in records[i]]
     return {
         "n": float(len(diffs)),
-        "median_abs_pct": float(np.median(diffs)) if diffs else float("nan"),
-        "p90_abs_pct": float(np.percentile(diffs, 90)) if diffs else float("nan"),
+        "median_abs_pct": float(np.median(diffs)) if len(diffs) else float("nan"),
+        "p90_abs_pct": float(np.percentile(diffs, 90)) if len(diffs) else float("nan"),
+        "median_signed_pct": float(np.median(signed)) if signed else float("nan"),
         "median_hours_apart": float(np.median(hours)) if hours else float("nan"),
     }
 
@@ -54,8 +64,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--count", type=int, default=150)
+    parser.add_argument("--seed", type=int, default=1, help="draws the sample")
+    parser.add_argument("--ids-below", type=int, default=None, help="sample only networks with smaller ids")
+    parser.add_argument("--file", default=REMEASURE, help="results file inside the dataset directory")
     args = parser.parse_args(argv)
-    print(json.dumps(remeasure(args.data, args.count), indent=1))
+    print(json.dumps(remeasure(args.data, args.count, args.seed, args.ids_below, args.file), indent=1))
 
 
 if __name__ == "__main__":
