@@ -19,6 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from benchmarks.machine import describe_machine
+from benchmarks.report import provenance_lines
 from training.latency_baselines import fit_flops_loglog, fit_gbm, fit_kernel_sum, gbm_inputs, kind_sums
 from training.latency_data import (
     LatencyDataset,
@@ -222,12 +223,7 @@ def markdown(report: dict) -> str:
         f"ArchCast readout: `{report.get('readout', 'contextual')}` (`training/whole_network.py`); leave-one-family-out "
         f"checkpoints chosen on {report.get('lofo_validation', 'random networks of the other families')}.",
         "",
-        *(
-            [f"Only networks with id < {report['ids_below']} (`--ids-below`): the dataset before its extension.", ""]
-            if report.get("ids_below")
-            else []
-        ),
-        *([report["note"], ""] if report.get("note") else []),
+        *provenance_lines(report, "the dataset"),
         "Noise floor (pass A vs pass B, median |diff| / mean): "
         f"**{noise['median_abs_pct']:.2f} %** (p90 {noise['p90_abs_pct']:.2f} %).",
         "",

@@ -31,7 +31,7 @@ from scipy import stats
 
 from benchmarks.machine import describe_machine
 from benchmarks.onnx_latency import baseline_predictions, noise_floor
-from benchmarks.report import write_report
+from benchmarks.report import provenance_lines, write_report
 from model.calibration import fit_calibration
 from model.card import PREDICTOR_DIR
 from training.latency_baselines import kind_sums
@@ -168,12 +168,7 @@ def markdown(report: dict) -> str:
         "test networks, placed by network id in the source's in-domain split: no method saw a test network on either "
         f"device. This invocation {report['seconds'] / 60:.0f} min.",
         "",
-        *(
-            [f"Only networks with id < {report['ids_below']} (`--ids-below`): the target dataset before its extension.", ""]
-            if report.get("ids_below")
-            else []
-        ),
-        *([report["note"], ""] if report.get("note") else []),
+        *provenance_lines(report, "the target dataset"),
         f"Target noise floor (pass A vs B, median |diff| / mean): **{noise['median_abs_pct']:.2f} %** "
         f"(p90 {noise['p90_abs_pct']:.2f} %).",
         "",

@@ -11,3 +11,13 @@ def write_report(out: Path, data: dict, text: str) -> None:
     out.with_suffix(".json").write_text(json.dumps(data, indent=1))
     out.with_suffix(".md").write_text(text)
     print(text)
+
+
+def provenance_lines(report: dict, dataset: str) -> list[str]:
+    """Markdown paragraphs saying which part of ``dataset`` a report covers (``ids_below``) and any ``note``."""
+    lines = []
+    if report.get("ids_below"):
+        lines += [f"Only networks with id < {report['ids_below']} (`--ids-below`): {dataset} before its extension.", ""]
+    if report.get("note"):
+        lines += [report["note"], ""]
+    return lines
