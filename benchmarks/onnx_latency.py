@@ -120,9 +120,11 @@ def main(argv: list[str] | None = None) -> None:
     network = {k: v for k, v in sizes.items() if v is not None}
     # in-domain: one split (seed 0) shared by every training seed, so the seeds form an honest ensemble on one test set
     split0 = in_domain_split(data.families, 0)
+    split_label = split0.name
     if args.aligned_to is not None and args.protocol in ("all", "in_domain"):
         source = load_latency_dataset(args.aligned_to, progress=False, ids_below=args.ids_below)
         split0 = aligned_in_domain_split(data, source)
+        split_label = f"{split0.name} (ids placed as in {args.aligned_to})"
     base = subsample_train(split0, data.families, args.train_fraction)
     jobs: list[tuple[str, Split, int, int]] = []
     if args.protocol in ("all", "in_domain"):
@@ -180,7 +182,7 @@ def main(argv: list[str] | None = None) -> None:
         "readout": args.readout,
         "network": {**LatencyTrainConfig().network, **network},
         "train_fraction": args.train_fraction,
-        "in_domain_split": split0.name if args.aligned_to is None else f"{split0.name} (ids placed as in {args.aligned_to})",
+        "in_domain_split": split_label,
         "lofo_validation": "one other whole family" if args.val_family else "10 % of the other families' networks",
         "dataset": {"networks": len(data), "families": {f: int((data.families == f).sum()) for f in families}},
         "ids_below": args.ids_below,
