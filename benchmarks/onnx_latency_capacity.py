@@ -23,7 +23,7 @@ import numpy as np
 
 from benchmarks import onnx_latency
 from benchmarks.machine import describe_machine
-from benchmarks.report import write_report
+from benchmarks.report import provenance_lines, write_report
 
 CANDIDATES: dict[str, dict[str, int]] = {
     "d32_l1_e40": {"d_model": 32, "layers": 1, "heads": 2, "epochs": 40},  # the shipped size
@@ -104,6 +104,7 @@ def markdown(summary: dict) -> str:
         f"`{summary['readout']}`, in-domain split (70/10/20 within every family), 1 thread per run; this invocation "
         f"{summary['seconds'] / 60:.0f} min (reused runs count as zero).",
         "",
+        *provenance_lines(summary, "the dataset"),
         f"Rule: lowest validation MAPE; a cheaper candidate within {TIE_POINTS} points wins. Test MAPE decides nothing. "
         "Rows with part of the training networks are a learning curve of the shipped size, not candidates.",
         "",

@@ -20,7 +20,7 @@ import numpy as np
 
 from benchmarks import onnx_latency
 from benchmarks.machine import describe_machine
-from benchmarks.report import write_report
+from benchmarks.report import provenance_lines, write_report
 from training.whole_network import READOUTS
 
 
@@ -98,6 +98,7 @@ def markdown(summary: dict) -> str:
         f"{summary['lofo_epochs']} epochs per split, 1 thread per run; this invocation "
         f"{summary['seconds'] / 60:.0f} min (reused runs count as zero).",
         "",
+        *provenance_lines(summary, "the dataset"),
         "Each held-out test family gets one other whole family as validation (drawn per seed and test family); the "
         "checkpoint and the readout are chosen on the validation family's MAPE. Test MAPE is shown, never used.",
         "",

@@ -4,8 +4,8 @@ A card names the predictor, its version, the search spaces and ops it accepts, a
 normalisation and measured test metrics, plus the split, data checksums and git commit it was trained from.
 A cell predictor's ONNX graph takes ``tokens`` (B, L, 192) float32, ``mask`` (B, L) bool and ``depth`` (B, 64)
 float32 and returns ``prediction`` (B, T) float32 in target units (the de-normalisation is inside the graph).
-A network predictor (``kind="network"``) takes ``tokens`` (B, L, 240), ``mask`` (B, L) and ``features`` (B, 16)
-from ``model.network_tokenizer`` and returns ``prediction`` (B, 2): latency in ms and its std.
+A network predictor (``kind="network"``) takes ``tokens`` (B, L, NETWORK_TOKEN_DIM), ``mask`` (B, L) and ``features``
+(B, GRAPH_FEATURE_DIM) from ``model.network_tokenizer`` and returns ``prediction`` (B, 2): latency in ms and its std.
 """
 
 from __future__ import annotations

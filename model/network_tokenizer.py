@@ -1,11 +1,18 @@
 """The whole-network tokenizer: a NetworkGraph into one token per op plus a whole-graph feature vector.
 
-Token = [op one-hot (64) | smooth codes of the node's numbers (16 x 7) | position code (32) | sum of
-predecessor position codes (32)]. Numbers (FLOPs, params, bytes, shapes, kernel, stride, groups, degrees)
-enter on a log2 scale, each as [v/16, sin/cos of v at 3 frequencies], so nearby sizes get nearby codes and
-unseen sizes interpolate. Position codes are the transformer's sinusoids over the node index (wavelengths up
-to 4096), so the predecessor sum tells the network how far back each input reaches (skip connections,
-concatenations). Whole-graph features (log totals and the FLOPs share of each op kind) join at the head.
+Token = [op one-hot (64) | smooth codes of the node's numbers (16 x 7) | alignment flags (5 x 3) | position
+code (32) | sum of predecessor position codes (32)]. Numbers (FLOPs, params, bytes, shapes, kernel, stride, groups,
+degrees) enter on a log2 scale, each as [v/16, sin/cos of v at 3 frequencies], so nearby sizes get nearby codes and
+unseen sizes interpolate. Position codes are the transformer's sinusoids over the node index (wavelengths up to
+4096), so the predecessor sum tells the network how far back each input reaches (skip connections, concatenations).
+Whole-graph features (log totals, the FLOPs share of each op kind, the MAC share of unaligned convs) join at the head.
+
+Alignment flags: a smooth code cannot say that 24 channels per group is slow where 16 and 32 are fast, and CPU
+kernels care. onnxruntime's blocked (NCHWc) convolutions want channel counts that are multiples of the SIMD width
+(8 floats on AVX2, 16 on AVX-512). Without these flags, leave-one-family-out predictors read RegNets with 8 or 24
+channels per group about 25 % too fast and those with 16, 32 or 48 about 13 % too slow
+(``benchmarks/results/onnx_latency_alignment.md``). So each node also says whether its input and output channels,
+channels per group and last dimension divide by 4, 8 and 16.
 """
 
 from __future__ import annotations
@@ -40,10 +47,20 @@ NUMBER_NAMES: tuple[str, ...] = (
     "successors",
 )
 N_NUMBERS = len(NUMBER_NAMES)
+ALIGNED_NAMES: tuple[str, ...] = (
+    "in_channels",
+    "out_channels",
+    "in_channels_per_group",
+    "out_channels_per_group",
+    "out_last_dim",
+)
+ALIGNMENT_DIVISORS: tuple[int, ...] = (4, 8, 16)
+ALIGNMENT_DIM = len(ALIGNED_NAMES) * len(ALIGNMENT_DIVISORS)
 SMOOTH_FREQUENCIES = np.array([0.5, 1.0, 2.0])
 SMOOTH_DIM = 1 + 2 * len(SMOOTH_FREQUENCIES)
 POSITION_DIM = 32
-NETWORK_TOKEN_DIM = VOCAB + N_NUMBERS * SMOOTH_DIM + 2 * POSITION_DIM
+NODE_PART_DIM = VOCAB + N_NUMBERS * SMOOTH_DIM + ALIGNMENT_DIM
+NETWORK_TOKEN_DIM = NODE_PART_DIM + 2 * POSITION_DIM
 OP_KINDS: dict[str, tuple[str, ...]] = {
     "conv": ("Conv", "ConvTranspose"),
     "matmul": ("MatMul", "Gemm", "Einsum"),
@@ -67,6 +84,8 @@ GRAPH_FEATURE_NAMES: tuple[str, ...] = (
     "log2_matmul_nodes",
     "log2_max_activation",
     "log2_edges",
+    "share_unaligned_conv_8",
+    "share_unaligned_conv_16",
 )
 GRAPH_FEATURE_DIM = len(GRAPH_FEATURE_NAMES)
 
@@ -103,6 +122,15 @@ def _is_depthwise(node: NetNode) -> bool:
     )
 
 
+def _channels(node: NetNode) -> tuple[float, float, float]:
+    """(input channels, output channels, groups) of a node; a count is 0 where the node's shapes do not say."""
+    out = node.output_shapes[0] if node.output_shapes else ()
+    first_in = node.input_shapes[0] if node.input_shapes else ()
+    in_channels = float(first_in[1]) if len(first_in) > 1 and first_in[1] > 0 else 0.0
+    out_channels = float(out[1]) if len(out) > 1 and out[1] > 0 else 0.0
+    return in_channels, out_channels, float(node.attrs.get("group", 1)) or 1.0
+
+
 def node_numbers(node: NetNode, n_successors: int) -> list[float]:
     """The node's numbers in ``NUMBER_NAMES`` order."""
     out = node.output_shapes[0] if node.output_shapes else ()
@@ -111,15 +139,14 @@ def node_numbers(node: NetNode, n_successors: int) -> list[float]:
     if kernel is None and node.op_type == "Conv" and len(node.input_shapes) > 1:
         kernel = list(node.input_shapes[1][2:])
     strides = node.attrs.get("strides") or [1]
-    groups = float(node.attrs.get("group", 1))
-    in_channels = float(first_in[1]) if len(first_in) > 1 and first_in[1] > 0 else 0.0
+    in_channels, out_channels, groups = _channels(node)
     return [
         node.cost.flops,
         node.cost.macs,
         node.cost.params,
         node.cost.memory_bytes,
         elements(out),
-        float(out[1]) if len(out) > 1 and out[1] > 0 else 0.0,
+        out_channels,
         elements(out[2:]) if len(out) > 2 else 0.0,
         float(out[-1]) if out and out[-1] > 0 else 0.0,
         in_channels,
@@ -127,10 +154,34 @@ def node_numbers(node: NetNode, n_successors: int) -> list[float]:
         float(math.prod(kernel)) if kernel else 0.0,
         float(max(strides)),
         groups,
-        in_channels / groups if groups else 0.0,
+        in_channels / groups,
         float(len(node.inputs)),
         float(n_successors),
     ]
+
+
+def node_alignment(node: NetNode) -> np.ndarray:
+    """(ALIGNMENT_DIM,) flags: does each of ``ALIGNED_NAMES`` divide by each of ``ALIGNMENT_DIVISORS`` (0 when unknown)."""
+    out = node.output_shapes[0] if node.output_shapes else ()
+    in_channels, out_channels, groups = _channels(node)
+    counts = (
+        in_channels,
+        out_channels,
+        in_channels / groups,
+        out_channels / groups,
+        float(out[-1]) if out and out[-1] > 0 else 0.0,
+    )
+    return np.asarray(
+        [float(c > 0 and c == int(c) and int(c) % d == 0) for c in counts for d in ALIGNMENT_DIVISORS], dtype=np.float32
+    )
+
+
+def unaligned_conv(node: NetNode, divisor: int) -> bool:
+    """A non-depthwise Conv whose input or output channels per group do not divide by ``divisor``."""
+    if node.op_type != "Conv" or _is_depthwise(node):
+        return False
+    in_channels, out_channels, groups = _channels(node)
+    return any(c % divisor for c in (int(in_channels / groups), int(out_channels / groups)))
 
 
 def graph_features(graph: NetworkGraph) -> np.ndarray:
@@ -161,13 +212,15 @@ def graph_features(graph: NetworkGraph) -> np.ndarray:
         input_elements,
     ]
     counts = [conv_nodes, matmul_nodes, max_activation, edges]
-    values = [math.log2(1 + v) for v in raw] + list(share.values()) + [math.log2(1 + v) for v in counts]
+    macs = max(totals["macs"], 1.0)
+    unaligned = [sum(n.cost.macs for n in graph.nodes if unaligned_conv(n, d)) / macs for d in (8, 16)]
+    values = [math.log2(1 + v) for v in raw] + list(share.values()) + [math.log2(1 + v) for v in counts] + unaligned
     return np.asarray(values, dtype=np.float32)
 
 
 @dataclass(frozen=True)
 class NetworkTokens:
-    """``tokens`` (B, L, NETWORK_TOKEN_DIM) float32, ``mask`` (B, L) bool, ``features`` (B, 16) float32."""
+    """``tokens`` (B, L, NETWORK_TOKEN_DIM) float32, ``mask`` (B, L) bool, ``features`` (B, GRAPH_FEATURE_DIM) float32."""
 
     tokens: np.ndarray
     mask: np.ndarray
@@ -177,11 +230,8 @@ class NetworkTokens:
         return int(self.tokens.shape[0])
 
 
-NODE_PART_DIM = VOCAB + N_NUMBERS * SMOOTH_DIM
-
-
 def node_part(graph: NetworkGraph, max_nodes: int = DEFAULT_MAX_NETWORK_NODES) -> np.ndarray:
-    """(n, NODE_PART_DIM) order-independent part of each node's token: op one-hot and number codes."""
+    """(n, NODE_PART_DIM) order-independent part of each node's token: op one-hot, number codes, alignment flags."""
     n = graph.n
     if n > max_nodes:
         raise ArchitectureError("too_large", f"the network has {n} nodes, the tokenizer limit is {max_nodes}")
@@ -192,7 +242,8 @@ def node_part(graph: NetworkGraph, max_nodes: int = DEFAULT_MAX_NETWORK_NODES) -
     op = np.zeros((n, VOCAB), dtype=np.float32)
     op[np.arange(n), [onnx_op_code(node.op_type) for node in graph.nodes]] = 1.0
     numbers = np.asarray([node_numbers(node, int(successors[i])) for i, node in enumerate(graph.nodes)], dtype=np.float64)
-    return np.concatenate([op, smooth_code(numbers)], axis=1).astype(np.float32)
+    alignment = np.stack([node_alignment(node) for node in graph.nodes]) if n else np.zeros((0, ALIGNMENT_DIM))
+    return np.concatenate([op, smooth_code(numbers), alignment], axis=1).astype(np.float32)
 
 
 def edge_arrays(graph: NetworkGraph) -> tuple[np.ndarray, np.ndarray]:

@@ -10,7 +10,20 @@ from onnx import TensorProto, helper
 from onnx_fixtures import attention_block, conv_net, model_from
 
 from model.errors import ArchitectureError
-from model.network_tokenizer import GRAPH_FEATURE_DIM, NETWORK_TOKEN_DIM, log2_column, tokenize_networks
+from model.network_tokenizer import (
+    ALIGNED_NAMES,
+    ALIGNMENT_DIM,
+    ALIGNMENT_DIVISORS,
+    GRAPH_FEATURE_DIM,
+    GRAPH_FEATURE_NAMES,
+    N_NUMBERS,
+    NETWORK_TOKEN_DIM,
+    SMOOTH_DIM,
+    log2_column,
+    node_alignment,
+    tokenize_networks,
+    unaligned_conv,
+)
 from model.onnx_graph import NetworkGraph, ParseOptions, parse_onnx
 
 
@@ -160,3 +173,53 @@ def test_thousands_of_nodes_parse_and_tokenize() -> None:
     assert graph.nodes[-1].inputs == (3997, 3998)
     batch = tokenize_networks([graph])
     assert batch.tokens.shape == (1, 4000, NETWORK_TOKEN_DIM) and np.isfinite(batch.tokens).all()
+
+
+def _grouped_conv(channels: int, groups: int) -> NetworkGraph:
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, channels, 8, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    weight = helper.make_tensor(
+        "w", TensorProto.FLOAT, [channels, channels // groups, 3, 3], np.zeros(channels * channels // groups * 9)
+    )
+    conv = helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], group=groups)
+    return parse_onnx(model_from([conv], [x], [y], [weight]).SerializeToString())
+
+
+def test_alignment_flags_say_which_channel_counts_divide_by_the_simd_widths() -> None:
+    """48 channels in 2 groups of 24: the counts divide by 4, 8 and 16; the 24 per group by 4 and 8 only."""
+    graph = _grouped_conv(48, 2)
+    flags = dict(
+        zip([f"{name}%{d}" for name in ALIGNED_NAMES for d in ALIGNMENT_DIVISORS], node_alignment(graph.nodes[0]), strict=True)
+    )
+    assert [flags[f"in_channels%{d}"] for d in (4, 8, 16)] == [1, 1, 1]
+    assert [flags[f"out_channels%{d}"] for d in (4, 8, 16)] == [1, 1, 1]
+    assert [flags[f"in_channels_per_group%{d}"] for d in (4, 8, 16)] == [1, 1, 0]
+    assert [flags[f"out_channels_per_group%{d}"] for d in (4, 8, 16)] == [1, 1, 0]
+    assert [flags[f"out_last_dim%{d}"] for d in (4, 8, 16)] == [1, 1, 0]  # width 8
+    # the flags sit in each token, after the number codes
+    start = log2_column("flops") + N_NUMBERS * SMOOTH_DIM
+    np.testing.assert_array_equal(
+        tokenize_networks([graph]).tokens[0, 0, start : start + ALIGNMENT_DIM], node_alignment(graph.nodes[0])
+    )
+
+
+def test_graph_features_give_the_share_of_conv_work_in_unaligned_convs() -> None:
+    names = list(GRAPH_FEATURE_NAMES)
+    features = tokenize_networks([_grouped_conv(48, 2), _grouped_conv(64, 2), _grouped_conv(32, 32)]).features
+    unaligned_8, unaligned_16 = names.index("share_unaligned_conv_8"), names.index("share_unaligned_conv_16")
+    assert features[0, unaligned_8] == 0.0 and features[0, unaligned_16] == 1.0  # 24 per group
+    assert features[1, unaligned_8] == 0.0 and features[1, unaligned_16] == 0.0  # 32 per group
+    assert features[2, unaligned_16] == 0.0  # depthwise convs have their own kernel: never counted
+
+
+@pytest.mark.parametrize(("channels", "group_width"), [(192, 24), (100, 100)])
+def test_alignment_micro_benchmark_models_cost_what_the_report_divides_by(channels: int, group_width: int) -> None:
+    from benchmarks.onnx_latency_alignment import conv_stack, stack_macs
+
+    data = conv_stack(channels, group_width, blocks=2, size=8)
+    graph = parse_onnx(data)
+    assert graph.totals()["macs"] == stack_macs(channels, group_width, blocks=2, size=8)
+    assert all(unaligned_conv(n, 16) == (group_width % 16 != 0) for n in by_op(graph, "Conv") if n.attrs.get("group", 1) > 1)
+    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    (out,) = session.run(None, {"x": np.ones((1, channels, 8, 8), np.float32)})
+    assert out.shape == (1, channels, 8, 8)

@@ -162,3 +162,27 @@ def test_client_and_check_through_a_live_server(network_predictor_dir: Path, tmp
         assert body["latency_ms"]["value"] == pytest.approx(value, rel=1e-4)
         assert cli_main(["check", str(model), "--url", server.url, "--resolution", "32", "--max-latency-ms", "1e6"]) == 0
         assert "PASS" in capsys.readouterr().out
+
+
+def test_a_network_predictor_made_for_another_token_width_is_reported_not_served(tmp_path: Path) -> None:
+    """A predictor exported before the tokenizer changed (240-wide tokens) must fail at load with a clear reason."""
+    from onnx import TensorProto, helper
+
+    from service.predictor import load_registry
+
+    inputs = [
+        helper.make_tensor_value_info("tokens", TensorProto.FLOAT, ["B", "L", 240]),
+        helper.make_tensor_value_info("mask", TensorProto.BOOL, ["B", "L"]),
+        helper.make_tensor_value_info("features", TensorProto.FLOAT, ["B", 16]),
+    ]
+    output = helper.make_tensor_value_info("prediction", TensorProto.FLOAT, [1, 2])
+    constant = helper.make_node(
+        "Constant", [], ["prediction"], value=helper.make_tensor("v", TensorProto.FLOAT, [1, 2], [1.0, 0.1])
+    )
+    model = helper.make_model(helper.make_graph([constant], "old", inputs, [output]), opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    (tmp_path / "old-net.onnx").write_bytes(model.SerializeToString())
+    write_network_card(tmp_path / "old-net.onnx", "old-net", "0.1", {"device": "cpu-ort-1t"}, {"mape": 1.0}, {})
+    registry = load_registry(tmp_path, providers="cpu")
+    assert "old-net" not in registry.networks
+    assert any("width 240" in e and "another tokenizer version" in e for e in registry.errors), registry.errors

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from model.network_tokenizer import edge_arrays, graph_features, node_part
+from model.network_tokenizer import GRAPH_FEATURE_DIM, edge_arrays, graph_features, node_part
 from model.onnx_graph import NetworkGraph
 from training.netgen.generate import MEASUREMENTS, read_graphs, read_jsonl
 
@@ -67,7 +67,7 @@ def load_latency_dataset(directory: Path, progress: bool = True, ids_below: int 
         graphs=graphs,
         nodes=nodes,
         edges=edges,
-        features=np.stack(features) if features else np.zeros((0, 16), np.float32),
+        features=np.stack(features) if features else np.zeros((0, GRAPH_FEATURE_DIM), np.float32),
     )
 
 
