@@ -12,7 +12,9 @@ kernels care. onnxruntime's blocked (NCHWc) convolutions want channel counts tha
 (8 floats on AVX2, 16 on AVX-512). Without these flags, leave-one-family-out predictors read RegNets with 8 or 24
 channels per group about 25 % too fast and those with 16, 32 or 48 about 13 % too slow
 (``benchmarks/results/onnx_latency_alignment.md``). So each node also says whether its input and output channels,
-channels per group and last dimension divide by 4, 8 and 16.
+channels per group and last dimension divide by 4, 8 and 16. Known weakness: "channels" is dimension 1 of every
+node's tensors, which on a (batch, tokens, width) or channels-last tensor is the token count or the height; held-out
+ViTs are then read as slow (README, whole networks).
 """
 
 from __future__ import annotations
