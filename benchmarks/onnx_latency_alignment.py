@@ -30,13 +30,14 @@ from tqdm import tqdm
 
 from benchmarks.machine import describe_machine
 from benchmarks.report import write_report
-from model.network_tokenizer import unaligned_conv
+from model.network_tokenizer import GRAPH_FEATURE_NAMES, graph_features
 from model.onnx_graph import NetworkGraph
 from training.netgen.generate import MEASUREMENTS, read_graphs, read_jsonl
 from training.netgen.measure import MeasureSettings, measure_pass
 
 GROUP_WIDTHS = (8, 12, 16, 24, 32, 48, 64)
 PLAIN_CHANNELS = (96, 100, 104, 112, 120, 128)
+UNALIGNED_16 = GRAPH_FEATURE_NAMES.index("share_unaligned_conv_16")  # the tokenizer's own share, not a copy
 
 
 def conv_stack(channels: int, group_width: int, blocks: int = 4, size: int = 28) -> bytes:
@@ -223,8 +224,7 @@ def main(argv: list[str] | None = None) -> None:
         share = {}
         for i in tqdm(records, desc="unaligned share"):
             graph = NetworkGraph.from_dict(graphs[i])
-            macs = max(graph.totals()["macs"], 1.0)
-            share[i] = sum(n.cost.macs for n in graph.nodes if unaligned_conv(n, 16)) / macs
+            share[i] = float(graph_features(graph)[UNALIGNED_16])
         latency = {i: float(r["latency_ms"]) for i, r in records.items()}
         spec = {i: r.get("spec", {}) for i, r in records.items()}
         for label in ("before", "after"):
