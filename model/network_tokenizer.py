@@ -12,9 +12,9 @@ kernels care. onnxruntime's blocked (NCHWc) convolutions want channel counts tha
 (8 floats on AVX2, 16 on AVX-512). Without these flags, leave-one-family-out predictors read RegNets with 8 or 24
 channels per group about 25 % too fast and those with 16, 32 or 48 about 13 % too slow
 (``benchmarks/results/onnx_latency_alignment.md``). So each node also says whether its input and output channels,
-channels per group and last dimension divide by 4, 8 and 16. Known weakness: "channels" is dimension 1 of every
-node's tensors, which on a (batch, tokens, width) or channels-last tensor is the token count or the height; held-out
-ViTs are then read as slow (README, whole networks).
+channels per group and last dimension divide by 4, 8 and 16: +1 yes, -1 no, 0 not applicable. Channel counts are
+flagged on convolutions only: dimension 1 of another op's tensor may be a token count (ViT) or a height
+(channels-last), and reading it as channels taught held-out ViTs to look like unaligned convs.
 """
 
 from __future__ import annotations
@@ -163,18 +163,22 @@ def node_numbers(node: NetNode, n_successors: int) -> list[float]:
 
 
 def node_alignment(node: NetNode) -> np.ndarray:
-    """(ALIGNMENT_DIM,) flags: does each of ``ALIGNED_NAMES`` divide by each of ``ALIGNMENT_DIVISORS`` (0 when unknown)."""
+    """(ALIGNMENT_DIM,) +1 / -1: does each of ``ALIGNED_NAMES`` divide by each divisor; 0 where it does not apply.
+
+    Channel counts apply to convolutions only (dimension 1 of another op's tensor may be tokens or height)."""
     out = node.output_shapes[0] if node.output_shapes else ()
     in_channels, out_channels, groups = _channels(node)
+    conv = node.op_type in ("Conv", "ConvTranspose")
     counts = (
-        in_channels,
-        out_channels,
-        in_channels / groups,
-        out_channels / groups,
+        in_channels if conv else 0.0,
+        out_channels if conv else 0.0,
+        in_channels / groups if conv else 0.0,
+        out_channels / groups if conv else 0.0,
         float(out[-1]) if out and out[-1] > 0 else 0.0,
     )
     return np.asarray(
-        [float(c > 0 and c == int(c) and int(c) % d == 0) for c in counts for d in ALIGNMENT_DIVISORS], dtype=np.float32
+        [0.0 if c <= 0 or c != int(c) else (1.0 if int(c) % d == 0 else -1.0) for c in counts for d in ALIGNMENT_DIVISORS],
+        dtype=np.float32,
     )
 
 

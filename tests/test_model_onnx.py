@@ -24,7 +24,7 @@ from model.network_tokenizer import (
     tokenize_networks,
     unaligned_conv,
 )
-from model.onnx_graph import NetworkGraph, ParseOptions, parse_onnx
+from model.onnx_graph import NetNode, NetworkGraph, ParseOptions, parse_onnx
 
 
 def by_op(graph: NetworkGraph, op: str) -> list:
@@ -186,21 +186,36 @@ def _grouped_conv(channels: int, groups: int) -> NetworkGraph:
 
 
 def test_alignment_flags_say_which_channel_counts_divide_by_the_simd_widths() -> None:
-    """48 channels in 2 groups of 24: the counts divide by 4, 8 and 16; the 24 per group by 4 and 8 only."""
+    """48 channels in 2 groups of 24: the counts divide by 4, 8 and 16 (+1); the 24 per group by 4 and 8, not 16 (-1)."""
     graph = _grouped_conv(48, 2)
-    flags = dict(
-        zip([f"{name}%{d}" for name in ALIGNED_NAMES for d in ALIGNMENT_DIVISORS], node_alignment(graph.nodes[0]), strict=True)
-    )
+    flags = _flags(graph.nodes[0])
     assert [flags[f"in_channels%{d}"] for d in (4, 8, 16)] == [1, 1, 1]
     assert [flags[f"out_channels%{d}"] for d in (4, 8, 16)] == [1, 1, 1]
-    assert [flags[f"in_channels_per_group%{d}"] for d in (4, 8, 16)] == [1, 1, 0]
-    assert [flags[f"out_channels_per_group%{d}"] for d in (4, 8, 16)] == [1, 1, 0]
-    assert [flags[f"out_last_dim%{d}"] for d in (4, 8, 16)] == [1, 1, 0]  # width 8
+    assert [flags[f"in_channels_per_group%{d}"] for d in (4, 8, 16)] == [1, 1, -1]
+    assert [flags[f"out_channels_per_group%{d}"] for d in (4, 8, 16)] == [1, 1, -1]
+    assert [flags[f"out_last_dim%{d}"] for d in (4, 8, 16)] == [1, 1, -1]  # width 8
     # the flags sit in each token, after the number codes
     start = log2_column("flops") + N_NUMBERS * SMOOTH_DIM
     np.testing.assert_array_equal(
         tokenize_networks([graph]).tokens[0, 0, start : start + ALIGNMENT_DIM], node_alignment(graph.nodes[0])
     )
+
+
+def _flags(node: NetNode) -> dict[str, float]:
+    names = [f"{name}%{d}" for name in ALIGNED_NAMES for d in ALIGNMENT_DIVISORS]
+    return dict(zip(names, node_alignment(node).tolist(), strict=True))
+
+
+def test_channel_flags_apply_to_convolutions_only() -> None:
+    """Dimension 1 of a (batch, tokens, width) tensor is the token count, not channels: a MatMul gets 0 (not
+    applicable) for every channel flag, and only its last dimension (the width, 192) is flagged."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 197, 192])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    weight = helper.make_tensor("w", TensorProto.FLOAT, [192, 192], np.zeros(192 * 192))
+    graph = parse_onnx(model_from([helper.make_node("MatMul", ["x", "w"], ["y"])], [x], [y], [weight]).SerializeToString())
+    flags = _flags(graph.nodes[0])
+    assert all(v == 0.0 for k, v in flags.items() if not k.startswith("out_last_dim"))
+    assert [flags[f"out_last_dim%{d}"] for d in (4, 8, 16)] == [1, 1, 1]
 
 
 def test_graph_features_give_the_share_of_conv_work_in_unaligned_convs() -> None:
