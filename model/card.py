@@ -46,6 +46,7 @@ class ModelCard:
     device: dict[str, Any] = field(default_factory=dict)  # network predictors: the measured device (CPU, runtime)
     priority: int = 0  # default choice when a request names no predictor: highest priority first, then by name
     calibration: dict[str, Any] = field(default_factory=dict)  # few-shot calibrated predictors: base, sources, fit
+    tokenizer: str = ""  # network predictors: the network tokenizer version they were trained on ("" before 3)
 
     @property
     def target_names(self) -> list[str]:

@@ -49,6 +49,10 @@ NUMBER_NAMES: tuple[str, ...] = (
     "successors",
 )
 N_NUMBERS = len(NUMBER_NAMES)
+# Bumped whenever the meaning of a token or feature column changes, even at the same width; recorded in every network
+# predictor's card and checked at load. 1: before the alignment flags (240-wide tokens); 2: flags on every node (255);
+# 3: channel flags on convolutions only, +1 / -1 / 0.
+TOKENIZER_VERSION = "3"
 ALIGNED_NAMES: tuple[str, ...] = (
     "in_channels",
     "out_channels",

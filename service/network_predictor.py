@@ -16,7 +16,7 @@ from typing import Any
 import onnxruntime as ort
 
 from model.card import ModelCard
-from model.network_tokenizer import GRAPH_FEATURE_DIM, NETWORK_TOKEN_DIM, tokenize_networks
+from model.network_tokenizer import GRAPH_FEATURE_DIM, NETWORK_TOKEN_DIM, TOKENIZER_VERSION, tokenize_networks
 from model.onnx_graph import NetworkGraph, ParseOptions, parse_onnx
 from service.errors import ServiceError
 
@@ -55,6 +55,12 @@ def check_network_contract(card: ModelCard, session: ort.InferenceSession) -> No
     missing = [name for name in NETWORK_INPUTS if name not in inputs]
     if missing:
         raise ValueError(f"network predictor ONNX lacks inputs {missing}; it has {sorted(inputs)}")
+    if card.tokenizer != TOKENIZER_VERSION:
+        raise ValueError(
+            f"network predictor was trained on tokenizer version {card.tokenizer or 'unrecorded (before 3)'}, this "
+            f"service tokenizes with version {TOKENIZER_VERSION}: it was exported by another tokenizer version; "
+            "re-export it with this one"
+        )
     widths = {i.name: i.shape[-1] for i in session.get_inputs()}
     for name, width in (("tokens", NETWORK_TOKEN_DIM), ("features", GRAPH_FEATURE_DIM)):
         if isinstance(widths[name], int) and widths[name] != width:

@@ -7,6 +7,7 @@ not quality, which benchmarks/onnx_latency.py measures.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ from onnx_fixtures import attention_block, conv_net
 
 from archcast.cli import main as cli_main
 from archcast.client import Client
-from model.network_tokenizer import tokenize_networks
+from model.network_tokenizer import GRAPH_FEATURE_DIM, NETWORK_TOKEN_DIM, tokenize_networks
 from model.onnx_graph import ParseOptions, parse_onnx
 from service.app import create_app
 from service.settings import Settings
@@ -164,25 +165,45 @@ def test_client_and_check_through_a_live_server(network_predictor_dir: Path, tmp
         assert "PASS" in capsys.readouterr().out
 
 
-def test_a_network_predictor_made_for_another_token_width_is_reported_not_served(tmp_path: Path) -> None:
-    """A predictor exported before the tokenizer changed (240-wide tokens) must fail at load with a clear reason."""
+def _constant_network_predictor(directory: Path, name: str, token_width: int, feature_width: int) -> Path:
+    """A network predictor ONNX with the given input widths that always answers 1.0 (log ms) and its card."""
     from onnx import TensorProto, helper
 
-    from service.predictor import load_registry
-
     inputs = [
-        helper.make_tensor_value_info("tokens", TensorProto.FLOAT, ["B", "L", 240]),
+        helper.make_tensor_value_info("tokens", TensorProto.FLOAT, ["B", "L", token_width]),
         helper.make_tensor_value_info("mask", TensorProto.BOOL, ["B", "L"]),
-        helper.make_tensor_value_info("features", TensorProto.FLOAT, ["B", 16]),
+        helper.make_tensor_value_info("features", TensorProto.FLOAT, ["B", feature_width]),
     ]
     output = helper.make_tensor_value_info("prediction", TensorProto.FLOAT, [1, 2])
     constant = helper.make_node(
         "Constant", [], ["prediction"], value=helper.make_tensor("v", TensorProto.FLOAT, [1, 2], [1.0, 0.1])
     )
-    model = helper.make_model(helper.make_graph([constant], "old", inputs, [output]), opset_imports=[helper.make_opsetid("", 17)])
+    model = helper.make_model(helper.make_graph([constant], name, inputs, [output]), opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
-    (tmp_path / "old-net.onnx").write_bytes(model.SerializeToString())
-    write_network_card(tmp_path / "old-net.onnx", "old-net", "0.1", {"device": "cpu-ort-1t"}, {"mape": 1.0}, {})
+    (directory / f"{name}.onnx").write_bytes(model.SerializeToString())
+    return write_network_card(directory / f"{name}.onnx", name, "0.1", {"device": "cpu-ort-1t"}, {"mape": 1.0}, {})
+
+
+def test_a_network_predictor_made_for_another_token_width_is_reported_not_served(tmp_path: Path) -> None:
+    """A predictor exported before the tokenizer changed (240-wide tokens) must fail at load with a clear reason."""
+    from service.predictor import load_registry
+
+    _constant_network_predictor(tmp_path, "old-net", 240, 16)
     registry = load_registry(tmp_path, providers="cpu")
     assert "old-net" not in registry.networks
     assert any("width 240" in e and "another tokenizer version" in e for e in registry.errors), registry.errors
+
+
+@pytest.mark.parametrize("recorded", ["", "2"])
+def test_a_network_predictor_of_another_tokenizer_version_at_the_same_width_is_refused(tmp_path: Path, recorded: str) -> None:
+    """Same widths, other column meanings (version 2 flagged channels on every node): loading it would misread tokens."""
+    from service.predictor import load_registry
+
+    card_path = _constant_network_predictor(tmp_path, "same-width", NETWORK_TOKEN_DIM, GRAPH_FEATURE_DIM)
+    assert load_registry(tmp_path, providers="cpu").networks.keys() == {"same-width"}  # the current version loads
+    card = json.loads(card_path.read_text())
+    card["tokenizer"] = recorded
+    card_path.write_text(json.dumps(card))
+    registry = load_registry(tmp_path, providers="cpu")
+    assert "same-width" not in registry.networks
+    assert any("tokenizer version" in e and "another tokenizer version" in e for e in registry.errors), registry.errors

@@ -13,7 +13,7 @@ import onnxruntime as ort
 import torch
 
 from model.card import ModelCard, TargetCard
-from model.network_tokenizer import GRAPH_FEATURE_DIM, NETWORK_TOKEN_DIM
+from model.network_tokenizer import GRAPH_FEATURE_DIM, NETWORK_TOKEN_DIM, TOKENIZER_VERSION
 from training.whole_network import LatencyEnsemble, WholeNetworkTransformer
 
 OPSET = 17
@@ -94,6 +94,7 @@ def write_network_card(
         created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         training={**training, "onnx_sha256": digest},
         priority=priority,
+        tokenizer=TOKENIZER_VERSION,
     )
     card_path = onnx_path.with_name(onnx_path.name.removesuffix(".onnx") + ".card.json")
     card_path.write_text(card.to_json() + "\n")
