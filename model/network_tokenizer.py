@@ -172,7 +172,7 @@ def node_alignment(node: NetNode) -> np.ndarray:
     Channel counts apply to convolutions only (dimension 1 of another op's tensor may be tokens or height)."""
     out = node.output_shapes[0] if node.output_shapes else ()
     in_channels, out_channels, groups = _channels(node)
-    conv = node.op_type in ("Conv", "ConvTranspose")
+    conv = node.op_type in OP_KINDS["conv"]
     counts = (
         in_channels if conv else 0.0,
         out_channels if conv else 0.0,
