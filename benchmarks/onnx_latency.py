@@ -32,7 +32,7 @@ from training.latency_data import (
 )
 from training.latency_metrics import latency_metrics
 from training.latency_trainer import LatencyTrainConfig, train_latency
-from training.netgen.generate import META
+from training.netgen.files import META
 from training.whole_network import READOUTS
 
 METHODS = ("archcast", "gbm", "kernel_sum", "flops_loglog")

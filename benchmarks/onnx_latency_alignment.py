@@ -32,7 +32,7 @@ from benchmarks.machine import describe_machine
 from benchmarks.report import write_report
 from model.network_tokenizer import GRAPH_FEATURE_NAMES, graph_features
 from model.onnx_graph import NetworkGraph
-from training.netgen.generate import MEASUREMENTS, read_graphs, read_jsonl
+from training.netgen.files import MEASUREMENTS, read_graphs, read_jsonl
 from training.netgen.measure import MeasureSettings, measure_pass
 
 GROUP_WIDTHS = (8, 12, 16, 24, 32, 48, 64)

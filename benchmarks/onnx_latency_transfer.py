@@ -39,7 +39,7 @@ from training.latency_data import LatencyDataset, aligned_in_domain_split, in_do
 from training.latency_metrics import latency_metrics
 from training.latency_ship import predict_onnx_rows
 from training.latency_trainer import LatencyTrainConfig, train_latency
-from training.netgen.generate import META
+from training.netgen.files import META
 
 SHOTS = (10, 20, 50)
 DRAWS = 20

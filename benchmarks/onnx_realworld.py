@@ -40,7 +40,7 @@ from training.latency_baselines import fit_flops_loglog, fit_kernel_sum, kind_su
 from training.latency_data import load_latency_dataset
 from training.latency_metrics import latency_metrics
 from training.netgen.export import build_network, export_onnx_bytes
-from training.netgen.generate import META
+from training.netgen.files import META
 from training.netgen.measure import device_mismatch, measure_pass
 from training.netgen.registry import FAMILY_MODULES
 

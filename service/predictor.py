@@ -29,6 +29,8 @@ log = logging.getLogger("archcast.service")
 
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
+# full float32 on the GPU: TF32 matmuls would move predictions by ~1e-3 relative, and CUDA must agree with CPU to 1e-4
+CUDA_OPTIONS = {"use_tf32": "0"}
 INPUT_NAMES = ("tokens", "mask", "depth")
 OUTPUT_NAME = "prediction"
 # the exceptions onnxruntime raises from a session run (Fail, InvalidArgument, RuntimeException, EPFail, ...)
@@ -179,7 +181,7 @@ def _create_session(
         if CUDA in ort.get_available_providers():
             ort.set_default_logger_severity(4)  # a failing CUDA probe logs errors; it is expected without a GPU
             try:
-                session = ort.InferenceSession(str(path), _session_options(threads, 4), providers=[CUDA, CPU])
+                session = ort.InferenceSession(str(path), _session_options(threads, 4), providers=[(CUDA, CUDA_OPTIONS), CPU])
             except Exception as exc:  # noqa: BLE001
                 log.info("CUDA session failed (%s); using CPU", exc)
                 session = None

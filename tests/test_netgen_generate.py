@@ -9,7 +9,8 @@ import pytest
 
 from model.onnx_graph import NetworkGraph
 from training.latency_data import load_latency_dataset, random_topological_order
-from training.netgen.generate import GRAPHS, MEASUREMENTS, done_ids, generate, network_spec, read_graphs, read_jsonl
+from training.netgen.files import GRAPHS, MEASUREMENTS, done_ids, read_graphs, read_jsonl
+from training.netgen.generate import generate, network_spec
 from training.netgen.measure import MeasureSettings
 
 FAMILIES = ("squeezenet", "shufflenet")

@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from model.network_tokenizer import GRAPH_FEATURE_DIM, edge_arrays, graph_features, node_part
 from model.onnx_graph import NetworkGraph
-from training.netgen.generate import MEASUREMENTS, read_graphs, read_jsonl
+from training.netgen.files import MEASUREMENTS, read_graphs, read_jsonl
 
 
 @dataclass

@@ -24,7 +24,7 @@ from training.latency_data import aligned_in_domain_split, in_domain_split, load
 from training.latency_export import export_ensemble, write_network_card
 from training.latency_metrics import latency_metrics
 from training.latency_trainer import LatencyTrainConfig
-from training.netgen.generate import META
+from training.netgen.files import META
 from training.netgen.measure import cpu_model
 from training.whole_network import WholeNetworkTransformer
 

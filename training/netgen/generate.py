@@ -14,12 +14,8 @@ and ``graphs.jsonl.gz`` (one gzip member per chunk: id + the parsed IR, for trai
 
 from __future__ import annotations
 
-import gzip
 import json
-import os
 import random
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,12 +25,9 @@ from tqdm import tqdm
 
 from model.onnx_graph import ParseOptions, parse_onnx
 from training.netgen.export import export_spec
-from training.netgen.measure import DEVICE_NAME, MeasureSettings, device_mismatch, environment, measure_pass
+from training.netgen.files import GRAPHS, MEASUREMENTS, META, append_lines, done_ids
+from training.netgen.measure import DEVICE_NAME, MeasureSettings, device_mismatch, environment, measure_chunk
 from training.netgen.registry import FAMILY_MODULES, family
-
-MEASUREMENTS = "measurements.jsonl"
-GRAPHS = "graphs.jsonl.gz"
-META = "meta.json"
 
 
 @dataclass(frozen=True)
@@ -75,70 +68,6 @@ def network_spec(seed: int, index: int, families: tuple[str, ...] = FAMILY_MODUL
         if count_macs(fam.build(spec).eval(), int(spec["resolution"])) <= MAX_MACS:
             return NetworkSpec(index, name, spec)
         attempt += 1
-
-
-def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    if not path.exists():
-        return
-    with path.open() as handle:
-        for line in handle:
-            line = line.strip()
-            if line:
-                try:
-                    yield json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a line cut by a kill mid-write; its chunk is redone
-
-
-def done_ids(directory: Path) -> set[int]:
-    return {int(record["id"]) for record in read_jsonl(directory / MEASUREMENTS)}
-
-
-def read_graphs(directory: Path) -> dict[int, dict[str, Any]]:
-    graphs: dict[int, dict[str, Any]] = {}
-    path = directory / GRAPHS
-    if not path.exists():
-        return graphs
-    try:
-        with gzip.open(path, "rt") as handle:
-            for line in handle:
-                record = json.loads(line)
-                graphs[int(record["id"])] = record["graph"]
-    except (EOFError, OSError, json.JSONDecodeError):
-        pass  # a truncated last member (killed mid-write): its chunk has no measurements and is redone
-    return graphs
-
-
-def _append(path: Path, lines: list[str], compress: bool = False) -> None:
-    payload = "".join(line + "\n" for line in lines).encode()
-    if not compress and path.exists() and path.stat().st_size:
-        with path.open("rb") as handle:
-            handle.seek(-1, os.SEEK_END)
-            if handle.read(1) != b"\n":
-                payload = b"\n" + payload  # end a line cut by a kill, so it stays one bad line
-    with path.open("ab") as handle:
-        handle.write(gzip.compress(payload) if compress else payload)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def _measure_chunk(models: dict[int, bytes], settings: MeasureSettings, rng: random.Random) -> dict[int, dict[str, Any]]:
-    results: dict[int, dict[str, Any]] = {i: {} for i in models}
-    for pass_name in ("a", "b"):
-        order = list(models)
-        rng.shuffle(order)
-        for i in order:
-            try:
-                result = measure_pass(models[i], settings)
-                results[i][pass_name] = {
-                    "min_ms": result.min_ms,
-                    "median_ms": result.median_ms,
-                    "runs": result.runs,
-                    "t": time.time(),
-                }
-            except Exception as exc:  # an ORT failure is recorded, not retried forever
-                results[i]["error"] = f"onnxruntime: {exc}"[:300]
-    return results
 
 
 def generate(
@@ -187,12 +116,12 @@ def generate(
             except Exception as exc:  # export or parse failure: recorded so the run moves on
                 record["error"] = f"{type(exc).__name__}: {exc}"[:300]
             records[i] = record
-        for i, result in _measure_chunk(models, settings, rng).items():
+        for i, result in measure_chunk(models, settings, rng).items():
             records[i].update(result)
             if "a" in result and "b" in result:
                 records[i]["latency_ms"] = (result["a"]["min_ms"] + result["b"]["min_ms"]) / 2
-        _append(directory / GRAPHS, graph_lines, compress=True)
-        _append(directory / MEASUREMENTS, [json.dumps(records[i], separators=(",", ":")) for i in ids])
+        append_lines(directory / GRAPHS, graph_lines, compress=True)
+        append_lines(directory / MEASUREMENTS, [json.dumps(records[i], separators=(",", ":")) for i in ids])
         bar.update(len(ids))
     bar.close()
 

@@ -1,4 +1,4 @@
-"""Latency measurement of one ONNX model on onnxruntime: CPU execution provider, 1 intra-op thread, batch 1.
+"""Latency measurement of one ONNX model on onnxruntime: CPU (1 intra-op thread) or CUDA execution provider, batch 1.
 
 One pass = a fresh session, ``warmup`` untimed runs, then timed runs until both ``min_runs`` and ``min_time_s``
 are reached (at most ``max_runs``). A pass reports the minimum and the median run; the minimum is the robust
@@ -9,7 +9,9 @@ network in two passes, in two different shuffled orders, and keeps both so the n
 from __future__ import annotations
 
 import platform
+import random
 import statistics
+import subprocess
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -27,6 +29,7 @@ class MeasureSettings:
     min_runs: int = 7
     max_runs: int = 60
     min_time_s: float = 0.3
+    provider: str = "cpu"  # "cpu" or "cuda" (onnxruntime's CUDA execution provider; the session must run on it)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -39,14 +42,21 @@ class PassResult:
     runs: int
 
 
-def make_session(onnx_bytes: bytes, threads: int = 1) -> ort.InferenceSession:
+PROVIDERS = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}
+
+
+def make_session(onnx_bytes: bytes, threads: int = 1, provider: str = "cpu") -> ort.InferenceSession:
+    """A measuring session; with ``provider="cuda"`` it must really run on CUDA (no silent CPU fallback)."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
-    return ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(onnx_bytes, options, providers=PROVIDERS[provider])
+    if session.get_providers()[0] != PROVIDERS[provider][0]:
+        raise RuntimeError(f"onnxruntime could not create a {PROVIDERS[provider][0]} session here")
+    return session
 
 
 def session_feed(session: ort.InferenceSession, seed: int = 0) -> dict[str, np.ndarray]:
@@ -60,7 +70,7 @@ def session_feed(session: ort.InferenceSession, seed: int = 0) -> dict[str, np.n
 
 def measure_pass(onnx_bytes: bytes, settings: MeasureSettings | None = None) -> PassResult:
     settings = settings or MeasureSettings()
-    session = make_session(onnx_bytes, settings.threads)
+    session = make_session(onnx_bytes, settings.threads, settings.provider)
     feed = session_feed(session)
     for _ in range(settings.warmup):
         session.run(None, feed)
@@ -107,14 +117,28 @@ def cpu_signature() -> str:
     return f"family {family} model {model} stepping {stepping}, {vector}"
 
 
-def environment() -> dict[str, str]:
-    return {
+def gpu_model() -> str:
+    """GPU name and driver from nvidia-smi ("" when there is none)."""
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"], capture_output=True, text=True, timeout=30
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else ""
+
+
+def environment(provider: str = "cpu") -> dict[str, str]:
+    env = {
         "device": DEVICE_NAME,
         "cpu": cpu_model(),
         "cpu_id": cpu_signature(),
         "onnxruntime": ort.__version__,
         "python": platform.python_version(),
     }
+    if provider == "cuda":
+        env["gpu"] = gpu_model()
+    return env
 
 
 def device_mismatch(recorded: dict[str, Any]) -> str | None:
@@ -129,3 +153,22 @@ def device_mismatch(recorded: dict[str, Any]) -> str | None:
         if recorded.get(key) and recorded[key] != here[key]:
             return f"this machine has {key} {here[key]!r}; the dataset was measured with {recorded[key]!r}"
     return None
+
+
+def measure_chunk(models: dict[int, bytes], settings: MeasureSettings, rng: random.Random) -> dict[int, dict[str, Any]]:
+    results: dict[int, dict[str, Any]] = {i: {} for i in models}
+    for pass_name in ("a", "b"):
+        order = list(models)
+        rng.shuffle(order)
+        for i in order:
+            try:
+                result = measure_pass(models[i], settings)
+                results[i][pass_name] = {
+                    "min_ms": result.min_ms,
+                    "median_ms": result.median_ms,
+                    "runs": result.runs,
+                    "t": time.time(),
+                }
+            except Exception as exc:  # an ORT failure is recorded, not retried forever
+                results[i]["error"] = f"onnxruntime: {exc}"[:300]
+    return results

@@ -21,7 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from training.netgen.export import export_spec
-from training.netgen.generate import MEASUREMENTS, META, read_jsonl
+from training.netgen.files import MEASUREMENTS, META, read_jsonl
 from training.netgen.measure import device_mismatch, measure_pass
 
 REMEASURE = "remeasure.jsonl"
