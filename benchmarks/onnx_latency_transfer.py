@@ -1,4 +1,4 @@
-"""A CPU the whole-network predictor never saw: how far off is it, and what do 10-50 measurements buy?
+"""A device (another CPU, or a GPU) the whole-network predictor never saw: how far off is it, and what do 10-50 measurements buy?
 
     python -m benchmarks.onnx_latency_transfer --target training/datasets/cpu-ort-1t-epyc
 
@@ -137,7 +137,8 @@ def main(argv: list[str] | None = None) -> None:
         "command": "python -m benchmarks.onnx_latency_transfer " + " ".join(sys.argv[1:] if argv is None else argv),
         "machine": describe_machine(),
         "source": {"dataset": str(args.source), "cpu": source_meta.get("cpu"), "device": source_meta.get("device")},
-        "target": {"dataset": str(args.target), "cpu": target_meta.get("cpu"), "device": target_meta.get("device")},
+        "target": {"dataset": str(args.target), "cpu": target_meta.get("gpu") or target_meta.get("cpu"),
+                   "device": target_meta.get("device")},
         "predictor": args.predictor,
         "seeds": args.seeds,
         "sizes": {"train": len(split.train), "val": len(split.val), "test": len(split.test)},
@@ -160,7 +161,7 @@ def _cell(value: float | list[float], metric: str) -> str:
 def markdown(report: dict) -> str:
     shift, noise, sizes = report["device_shift"], report["noise_floor"], report["sizes"]
     lines = [
-        f"# Whole-network latency on a CPU the predictor never saw: {report['target']['device']}",
+        f"# Whole-network latency on a device the predictor never saw: {report['target']['device']}",
         "",
         f"Machine: {report['machine']}. Command: `{report['command']}`. Source: `{report['predictor']}`, trained on "
         f"latencies measured on {report['source']['cpu']}. Target: {report['target']['cpu']} "
