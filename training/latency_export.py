@@ -59,6 +59,12 @@ def git_commit() -> str:
         return ""
 
 
+def _hardware(device: dict[str, Any]) -> str:
+    if device.get("provider") == "CUDAExecutionProvider":
+        return f"{device.get('gpu', 'GPU')}, CUDA execution provider"
+    return f"{device.get('cpu', '')}, {device.get('threads', 1)} intra-op thread"
+
+
 def write_network_card(
     onnx_path: Path,
     name: str,
@@ -79,8 +85,8 @@ def write_network_card(
             TargetCard(
                 name=f"latency_{device.get('device', 'device')}_ms",
                 unit="ms",
-                description=f"batch-1 float32 latency on {device.get('device')} ({device.get('cpu', '')}, onnxruntime "
-                f"{device.get('onnxruntime', '')}, 1 intra-op thread); std = spread of the ensemble members",
+                description=f"batch-1 float32 latency on {device.get('device')} ({_hardware(device)}, onnxruntime "
+                f"{device.get('onnxruntime', '')}); std = spread of the ensemble members",
                 transform="log",
                 mean=0.0,
                 std=1.0,

@@ -25,8 +25,10 @@ from training.latency_export import export_ensemble, write_network_card
 from training.latency_metrics import latency_metrics
 from training.latency_trainer import LatencyTrainConfig
 from training.netgen.files import META
-from training.netgen.measure import cpu_model
+from training.netgen.measure import PROVIDERS, cpu_model
 from training.whole_network import WholeNetworkTransformer
+
+PROVIDER_NAMES = {name: providers[0] for name, providers in PROVIDERS.items()}
 
 
 def predict_onnx_rows(session: ort.InferenceSession, data, rows: np.ndarray) -> np.ndarray:  # noqa: ANN001
@@ -98,8 +100,10 @@ def main(argv: list[str] | None = None) -> None:
     true = data.latency_ms[split.test]
     metrics = {**latency_metrics(pred[:, 0], true), **calibration(pred[:, 0], pred[:, 1], true)}
     meta = json.loads((args.data / META).read_text())
-    device = {k: meta[k] for k in ("device", "cpu", "cpu_id", "onnxruntime") if k in meta}
-    device.update({"threads": 1, "batch": 1, "dtype": "float32", "provider": "CPUExecutionProvider"})
+    device = {k: meta[k] for k in ("device", "cpu", "cpu_id", "gpu", "onnxruntime") if k in meta}
+    measured = meta.get("measure", {})
+    device.update({"threads": measured.get("threads", 1), "batch": 1, "dtype": "float32",
+                   "provider": PROVIDER_NAMES[measured.get("provider", "cpu")]})  # fmt: skip
     training = {
         "dataset": str(args.data),
         "networks": len(data),
@@ -116,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
         "member_train_seconds": seconds,
         **({"fine_tuned_from": inits} if any(inits) else {}),
         "machine": f"trained on {cpu_model()} ({os.cpu_count()} cores shared), 1 torch thread per member; "
-        f"the latencies it learns were measured on {meta.get('cpu', 'the device above')}",
+        f"the latencies it learns were measured on {meta.get('gpu') or meta.get('cpu', 'the device above')}",
     }
     card = write_network_card(onnx_path, args.name, args.version, device, metrics, training, args.priority)
     print(json.dumps(metrics, indent=1))
