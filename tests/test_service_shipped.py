@@ -124,7 +124,11 @@ def test_renumbered_graph_is_invariant(shipped: TestClient) -> None:
 
 @pytest.mark.parametrize(
     ("name", "dataset", "aligned_to"),
-    [("cpu-ort-1t-v1", "cpu-ort-1t", None), ("cpu-ort-1t-epyc-v1", "cpu-ort-1t-epyc", "cpu-ort-1t")],
+    [
+        ("cpu-ort-1t-v1", "cpu-ort-1t", None),
+        ("cpu-ort-1t-epyc-v1", "cpu-ort-1t-epyc", "cpu-ort-1t"),
+        ("cuda-ort-h200-v1", "cuda-ort-h200", "cpu-ort-1t"),
+    ],
 )
 def test_shipped_network_predictor_reproduces_its_card_metrics(name: str, dataset: str, aligned_to: str | None) -> None:
     """Each shipped whole-network ensemble, run through the service's own path, gives its card's test MAPE."""
