@@ -286,7 +286,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
     args = parser.parse_args()
 
-    card, onnx_path = find_cards()[0]
+    card, onnx_path = next((c, p) for c, p in find_cards() if c.name == "nb201-v1")  # the default NB201 predictor
     cells = random_cells(8192)
     print(f"note: {MEMO_NOTE}")
     results: dict[str, Any] = {}

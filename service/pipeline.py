@@ -279,10 +279,8 @@ async def _predict(
     spreads = {t.name: (t.transform, t.metrics["std_log"]) for t in card.targets if "std_log" in t.metrics}
 
     def target_value(value: float, target: str) -> dict:
-        out = {"value": value, "unit": units[target]}
-        if target in spreads:
-            out["std"] = predictive_std(value, *spreads[target])
-        return out
+        std = predictive_std(value, *spreads[target]) if target in spreads else None
+        return {"value": value, "unit": units[target], "std": std}
 
     results = [
         {"key": item.key, "predictions": {t: target_value(values[cache_key][t], t) for t in plan.targets}}

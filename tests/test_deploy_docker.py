@@ -61,7 +61,27 @@ def test_stages_and_base_images_are_pinned() -> None:
         assert tag and tag != "latest" and re.search(r"\d+\.\d+", tag), f"{stage.name}: base image {image} is not pinned"
     assert resolve_image("${PYTHON_IMAGE}", global_args).startswith("python:3.11")
     cuda = resolve_image("${CUDA_IMAGE}", global_args)
-    assert re.fullmatch(r"nvidia/cuda:12\.\d+\.\d+-cudnn-runtime-ubuntu\d\d\.04", cuda), cuda
+    match = re.fullmatch(r"nvidia/cuda:(\d+)\.\d+\.\d+-cudnn-runtime-ubuntu\d\d\.04", cuda)
+    assert match, cuda
+    built_for = onnxruntime_cuda_major()
+    if built_for is None:
+        pytest.skip("the installed onnxruntime has no CUDA provider library")
+    assert match.group(1) == built_for, f"{cuda} but onnxruntime-gpu's CUDA provider links CUDA {built_for} libraries"
+
+
+def onnxruntime_cuda_major() -> str | None:
+    """The CUDA major version the installed onnxruntime-gpu's CUDA provider was linked against (its libcudart soname)."""
+    import mmap
+
+    import onnxruntime
+
+    library = Path(onnxruntime.__file__).parent / "capi" / "libonnxruntime_providers_cuda.so"
+    if not library.exists():
+        return None
+    with library.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        start = data.find(b"libcudart.so.")  # the dynamic string table's soname
+        found = re.match(rb"libcudart\.so\.(\d+)", data[start : start + 32]) if start >= 0 else None
+    return found.group(1).decode() if found else None
 
 
 @pytest.mark.parametrize("target", FINAL_TARGETS)

@@ -43,6 +43,18 @@ def test_predict_nb201_string_returns_every_target_with_unit(client: TestClient,
     np.testing.assert_allclose(got, expected, rtol=1e-5)
 
 
+def test_predict_body_is_exactly_the_documented_schema(client: TestClient) -> None:
+    """The route writes its body with orjson, skipping pydantic: it must still be what PredictResponse would write."""
+    from service.schemas import PredictResponse
+
+    archs = [{"space": "nb201", "arch": a} for a in all_nb201_strings(5)]
+    response = client.post("/v1/predict", json={"architectures": archs})
+    assert response.status_code == 200 and response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert PredictResponse.model_validate(body).model_dump(mode="json") == body
+    assert all(set(p) == {"value", "unit", "std"} for r in body["results"] for p in r["predictions"].values())
+
+
 def test_requested_targets_only_and_in_given_order(client: TestClient) -> None:
     body = {"architectures": [{"space": "nb201", "arch": ARCH}], "targets": ["gpu_latency", "cifar10_test_acc"]}
     result = client.post("/v1/predict", json=body).json()["results"][0]
