@@ -2,9 +2,10 @@
 
 Calls the pipeline's own functions on the shipped predictor, each stage timed separately, median of ``--repeats``:
 request parsing (JSON + pydantic), parse + canonicalize (``plan_request`` with the NB201 parse memo emptied first),
-cache lookup + store (in-process LRU, all misses), tokenize, onnxruntime run, response serialisation (result dicts +
-``PredictResponse`` validation + pydantic-core JSON, as FastAPI does with a response_model). The plan with a warm parse
-memo (every cell seen before) is reported beside it. Writes ``benchmarks/results/stage_profile.{json,md}``.
+cache lookup + store (in-process LRU, all misses), tokenize, onnxruntime run, response serialisation (result dicts
+with value, unit and std + orjson, as the route does). Beside them: the plan with a warm parse memo (every cell seen
+before), and the serialisation the route did before orjson (``PredictResponse`` validation + pydantic-core JSON, as
+FastAPI does with a response_model). Writes ``benchmarks/results/stage_profile.{json,md}``.
 
     python -m benchmarks.stage_profile [--cells 1024] [--repeats 20]
 """
@@ -21,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
 from pydantic import TypeAdapter
 
 from benchmarks.machine import describe_machine
@@ -29,7 +31,7 @@ from model.card import PREDICTOR_DIR
 from model.tokenizer import tokenize_graphs
 from service.cache import LRUCache
 from service.cpus import available_cpus
-from service.pipeline import _prepare_nb201, plan_request
+from service.pipeline import _prepare_nb201, plan_request, predictive_std
 from service.predictor import load_registry
 from service.schemas import PredictRequest, PredictResponse
 from service.settings import Settings
@@ -75,11 +77,21 @@ def profile(cells: int, repeats: int) -> dict[str, Any]:
     units = {t.name: t.unit for t in card.targets}
     adapter = TypeAdapter(PredictResponse)
 
-    def serialise() -> bytes:
-        results = [{"key": item.key, "predictions": {t: {"value": values[key][t], "unit": units[t]} for t in planned.targets}}
+    spreads = {t.name: (t.transform, t.metrics["std_log"]) for t in card.targets if "std_log" in t.metrics}
+
+    def body() -> dict:
+        def value(v: float, t: str) -> dict:
+            return {"value": v, "unit": units[t], "std": predictive_std(v, *spreads[t]) if t in spreads else None}
+
+        results = [{"key": item.key, "predictions": {t: value(values[key][t], t) for t in planned.targets}}
                    for key, item in zip(keys, planned.prepared, strict=True)]
-        response = {"predictor": card.name, "version": card.version, "results": results}
-        return adapter.dump_json(adapter.validate_python(response))
+        return {"predictor": card.name, "version": card.version, "results": results}
+
+    def serialise() -> bytes:
+        return orjson.dumps(body())
+
+    def serialise_pydantic() -> bytes:
+        return adapter.dump_json(adapter.validate_python(body()))
 
     stages = {
         "request parsing (JSON + pydantic)": median_seconds(lambda: PredictRequest.model_validate(json.loads(body)), repeats),
@@ -89,6 +101,7 @@ def profile(cells: int, repeats: int) -> dict[str, Any]:
         "onnxruntime run": median_seconds(lambda: predictor.run(batch), repeats),
         "response serialisation": median_seconds(serialise, repeats),
     }
+    pydantic_seconds = median_seconds(serialise_pydantic, repeats)
     plan()  # fill the memo again
     memo_hit = median_seconds(plan, repeats)
     loop.close()
@@ -97,6 +110,7 @@ def profile(cells: int, repeats: int) -> dict[str, Any]:
         "stages": [{"stage": name, "ms": seconds * 1000, "share": seconds / total} for name, seconds in stages.items()],
         "total_ms": total * 1000,
         "plan_with_warm_memo_ms": memo_hit * 1000,
+        "serialise_pydantic_ms": pydantic_seconds * 1000,
         "predictor": f"{card.name} {card.version} on {predictor.provider}",
     }
 
@@ -125,6 +139,8 @@ def main() -> None:
         f"| total | {result['total_ms']:.2f} | 100 % |", "",
         f"With a warm NB201 parse memo (every cell seen before), parse + canonicalize takes "
         f"{result['plan_with_warm_memo_ms']:.2f} ms.",
+        f"Serialising through pydantic instead (validation + pydantic-core JSON, the route before orjson): "
+        f"{result['serialise_pydantic_ms']:.2f} ms.",
         "HTTP, the event loop and thread-pool hops are not included (see service_throughput for end-to-end numbers).",
     ]
     args.out.mkdir(parents=True, exist_ok=True)
