@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tarfile
 import time
@@ -43,17 +42,9 @@ from model.parsers import parse_nb201
 from model.tokenizer import tokenize_graphs
 from service.cpus import available_cpus
 from service.predictor import CPU, CUDA, CUDA_OPTIONS
+from training.netgen.measure import gpu_model
 
 RESULTS = Path(__file__).parent / "results"
-
-
-def gpu_name() -> str:
-    try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=30)
-        return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else "no nvidia-smi answer"
-    except (OSError, subprocess.SubprocessError):
-        return "no nvidia-smi"
 
 
 def feeds_of(cells: list[str]) -> dict[str, np.ndarray]:
@@ -254,7 +245,7 @@ def main() -> None:
         results["throughput"] = throughput(args, cuda, cpu, cells, throughput_card[0].name, throughput_card[1])
     results["passed"] = all(row_passes(r, args.tolerance) for r in results["http_equality"])
     meta = {
-        "gpu": gpu_name(),
+        "gpu": gpu_model() or "no nvidia-smi answer",
         "machine": describe_machine(),
         "onnxruntime": ort.__version__,
         "providers_available": ", ".join(ort.get_available_providers()),

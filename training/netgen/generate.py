@@ -118,8 +118,6 @@ def generate(
             records[i] = record
         for i, result in measure_chunk(models, settings, rng).items():
             records[i].update(result)
-            if "a" in result and "b" in result:
-                records[i]["latency_ms"] = (result["a"]["min_ms"] + result["b"]["min_ms"]) / 2
         append_lines(directory / GRAPHS, graph_lines, compress=True)
         append_lines(directory / MEASUREMENTS, [json.dumps(records[i], separators=(",", ":")) for i in ids])
         bar.update(len(ids))

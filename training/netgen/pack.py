@@ -120,8 +120,6 @@ def measure_pack(
         lines = []
         for n in networks:
             record: dict[str, Any] = {**n, **results[int(n["id"])]}
-            if "a" in record and "b" in record and "error" not in record:
-                record["latency_ms"] = (record["a"]["min_ms"] + record["b"]["min_ms"]) / 2
             lines.append(json.dumps(record, separators=(",", ":")))
         append_lines(out / MEASUREMENTS, lines)
         bar.update(len(networks))
