@@ -36,6 +36,8 @@ from training.netgen.files import META
 from training.whole_network import READOUTS
 
 METHODS = ("archcast", "gbm", "kernel_sum", "flops_loglog")
+BLEND = "archcast+gbm"
+BLEND_WEIGHTS = np.round(np.linspace(0, 1, 11), 2)
 METRICS = ("mape", "acc10", "spearman")
 
 
@@ -45,16 +47,30 @@ def noise_floor(data: LatencyDataset) -> dict:
     return {"median_abs_pct": float(np.median(diff)), "p90_abs_pct": float(np.percentile(diff, 90)), "per_family": per_family}
 
 
-def baseline_predictions(data: LatencyDataset, split: Split, sums: np.ndarray, seed: int) -> dict[str, np.ndarray]:
+def baseline_predictions(
+    data: LatencyDataset, split: Split, sums: np.ndarray, seed: int
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Test predictions of every baseline, and the trees' validation predictions (for the blend's weight)."""
     y = data.latency_ms
     flops = np.array([g.totals()["flops"] for g in data.graphs])
     fit_rows = np.concatenate([split.train, split.val])  # the baselines have no checkpoint to select
     gbm_x = gbm_inputs(data.features, sums)
-    return {
+    gbm = fit_gbm(gbm_x[split.train], y[split.train], seed)
+    test = {
         "flops_loglog": fit_flops_loglog(flops[fit_rows], y[fit_rows])(flops[split.test]),
         "kernel_sum": fit_kernel_sum(sums[fit_rows], y[fit_rows])(sums[split.test]),
-        "gbm": fit_gbm(gbm_x[split.train], y[split.train], seed)(gbm_x[split.test]),
+        "gbm": gbm(gbm_x[split.test]),
     }
+    return test, gbm(gbm_x[split.val])
+
+
+def blend_weight(archcast_val: np.ndarray, gbm_val: np.ndarray, true_val: np.ndarray) -> float:
+    """The trees' share w of the log-space blend archcast^(1-w) * gbm^w with the lowest validation MAPE."""
+    errors = [
+        (float(np.mean(np.abs(archcast_val ** (1 - w) * gbm_val**w / true_val - 1))), float(w))
+        for w in BLEND_WEIGHTS
+    ]
+    return min(errors)[1]
 
 
 def summarise(values: list[dict]) -> dict:
@@ -109,7 +125,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--protocol", choices=("all", "in_domain", "lofo"), default="all", help="run only part (parallel workers)"
     )
+    parser.add_argument(
+        "--blend",
+        action="store_true",
+        help="also score archcast^(1-w) * gbm^w, w in 0, 0.1 .. 1 chosen per split on its validation networks",
+    )
     args = parser.parse_args(argv)
+    methods = (*METHODS, BLEND) if args.blend else METHODS
 
     started = time.time()
     data = load_latency_dataset(args.data, ids_below=args.ids_below)
@@ -144,8 +166,12 @@ def main(argv: list[str] | None = None) -> None:
         cfg = LatencyTrainConfig(seed=seed, epochs=epochs, threads=args.threads, readout=args.readout)
         cfg.network.update(network)
         result = train_latency(data, split, cfg, args.runs / split.name, progress=False)
-        predictions = baseline_predictions(data, split, sums, seed)
+        predictions, gbm_val = baseline_predictions(data, split, sums, seed)
         predictions["archcast"] = np.asarray(result["test_pred_ms"])
+        weight = None
+        if args.blend:
+            weight = blend_weight(np.asarray(result["val_pred_ms"]), gbm_val, data.latency_ms[split.val])
+            predictions[BLEND] = predictions["archcast"] ** (1 - weight) * predictions["gbm"] ** weight
         true = data.latency_ms[split.test]
         entry = {
             "protocol": protocol,
@@ -155,6 +181,7 @@ def main(argv: list[str] | None = None) -> None:
             "archcast_train_seconds": result["train_seconds"],
             "archcast_best_epoch": result["best_epoch"],
             "archcast_val_mape": result["best_val_mape"],
+            **({"blend_gbm_weight": weight} if args.blend else {}),
             "metrics": {m: latency_metrics(p, true) for m, p in predictions.items()},
         }
         if protocol.startswith("lofo:"):  # the test set is the whole held-out family for every seed
@@ -183,6 +210,7 @@ def main(argv: list[str] | None = None) -> None:
         "measured_on": meta.get("cpu", "unknown"),
         "device": meta.get("device", "cpu-ort-1t"),
         "readout": args.readout,
+        "methods": list(methods),
         "network": {**LatencyTrainConfig().network, **network},
         "train_fraction": args.train_fraction,
         "in_domain_split": split_label,
@@ -190,9 +218,9 @@ def main(argv: list[str] | None = None) -> None:
         "dataset": {"networks": len(data), "families": {f: int((data.families == f).sum()) for f in families}},
         "ids_below": args.ids_below,
         "noise_floor": noise_floor(data),
-        "in_domain": {m: summarise([j["metrics"][m] for j in per_job if j["protocol"] == "in_domain"]) for m in METHODS},
+        "in_domain": {m: summarise([j["metrics"][m] for j in per_job if j["protocol"] == "in_domain"]) for m in methods},
         "lofo": {
-            f: {m: summarise([j["metrics"][m] for j in per_job if j["protocol"] == f"lofo:{f}"]) for m in METHODS}
+            f: {m: summarise([j["metrics"][m] for j in per_job if j["protocol"] == f"lofo:{f}"]) for m in methods}
             for f in families
             if any(j["protocol"] == f"lofo:{f}" for j in per_job)
         },
@@ -212,7 +240,7 @@ def main(argv: list[str] | None = None) -> None:
         report["lofo_ensemble_average"] = {m: float(np.mean([e[m] for e in lofo_ensemble.values()])) for m in METRICS}
     report["lofo_average"] = {
         m: {metric: float(np.mean([report["lofo"][f][m][metric]["mean"] for f in report["lofo"]])) for metric in METRICS}
-        for m in METHODS
+        for m in methods
         if report["lofo"]
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -224,6 +252,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def markdown(report: dict) -> str:
     noise = report["noise_floor"]
+    methods = report.get("methods", METHODS)
     lines = [
         f"# Whole-network latency ({report.get('device', 'cpu-ort-1t')}): ArchCast vs baselines",
         "",
@@ -249,7 +278,7 @@ def markdown(report: dict) -> str:
                   f"Split `{split}`" + (": random 70/10/20 within every family" if split == "in_domain_seed0" else "")
                   + f"; {sizes['train']} / {sizes['val']} / {sizes['test']} networks. Every seed uses this split.", "",
                   "| method | MAPE % | Acc(10 %) % | Spearman |", "|---|---|---|---|"]  # fmt: skip
-        for m in METHODS:
+        for m in methods:
             s = report["in_domain"][m]
             lines.append(f"| {m} | {fmt(s, 'mape')} | {fmt(s, 'acc10')} | {fmt(s, 'spearman')} |")
         if "in_domain_ensemble" in report:
@@ -259,34 +288,34 @@ def markdown(report: dict) -> str:
                 f"| {e['spearman']:.3f} |"
             )
         lines += ["", "In-domain per family (MAPE % / Acc(10 %) % / Spearman, mean over seeds):", ""]
-        lines.append("| family | " + " | ".join(METHODS) + " |")
-        lines.append("|---|" + "---|" * len(METHODS))
+        lines.append("| family | " + " | ".join(methods) + " |")
+        lines.append("|---|" + "---|" * len(methods))
         for family in in_domain_runs[0]["per_family"]:
             cells = []
-            for m in METHODS:
+            for m in methods:
                 s = summarise([j["per_family"][family][m] for j in in_domain_runs])
                 cells.append(f"{s['mape']['mean']:.1f} / {s['acc10']['mean']:.0f} / {s['spearman']['mean']:.3f}")
             lines.append(f"| {family} | " + " | ".join(cells) + " |")
     if report["lofo"]:
         lines += ["", "## Leave-one-family-out (MAPE % mean ± std over seeds; Spearman in brackets)", ""]
-        lines.append("| held-out family | " + " | ".join(METHODS) + " |")
-        lines.append("|---|" + "---|" * len(METHODS))
+        lines.append("| held-out family | " + " | ".join(methods) + " |")
+        lines.append("|---|" + "---|" * len(methods))
         for family, per_method in report["lofo"].items():
             cells = [
                 f"{fmt(per_method[m], 'mape')} ({per_method[m].get('spearman', {}).get('mean', float('nan')):.3f})"
-                for m in METHODS
+                for m in methods
             ]
             lines.append(f"| {family} | " + " | ".join(cells) + " |")
         avg = report["lofo_average"]
         lines.append(
-            "| **average** | " + " | ".join(f"**{avg[m]['mape']:.1f}** ({avg[m]['spearman']:.3f})" for m in METHODS) + " |"
+            "| **average** | " + " | ".join(f"**{avg[m]['mape']:.1f}** ({avg[m]['spearman']:.3f})" for m in methods) + " |"
         )
         lines += ["", "## Leave-one-family-out Acc(10 %) (% of held-out networks within 10 %; mean ± std over seeds)", ""]
-        lines.append("| held-out family | " + " | ".join(METHODS) + " |")
-        lines.append("|---|" + "---|" * len(METHODS))
+        lines.append("| held-out family | " + " | ".join(methods) + " |")
+        lines.append("|---|" + "---|" * len(methods))
         for family, per_method in report["lofo"].items():
-            lines.append(f"| {family} | " + " | ".join(fmt(per_method[m], "acc10") for m in METHODS) + " |")
-        lines.append("| **average** | " + " | ".join(f"**{avg[m]['acc10']:.1f}**" for m in METHODS) + " |")
+            lines.append(f"| {family} | " + " | ".join(fmt(per_method[m], "acc10") for m in methods) + " |")
+        lines.append("| **average** | " + " | ".join(f"**{avg[m]['acc10']:.1f}**" for m in methods) + " |")
         if "lofo_ensemble" in report:
             e, ea = report["lofo_ensemble"], report["lofo_ensemble_average"]
             lines += [
@@ -326,8 +355,9 @@ def plots(report: dict, out: Path, runs: Path) -> None:
     if report["lofo"]:
         fig, ax = plt.subplots(figsize=(9, 4))
         families = list(report["lofo"])
-        width = 0.8 / len(METHODS)
-        for i, m in enumerate(METHODS):
+        methods = report.get("methods", METHODS)
+        width = 0.8 / len(methods)
+        for i, m in enumerate(methods):
             ax.bar(np.arange(len(families)) + i * width, [report["lofo"][f][m]["mape"]["mean"] for f in families], width, label=m)
         ax.set_xticks(np.arange(len(families)) + 0.4 - width / 2, families, rotation=45, ha="right")
         ax.set(ylabel="MAPE % (held-out family)", yscale="log", title="Leave-one-family-out MAPE")

@@ -110,3 +110,14 @@ def test_padding_does_not_change_any_readout() -> None:
 def test_an_unknown_readout_is_refused() -> None:
     with pytest.raises(ValueError, match="readout must be one of"):
         WholeNetworkTransformer(LatencyTrainConfig().network_config(), "sum")
+
+
+def test_the_blend_weight_is_the_validation_mape_minimiser() -> None:
+    from benchmarks.onnx_latency import blend_weight
+
+    true = np.array([1.0, 2.0, 4.0, 8.0])
+    exact, off = true.copy(), true * np.array([1.3, 0.7, 1.2, 0.8])
+    assert blend_weight(exact, off, true) == 0.0  # archcast exact: no trees
+    assert blend_weight(off, exact, true) == 1.0  # trees exact: trees only
+    high, low = true * 1.2, true / 1.2  # opposite biases cancel in the middle of the log-space blend
+    assert blend_weight(high, low, true) == 0.5

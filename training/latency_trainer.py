@@ -172,6 +172,7 @@ def train_latency(data: LatencyDataset, split: Split, cfg: LatencyTrainConfig, r
     best = WholeNetworkTransformer(cfg.network_config(), cfg.readout)
     best.load_state_dict(torch.load(run_dir / "best.pt"))
     test_pred = np.exp(predict_log(best, data, split.test))
+    val_pred = np.exp(predict_log(best, data, split.val))
     result = {
         "split": split.name,
         "config": asdict(cfg),
@@ -181,6 +182,7 @@ def train_latency(data: LatencyDataset, split: Split, cfg: LatencyTrainConfig, r
         "test": latency_metrics(test_pred, data.latency_ms[split.test]),
         "test_pred_ms": test_pred.tolist(),
         "test_ids": data.ids[split.test].tolist(),
+        "val_pred_ms": val_pred.tolist(),
     }
     (run_dir / "history.json").write_text(json.dumps(state["history"], indent=1))
     (run_dir / "result.json").write_text(json.dumps(result))
