@@ -79,7 +79,7 @@ def profile(cells: int, repeats: int) -> dict[str, Any]:
 
     spreads = {t.name: (t.transform, t.metrics["std_log"]) for t in card.targets if "std_log" in t.metrics}
 
-    def body() -> dict:
+    def response_body() -> dict:
         def value(v: float, t: str) -> dict:
             return {"value": v, "unit": units[t], "std": predictive_std(v, *spreads[t]) if t in spreads else None}
 
@@ -88,10 +88,10 @@ def profile(cells: int, repeats: int) -> dict[str, Any]:
         return {"predictor": card.name, "version": card.version, "results": results}
 
     def serialise() -> bytes:
-        return orjson.dumps(body())
+        return orjson.dumps(response_body())
 
     def serialise_pydantic() -> bytes:
-        return adapter.dump_json(adapter.validate_python(body()))
+        return adapter.dump_json(adapter.validate_python(response_body()))
 
     stages = {
         "request parsing (JSON + pydantic)": median_seconds(lambda: PredictRequest.model_validate(json.loads(body)), repeats),
