@@ -131,3 +131,13 @@ def test_a_run_fine_tunes_from_another_runs_weights(tmp_path: Path) -> None:
     fresh = LatencyTrainConfig(epochs=1, lr=0.0, readout="additive", network=small, eval_every=1, seed=5)
     train_latency(data, split, fresh, tmp_path / "fresh", progress=False)
     assert not all(torch.allclose(before[k], v) for k, v in torch.load(tmp_path / "fresh" / "best.pt").items())
+
+
+def test_the_real_world_benchmark_measures_every_network_once_per_pass() -> None:
+    from benchmarks.onnx_realworld import measure_in_passes
+    from tests.onnx_fixtures import attention_block, conv_net
+
+    networks = {"conv": conv_net(1, 32).SerializeToString(), "attention": attention_block().SerializeToString()}
+    passes = measure_in_passes(networks, passes=2, seed=0)
+    assert set(passes) == {"conv", "attention"}
+    assert all(len(times) == 2 and min(times) > 0 for times in passes.values())
