@@ -2,7 +2,9 @@
 
 Conventions (documented in the README): one multiply-accumulate (MAC) = 2 FLOPs. Conv, ConvTranspose, Gemm
 and MatMul (with numpy broadcasting of batch dimensions, so attention's Q·K^T and A·V count per head) cost
-2 x MACs; other ops cost a per-element factor on their output (1 for elementwise ops, more for Softmax and
+2 x MACs; LSTM / GRU / RNN count, per time step and batch row, one product with each of their W and R weights
+(gates x hidden x (input + hidden) per direction), plus 4 FLOPs per gate unit for the activations; other ops
+cost a per-element factor on their output (1 for elementwise ops, more for Softmax and
 normalisations, the window area for pooling, the input size for reductions). Parameters are the elements of
 the node's constant inputs (initializers and Constant outputs). Memory traffic is 4 bytes (float32) per
 element read (all inputs, weights included) or written (all outputs). Unknown dimensions (-1) count as 0.
@@ -93,6 +95,17 @@ def _gemm_macs(in_shapes: Sequence[Shape], attrs: dict[str, Any]) -> float:
     return float(max(m, 0) * max(k, 0) * max(n, 0))
 
 
+RECURRENT_OPS = frozenset({"LSTM", "GRU", "RNN"})
+
+
+def _recurrent_macs(in_shapes: Sequence[Shape], attrs: dict[str, Any]) -> float:
+    """Per time step and batch row, one product with each of W (dirs, gates*H, input) and R (dirs, gates*H, H)."""
+    if len(in_shapes) < 3 or len(in_shapes[0]) != 3:
+        return 0.0
+    steps, rows = in_shapes[0][:2] if attrs.get("layout", 0) == 0 else in_shapes[0][1::-1]
+    return float(max(steps, 0) * max(rows, 0) * (elements(in_shapes[1]) + elements(in_shapes[2])))
+
+
 def _other_flops(op_type: str, in_shapes: Sequence[Shape], out_shapes: Sequence[Shape], attrs: dict[str, Any]) -> float:
     out = elements(out_shapes[0]) if out_shapes else 0.0
     if op_type in ZERO_COST_OPS:
@@ -120,11 +133,16 @@ def node_cost(
         macs = _gemm_macs(in_shapes, attrs)
     elif op_type == "MatMul":
         macs = _matmul_macs(in_shapes, out_shapes)
+    elif op_type in RECURRENT_OPS:
+        macs = _recurrent_macs(in_shapes, attrs)
     else:
         macs = 0.0
     flops = 2.0 * macs if macs else _other_flops(op_type, in_shapes, out_shapes, attrs)
     if op_type in ("Conv", "Gemm", "ConvTranspose") and len(in_shapes) > 2 and out_shapes:
         flops += elements(out_shapes[0])  # bias add
+    if op_type in RECURRENT_OPS and macs and len(in_shapes[2]) == 3:  # gate activations: sigmoid / tanh per gate unit
+        steps_rows = macs / (elements(in_shapes[1]) + elements(in_shapes[2]))
+        flops += 4.0 * steps_rows * in_shapes[2][0] * in_shapes[2][1]
     params = sum(elements(in_shapes[i]) for i in weight_positions if i < len(in_shapes))
     traffic = sum(elements(s) for s in in_shapes) + sum(elements(s) for s in out_shapes)
     if op_type in ZERO_COST_OPS and op_type not in ("Gather", "Slice", "Cast"):

@@ -238,3 +238,30 @@ def test_alignment_micro_benchmark_models_cost_what_the_report_divides_by(channe
     session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     (out,) = session.run(None, {"x": np.ones((1, channels, 8, 8), np.float32)})
     assert out.shape == (1, channels, 8, 8)
+
+
+@pytest.mark.parametrize(
+    ("op", "gates", "direction", "dirs"),
+    [("LSTM", 4, "forward", 1), ("GRU", 3, "bidirectional", 2), ("RNN", 1, "forward", 1)],
+)
+def test_recurrent_ops_cost_one_product_with_w_and_r_per_step(op: str, gates: int, direction: str, dirs: int) -> None:
+    """x (seq 5, batch 2, input 3), hidden 4: MACs = 5 * 2 * dirs * gates * 4 * (3 + 4); FLOPs add 4 per gate unit."""
+    from onnx import numpy_helper
+
+    rng = np.random.default_rng(0)
+    weights = [
+        numpy_helper.from_array(rng.standard_normal((dirs, gates * 4, 3)).astype(np.float32), "W"),
+        numpy_helper.from_array(rng.standard_normal((dirs, gates * 4, 4)).astype(np.float32), "R"),
+    ]
+    node = helper.make_node(op, ["x", "W", "R"], ["y"], hidden_size=4, direction=direction)
+    model = model_from(
+        [node],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [5, 2, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        weights,
+    )
+    (recurrent,) = [n for n in parse_onnx(model.SerializeToString()).nodes if n.op_type == op]
+    macs = 5 * 2 * dirs * gates * 4 * (3 + 4)
+    assert recurrent.cost.macs == macs
+    assert recurrent.cost.flops == 2 * macs + 4 * 5 * 2 * dirs * gates * 4
+    assert recurrent.cost.params == dirs * gates * 4 * 7

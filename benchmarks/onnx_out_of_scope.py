@@ -1,0 +1,285 @@
+"""Networks unlike any family in the dataset: how far the shipped whole-network predictor lands, and whether its std says so.
+
+    python -m benchmarks.onnx_out_of_scope --out benchmarks/results/onnx_out_of_scope
+
+The 14 dataset families are image classifiers. Users also send segmentation, detection, MLP and sequence models.
+Five such networks, written here in torch and exported like the dataset's (opset 17, batch 1, float32, BN folded):
+
+- ``unet``: encoder-decoder, ConvTranspose upsampling, skip Concats, 224 x 224 input, per-pixel head;
+- ``fpn``: strided conv backbone with a feature pyramid (nearest Resize upsampling + Add), 224 x 224;
+- ``mixer``: MLP-Mixer S/16 (token-mixing MLPs over transposed tokens, no attention, no convs after the stem);
+- ``text_encoder``: 4 pre-LN attention blocks over 128 tokens of width 256 (a BERT-mini body, float embeddings in);
+- ``lstm``: 2-layer LSTM (ONNX ``LSTM`` op: an op no dataset network has, tokenized as "other" with its shapes).
+
+Each is measured in 3 passes over the set (shuffled orders, minimum kept) on the dataset's device only, and
+predicted by the shipped predictor of that device. The std is judged against the 19 in-family real-world networks
+of ``benchmarks/onnx_realworld.py``, predicted in the same run: a predictor that knows it is outside its data gives
+these networks a wider relative std.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from benchmarks.machine import describe_machine
+from benchmarks.onnx_realworld import canonical_networks, measure_in_passes
+from model.card import PREDICTOR_DIR
+from model.onnx_graph import ParseOptions, parse_onnx
+from service.network_predictor import predict_onnx_bytes
+from service.predictor import load_registry
+from service.routers.predict_onnx import choose_network_predictor
+from training.latency_baselines import fit_flops_loglog, fit_kernel_sum, kind_sums
+from training.latency_data import load_latency_dataset
+from training.latency_metrics import latency_metrics
+from training.netgen.blocks import Mlp, MultiHeadAttention
+from training.netgen.export import OPSET, build_network, export_onnx_bytes
+from training.netgen.files import META
+from training.netgen.measure import device_mismatch
+
+
+def conv_bn(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
+
+
+class UNet(nn.Module):
+    def __init__(self, widths: tuple[int, ...] = (16, 32, 64, 128), classes: int = 21) -> None:
+        super().__init__()
+        self.down = nn.ModuleList()
+        cin = 3
+        for w in widths:
+            self.down.append(nn.Sequential(conv_bn(cin, w), conv_bn(w, w)))
+            cin = w
+        self.pool = nn.MaxPool2d(2)
+        self.bottom = nn.Sequential(conv_bn(cin, 2 * cin), conv_bn(2 * cin, 2 * cin))
+        self.up, self.merge = nn.ModuleList(), nn.ModuleList()
+        cin = 2 * cin
+        for w in reversed(widths):
+            self.up.append(nn.ConvTranspose2d(cin, w, 2, 2))
+            self.merge.append(nn.Sequential(conv_bn(2 * w, w), conv_bn(w, w)))
+            cin = w
+        self.head = nn.Conv2d(cin, classes, 1)
+
+    def forward(self, x):  # noqa: ANN001, ANN201
+        skips = []
+        for block in self.down:
+            x = block(x)
+            skips.append(x)
+            x = self.pool(x)
+        x = self.bottom(x)
+        for up, merge, skip in zip(self.up, self.merge, reversed(skips), strict=True):
+            x = merge(torch.cat([up(x), skip], 1))
+        return self.head(x)
+
+
+class FPN(nn.Module):
+    def __init__(self, widths: tuple[int, ...] = (32, 64, 128, 256, 512), pyramid: int = 128) -> None:
+        super().__init__()
+        stages, cin = [], 3
+        for w in widths:
+            stages.append(nn.Sequential(conv_bn(cin, w, 2), conv_bn(w, w)))
+            cin = w
+        self.stages = nn.ModuleList(stages)
+        self.lateral = nn.ModuleList([nn.Conv2d(w, pyramid, 1) for w in widths[2:]])
+        self.smooth = nn.ModuleList([nn.Conv2d(pyramid, pyramid, 3, 1, 1) for _ in widths[2:]])
+        self.upsample = nn.Upsample(scale_factor=2, mode="nearest")
+
+    def forward(self, x):  # noqa: ANN001, ANN201
+        features = []
+        for i, stage in enumerate(self.stages):
+            x = stage(x)
+            if i >= 2:
+                features.append(x)
+        top = self.lateral[-1](features[-1])
+        outputs = [self.smooth[-1](top)]
+        for lateral, smooth, feature in zip(self.lateral[-2::-1], self.smooth[-2::-1], features[-2::-1], strict=True):
+            top = lateral(feature) + self.upsample(top)
+            outputs.append(smooth(top))
+        return tuple(outputs)
+
+
+class MixerBlock(nn.Module):
+    def __init__(self, tokens: int, dim: int) -> None:
+        super().__init__()
+        self.ln1, self.token_mlp = nn.LayerNorm(dim), Mlp(tokens, 0.5)
+        self.ln2, self.channel_mlp = nn.LayerNorm(dim), Mlp(dim, 4.0)
+
+    def forward(self, x):  # noqa: ANN001, ANN201
+        x = x + self.token_mlp(self.ln1(x).transpose(1, 2)).transpose(1, 2)
+        return x + self.channel_mlp(self.ln2(x))
+
+
+class Mixer(nn.Module):
+    def __init__(self, dim: int = 512, depth: int = 8, patch: int = 16, resolution: int = 224) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, dim, patch, patch)
+        self.blocks = nn.Sequential(*[MixerBlock((resolution // patch) ** 2, dim) for _ in range(depth)])
+        self.ln, self.head = nn.LayerNorm(dim), nn.Linear(dim, 1000)
+
+    def forward(self, x):  # noqa: ANN001, ANN201
+        x = self.blocks(self.stem(x).flatten(2).transpose(1, 2))
+        return self.head(self.ln(x).mean(1))
+
+
+class TextEncoder(nn.Module):
+    def __init__(self, dim: int = 256, depth: int = 4, heads: int = 4) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(
+            [nn.ModuleList([nn.LayerNorm(dim), MultiHeadAttention(dim, heads), nn.LayerNorm(dim), Mlp(dim, 4.0)])
+             for _ in range(depth)]
+        )  # fmt: skip
+        self.ln = nn.LayerNorm(dim)
+
+    def forward(self, x):  # noqa: ANN001, ANN201
+        for ln1, attn, ln2, mlp in self.blocks:
+            x = x + attn(ln1(x))
+            x = x + mlp(ln2(x))
+        return self.ln(x)
+
+
+class Recurrent(nn.Module):
+    def __init__(self, features: int = 128, hidden: int = 256, layers: int = 2) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(features, hidden, num_layers=layers, batch_first=True)
+        self.head = nn.Linear(hidden, 10)
+
+    def forward(self, x):  # noqa: ANN001, ANN201
+        out, _ = self.lstm(x)
+        return self.head(out[:, -1])
+
+
+def export_sequence_model(module: nn.Module, shape: tuple[int, ...]) -> bytes:
+    buffer = io.BytesIO()
+    with torch.no_grad():
+        torch.onnx.export(
+            module.eval(),
+            (torch.randn(*shape),),
+            buffer,
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=["input"],
+            output_names=["output"],
+            do_constant_folding=True,
+        )
+    return buffer.getvalue()
+
+
+def out_of_scope_networks() -> dict[str, tuple[str, bytes]]:
+    """name -> (what lies outside the dataset, ONNX bytes)."""
+    torch.manual_seed(0)
+    return {
+        "unet": ("ConvTranspose upsampling, skip Concats, full-resolution head", export_onnx_bytes(UNet().eval(), 224)),
+        "fpn": ("feature pyramid: Resize upsampling + Add, several outputs", export_onnx_bytes(FPN().eval(), 224)),
+        "mixer": ("token-mixing MLPs, no attention", export_onnx_bytes(Mixer().eval(), 224)),
+        "text_encoder": ("attention over 128 tokens, no image stem", export_sequence_model(TextEncoder(), (1, 128, 256))),
+        "lstm": ("LSTM op (unknown to the tokenizer)", export_sequence_model(Recurrent(), (1, 64, 128))),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=Path("training/datasets/cpu-ort-1t"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/onnx_out_of_scope"))
+    parser.add_argument("--passes", type=int, default=3)
+    args = parser.parse_args(argv)
+
+    meta = json.loads((args.data / META).read_text())
+    mismatch = device_mismatch(meta)
+    if mismatch:
+        raise SystemExit(f"cannot measure here: {mismatch}")
+    networks = out_of_scope_networks()
+    passes = measure_in_passes({name: onnx_bytes for name, (_, onnx_bytes) in networks.items()}, args.passes, seed=0)
+
+    registry = load_registry(PREDICTOR_DIR, "cpu", 1)
+    predictor = choose_network_predictor(registry, None, meta["device"])
+    data = load_latency_dataset(args.data)
+    flops_fit = fit_flops_loglog(np.array([g.totals()["flops"] for g in data.graphs]), data.latency_ms)
+    kernel_fit = fit_kernel_sum(np.stack([kind_sums(g) for g in data.graphs]), data.latency_ms)
+
+    rows = []
+    for name, (outside, onnx_bytes) in networks.items():
+        body = predict_onnx_bytes(predictor, onnx_bytes, ParseOptions())
+        graph = parse_onnx(onnx_bytes)
+        measured, value, std = min(passes[name]), body["latency_ms"]["value"], body["latency_ms"]["std"]
+        rows.append(
+            {
+                "network": name,
+                "outside": outside,
+                "gmacs": graph.totals()["macs"] / 1e9,
+                "nodes": graph.n,
+                "measured_ms": measured,
+                "passes_ms": passes[name],
+                "archcast_ms": value,
+                "archcast_std_ms": std,
+                "relative_std": std / value,
+                "z": abs(np.log(measured / value)) / max(std / value, 1e-9),
+                "kernel_sum_ms": float(kernel_fit(kind_sums(graph)[None])[0]),
+                "flops_loglog_ms": float(flops_fit(np.array([graph.totals()["flops"]]))[0]),
+            }
+        )
+        print(json.dumps(rows[-1]), flush=True)
+    in_family = []
+    for family, _, spec in canonical_networks():
+        body = predict_onnx_bytes(predictor, export_onnx_bytes(build_network(family, spec), 224), ParseOptions())
+        in_family.append(body["latency_ms"]["std"] / body["latency_ms"]["value"])
+    true = np.array([r["measured_ms"] for r in rows])
+    report = {
+        "command": "python -m benchmarks.onnx_out_of_scope " + " ".join(sys.argv[1:] if argv is None else argv),
+        "machine": describe_machine(),
+        "predictor": f"{predictor.name} {predictor.card.version}",
+        "device": meta["device"],
+        "networks": rows,
+        "summary": {
+            m: latency_metrics(np.array([r[f"{m}_ms"] for r in rows]), true)
+            for m in ("archcast", "kernel_sum", "flops_loglog")
+        },
+        "in_family_relative_std": {"median": float(np.median(in_family)), "max": float(np.max(in_family))},
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".json").write_text(json.dumps(report, indent=1))
+    args.out.with_suffix(".md").write_text(markdown(report))
+    print(markdown(report))
+
+
+def markdown(report: dict) -> str:
+    rel = report["in_family_relative_std"]
+    lines = [
+        f"# Networks outside the dataset's families, on {report['device']}",
+        "",
+        f"Machine (measured and predicted): {report['machine']}. Predictor: {report['predictor']}. "
+        f"Command: `{report['command']}`. Measured: minimum of {len(report['networks'][0]['passes_ms'])} passes over "
+        "the set, each in its own shuffled order.",
+        "",
+        "| network | outside the dataset | GMACs | nodes | measured ms | ArchCast ms (std) | error % | error / std | "
+        "kernel-sum ms | FLOPs fit ms |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in report["networks"]:
+        error = 100 * (r["archcast_ms"] / r["measured_ms"] - 1)
+        lines.append(
+            f"| {r['network']} | {r['outside']} | {r['gmacs']:.2f} | {r['nodes']} | {r['measured_ms']:.2f} | "
+            f"{r['archcast_ms']:.2f} ({r['archcast_std_ms']:.2f}) | {error:+.1f} | {r['z']:.1f} | "
+            f"{r['kernel_sum_ms']:.2f} | {r['flops_loglog_ms']:.2f} |"
+        )
+    lines += ["", "| method | MAPE % | Acc(10 %) % | Spearman |", "|---|---|---|---|"]
+    for m, s in report["summary"].items():
+        lines.append(f"| {m} | {s['mape']:.1f} | {s['acc10']:.0f} | {s.get('spearman', float('nan')):.3f} |")
+    lines += [
+        "",
+        "Relative std (std / value) of these networks: "
+        + ", ".join(f"{r['network']} {100 * r['relative_std']:.1f} %" for r in report["networks"])
+        + f"; of the 19 in-family real-world networks: median {100 * rel['median']:.1f} %, max {100 * rel['max']:.1f} %.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
