@@ -163,6 +163,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
         f"at batch {body['batch']}, resolution {body['resolution']}; budget {args.max_latency_ms} ms "
         f"({body['cost']['flops'] / 1e9:.2f} GFLOPs, {body['cost']['params'] / 1e6:.2f} M params, {body['cost']['nodes']} ops)"
     )
+    for warning in body.get("warnings", []):  # outside the predictor's training networks: the figure extrapolates
+        print(f"warning: {warning}", file=sys.stderr)
     return 0 if verdict == "PASS" else 1
 
 

@@ -47,6 +47,7 @@ class ModelCard:
     priority: int = 0  # default choice when a request names no predictor: highest priority first, then by name
     calibration: dict[str, Any] = field(default_factory=dict)  # few-shot calibrated predictors: base, sources, fit
     tokenizer: str = ""  # network predictors: the network tokenizer version they were trained on ("" before 3)
+    domain: dict[str, Any] = field(default_factory=dict)  # network predictors: op types, MACs, nodes of training nets
 
     @property
     def target_names(self) -> list[str]:

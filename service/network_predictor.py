@@ -16,6 +16,7 @@ from typing import Any
 import onnxruntime as ort
 
 from model.card import ModelCard
+from model.network_domain import domain_warnings, unseen_op_types
 from model.network_tokenizer import GRAPH_FEATURE_DIM, NETWORK_TOKEN_DIM, TOKENIZER_VERSION, tokenize_networks
 from model.onnx_graph import NetworkGraph, ParseOptions, parse_onnx
 from service.errors import ServiceError
@@ -86,6 +87,7 @@ def predict_onnx_bytes(predictor: NetworkPredictor, data: bytes, options: ParseO
     value, std = predictor.run(graph)
     done = time.perf_counter()
     totals = graph.totals()
+    unseen = unseen_op_types(graph, predictor.card.domain)
     return {
         "predictor": predictor.name,
         "version": predictor.card.version,
@@ -100,6 +102,8 @@ def predict_onnx_bytes(predictor: NetworkPredictor, data: bytes, options: ParseO
         },
         "input_shapes": {name: list(shape) for name, shape in graph.input_shapes.items()},
         "unknown_shapes": graph.unknown_shapes,
+        "unseen_op_types": unseen,
+        "warnings": domain_warnings(unseen, totals["macs"], graph.n, predictor.card.domain),
         "timing_ms": {"parse": 1e3 * (parsed - started), "predict": 1e3 * (done - parsed)},
         "upload_bytes": len(data),
         "model_sha256": model_digest(data),

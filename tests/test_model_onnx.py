@@ -265,3 +265,15 @@ def test_recurrent_ops_cost_one_product_with_w_and_r_per_step(op: str, gates: in
     assert recurrent.cost.macs == macs
     assert recurrent.cost.flops == 2 * macs + 4 * 5 * 2 * dirs * gates * 4
     assert recurrent.cost.params == dirs * gates * 4 * 7
+
+
+def test_domain_warnings_name_each_way_out_of_the_training_range() -> None:
+    from model.network_domain import domain_warnings
+
+    domain = {"op_types": ["Conv"], "macs": [1e6, 1e9], "nodes": [10, 500]}
+    assert domain_warnings([], 5e8, 100, domain) == []
+    small = domain_warnings([], 1e5, 5, domain)
+    assert small == ["1e+05 MACs, fewer than any training network (1e+06)", "5 nodes, fewer than any training network (10)"]
+    assert domain_warnings(["LSTM", "GRU"], 5e8, 100, domain)[0].endswith("GRU, LSTM; their cost is extrapolated")
+    assert domain_warnings(["LSTM"], 1e12, 10_000, {}) == ["op types never seen in this predictor's training networks: "
+                                                           "LSTM; their cost is extrapolated"]

@@ -207,3 +207,48 @@ def test_a_network_predictor_of_another_tokenizer_version_at_the_same_width_is_r
     registry = load_registry(tmp_path, providers="cpu")
     assert "same-width" not in registry.networks
     assert any("tokenizer version" in e and "another tokenizer version" in e for e in registry.errors), registry.errors
+
+
+@pytest.fixture(scope="module")
+def domain_predictor_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The test predictor, its card saying it was trained on conv_net at resolutions 32-64 only."""
+    from model.network_domain import training_domain
+
+    directory = tmp_path_factory.mktemp("domain-predictor")
+    cfg = NetworkConfig(n_targets=1, d_model=32, n_heads=2, n_layers=1, dropout=0.0)
+    torch.manual_seed(0)
+    export_ensemble([WholeNetworkTransformer(cfg).eval()] * 2, directory / "net-domain.onnx")
+    graphs = [parse_onnx(conv_net().SerializeToString(), ParseOptions(resolution=r)) for r in (32, 64)]
+    domain = training_domain(graphs)
+    assert domain["op_types"] == ["Conv", "Flatten", "Gemm", "GlobalAveragePool", "Relu"]
+    write_network_card(
+        directory / "net-domain.onnx", "net-domain", "0.1", {"device": "cpu-ort-1t"}, {"mape": 1.0}, {}, domain=domain
+    )
+    return directory
+
+
+def test_uploads_outside_the_training_networks_are_answered_with_warnings(
+    domain_predictor_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with TestClient(create_app(Settings(predictor_dir=domain_predictor_dir))) as client:
+        inside = client.post("/v1/predict/onnx?resolution=48", content=conv_net().SerializeToString()).json()
+        assert inside["warnings"] == []
+        larger = client.post("/v1/predict/onnx?resolution=224", content=conv_net().SerializeToString()).json()
+        assert len(larger["warnings"]) == 1 and "MACs, more than any training network" in larger["warnings"][0]
+        attention = attention_block().SerializeToString()
+        first, again = (client.post("/v1/predict/onnx", content=attention).json() for _ in range(2))
+        assert first["cached"] is False and again["cached"] is True
+        assert first["warnings"] == again["warnings"]  # rebuilt from the cached values
+        unseen = first["warnings"][0]
+        assert unseen.startswith("op types never seen") and "MatMul" in unseen and "Softmax" in unseen
+        assert "Conv" not in unseen.split(":", 1)[1]
+    monkeypatch.setenv("ARCHCAST_PREDICTOR_DIR", str(domain_predictor_dir))
+    model = tmp_path / "attention.onnx"
+    model.write_bytes(attention)
+    assert cli_main(["check", str(model), "--max-latency-ms", "1e9"]) == 0  # a warning does not fail the gate
+    assert "warning: op types never seen" in capsys.readouterr().err
+
+
+def test_a_card_without_a_domain_gives_no_warnings(client: TestClient) -> None:
+    body = client.post("/v1/predict/onnx?resolution=512", content=conv_net().SerializeToString()).json()
+    assert body["cost"]["nodes"] == 6 and body["warnings"] == []

@@ -73,6 +73,7 @@ def write_network_card(
     metrics: dict[str, float],
     training: dict[str, Any],
     priority: int = 0,
+    domain: dict[str, Any] | None = None,
 ) -> Path:
     """The card of an exported network predictor; ``priority``: the default among network predictors (highest wins)."""
     digest = hashlib.sha256(onnx_path.read_bytes()).hexdigest()
@@ -101,6 +102,7 @@ def write_network_card(
         training={**training, "onnx_sha256": digest},
         priority=priority,
         tokenizer=TOKENIZER_VERSION,
+        domain=domain or {},
     )
     card_path = onnx_path.with_name(onnx_path.name.removesuffix(".onnx") + ".card.json")
     card_path.write_text(card.to_json() + "\n")

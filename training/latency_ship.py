@@ -19,6 +19,7 @@ import onnxruntime as ort
 import torch
 
 from model.card import PREDICTOR_DIR
+from model.network_domain import training_domain
 from model.network_tokenizer import assemble_tokens, batch_network_tokens
 from training.latency_data import aligned_in_domain_split, in_domain_split, load_latency_dataset
 from training.latency_export import export_ensemble, write_network_card
@@ -122,7 +123,8 @@ def main(argv: list[str] | None = None) -> None:
         "machine": f"trained on {cpu_model()} ({os.cpu_count()} cores shared), 1 torch thread per member; "
         f"the latencies it learns were measured on {meta.get('gpu') or meta.get('cpu', 'the device above')}",
     }
-    card = write_network_card(onnx_path, args.name, args.version, device, metrics, training, args.priority)
+    domain = training_domain(data.graphs[i] for i in split.train)
+    card = write_network_card(onnx_path, args.name, args.version, device, metrics, training, args.priority, domain)
     print(json.dumps(metrics, indent=1))
     print(f"wrote {onnx_path} ({onnx_path.stat().st_size / 1e6:.1f} MB) and {card}")
 

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from model.errors import ArchitectureError
+from model.network_domain import domain_warnings
 from model.onnx_graph import ParseOptions
 from service.cache import PredictionCache
 from service.deps import get_cache, get_registry, get_settings
@@ -24,6 +25,7 @@ from service.schemas import error_responses
 from service.settings import Settings
 
 ONNX_PATH = "/v1/predict/onnx"
+UNSEEN_OP = "unseen_op:"  # cached values: one key per op type the predictor's training networks never had
 router = APIRouter(prefix="/v1", tags=["predict"], responses=error_responses(400, 401, 404, 413, 415, 422, 503))
 COST_FIELDS = ("flops", "macs", "params", "memory_bytes", "nodes")
 
@@ -119,6 +121,7 @@ async def predict_onnx_route(
     values = {"latency_ms": result["latency_ms"]["value"], "latency_ms_std": result["latency_ms"]["std"]}
     values.update({f"cost_{k}": float(result["cost"][k]) for k in COST_FIELDS})
     values["unknown_shapes"] = float(result["unknown_shapes"])
+    values.update({f"{UNSEEN_OP}{op}": 1.0 for op in result["unseen_op_types"]})
     await cache.set_many({key: values})
     body = _body(chosen, values, batch, resolution, cache_hit=False)
     body["input_shapes"] = result["input_shapes"]
@@ -136,5 +139,11 @@ def _body(chosen: NetworkPredictor, values: dict[str, float], batch: int, resolu
         "latency_ms": {"value": values["latency_ms"], "std": values["latency_ms_std"]},
         "cost": {k: (int(values[f"cost_{k}"]) if k == "nodes" else values[f"cost_{k}"]) for k in COST_FIELDS},
         "unknown_shapes": int(values.get("unknown_shapes", 0)),
+        "warnings": domain_warnings(
+            [k.removeprefix(UNSEEN_OP) for k in values if k.startswith(UNSEEN_OP)],
+            values["cost_macs"],
+            int(values["cost_nodes"]),
+            chosen.card.domain,
+        ),
         "cached": cache_hit,
     }

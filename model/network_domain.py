@@ -1,0 +1,53 @@
+"""What a whole-network predictor was trained on, and the warnings for an upload that lies outside it.
+
+A network predictor's card carries ``domain``: the ONNX op types of its training networks and their range of MACs
+and node counts. An upload with an op type never seen in training (an LSTM, say), or with more MACs or nodes than
+any training network, is answered as usual plus a warning per reason: the prediction extrapolates, and its std may
+not say so (``benchmarks/results/onnx_out_of_scope.md``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from model.onnx_graph import NetworkGraph
+
+
+def training_domain(graphs: Iterable[NetworkGraph]) -> dict[str, Any]:
+    """The card's ``domain`` of these training networks."""
+    op_types: set[str] = set()
+    macs, nodes = [], []
+    for graph in graphs:
+        op_types.update(node.op_type for node in graph.nodes)
+        macs.append(graph.totals()["macs"])
+        nodes.append(graph.n)
+    if not macs:
+        raise ValueError("no training networks")
+    return {"op_types": sorted(op_types), "macs": [min(macs), max(macs)], "nodes": [min(nodes), max(nodes)]}
+
+
+def unseen_op_types(graph: NetworkGraph, domain: dict[str, Any]) -> list[str]:
+    """Op types of ``graph`` that no training network had (none when the card records no domain)."""
+    if not domain.get("op_types"):
+        return []
+    return sorted({node.op_type for node in graph.nodes} - set(domain["op_types"]))
+
+
+def domain_warnings(unseen: Iterable[str], macs: float, nodes: int, domain: dict[str, Any]) -> list[str]:
+    """One sentence per way the network lies outside the training networks; empty when it lies inside."""
+    warnings = []
+    unseen = sorted(unseen)
+    if unseen:
+        warnings.append(
+            f"op types never seen in this predictor's training networks: {', '.join(unseen)}; their cost is extrapolated"
+        )
+    for name, value, unit in (("macs", macs, "MACs"), ("nodes", nodes, "nodes")):
+        if name not in domain:
+            continue
+        low, high = domain[name]
+        if value > high:
+            warnings.append(f"{value:.4g} {unit}, more than any training network ({high:.4g})")
+        elif value < low:
+            warnings.append(f"{value:.4g} {unit}, fewer than any training network ({low:.4g})")
+    return warnings
