@@ -20,7 +20,6 @@ these networks a wider relative std.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 from pathlib import Path
@@ -40,7 +39,7 @@ from training.latency_baselines import fit_flops_loglog, fit_kernel_sum, kind_su
 from training.latency_data import load_latency_dataset
 from training.latency_metrics import latency_metrics
 from training.netgen.blocks import Mlp, MultiHeadAttention
-from training.netgen.export import OPSET, build_network, export_onnx_bytes
+from training.netgen.export import build_network, export_onnx_bytes, export_with_input
 from training.netgen.files import META
 from training.netgen.measure import device_mismatch
 
@@ -155,22 +154,6 @@ class Recurrent(nn.Module):
         return self.head(out[:, -1])
 
 
-def export_sequence_model(module: nn.Module, shape: tuple[int, ...]) -> bytes:
-    buffer = io.BytesIO()
-    with torch.no_grad():
-        torch.onnx.export(
-            module.eval(),
-            (torch.randn(*shape),),
-            buffer,
-            dynamo=False,
-            opset_version=OPSET,
-            input_names=["input"],
-            output_names=["output"],
-            do_constant_folding=True,
-        )
-    return buffer.getvalue()
-
-
 def out_of_scope_networks() -> dict[str, tuple[str, bytes]]:
     """name -> (what lies outside the dataset, ONNX bytes)."""
     torch.manual_seed(0)
@@ -178,8 +161,11 @@ def out_of_scope_networks() -> dict[str, tuple[str, bytes]]:
         "unet": ("ConvTranspose upsampling, skip Concats, full-resolution head", export_onnx_bytes(UNet().eval(), 224)),
         "fpn": ("feature pyramid: Resize upsampling + Add, several outputs", export_onnx_bytes(FPN().eval(), 224)),
         "mixer": ("token-mixing MLPs, no attention", export_onnx_bytes(Mixer().eval(), 224)),
-        "text_encoder": ("attention over 128 tokens, no image stem", export_sequence_model(TextEncoder(), (1, 128, 256))),
-        "lstm": ("LSTM op (unknown to the tokenizer)", export_sequence_model(Recurrent(), (1, 64, 128))),
+        "text_encoder": (
+            "attention over 128 tokens, no image stem",
+            export_with_input(TextEncoder().eval(), torch.randn(1, 128, 256)),
+        ),
+        "lstm": ("LSTM op (unknown to the tokenizer)", export_with_input(Recurrent().eval(), torch.randn(1, 64, 128))),
     }
 
 

@@ -19,7 +19,11 @@ def build_network(family_name: str, spec: dict[str, Any], seed: int = 0) -> torc
 
 
 def export_onnx_bytes(module: torch.nn.Module, resolution: int, batch: int = 1) -> bytes:
-    example = torch.randn(batch, 3, resolution, resolution)
+    return export_with_input(module, torch.randn(batch, 3, resolution, resolution))
+
+
+def export_with_input(module: torch.nn.Module, example: torch.Tensor) -> bytes:
+    """ONNX bytes of ``module`` traced on ``example`` (opset 17, constants folded: BN folds into the convs)."""
     buffer = io.BytesIO()
     with torch.no_grad():
         torch.onnx.export(
