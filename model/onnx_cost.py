@@ -98,12 +98,12 @@ def _gemm_macs(in_shapes: Sequence[Shape], attrs: dict[str, Any]) -> float:
 RECURRENT_OPS = frozenset({"LSTM", "GRU", "RNN"})
 
 
-def _recurrent_macs(in_shapes: Sequence[Shape], attrs: dict[str, Any]) -> float:
-    """Per time step and batch row, one product with each of W (dirs, gates*H, input) and R (dirs, gates*H, H)."""
-    if len(in_shapes) < 3 or len(in_shapes[0]) != 3:
+def _recurrent_steps(in_shapes: Sequence[Shape], attrs: dict[str, Any]) -> float:
+    """Time steps x batch rows of an LSTM / GRU / RNN (0 when X, W or R is not 3-D)."""
+    if len(in_shapes) < 3 or any(len(shape) != 3 for shape in in_shapes[:3]):
         return 0.0
     steps, rows = in_shapes[0][:2] if attrs.get("layout", 0) == 0 else in_shapes[0][1::-1]
-    return float(max(steps, 0) * max(rows, 0) * (elements(in_shapes[1]) + elements(in_shapes[2])))
+    return float(max(steps, 0) * max(rows, 0))
 
 
 def _other_flops(op_type: str, in_shapes: Sequence[Shape], out_shapes: Sequence[Shape], attrs: dict[str, Any]) -> float:
@@ -133,16 +133,16 @@ def node_cost(
         macs = _gemm_macs(in_shapes, attrs)
     elif op_type == "MatMul":
         macs = _matmul_macs(in_shapes, out_shapes)
-    elif op_type in RECURRENT_OPS:
-        macs = _recurrent_macs(in_shapes, attrs)
+    elif op_type in RECURRENT_OPS:  # per step and row, one product with W (dirs, gates*H, input) and R (dirs, gates*H, H)
+        steps = _recurrent_steps(in_shapes, attrs)
+        macs = steps * (elements(in_shapes[1]) + elements(in_shapes[2])) if steps else 0.0
     else:
         macs = 0.0
     flops = 2.0 * macs if macs else _other_flops(op_type, in_shapes, out_shapes, attrs)
     if op_type in ("Conv", "Gemm", "ConvTranspose") and len(in_shapes) > 2 and out_shapes:
         flops += elements(out_shapes[0])  # bias add
-    if op_type in RECURRENT_OPS and macs and len(in_shapes[2]) == 3:  # gate activations: sigmoid / tanh per gate unit
-        steps_rows = macs / (elements(in_shapes[1]) + elements(in_shapes[2]))
-        flops += 4.0 * steps_rows * in_shapes[2][0] * in_shapes[2][1]
+    if op_type in RECURRENT_OPS and macs:  # gate activations: sigmoid / tanh on every gate unit (dirs x gates*H)
+        flops += 4.0 * steps * in_shapes[2][0] * in_shapes[2][1]
     params = sum(elements(in_shapes[i]) for i in weight_positions if i < len(in_shapes))
     traffic = sum(elements(s) for s in in_shapes) + sum(elements(s) for s in out_shapes)
     if op_type in ZERO_COST_OPS and op_type not in ("Gather", "Slice", "Cast"):
