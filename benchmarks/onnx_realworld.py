@@ -6,7 +6,8 @@ Networks: the canonical members of every zoo family (ResNet-18/50, ResNeXt-50, M
 MnasNet, SqueezeNet 1.1, GoogLeNet, DenseNet-121, RegNet, ShuffleNetV2, ViT-Ti/S, ConvNeXt-T, Swin-T) at 224:
 the published configurations, not samples (the largest ones are above the dataset's 4 GMAC cap, so they lie
 outside its range). Each is measured in ``--passes`` passes over the whole set, each pass in its own shuffled order
-(minimum kept; a network's passes lie minutes apart, like the dataset's), and predicted by the shipped predictor;
+(minimum kept; a network's passes lie minutes apart, the dataset's only a chunk apart), and predicted by the shipped
+predictor;
 the FLOPs log-log and kernel-sum baselines are fitted on the whole dataset for comparison. Then a ~100 MB ONNX
 (ResNet-50 with weights) and a weight-free copy are POSTed to a live server: median of 5 upload-to-answer times.
 
