@@ -7,8 +7,7 @@ MnasNet, SqueezeNet 1.1, GoogLeNet, DenseNet-121, RegNet, ShuffleNetV2, ViT-Ti/S
 the published configurations, not samples (the largest ones are above the dataset's 4 GMAC cap, so they lie
 outside its range). Each is measured in ``--passes`` passes over the whole set, each pass in its own shuffled order
 (minimum kept; a network's passes lie minutes apart, the dataset's only a chunk apart), and predicted by the shipped
-predictor;
-the FLOPs log-log and kernel-sum baselines are fitted on the whole dataset for comparison. Then a ~100 MB ONNX
+predictor; the FLOPs log-log and kernel-sum baselines are fitted on the whole dataset for comparison. Then a ~100 MB ONNX
 (ResNet-50 with weights) and a weight-free copy are POSTed to a live server: median of 5 upload-to-answer times.
 
 Measured latencies only compare with the dataset's device (CPU model, onnxruntime version in its meta.json). On
