@@ -5,7 +5,9 @@ and MatMul (with numpy broadcasting of batch dimensions, so attention's Q·K^T a
 2 x MACs; LSTM / GRU / RNN count, per time step and batch row, one product with each of their W and R weights
 (gates x hidden x (input + hidden) per direction), plus 4 FLOPs per gate unit for the activations; other ops
 cost a per-element factor on their output (1 for elementwise ops, more for Softmax and
-normalisations, the window area for pooling, the input size for reductions). Parameters are the elements of
+normalisations, the window area for pooling, the input size for reductions; ``Resize`` costs 1 per output element
+when nearest, and a multiply-add per interpolation tap when linear or cubic: 2 or 4 taps per resized axis, so a
+bilinear 2-D upsampling costs 8 FLOPs per output element). Parameters are the elements of
 the node's constant inputs (initializers and Constant outputs). Memory traffic is 4 bytes (float32) per
 element read (all inputs, weights included) or written (all outputs). Unknown dimensions (-1) count as 0.
 """
@@ -106,6 +108,19 @@ def _recurrent_steps(in_shapes: Sequence[Shape], attrs: dict[str, Any]) -> float
     return float(max(steps, 0) * max(rows, 0))
 
 
+RESIZE_TAPS_PER_AXIS = {"linear": 2, "cubic": 4}
+
+
+def _resize_taps(in_shapes: Sequence[Shape], out_shapes: Sequence[Shape], attrs: dict[str, Any]) -> float:
+    """FLOPs per output element of a Resize: 1 (a copy) for nearest, 2 x taps for linear / cubic interpolation."""
+    per_axis = RESIZE_TAPS_PER_AXIS.get(str(attrs.get("mode", "nearest")))
+    if per_axis is None:
+        return 1.0
+    src, dst = (in_shapes[0] if in_shapes else ()), (out_shapes[0] if out_shapes else ())
+    axes = sum(a != b for a, b in zip(src, dst, strict=True)) if len(src) == len(dst) else 2
+    return 2.0 * per_axis ** max(axes, 1)
+
+
 def _other_flops(op_type: str, in_shapes: Sequence[Shape], out_shapes: Sequence[Shape], attrs: dict[str, Any]) -> float:
     out = elements(out_shapes[0]) if out_shapes else 0.0
     if op_type in ZERO_COST_OPS:
@@ -114,6 +129,8 @@ def _other_flops(op_type: str, in_shapes: Sequence[Shape], out_shapes: Sequence[
         return out * float(math.prod(attrs.get("kernel_shape", [1])))
     if op_type.startswith("Global") or op_type.startswith("Reduce"):
         return elements(in_shapes[0]) if in_shapes else 0.0
+    if op_type == "Resize":
+        return out * _resize_taps(in_shapes, out_shapes, attrs)
     return out * ELEMENTWISE_FACTOR.get(op_type, 1.0)
 
 

@@ -121,3 +121,29 @@ def test_the_blend_weight_is_the_validation_mape_minimiser() -> None:
     assert blend_weight(off, exact, true) == 1.0  # trees exact: trees only
     high, low = true * 1.2, true / 1.2  # opposite biases cancel in the middle of the log-space blend
     assert blend_weight(high, low, true) == 0.5
+
+
+def test_an_extension_with_new_families_leaves_the_earlier_families_split_unchanged() -> None:
+    base = np.array(["resnet", "vgg", "vit", "swin"] * 30)
+    extended = np.concatenate([base, np.array(["unet", "fpn", "deeplab"] * 20)])  # "deeplab" sorts before "resnet"
+    before, after = in_domain_split(base, 0), in_domain_split(extended, 0)
+    for part in ("train", "val", "test"):
+        old, new = getattr(before, part), getattr(after, part)
+        np.testing.assert_array_equal(new[new < len(base)], old)
+    assert set(extended[after.test]) == set(extended)
+
+
+def test_an_aligned_split_matches_ids_only_within_the_same_family() -> None:
+    from training.latency_data import LatencyDataset, aligned_in_domain_split
+
+    def dataset(ids: list[int], families: list[str]) -> LatencyDataset:
+        n = len(ids)
+        return LatencyDataset(np.array(ids), np.array(families), np.ones(n), np.ones(n), np.ones(n), [], [], [], np.zeros((n, 1)))
+
+    # the source was extended with "unet" from id 40; the target continued its classifier round-robin instead
+    source = dataset(list(range(60)), ["a", "b"] * 20 + ["unet"] * 20)
+    target = dataset(list(range(60)), ["a", "b"] * 30)
+    split = aligned_in_domain_split(target, source)
+    assert all(i < 40 for i in target.ids[np.concatenate([split.val, split.test])])
+    source_split = in_domain_split(source.families, 0)
+    assert set(target.ids[split.test]) == {i for i in source.ids[source_split.test] if i < 40}

@@ -19,6 +19,7 @@ from tqdm import tqdm
 from model.network_tokenizer import GRAPH_FEATURE_DIM, edge_arrays, graph_features, node_part
 from model.onnx_graph import NetworkGraph
 from training.netgen.files import MEASUREMENTS, read_graphs, read_jsonl
+from training.netgen.registry import FAMILY_MODULES
 
 
 @dataclass
@@ -79,10 +80,16 @@ class Split:
     test: np.ndarray
 
 
+def split_family_order(families: np.ndarray) -> list[str]:
+    """The families in the order splits draw them: the 14 classifier families first, then any later extension's, each
+    group sorted by name, so an extension leaves the earlier families' draws (and splits) unchanged."""
+    return sorted(set(families.tolist()), key=lambda name: (name not in FAMILY_MODULES, name))
+
+
 def in_domain_split(families: np.ndarray, seed: int, val_frac: float = 0.1, test_frac: float = 0.2) -> Split:
     rng = np.random.default_rng(seed)
     train, val, test = [], [], []
-    for family in sorted(set(families)):
+    for family in split_family_order(families):
         rows = rng.permutation(np.flatnonzero(families == family))
         n_test, n_val = round(test_frac * len(rows)), round(val_frac * len(rows))
         test += list(rows[:n_test])
@@ -93,18 +100,26 @@ def in_domain_split(families: np.ndarray, seed: int, val_frac: float = 0.1, test
 
 def aligned_split(target_ids: np.ndarray, source_ids: np.ndarray, source: Split, name: str) -> Split:
     """A split of a dataset measured on another device: each network goes to the part of ``source`` (a split of the
-    source dataset) holding the same network id, so a model trained or fine-tuned on either device never saw the
-    test networks. Both datasets must come from the same generator seed (one id, one network); ids the source lacks
-    go to training."""
-    part = {int(i): k for k, rows in enumerate((source.val, source.test)) for i in source_ids[rows]}
-    where = np.array([part.get(int(i), -1) for i in target_ids])
+    source dataset) holding the same network key, so a model trained or fine-tuned on either device never saw the
+    test networks. Keys are network ids, or ``network_keys`` (id + family) where the datasets may have been extended
+    with different families; both datasets must come from the same generator seed. Keys the source lacks go to
+    training."""
+    part = {i: k for k, rows in enumerate((source.val, source.test)) for i in source_ids[rows].tolist()}
+    where = np.array([part.get(i, -1) for i in target_ids.tolist()])
     rows = np.arange(len(target_ids))
     return Split(name, rows[where == -1], rows[where == 0], rows[where == 1])
 
 
 def aligned_in_domain_split(target: LatencyDataset, source: LatencyDataset) -> Split:
-    """``aligned_split`` of ``target`` against the source dataset's in-domain split (seed 0)."""
-    return aligned_split(target.ids, source.ids, in_domain_split(source.families, 0), "aligned_in_domain_seed0")
+    """``aligned_split`` of ``target`` against the source dataset's in-domain split (seed 0), by id and family (one
+    id is one network only within the same family: datasets may be extended with different families)."""
+    split = in_domain_split(source.families, 0)
+    return aligned_split(network_keys(target), network_keys(source), split, "aligned_in_domain_seed0")
+
+
+def network_keys(data: LatencyDataset) -> np.ndarray:
+    """``"id:family"`` per network: the same key on two devices means the same generated network."""
+    return np.array([f"{i}:{f}" for i, f in zip(data.ids.tolist(), data.families.tolist(), strict=True)])
 
 
 def subsample_train(split: Split, families: np.ndarray, fraction: float, seed: int = 0) -> Split:

@@ -21,9 +21,11 @@ def make_divisible(value: float, divisor: int = 8) -> int:
     return rounded + divisor if rounded < 0.9 * value else rounded
 
 
-def conv_bn(c_in: int, c_out: int, kernel: int = 3, stride: int = 1, groups: int = 1, act: str | None = "relu") -> nn.Sequential:
+def conv_bn(
+    c_in: int, c_out: int, kernel: int = 3, stride: int = 1, groups: int = 1, act: str | None = "relu", dilation: int = 1
+) -> nn.Sequential:
     layers: list[nn.Module] = [
-        nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2, groups=groups, bias=False),
+        nn.Conv2d(c_in, c_out, kernel, stride, dilation * (kernel // 2), dilation, groups=groups, bias=False),
         nn.BatchNorm2d(c_out),
     ]
     if act is not None:
@@ -83,13 +85,14 @@ class InvertedResidual(nn.Module):
         se_ratio: float = 0.0,
         se_gate: str = "sigmoid",
         se_base: int | None = None,
+        dilation: int = 1,
     ) -> None:
         super().__init__()
         hidden = make_divisible(c_in * expand)
         layers: list[nn.Module] = []
         if hidden != c_in:
             layers.append(conv_bn(c_in, hidden, 1, act=act))
-        layers.append(conv_bn(hidden, hidden, kernel, stride, groups=hidden, act=act))
+        layers.append(conv_bn(hidden, hidden, kernel, stride, groups=hidden, act=act, dilation=dilation))
         if se_ratio:
             se_act = "relu" if se_gate == "hsigmoid" else act
             layers.append(SqueezeExcite(hidden, make_divisible((se_base or hidden) * se_ratio), se_gate, se_act))

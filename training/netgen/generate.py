@@ -1,7 +1,9 @@
 """Resumable, incremental whole-network latency dataset: sample -> export -> parse -> measure twice -> append.
 
 Network ``i`` is fully determined by (dataset seed, i): its family is ``FAMILIES[i % F]`` and its spec is
-sampled from ``Random(f"{seed}:{i}")``, so the dataset commits specs and measurements, never weights.
+sampled from ``Random(f"{seed}:{i}")``, so the dataset commits specs and measurements, never weights. An extension
+(``--add-families unet fpn deeplab --from-id 3150``, recorded in ``meta.json``) gives networks from that id on the
+round-robin of its own family list, so the networks before it keep their families and specs.
 Work goes in chunks: export a chunk, then measure it in one shuffled order (pass A) and again in another
 (pass B). A chunk's records are appended (and fsynced) only when the chunk is complete; on restart, ids
 already in ``measurements.jsonl`` are skipped, so a kill at any point loses at most one chunk and never
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +30,7 @@ from model.onnx_graph import ParseOptions, parse_onnx
 from training.netgen.export import export_spec
 from training.netgen.files import GRAPHS, MEASUREMENTS, META, append_lines, done_ids
 from training.netgen.measure import DEVICE_NAME, MeasureSettings, device_mismatch, environment, measure_chunk
-from training.netgen.registry import FAMILY_MODULES, family
+from training.netgen.registry import ALL_FAMILY_MODULES, FAMILY_MODULES, family
 
 
 @dataclass(frozen=True)
@@ -41,16 +44,21 @@ MAX_MACS = 4.0e9  # samples above this are redrawn (deterministically): a 1-thre
 
 
 def count_macs(module: torch.nn.Module, resolution: int) -> float:
-    """Conv2d + Linear multiply-accumulates of one forward pass at batch 1 (attention matmuls excluded)."""
+    """Conv2d, ConvTranspose2d and Linear multiply-accumulates of one forward pass at batch 1 (attention matmuls
+    excluded)."""
     total = [0.0]
+    layers = torch.nn.Conv2d | torch.nn.ConvTranspose2d | torch.nn.Linear
 
-    def hook(layer: torch.nn.Module, _: object, out: torch.Tensor) -> None:
-        if isinstance(layer, torch.nn.Conv2d):
+    def hook(layer: torch.nn.Module, inputs: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+        if isinstance(layer, torch.nn.ConvTranspose2d):  # every input element meets (C_out / groups) x k x k weights
+            kernel = layer.kernel_size[0] * layer.kernel_size[1]
+            total[0] += inputs[0].numel() * layer.out_channels // layer.groups * kernel
+        elif isinstance(layer, torch.nn.Conv2d):
             total[0] += out.numel() * layer.in_channels // layer.groups * layer.kernel_size[0] * layer.kernel_size[1]
         else:
             total[0] += out.numel() * layer.in_features
 
-    handles = [m.register_forward_hook(hook) for m in module.modules() if isinstance(m, torch.nn.Conv2d | torch.nn.Linear)]
+    handles = [m.register_forward_hook(hook) for m in module.modules() if isinstance(m, layers)]
     with torch.no_grad():
         module(torch.zeros(1, 3, resolution, resolution))
     for handle in handles:
@@ -58,9 +66,21 @@ def count_macs(module: torch.nn.Module, resolution: int) -> float:
     return total[0]
 
 
-def network_spec(seed: int, index: int, families: tuple[str, ...] = FAMILY_MODULES) -> NetworkSpec:
+def family_of(index: int, families: tuple[str, ...], extensions: Sequence[dict[str, Any]] = ()) -> str:
+    """The family of network ``index``: round-robin over ``families``, or over the last extension starting at or
+    before ``index`` (``{"from_id": N, "families": [...]}``), counted from its ``from_id``."""
+    start, names = 0, families
+    for extension in extensions:
+        if index >= int(extension["from_id"]):
+            start, names = int(extension["from_id"]), tuple(extension["families"])
+    return names[(index - start) % len(names)]
+
+
+def network_spec(
+    seed: int, index: int, families: tuple[str, ...] = FAMILY_MODULES, extensions: Sequence[dict[str, Any]] = ()
+) -> NetworkSpec:
     """Network ``index`` of dataset ``seed``: family round-robin, spec redrawn until its MACs fit ``MAX_MACS``."""
-    name = families[index % len(families)]
+    name = family_of(index, families, extensions)
     fam = family(name)
     attempt = 0
     while True:
@@ -79,13 +99,18 @@ def generate(
     families: tuple[str, ...] = FAMILY_MODULES,
     progress: bool = True,
     device: str = DEVICE_NAME,
+    extension: dict[str, Any] | None = None,
 ) -> None:
+    """Measure networks ``0 .. count-1`` of the dataset into ``directory``, skipping those already there;
+    ``extension`` (``{"from_id": N, "families": [...]}``) is recorded in ``meta.json`` on first use."""
     settings = settings or MeasureSettings()
     directory.mkdir(parents=True, exist_ok=True)
     meta_path = directory / META
     meta = {"seed": seed, "families": list(families), "measure": settings.to_dict(), **environment(), "device": device}
+    extensions: list[dict[str, Any]] = []
     if meta_path.exists():
         previous = json.loads(meta_path.read_text())
+        extensions = list(previous.get("extensions", []))
         if previous.get("seed") != seed or previous.get("families") != list(families):
             raise SystemExit(f"{directory} holds a dataset with another seed or family list; use another directory")
         mismatch = device_mismatch(previous)
@@ -93,6 +118,17 @@ def generate(
             mismatch = f"it records device {previous['device']!r}, not {device!r}"
         if mismatch and done_ids(directory):
             raise SystemExit(f"{directory} cannot be extended here: {mismatch}; use another directory")
+    if extension is not None and extension not in extensions:
+        unknown = [name for name in extension["families"] if name not in ALL_FAMILY_MODULES]
+        measured = done_ids(directory) if meta_path.exists() else set()
+        last_start = max([int(e["from_id"]) for e in extensions], default=0)
+        if unknown:
+            raise SystemExit(f"unknown families {unknown}; known: {', '.join(ALL_FAMILY_MODULES)}")
+        if int(extension["from_id"]) <= max(measured, default=-1) or int(extension["from_id"]) <= last_start:
+            raise SystemExit(f"an extension must start after every measured network and earlier extension: {extension}")
+        extensions.append(extension)
+    if extensions:
+        meta["extensions"] = extensions
     meta_path.write_text(json.dumps(meta, indent=2) + "\n")
     done = done_ids(directory)
     todo = [i for i in range(count) if i not in done]
@@ -100,7 +136,7 @@ def generate(
     bar = tqdm(total=count, initial=count - len(todo), desc="networks", unit="net", smoothing=0.05, disable=not progress)
     for start in range(0, len(todo), chunk):
         ids = todo[start : start + chunk]
-        specs = {i: network_spec(seed, i, families) for i in ids}
+        specs = {i: network_spec(seed, i, families, extensions) for i in ids}
         models: dict[int, bytes] = {}
         records: dict[int, dict[str, Any]] = {}
         graph_lines = []
@@ -135,8 +171,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--device", default=DEVICE_NAME, help="device name recorded in meta.json (one name per CPU model and runtime)"
     )
+    parser.add_argument("--add-families", nargs="+", metavar="FAMILY", help="extend the dataset with these families")
+    parser.add_argument("--from-id", type=int, help="first network id of the extension (after every measured one)")
     args = parser.parse_args(argv)
-    generate(args.out, args.count, args.seed, args.chunk, device=args.device)
+    if bool(args.add_families) != (args.from_id is not None):
+        parser.error("--add-families and --from-id go together")
+    extension = {"from_id": args.from_id, "families": args.add_families} if args.add_families else None
+    generate(args.out, args.count, args.seed, args.chunk, device=args.device, extension=extension)
 
 
 if __name__ == "__main__":

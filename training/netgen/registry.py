@@ -31,6 +31,9 @@ FAMILY_MODULES: tuple[str, ...] = (
     "convnext",
     "swin",
 )
+# dense prediction (segmentation, detection): added to the datasets as an extension after the 14 classifiers
+DENSE_FAMILY_MODULES: tuple[str, ...] = ("unet", "fpn", "deeplab")
+ALL_FAMILY_MODULES: tuple[str, ...] = FAMILY_MODULES + DENSE_FAMILY_MODULES
 
 
 @dataclass(frozen=True)
@@ -41,11 +44,11 @@ class Family:
 
 
 def family(name: str) -> Family:
-    if name not in FAMILY_MODULES:
-        raise KeyError(f"unknown family {name!r}; known: {', '.join(FAMILY_MODULES)}")
+    if name not in ALL_FAMILY_MODULES:
+        raise KeyError(f"unknown family {name!r}; known: {', '.join(ALL_FAMILY_MODULES)}")
     module = importlib.import_module(f"training.netgen.zoo.{name}")
     return Family(name=module.NAME, sample=module.sample, build=module.build)
 
 
 def all_families() -> list[Family]:
-    return [family(name) for name in FAMILY_MODULES]
+    return [family(name) for name in ALL_FAMILY_MODULES]

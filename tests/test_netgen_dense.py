@@ -1,0 +1,100 @@
+"""Dense-prediction families (U-Net, FPN, DeepLab) and dataset extensions: reproducible specs, exports that run with
+the expected output shapes, MACs that agree between torch and the ONNX cost model, and an extension that leaves the
+networks before it untouched."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from model.onnx_graph import ParseOptions, parse_onnx
+from training.netgen.dense import SEGMENTATION_CLASSES
+from training.netgen.export import build_network, export_onnx_bytes, export_with_input
+from training.netgen.files import read_jsonl
+from training.netgen.generate import count_macs, family_of, generate, network_spec
+from training.netgen.measure import MeasureSettings
+from training.netgen.registry import DENSE_FAMILY_MODULES, family
+
+FAST = MeasureSettings(warmup=1, min_runs=2, max_runs=3, min_time_s=0.0)
+
+
+@pytest.mark.parametrize("name", DENSE_FAMILY_MODULES)
+def test_dense_sampling_is_reproducible_and_varied(name: str) -> None:
+    fam = family(name)
+    specs = [fam.sample(random.Random(f"t:{i}")) for i in range(20)]
+    assert specs == [fam.sample(random.Random(f"t:{i}")) for i in range(20)]
+    assert len({json.dumps(s, sort_keys=True) for s in specs}) >= 18
+    assert all(96 <= s["resolution"] <= 256 and json.loads(json.dumps(s)) == s for s in specs)
+
+
+def _small(name: str) -> dict:
+    """The first sample of ``name`` under 0.5 G MACs (quick to export and run)."""
+    for i in range(100):
+        spec = family(name).sample(random.Random(f"small:{i}"))
+        if count_macs(build_network(name, spec), spec["resolution"]) < 0.5e9:
+            return spec
+    raise AssertionError("no small sample")
+
+
+@pytest.mark.parametrize("name", DENSE_FAMILY_MODULES)
+def test_a_dense_sample_exports_runs_and_costs_the_same_as_in_torch(name: str) -> None:
+    spec = _small(name)
+    module = build_network(name, spec)
+    resolution = spec["resolution"]
+    data = export_onnx_bytes(module, resolution)
+    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    (out,) = session.run(None, {"input": np.zeros((1, 3, resolution, resolution), np.float32)})
+    if spec.get("head") == "detect":
+        assert out.shape[:2] == (1, spec["anchors"] * (spec["num_classes"] + 5))
+    else:
+        assert out.shape == (1, spec["num_classes"], resolution, resolution)
+        assert spec["num_classes"] in SEGMENTATION_CLASSES
+    graph = parse_onnx(data, ParseOptions(resolution=resolution))
+    assert graph.unknown_shapes == 0
+    assert graph.totals()["macs"] == pytest.approx(count_macs(module, resolution), rel=1e-9)
+
+
+def test_conv_transpose_macs_agree_between_torch_and_the_onnx_cost_model() -> None:
+    spec = {**_small("unet"), "up": "transpose"}
+    module = build_network("unet", spec)
+    graph = parse_onnx(export_onnx_bytes(module, spec["resolution"]))
+    assert any(n.op_type == "ConvTranspose" for n in graph.nodes)
+    assert graph.totals()["macs"] == pytest.approx(count_macs(module, spec["resolution"]), rel=1e-9)
+
+
+@pytest.mark.parametrize(("mode", "per_element"), [("nearest", 1.0), ("bilinear", 8.0)])
+def test_resize_costs_per_output_element_by_mode(mode: str, per_element: float) -> None:
+    module = torch.nn.Upsample(scale_factor=2, mode=mode)
+    graph = parse_onnx(export_with_input(module, torch.zeros(1, 4, 8, 8)))
+    (resize,) = [n for n in graph.nodes if n.op_type == "Resize"]
+    assert resize.cost.flops == 4 * 16 * 16 * per_element
+
+
+def test_an_extension_assigns_its_own_families_from_its_first_id() -> None:
+    extensions = [{"from_id": 4, "families": ["unet", "fpn"]}]
+    names = [family_of(i, ("resnet", "vgg"), extensions) for i in range(8)]
+    assert names == ["resnet", "vgg", "resnet", "vgg", "unet", "fpn", "unet", "fpn"]
+    assert network_spec(0, 2, ("resnet", "vgg"), extensions) == network_spec(0, 2, ("resnet", "vgg"))
+
+
+def test_generate_extends_a_dataset_and_keeps_the_earlier_networks(tmp_path: Path) -> None:
+    base = ("squeezenet", "shufflenet")
+    generate(tmp_path, 2, seed=0, chunk=2, settings=FAST, families=base, progress=False)
+    before = {r["id"]: r["spec"] for r in read_jsonl(tmp_path / "measurements.jsonl")}
+    with pytest.raises(SystemExit, match="after every measured network"):
+        too_early = {"from_id": 1, "families": ["unet"]}
+        generate(tmp_path, 3, seed=0, settings=FAST, families=base, progress=False, extension=too_early)
+    extension = {"from_id": 2, "families": ["unet"]}
+    generate(tmp_path, 3, seed=0, chunk=2, settings=FAST, families=base, progress=False, extension=extension)
+    records = {r["id"]: r for r in read_jsonl(tmp_path / "measurements.jsonl")}
+    assert {i: records[i]["spec"] for i in before} == before
+    assert records[2]["family"] == "unet" and records[2]["latency_ms"] > 0
+    assert json.loads((tmp_path / "meta.json").read_text())["extensions"] == [extension]
+    generate(tmp_path, 3, seed=0, chunk=2, settings=FAST, families=base, progress=False)  # the meta keeps the extension
+    assert json.loads((tmp_path / "meta.json").read_text())["extensions"] == [extension]
