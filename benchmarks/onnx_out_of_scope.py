@@ -1,9 +1,13 @@
-"""Networks unlike any family in the dataset: how far the shipped whole-network predictor lands, and whether its std says so.
+"""Networks written apart from the dataset's families: how far the shipped whole-network predictor lands, and whether its
+std says so.
 
     python -m benchmarks.onnx_out_of_scope --out benchmarks/results/onnx_out_of_scope
 
-The 14 dataset families are image classifiers. Users also send segmentation, detection, MLP and sequence models.
-Five such networks, written here in torch and exported like the dataset's (opset 17, batch 1, float32, BN folded):
+The dataset's first 14 families are image classifiers. Users also send segmentation, detection, MLP and sequence
+models. Five such networks, written here in torch (not from the zoo's samplers) and exported like the dataset's
+(opset 17, batch 1, float32, BN folded). Since the dense-prediction extension (``unet``, ``fpn``, ``deeplab``
+families) the UNet and the FPN below are of kinds the dataset holds, though written independently of it; the other
+three remain outside it:
 
 - ``unet``: encoder-decoder, ConvTranspose upsampling, skip Concats, 224 x 224 input, per-pixel head;
 - ``fpn``: strided conv backbone with a feature pyramid (nearest Resize upsampling + Add), 224 x 224;
