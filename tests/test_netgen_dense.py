@@ -50,7 +50,10 @@ def test_a_dense_sample_exports_runs_and_costs_the_same_as_in_torch(name: str) -
     data = export_onnx_bytes(module, resolution)
     session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     (out,) = session.run(None, {"input": np.zeros((1, 3, resolution, resolution), np.float32)})
-    if spec.get("head") == "detect":
+    if name == "yolo":  # box distribution (64) + classes per anchor point of the three levels (strides 8, 16, 32)
+        points = sum((resolution // stride) ** 2 for stride in (8, 16, 32))
+        assert out.shape == (1, 64 + spec["num_classes"], points)
+    elif spec.get("head") == "detect":
         assert out.shape[:2] == (1, spec["anchors"] * (spec["num_classes"] + 5))
     else:
         assert out.shape == (1, spec["num_classes"], resolution, resolution)
@@ -58,6 +61,21 @@ def test_a_dense_sample_exports_runs_and_costs_the_same_as_in_torch(name: str) -
     graph = parse_onnx(data, ParseOptions(resolution=resolution))
     assert graph.unknown_shapes == 0
     assert graph.totals()["macs"] == pytest.approx(count_macs(module, resolution), rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("depth", "width", "max_channels", "gflops", "mparams"),
+    [(0.33, 0.25, 1024, 8.7, 3.2), (0.33, 0.5, 1024, 28.6, 11.2), (0.67, 0.75, 768, 78.9, 25.9)],
+)
+def test_yolo_scales_match_the_published_yolov8_n_s_m(
+    depth: float, width: float, max_channels: int, gflops: float, mparams: float
+) -> None:
+    """Ultralytics' YOLOv8 n / s / m at 640 x 640, 80 classes: GFLOPs (2 x MACs) and parameters from its docs."""
+    spec = {"resolution": 640, "num_classes": 80, "width": width, "max_channels": max_channels, "act": "silu",
+            "depths": [max(1, round(d * depth)) for d in (3, 6, 6, 3)], "neck_depth": max(1, round(3 * depth))}  # fmt: skip
+    module = family("yolo").build(spec).eval()
+    assert 2 * count_macs(module, 640) / 1e9 == pytest.approx(gflops, abs=0.05)
+    assert sum(p.numel() for p in module.parameters()) / 1e6 == pytest.approx(mparams, abs=0.05)
 
 
 def test_conv_transpose_macs_agree_between_torch_and_the_onnx_cost_model() -> None:

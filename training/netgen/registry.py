@@ -32,7 +32,7 @@ FAMILY_MODULES: tuple[str, ...] = (
     "swin",
 )
 # dense prediction (segmentation, detection): added to the datasets as an extension after the 14 classifiers
-DENSE_FAMILY_MODULES: tuple[str, ...] = ("unet", "fpn", "deeplab")
+DENSE_FAMILY_MODULES: tuple[str, ...] = ("unet", "fpn", "deeplab", "yolo")
 ALL_FAMILY_MODULES: tuple[str, ...] = FAMILY_MODULES + DENSE_FAMILY_MODULES
 
 
