@@ -2,6 +2,7 @@
 std says so.
 
     python -m benchmarks.onnx_out_of_scope --out benchmarks/results/onnx_out_of_scope
+    python -m benchmarks.onnx_out_of_scope --networks yolo --out benchmarks/results/onnx_yolo   # published YOLOv8 scales
 
 The dataset's first 14 families are image classifiers. Users also send segmentation, detection, MLP and sequence
 models. Five such networks, written here in torch (not from the zoo's samplers) and exported like the dataset's
@@ -173,8 +174,25 @@ def out_of_scope_networks() -> dict[str, tuple[str, bytes]]:
     }
 
 
+def yolo_networks() -> dict[str, tuple[str, bytes]]:
+    """The published YOLOv8 scales (``yolo`` family's canonical members): in family, at their own resolutions."""
+    module = __import__("training.netgen.zoo.yolo", fromlist=["canonical"])
+    return {
+        spec["name"]: (f"published YOLOv8 scale, {spec['resolution']} x {spec['resolution']}",
+                       export_onnx_bytes(build_network("yolo", spec), spec["resolution"]))
+        for spec in module.canonical()
+    }  # fmt: skip
+
+
+NETWORK_SETS = {"out_of_scope": out_of_scope_networks, "yolo": yolo_networks}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--networks", choices=sorted(NETWORK_SETS), default="out_of_scope", help="which set: the five networks "
+        "written apart from the zoo, or the published YOLOv8 scales"
+    )
     parser.add_argument("--data", type=Path, default=Path("training/datasets/cpu-ort-1t"))
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/onnx_out_of_scope"))
     parser.add_argument("--passes", type=int, default=3)
@@ -184,7 +202,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     meta = json.loads((args.data / META).read_text())
-    networks = out_of_scope_networks()
+    networks = NETWORK_SETS[args.networks]()
     if args.measured_from is not None:
         passes = {r["network"]: r["passes_ms"] for r in json.loads(args.measured_from.read_text())["networks"]}
     else:
@@ -231,6 +249,7 @@ def main(argv: list[str] | None = None) -> None:
         "command": "python -m benchmarks.onnx_out_of_scope " + " ".join(sys.argv[1:] if argv is None else argv),
         "machine": describe_machine(),
         "predictor": f"{predictor.name} {predictor.card.version}",
+        "set": args.networks,
         "device": meta["device"],
         "networks": rows,
         "summary": {
@@ -248,13 +267,15 @@ def main(argv: list[str] | None = None) -> None:
 def markdown(report: dict) -> str:
     rel = report["in_family_relative_std"]
     lines = [
-        f"# Networks outside the dataset's families, on {report['device']}",
+        f"# Networks outside the dataset's families, on {report['device']}"
+        if report.get("set", "out_of_scope") == "out_of_scope"
+        else f"# Published YOLOv8 scales, on {report['device']}",
         "",
         f"Machine (measured and predicted): {report['machine']}. Predictor: {report['predictor']}. "
         f"Command: `{report['command']}`. Measured: minimum of {len(report['networks'][0]['passes_ms'])} passes over "
         "the set, each in its own shuffled order.",
         "",
-        "| network | outside the dataset | GMACs | nodes | measured ms | ArchCast ms (std) | error % | error / std | "
+        "| network | what it is | GMACs | nodes | measured ms | ArchCast ms (std) | error % | error / std | "
         "kernel-sum ms | FLOPs fit ms |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]

@@ -118,4 +118,15 @@ def build(spec: dict[str, Any]) -> nn.Module:
 
 
 def canonical() -> list[dict[str, Any]]:
-    return []
+    """Ultralytics YOLOv8 n / s / m (80 classes) at their published 640 x 640 and at 320 x 320."""
+    scales = {"n": (0.33, 0.25, 1024), "s": (0.33, 0.5, 1024), "m": (0.67, 0.75, 768)}
+    out = []
+    for resolution, names in ((640, "ns"), (320, "nsm")):
+        for name in names:
+            depth, width, max_channels = scales[name]
+            out.append({
+                "name": f"yolov8{name}_{resolution}", "resolution": resolution, "num_classes": 80, "width": width,
+                "max_channels": max_channels, "depths": [max(1, round(d * depth)) for d in BASE_DEPTHS],
+                "neck_depth": max(1, round(3 * depth)), "act": "silu",
+            })  # fmt: skip
+    return out
