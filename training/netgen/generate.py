@@ -108,6 +108,7 @@ def generate(
     meta_path = directory / META
     meta = {"seed": seed, "families": list(families), "measure": settings.to_dict(), **environment(), "device": device}
     extensions: list[dict[str, Any]] = []
+    done = done_ids(directory)
     if meta_path.exists():
         previous = json.loads(meta_path.read_text())
         extensions = list(previous.get("extensions", []))
@@ -116,21 +117,19 @@ def generate(
         mismatch = device_mismatch(previous)
         if previous.get("device", device) != device:
             mismatch = f"it records device {previous['device']!r}, not {device!r}"
-        if mismatch and done_ids(directory):
+        if mismatch and done:
             raise SystemExit(f"{directory} cannot be extended here: {mismatch}; use another directory")
     if extension is not None and extension not in extensions:
         unknown = [name for name in extension["families"] if name not in ALL_FAMILY_MODULES]
-        measured = done_ids(directory) if meta_path.exists() else set()
         last_start = max([int(e["from_id"]) for e in extensions], default=0)
         if unknown:
             raise SystemExit(f"unknown families {unknown}; known: {', '.join(ALL_FAMILY_MODULES)}")
-        if int(extension["from_id"]) <= max(measured, default=-1) or int(extension["from_id"]) <= last_start:
+        if int(extension["from_id"]) <= max(done, default=-1) or int(extension["from_id"]) <= last_start:
             raise SystemExit(f"an extension must start after every measured network and earlier extension: {extension}")
         extensions.append(extension)
     if extensions:
         meta["extensions"] = extensions
     meta_path.write_text(json.dumps(meta, indent=2) + "\n")
-    done = done_ids(directory)
     todo = [i for i in range(count) if i not in done]
     rng = random.Random(f"order:{seed}:{len(done)}")
     bar = tqdm(total=count, initial=count - len(todo), desc="networks", unit="net", smoothing=0.05, disable=not progress)
