@@ -134,7 +134,7 @@ def test_shipped_network_predictor_reproduces_its_card_metrics(name: str, datase
     """Each shipped whole-network ensemble, run through the service's own path, gives its card's test MAPE."""
     from model.network_tokenizer import tokenize_networks
     from service.predictor import load_registry
-    from training.latency_data import aligned_in_domain_split, in_domain_split, load_latency_dataset
+    from training.latency_data import shipping_split
     from training.latency_metrics import latency_metrics
 
     datasets = Path(__file__).parents[1] / "training" / "datasets"
@@ -143,10 +143,7 @@ def test_shipped_network_predictor_reproduces_its_card_metrics(name: str, datase
         pytest.skip(f"{name} is not shipped")
     network = registry.networks[name]
     assert network.device == json.loads((datasets / dataset / "meta.json").read_text())["device"]
-    data = load_latency_dataset(datasets / dataset, progress=False)
-    split = in_domain_split(data.families, 0)
-    if aligned_to is not None:
-        split = aligned_in_domain_split(data, load_latency_dataset(datasets / aligned_to, progress=False))
+    data, split = shipping_split(datasets / dataset, datasets / aligned_to if aligned_to else None)
     predictions = []
     for start in range(0, len(split.test), 64):
         batch = tokenize_networks([data.graphs[r] for r in split.test[start : start + 64]])

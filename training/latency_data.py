@@ -117,6 +117,18 @@ def aligned_in_domain_split(target: LatencyDataset, source: LatencyDataset) -> S
     return aligned_split(network_keys(target), network_keys(source), split, "aligned_in_domain_seed0")
 
 
+def shipping_split(
+    directory: Path, aligned_to: Path | None = None, ids_below: int | None = None
+) -> tuple[LatencyDataset, Split]:
+    """The dataset a shipped network predictor learns from, and its split: in-domain seed 0, or placed by network as
+    in ``aligned_to``'s in-domain split (a dataset of the same networks measured on another device); with
+    ``ids_below``, the dataset as it was before a later extension."""
+    data = load_latency_dataset(directory, progress=False, ids_below=ids_below)
+    if aligned_to is None:
+        return data, in_domain_split(data.families, 0)
+    return data, aligned_in_domain_split(data, load_latency_dataset(aligned_to, progress=False, ids_below=ids_below))
+
+
 def network_keys(data: LatencyDataset) -> np.ndarray:
     """``"id:family"`` per network: the same key on two devices means the same generated network."""
     return np.array([f"{i}:{f}" for i, f in zip(data.ids.tolist(), data.families.tolist(), strict=True)])

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from model.card import ModelCard
 from model.network_domain import training_domain
-from training.latency_data import aligned_in_domain_split, in_domain_split, load_latency_dataset
+from training.latency_data import shipping_split
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -27,10 +27,7 @@ def main(argv: list[str] | None = None) -> None:
     card = ModelCard.load(args.card)
     if card.kind != "network":
         raise SystemExit(f"{args.card} is not a network predictor's card")
-    data = load_latency_dataset(Path(card.training["dataset"]), progress=False)
-    split = in_domain_split(data.families, 0)
-    if args.aligned_to is not None:
-        split = aligned_in_domain_split(data, load_latency_dataset(args.aligned_to, progress=False))
+    data, split = shipping_split(Path(card.training["dataset"]), args.aligned_to)
     if len(split.train) != card.training.get("train"):
         raise SystemExit(f"the split has {len(split.train)} training networks, the card says {card.training.get('train')}")
     raw = json.loads(args.card.read_text())

@@ -21,7 +21,7 @@ import torch
 from model.card import PREDICTOR_DIR
 from model.network_domain import training_domain
 from model.network_tokenizer import assemble_tokens, batch_network_tokens
-from training.latency_data import aligned_in_domain_split, in_domain_split, load_latency_dataset
+from training.latency_data import shipping_split
 from training.latency_export import export_ensemble, write_network_card
 from training.latency_metrics import latency_metrics
 from training.latency_trainer import LatencyTrainConfig
@@ -64,17 +64,16 @@ def main(argv: list[str] | None = None) -> None:
         help="source dataset whose in-domain split places --data's networks by id (a dataset measured on another CPU; "
         "see benchmarks/onnx_latency_transfer.py)",
     )
+    parser.add_argument(
+        "--ids-below", type=int, default=None, help="only networks with smaller ids (the dataset before an extension)"
+    )
     parser.add_argument("--member-prefix", default="in_domain_seed", help="member run folders: <runs>/<prefix><seed>")
     parser.add_argument(
         "--priority", type=int, default=0, help="default among network predictors when a request names no device"
     )
     args = parser.parse_args(argv)
 
-    data = load_latency_dataset(args.data, progress=False)
-    split = in_domain_split(data.families, 0)
-    if args.aligned_to is not None:
-        source = load_latency_dataset(args.aligned_to, progress=False)
-        split = aligned_in_domain_split(data, source)
+    data, split = shipping_split(args.data, args.aligned_to, args.ids_below)
     members, seconds, inits = [], [], []
     for seed in args.seeds:
         run = args.runs / f"{args.member_prefix}{seed}"
@@ -110,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
         "networks": len(data),
         "split": "in_domain seed 0 (70/10/20 within every family)"
         if args.aligned_to is None
-        else f"networks placed by id in the in-domain seed 0 split of {args.aligned_to}",
+        else f"networks placed by id and family in the in-domain seed 0 split of {args.aligned_to}",
         "train": len(split.train),
         "val": len(split.val),
         "test": len(split.test),
