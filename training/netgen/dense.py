@@ -13,6 +13,7 @@ from typing import Any
 from torch import nn
 
 from training.netgen.blocks import InvertedResidual, conv_bn, make_divisible
+from training.netgen.zoo.resnet import Block
 
 SEGMENTATION_CLASSES = (2, 21, 150)  # binary masks, PASCAL VOC, ADE20K
 
@@ -20,27 +21,6 @@ SEGMENTATION_CLASSES = (2, 21, 150)  # binary masks, PASCAL VOC, ADE20K
 def upsample(factor: float, mode: str) -> nn.Upsample:
     """x ``factor`` spatial upsampling; ``mode`` nearest or bilinear (exports as one ``Resize``)."""
     return nn.Upsample(scale_factor=factor, mode=mode, align_corners=False if mode == "bilinear" else None)
-
-
-class ResidualBlock(nn.Module):
-    """Basic (two 3x3) or bottleneck (1x1, 3x3, 1x1) residual block; the 3x3 may be dilated."""
-
-    def __init__(self, c_in: int, c_out: int, stride: int, bottleneck: bool, dilation: int = 1) -> None:
-        super().__init__()
-        if bottleneck:
-            width = c_out // 4
-            self.body = nn.Sequential(
-                conv_bn(c_in, width, 1),
-                conv_bn(width, width, 3, stride, dilation=dilation),
-                conv_bn(width, c_out, 1, act=None),
-            )
-        else:
-            self.body = nn.Sequential(conv_bn(c_in, c_out, 3, stride, dilation=dilation), conv_bn(c_out, c_out, 3, act=None))
-        self.skip = conv_bn(c_in, c_out, 1, stride, act=None) if stride != 1 or c_in != c_out else nn.Identity()
-        self.act = nn.ReLU()
-
-    def forward(self, x):  # noqa: ANN001, ANN201
-        return self.act(self.body(x) + self.skip(x))
 
 
 def sample_backbone(rng: random.Random) -> dict[str, Any]:
@@ -87,8 +67,9 @@ class Backbone(nn.Module):
             stride_so_far *= stride
             if resnet:
                 width = min(512, stem * 2**index) * (4 if spec["bottleneck"] else 1)
+                inner, bottleneck = (width // 4, True) if spec["bottleneck"] else (width, False)
                 blocks = [
-                    ResidualBlock(c_in if i == 0 else width, width, stride if i == 0 else 1, spec["bottleneck"], dilation)
+                    Block(c_in if i == 0 else width, inner, width, stride if i == 0 else 1, bottleneck, 1, False, dilation)
                     for i in range(depth)
                 ]
             else:

@@ -13,14 +13,22 @@ NAME = "resnet"
 
 
 class Block(nn.Module):
-    def __init__(self, c_in: int, width: int, c_out: int, stride: int, bottleneck: bool, groups: int, se: bool) -> None:
+    """Basic (two 3x3) or bottleneck (1x1, grouped 3x3, 1x1) residual block; the strided 3x3 may be dilated."""
+
+    def __init__(
+        self, c_in: int, width: int, c_out: int, stride: int, bottleneck: bool, groups: int, se: bool, dilation: int = 1
+    ) -> None:
         super().__init__()
         if bottleneck:
             self.body = nn.Sequential(
-                conv_bn(c_in, width, 1), conv_bn(width, width, 3, stride, groups), conv_bn(width, c_out, 1, act=None)
+                conv_bn(c_in, width, 1),
+                conv_bn(width, width, 3, stride, groups, dilation=dilation),
+                conv_bn(width, c_out, 1, act=None),
             )
         else:
-            self.body = nn.Sequential(conv_bn(c_in, c_out, 3, stride), conv_bn(c_out, c_out, 3, act=None))
+            self.body = nn.Sequential(
+                conv_bn(c_in, c_out, 3, stride, dilation=dilation), conv_bn(c_out, c_out, 3, act=None)
+            )
         self.se = SqueezeExcite(c_out, c_out // 16) if se else nn.Identity()
         self.skip = conv_bn(c_in, c_out, 1, stride, act=None) if stride != 1 or c_in != c_out else nn.Identity()
         self.act = nn.ReLU()
