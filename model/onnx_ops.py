@@ -70,6 +70,8 @@ ONNX_OPS: tuple[str, ...] = (
     "Cast",
     "Where",
     "Tile",
+    "LSTM",
+    "GRU",
 )
 VOCAB = 64
 ONNX_OP_CODES: dict[str, int] = {name: code for code, name in enumerate(ONNX_OPS)}

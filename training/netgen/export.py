@@ -1,4 +1,4 @@
-"""Build a sampled network and export it to ONNX (opset 17, batch 1, float32, BN folded into Conv)."""
+"""Build a sampled network and export it to ONNX (opset 17, batch 1, float32 or int64 token ids in, BN folded)."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def export_with_input(module: torch.nn.Module, example: torch.Tensor) -> bytes:
 
 
 def export_spec(family_name: str, spec: dict[str, Any], path: Path | None = None) -> bytes:
-    data = export_onnx_bytes(build_network(family_name, spec), int(spec["resolution"]))
+    data = export_with_input(build_network(family_name, spec), family(family_name).example_input(spec))
     if path is not None:
         path.write_bytes(data)
     return data

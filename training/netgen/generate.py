@@ -17,6 +17,7 @@ and ``graphs.jsonl.gz`` (one gzip member per chunk: id + the parsed IR, for trai
 from __future__ import annotations
 
 import json
+import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -43,24 +44,43 @@ class NetworkSpec:
 MAX_MACS = 4.0e9  # samples above this are redrawn (deterministically): a 1-thread CPU measurement stays under ~0.3 s
 
 
-def count_macs(module: torch.nn.Module, resolution: int) -> float:
-    """Conv2d, ConvTranspose2d and Linear multiply-accumulates of one forward pass at batch 1 (attention matmuls
-    excluded)."""
+GATES = {torch.nn.LSTM: 4, torch.nn.GRU: 3, torch.nn.RNN: 1}
+
+
+def _recurrent_macs(layer: torch.nn.RNNBase, steps: int) -> float:
+    """``steps`` = time steps x batch rows. Per step and direction, each layer multiplies its input and its hidden
+    state by gates x hidden weights."""
+    directions = 2 if layer.bidirectional else 1
+    total = 0.0
+    for index in range(layer.num_layers):
+        width = layer.input_size if index == 0 else layer.hidden_size * directions
+        total += GATES[type(layer)] * layer.hidden_size * (width + layer.hidden_size) * directions * steps
+    return total
+
+
+def count_macs(module: torch.nn.Module, example: int | torch.Tensor) -> float:
+    """Conv (1-D / 2-D), ConvTranspose2d, Linear and LSTM / GRU multiply-accumulates of one forward pass on
+    ``example`` (an int: a batch-1 image of that resolution), attention matmuls excluded."""
     total = [0.0]
-    layers = torch.nn.Conv2d | torch.nn.ConvTranspose2d | torch.nn.Linear
+    layers = torch.nn.Conv1d | torch.nn.Conv2d | torch.nn.ConvTranspose2d | torch.nn.Linear | torch.nn.RNNBase
 
     def hook(layer: torch.nn.Module, inputs: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
         if isinstance(layer, torch.nn.ConvTranspose2d):  # every input element meets (C_out / groups) x k x k weights
             kernel = layer.kernel_size[0] * layer.kernel_size[1]
             total[0] += inputs[0].numel() * layer.out_channels // layer.groups * kernel
-        elif isinstance(layer, torch.nn.Conv2d):
-            total[0] += out.numel() * layer.in_channels // layer.groups * layer.kernel_size[0] * layer.kernel_size[1]
+        elif isinstance(layer, torch.nn.Conv1d | torch.nn.Conv2d):
+            total[0] += out.numel() * layer.in_channels // layer.groups * math.prod(layer.kernel_size)
+        elif isinstance(layer, torch.nn.RNNBase):
+            rows, steps = inputs[0].shape[:2] if layer.batch_first else inputs[0].shape[1::-1]
+            total[0] += _recurrent_macs(layer, rows * steps)
         else:
             total[0] += out.numel() * layer.in_features
 
     handles = [m.register_forward_hook(hook) for m in module.modules() if isinstance(m, layers)]
+    if isinstance(example, int):
+        example = torch.zeros(1, 3, example, example)
     with torch.no_grad():
-        module(torch.zeros(1, 3, resolution, resolution))
+        module(example)
     for handle in handles:
         handle.remove()
     return total[0]
@@ -85,7 +105,7 @@ def network_spec(
     attempt = 0
     while True:
         spec = fam.sample(random.Random(f"{seed}:{index}" if attempt == 0 else f"{seed}:{index}:{attempt}"))
-        if count_macs(fam.build(spec).eval(), int(spec["resolution"])) <= MAX_MACS:
+        if count_macs(fam.build(spec).eval(), fam.example_input(spec)) <= MAX_MACS:
             return NetworkSpec(index, name, spec)
         attempt += 1
 
@@ -143,7 +163,7 @@ def generate(
             record: dict[str, Any] = {"id": i, "family": net.family, "spec": net.spec}
             try:
                 data = export_spec(net.family, net.spec)
-                graph = parse_onnx(data, ParseOptions(resolution=int(net.spec["resolution"])))
+                graph = parse_onnx(data, ParseOptions(resolution=int(net.spec.get("resolution", 224))))
                 models[i] = data
                 record["onnx_bytes"] = len(data)
                 record["totals"] = graph.totals()

@@ -59,12 +59,18 @@ def make_session(onnx_bytes: bytes, threads: int = 1, provider: str = "cpu") -> 
     return session
 
 
+INTEGER_INPUTS = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}
+
+
 def session_feed(session: ort.InferenceSession, seed: int = 0) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     feed = {}
     for value in session.get_inputs():
         shape = [d if isinstance(d, int) and d > 0 else 1 for d in value.shape]
-        feed[value.name] = rng.standard_normal(shape).astype(np.float32)
+        if value.type in INTEGER_INPUTS:  # token ids: id 0 is valid for every embedding table
+            feed[value.name] = np.zeros(shape, INTEGER_INPUTS[value.type])
+        else:
+            feed[value.name] = rng.standard_normal(shape).astype(np.float32)
     return feed
 
 

@@ -1,7 +1,8 @@
 """One family name -> its spec sampler and its torch constructor (like timm's model registry).
 
-Each module in ``training.netgen.zoo`` defines ``NAME``, ``sample(rng) -> dict`` (a JSON-serialisable spec that
-always holds ``"resolution"``) and ``build(spec) -> nn.Module`` (input ``(batch, 3, resolution, resolution)``).
+Each module in ``training.netgen.zoo`` defines ``NAME``, ``sample(rng) -> dict`` (a JSON-serialisable spec) and
+``build(spec) -> nn.Module``. Image families' specs hold ``"resolution"`` and take ``(1, 3, resolution, resolution)``;
+a family with another input (a sequence of features or of token ids) also defines ``example_input(spec)``.
 The spec alone regenerates the network: the dataset commits specs and measurements, never weights.
 """
 
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from torch import nn
 
 FAMILY_MODULES: tuple[str, ...] = (
@@ -33,7 +35,9 @@ FAMILY_MODULES: tuple[str, ...] = (
 )
 # dense prediction (segmentation, detection): added to the datasets as an extension after the 14 classifiers
 DENSE_FAMILY_MODULES: tuple[str, ...] = ("unet", "fpn", "deeplab", "yolo")
-ALL_FAMILY_MODULES: tuple[str, ...] = FAMILY_MODULES + DENSE_FAMILY_MODULES
+# sequence models (recurrent, transformer text encoders): a later extension; their input is no image
+SEQUENCE_FAMILY_MODULES: tuple[str, ...] = ("rnn", "text")
+ALL_FAMILY_MODULES: tuple[str, ...] = FAMILY_MODULES + DENSE_FAMILY_MODULES + SEQUENCE_FAMILY_MODULES
 
 
 @dataclass(frozen=True)
@@ -41,13 +45,19 @@ class Family:
     name: str
     sample: Callable[[random.Random], dict[str, Any]]
     build: Callable[[dict[str, Any]], nn.Module]
+    example_input: Callable[[dict[str, Any]], torch.Tensor]
+
+
+def image_input(spec: dict[str, Any]) -> torch.Tensor:
+    return torch.zeros(1, 3, int(spec["resolution"]), int(spec["resolution"]))
 
 
 def family(name: str) -> Family:
     if name not in ALL_FAMILY_MODULES:
         raise KeyError(f"unknown family {name!r}; known: {', '.join(ALL_FAMILY_MODULES)}")
     module = importlib.import_module(f"training.netgen.zoo.{name}")
-    return Family(name=module.NAME, sample=module.sample, build=module.build)
+    example = getattr(module, "example_input", image_input)
+    return Family(name=module.NAME, sample=module.sample, build=module.build, example_input=example)
 
 
 def all_families() -> list[Family]:
