@@ -3,6 +3,7 @@ std says so.
 
     python -m benchmarks.onnx_out_of_scope --out benchmarks/results/onnx_out_of_scope
     python -m benchmarks.onnx_out_of_scope --networks yolo --out benchmarks/results/onnx_yolo   # published YOLOv8 scales
+    python -m benchmarks.onnx_out_of_scope --networks sequence --out benchmarks/results/onnx_sequence
 
 The dataset's first 14 families are image classifiers. Users also send segmentation, detection, MLP and sequence
 models. Five such networks, written here in torch (not from the zoo's samplers) and exported like the dataset's
@@ -159,6 +160,67 @@ class Recurrent(nn.Module):
         return self.head(out[:, -1])
 
 
+class SpeechGRU(nn.Module):
+    """DeepSpeech2-shaped: two strided Conv2d layers over a spectrogram (161 bins), 3 bidirectional GRUs, a per-frame
+    character classifier (29)."""
+
+    def __init__(self, bins: int = 161, hidden: int = 384, layers: int = 3) -> None:
+        super().__init__()
+        self.conv = nn.Sequential(
+            nn.Conv2d(1, 32, (41, 11), (2, 2), (20, 5)), nn.BatchNorm2d(32), nn.Hardtanh(0, 20),
+            nn.Conv2d(32, 32, (21, 11), (2, 1), (10, 5)), nn.BatchNorm2d(32), nn.Hardtanh(0, 20),
+        )  # fmt: skip
+        self.gru = nn.GRU(32 * ((bins + 3) // 4), hidden, num_layers=layers, batch_first=True, bidirectional=True)
+        self.head = nn.Linear(2 * hidden, 29)
+
+    def forward(self, x):  # noqa: ANN001, ANN201
+        x = self.conv(x)  # (1, 32, bins / 4, frames / 2)
+        x = x.flatten(1, 2).transpose(1, 2)
+        out, _ = self.gru(x)
+        return self.head(out)
+
+
+class LstmLanguageModel(nn.Module):
+    """Zaremba et al.'s medium PTB language model: embedding 650, 2 LSTM layers of 650, softmax layer over 10,000
+    words, 35 steps."""
+
+    def __init__(self, vocab: int = 10000, width: int = 650) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab, width)
+        self.lstm = nn.LSTM(width, width, num_layers=2, batch_first=True)
+        self.head = nn.Linear(width, vocab)
+
+    def forward(self, ids):  # noqa: ANN001, ANN201
+        out, _ = self.lstm(self.embed(ids))
+        return self.head(out)
+
+
+def sequence_networks() -> dict[str, tuple[str, bytes]]:
+    """Sequence models: the ``text`` family's BERT-shaped encoders (published widths and depths, 128 tokens), and
+    recurrent networks written here apart from the ``rnn`` family (a Conv2d front end it never has; a
+    vocabulary-sized softmax layer on every step)."""
+    torch.manual_seed(0)
+    module = __import__("training.netgen.zoo.text", fromlist=["canonical"])
+    networks = {
+        spec["name"]: (f"{spec['depth']} x {spec['dim']} encoder, 128 tokens (text family shape)",
+                       export_with_input(build_network("text", spec), torch.zeros(1, 128, dtype=torch.long)))
+        for spec in module.canonical()
+    }  # fmt: skip
+    networks["speech_gru"] = (
+        "DeepSpeech2-shaped: Conv2d front end, 3 bidirectional GRUs, 200 frames",
+        export_with_input(SpeechGRU().eval(), torch.randn(1, 1, 161, 200)),
+    )
+    networks["lstm_lm"] = (
+        "PTB medium LSTM language model, 35 steps",
+        export_with_input(LstmLanguageModel().eval(), torch.zeros(1, 35, dtype=torch.long)),
+    )
+    networks["lstm"] = (
+        "2-layer LSTM, 64 steps (the out-of-scope set's)",
+        export_with_input(Recurrent().eval(), torch.randn(1, 64, 128)),
+    )
+    return networks
+
+
 def out_of_scope_networks() -> dict[str, tuple[str, bytes]]:
     """name -> (what lies outside the dataset, ONNX bytes)."""
     torch.manual_seed(0)
@@ -184,14 +246,19 @@ def yolo_networks() -> dict[str, tuple[str, bytes]]:
     }  # fmt: skip
 
 
-NETWORK_SETS = {"out_of_scope": out_of_scope_networks, "yolo": yolo_networks}
+NETWORK_SETS = {"out_of_scope": out_of_scope_networks, "yolo": yolo_networks, "sequence": sequence_networks}
+TITLES = {
+    "out_of_scope": "Networks outside the dataset's families",
+    "yolo": "Published YOLOv8 scales",
+    "sequence": "Sequence models (text encoders, recurrent networks)",
+}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--networks", choices=sorted(NETWORK_SETS), default="out_of_scope", help="which set: the five networks "
-        "written apart from the zoo, or the published YOLOv8 scales"
+        "written apart from the zoo, the published YOLOv8 scales, or the sequence models"
     )
     parser.add_argument("--data", type=Path, default=Path("training/datasets/cpu-ort-1t"))
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/onnx_out_of_scope"))
@@ -267,9 +334,7 @@ def main(argv: list[str] | None = None) -> None:
 def markdown(report: dict) -> str:
     rel = report["in_family_relative_std"]
     lines = [
-        f"# Networks outside the dataset's families, on {report['device']}"
-        if report.get("set", "out_of_scope") == "out_of_scope"
-        else f"# Published YOLOv8 scales, on {report['device']}",
+        f"# {TITLES[report.get('set', 'out_of_scope')]}, on {report['device']}",
         "",
         f"Machine (measured and predicted): {report['machine']}. Predictor: {report['predictor']}. "
         f"Command: `{report['command']}`. Measured: minimum of {len(report['networks'][0]['passes_ms'])} passes over "

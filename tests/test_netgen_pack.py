@@ -58,7 +58,9 @@ def test_a_cuda_measurement_never_falls_back_to_cpu_silently() -> None:
 
 def test_pack_round_trip_measures_and_assembles_a_dataset(tmp_path: Path) -> None:
     source = tmp_path / "source"
-    generate(source, 4, seed=0, chunk=4, settings=FAST, families=FAMILIES, progress=False)
+    generate(source, 2, seed=0, chunk=4, settings=FAST, families=FAMILIES, progress=False)
+    extension = {"from_id": 2, "families": ["rnn", "text"]}  # sequence models: token-id or feature inputs
+    generate(source, 4, seed=0, chunk=4, settings=FAST, families=FAMILIES, progress=False, extension=extension)
     pack = tmp_path / "pack.tar.xz"
     assert export_pack(source, 3, pack) == 3
     with tarfile.open(pack, "r:xz") as tar:
@@ -74,6 +76,7 @@ def test_pack_round_trip_measures_and_assembles_a_dataset(tmp_path: Path) -> Non
         assert record["spec"] == sources[record["id"]]["spec"] and record["family"] == sources[record["id"]]["family"]
     meta = json.loads((measured / "meta.json").read_text())
     assert meta["device"] == "cpu-other" and meta["seed"] == 0 and meta["families"] == list(FAMILIES)
+    assert meta["extensions"] == [extension] and records[2]["family"] == "rnn"
     out = tmp_path / "dataset"
     assert assemble(measured, source, out) == 3
     assert set(read_graphs(out)) == {0, 1, 2}

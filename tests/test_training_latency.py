@@ -133,6 +133,16 @@ def test_an_extension_with_new_families_leaves_the_earlier_families_split_unchan
     assert set(extended[after.test]) == set(extended)
 
 
+def test_a_sequence_extension_leaves_the_dense_families_split_unchanged() -> None:
+    """"rnn" and "text" sort between "fpn" and "unet": the groups, not the names, set the draw order."""
+    base = np.array(["resnet", "vgg"] * 20 + ["unet", "fpn", "deeplab", "yolo"] * 20)
+    extended = np.concatenate([base, np.array(["rnn", "text"] * 20)])
+    before, after = in_domain_split(base, 0), in_domain_split(extended, 0)
+    for part in ("train", "val", "test"):
+        old, new = getattr(before, part), getattr(after, part)
+        np.testing.assert_array_equal(new[new < len(base)], old)
+
+
 def test_an_aligned_split_matches_ids_only_within_the_same_family() -> None:
     from training.latency_data import LatencyDataset, aligned_in_domain_split
 

@@ -19,7 +19,7 @@ from tqdm import tqdm
 from model.network_tokenizer import GRAPH_FEATURE_DIM, edge_arrays, graph_features, node_part
 from model.onnx_graph import NetworkGraph
 from training.netgen.files import MEASUREMENTS, read_graphs, read_jsonl
-from training.netgen.registry import FAMILY_MODULES
+from training.netgen.registry import DENSE_FAMILY_MODULES, FAMILY_MODULES, SEQUENCE_FAMILY_MODULES
 
 
 @dataclass
@@ -80,10 +80,18 @@ class Split:
     test: np.ndarray
 
 
+FAMILY_GROUPS: tuple[tuple[str, ...], ...] = (FAMILY_MODULES, DENSE_FAMILY_MODULES, SEQUENCE_FAMILY_MODULES)
+
+
 def split_family_order(families: np.ndarray) -> list[str]:
-    """The families in the order splits draw them: the 14 classifier families first, then any later extension's, each
-    group sorted by name, so an extension leaves the earlier families' draws (and splits) unchanged."""
-    return sorted(set(families.tolist()), key=lambda name: (name not in FAMILY_MODULES, name))
+    """The families in the order splits draw them: the 14 classifier families first, then the dense-prediction ones,
+    then the sequence ones (the order the datasets were extended in), each group sorted by name, so an extension
+    leaves the earlier families' draws (and splits) unchanged."""
+
+    def group(name: str) -> int:
+        return next((k for k, names in enumerate(FAMILY_GROUPS) if name in names), len(FAMILY_GROUPS))
+
+    return sorted(set(families.tolist()), key=lambda name: (group(name), name))
 
 
 def in_domain_split(families: np.ndarray, seed: int, val_frac: float = 0.1, test_frac: float = 0.2) -> Split:

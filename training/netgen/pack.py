@@ -103,6 +103,8 @@ def measure_pack(
         "device": device,
         "source": index["source"],
     }
+    if "extensions" in index["source_meta"]:  # which families later ids belong to
+        meta["extensions"] = index["source_meta"]["extensions"]
     (out / META).write_text(json.dumps(meta, indent=2) + "\n")
     done = done_ids(out)
     todo = [n for n in index["networks"] if int(n["id"]) not in done]
