@@ -116,10 +116,14 @@ def _onnx_prediction(args: argparse.Namespace) -> dict:
         from archcast.client import Client
 
         with Client(args.url) as client:
-            return client.predict_onnx(data, args.batch, args.resolution, args.predictor, args.device)
+            return client.predict_onnx(
+                data, args.batch, args.resolution, args.predictor, args.device, sequence_length=args.sequence_length
+            )
     from service.local import predict_onnx_local
 
-    return predict_onnx_local(data, args.batch, args.resolution, args.predictor, args.device)
+    return predict_onnx_local(
+        data, args.batch, args.resolution, args.predictor, args.device, sequence_length=args.sequence_length
+    )
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
@@ -171,6 +175,9 @@ def _cmd_check(args: argparse.Namespace) -> int:
 def _onnx_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=1, help="ONNX models: batch size for a symbolic batch dimension")
     parser.add_argument("--resolution", type=int, default=224, help="ONNX models: input resolution for symbolic image dims")
+    parser.add_argument(
+        "--sequence-length", type=int, default=128, help="ONNX models: length for symbolic dims of 2-D / 3-D inputs"
+    )
     parser.add_argument("--device", help="ONNX models: device to predict for, e.g. cpu-ort-1t (default: the loaded one)")
 
 

@@ -279,14 +279,12 @@ class Client:
         resolution: int = 224,
         predictor: str | None = None,
         device: str | None = None,
+        sequence_length: int = 128,
     ) -> dict[str, Any]:
         """Predicted latency (value, std in ms) and cost summary of a whole ONNX network (``POST /v1/predict/onnx``)."""
         data = model if isinstance(model, bytes) else Path(model).read_bytes()
-        params = {
-            k: v
-            for k, v in {"batch": batch, "resolution": resolution, "predictor": predictor, "device": device}.items()
-            if v is not None
-        }
+        given = {"batch": batch, "resolution": resolution, "sequence_length": sequence_length}
+        params = {k: v for k, v in {**given, "predictor": predictor, "device": device}.items() if v is not None}
         return self._request("POST", "/v1/predict/onnx", content=data, params=params)
 
     def calibrate(

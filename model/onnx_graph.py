@@ -95,6 +95,7 @@ class NetworkGraph:
 class ParseOptions:
     batch: int = 1
     resolution: int = 224
+    sequence_length: int = 128
     max_nodes: int = DEFAULT_MAX_NETWORK_NODES
     max_elements: int = DEFAULT_MAX_ELEMENTS
 
@@ -125,7 +126,8 @@ def _dims(shape: onnx.TensorShapeProto) -> tuple[int, ...]:
 
 
 def _fix_inputs(graph: onnx.GraphProto, initializer_names: set[str], options: ParseOptions) -> dict[str, tuple[int, ...]]:
-    """Set symbolic dims of the real inputs: axis 0 = batch, image axes = resolution, others = 1."""
+    """Set symbolic dims of the real inputs: axis 0 = batch; axes 2 and 3 of a 4-D input = resolution; the other axes
+    of a 2-D or 3-D input (token ids, per-step features) = sequence length; anything else = 1."""
     shapes: dict[str, tuple[int, ...]] = {}
     for value in graph.input:
         if value.name in initializer_names or not value.type.HasField("tensor_type"):
@@ -141,7 +143,12 @@ def _fix_inputs(graph: onnx.GraphProto, initializer_names: set[str], options: Pa
                     f"input {value.name!r} declares dimension {dim.dim_value} on axis {axis}; dimensions must be positive "
                     "(leave a dimension symbolic to have it set from the request)",
                 )
-            fill = options.batch if axis == 0 else options.resolution if rank == 4 and axis >= 2 else 1
+            if axis == 0:
+                fill = options.batch
+            elif rank == 4 and axis >= 2:
+                fill = options.resolution
+            else:
+                fill = options.sequence_length if rank in (2, 3) else 1
             dim.Clear()
             dim.dim_value = fill
         dims = _dims(tensor_shape)

@@ -88,6 +88,7 @@ def predict_onnx_local(
     predictor: str | None = None,
     device: str | None = None,
     settings: Settings | None = None,
+    sequence_length: int = 128,
 ) -> dict[str, Any]:
     """The ``POST /v1/predict/onnx`` body for one ONNX model, in-process (``archcast predict model.onnx``)."""
     from model.onnx_graph import ParseOptions
@@ -100,5 +101,7 @@ def predict_onnx_local(
             413, "body_too_large", f"model of {len(data)} bytes exceeds {settings.max_onnx_bytes} (ARCHCAST_MAX_ONNX_BYTES)"
         )
     chosen = choose_network_predictor(load_for_local(settings), predictor, device)
-    options = ParseOptions(batch=batch, resolution=resolution, max_nodes=settings.max_network_nodes)
+    options = ParseOptions(
+        batch=batch, resolution=resolution, sequence_length=sequence_length, max_nodes=settings.max_network_nodes
+    )
     return predict_onnx_bytes(chosen, data, options)

@@ -109,4 +109,5 @@ def predict_onnx_bytes(predictor: NetworkPredictor, data: bytes, options: ParseO
         "model_sha256": model_digest(data),
         "batch": options.batch,
         "resolution": options.resolution,
+        "sequence_length": options.sequence_length,
     }

@@ -107,6 +107,9 @@ class Settings(BaseSettings):
     max_resolution: int = Field(
         default=1024, ge=8, description="Largest input resolution a request may set for an ONNX model's symbolic dimensions."
     )
+    max_sequence_length: int = Field(
+        default=16384, ge=1, description="Largest sequence length a request may set for an ONNX model's symbolic dimensions."
+    )
     max_onnx_batch: int = Field(default=256, ge=1, description="Largest batch size a request may set for an ONNX model.")
     parse_timeout_seconds: float = Field(
         default=20.0,

@@ -23,3 +23,17 @@ def test_every_out_of_scope_network_is_parsed_and_predicted() -> None:
     for _, data in networks.values():
         body = predict_onnx_bytes(predictor, data, ParseOptions())
         assert body["latency_ms"]["value"] > 0 and body["latency_ms"]["std"] > 0
+
+
+def test_every_sequence_network_is_parsed_and_predicted() -> None:
+    from benchmarks.onnx_out_of_scope import sequence_networks
+
+    networks = sequence_networks()
+    assert set(networks) == {"bert_mini", "bert_small", "distilbert", "speech_gru", "lstm_lm", "lstm"}
+    ops = {name: {node.op_type for node in parse_onnx(data).nodes} for name, (_, data) in networks.items()}
+    assert "GRU" in ops["speech_gru"] and "Conv" in ops["speech_gru"] and "LSTM" in ops["lstm_lm"]
+    assert {"Gather", "Softmax", "Tanh"} <= ops["distilbert"]
+    predictor = load_registry(PREDICTOR_DIR, "cpu", 1).networks["cpu-ort-1t-v1"]
+    for _, data in networks.values():
+        body = predict_onnx_bytes(predictor, data, ParseOptions())
+        assert body["latency_ms"]["value"] > 0 and body["latency_ms"]["std"] > 0

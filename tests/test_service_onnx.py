@@ -84,6 +84,33 @@ def test_resolution_changes_the_answer_and_the_cache_key(client: TestClient) -> 
     assert big["cached"] is False and big["batch"] == 2
 
 
+def token_model() -> bytes:
+    """Token ids of symbolic batch and length -> embedding table (Gather) -> MatMul 16 x 8."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    table = numpy_helper.from_array(np.zeros((1000, 16), np.float32), "table")
+    weight = numpy_helper.from_array(np.zeros((16, 8), np.float32), "weight")
+    graph = helper.make_graph(
+        [helper.make_node("Gather", ["table", "ids"], ["embedded"]), helper.make_node("MatMul", ["embedded", "weight"], ["y"])],
+        "tokens",
+        [helper.make_tensor_value_info("ids", TensorProto.INT64, ["batch", "length"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [table, weight],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+
+
+def test_sequence_length_sets_symbolic_token_axes_and_the_cache_key(client: TestClient) -> None:
+    data = token_model()
+    default = client.post("/v1/predict/onnx", content=data).json()
+    assert default["input_shapes"] == {"ids": [1, 128]} and default["cost"]["macs"] == 128 * 16 * 8
+    short = client.post("/v1/predict/onnx?sequence_length=64", content=data).json()
+    assert short["cached"] is False and short["sequence_length"] == 64
+    assert short["input_shapes"] == {"ids": [1, 64]} and short["cost"]["macs"] == 64 * 16 * 8
+    response = client.post("/v1/predict/onnx?sequence_length=100000", content=data)
+    assert response.status_code == 422 and response.json()["error"]["code"] == "sequence_length_too_large"
+
+
 @pytest.mark.parametrize(
     ("kwargs", "status", "code"),
     [

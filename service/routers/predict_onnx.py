@@ -84,6 +84,9 @@ async def predict_onnx_route(
     settings: Annotated[Settings, Depends(get_settings)],
     batch: Annotated[int, Query(ge=1, description="Batch size for the model's symbolic batch dimension.")] = 1,
     resolution: Annotated[int, Query(ge=8, description="Input resolution for symbolic image dimensions.")] = 224,
+    sequence_length: Annotated[
+        int, Query(ge=1, description="Sequence length for symbolic dimensions of 2-D / 3-D inputs (tokens, steps).")
+    ] = 128,
     predictor: Annotated[str | None, Query(description="Network predictor name; default: the only/first one.")] = None,
     device: Annotated[str | None, Query(description="Device the latency is predicted for, e.g. cpu-ort-1t.")] = None,
 ) -> dict[str, Any]:
@@ -98,13 +101,23 @@ async def predict_onnx_route(
             "resolution_too_large",
             f"resolution={resolution} exceeds the limit of {settings.max_resolution} (ARCHCAST_MAX_RESOLUTION)",
         )
+    if sequence_length > settings.max_sequence_length:
+        raise ServiceError(
+            422,
+            "sequence_length_too_large",
+            f"sequence_length={sequence_length} exceeds the limit of {settings.max_sequence_length} "
+            "(ARCHCAST_MAX_SEQUENCE_LENGTH)",
+        )
     chosen = choose_network_predictor(registry, predictor, device)
     data = await read_upload(request)
-    key = f"{chosen.name}@{chosen.card.version}:onnx:{model_digest(data)}:{batch}:{resolution}"
+    shape = (batch, resolution, sequence_length)
+    key = f"{chosen.name}@{chosen.card.version}:onnx:{model_digest(data)}:{batch}:{resolution}:{sequence_length}"
     (cached,) = await cache.get_many([key])
     if cached is not None:
-        return _body(chosen, cached, batch, resolution, cache_hit=True)
-    options = ParseOptions(batch=batch, resolution=resolution, max_nodes=settings.max_network_nodes)
+        return _body(chosen, cached, shape, cache_hit=True)
+    options = ParseOptions(
+        batch=batch, resolution=resolution, sequence_length=sequence_length, max_nodes=settings.max_network_nodes
+    )
     try:
         result = await asyncio.wait_for(
             run_in_threadpool(predict_onnx_bytes, chosen, data, options), settings.parse_timeout_seconds
@@ -123,19 +136,23 @@ async def predict_onnx_route(
     values["unknown_shapes"] = float(result["unknown_shapes"])
     values.update({f"{UNSEEN_OP}{op}": 1.0 for op in result["unseen_op_types"]})
     await cache.set_many({key: values})
-    body = _body(chosen, values, batch, resolution, cache_hit=False)
+    body = _body(chosen, values, shape, cache_hit=False)
     body["input_shapes"] = result["input_shapes"]
     body["timing_ms"] = result["timing_ms"]
     return body
 
 
-def _body(chosen: NetworkPredictor, values: dict[str, float], batch: int, resolution: int, cache_hit: bool) -> dict[str, Any]:
+def _body(
+    chosen: NetworkPredictor, values: dict[str, float], shape: tuple[int, int, int], cache_hit: bool
+) -> dict[str, Any]:
+    batch, resolution, sequence_length = shape
     return {
         "predictor": chosen.name,
         "version": chosen.card.version,
         "device": chosen.device,
         "batch": batch,
         "resolution": resolution,
+        "sequence_length": sequence_length,
         "latency_ms": {"value": values["latency_ms"], "std": values["latency_ms_std"]},
         "cost": {k: (int(values[f"cost_{k}"]) if k == "nodes" else values[f"cost_{k}"]) for k in COST_FIELDS},
         "unknown_shapes": int(values.get("unknown_shapes", 0)),
