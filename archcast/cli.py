@@ -164,7 +164,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
     margin = f" + {args.sigmas} x std {std:.2f}" if args.sigmas else ""
     print(
         f"{verdict}: {args.model} predicted {value:.2f} ms (std {std:.2f}){margin} on {body['device']} "
-        f"at batch {body['batch']}, resolution {body['resolution']}; budget {args.max_latency_ms} ms "
+        f"at batch {body['batch']}, resolution {body['resolution']}, sequence length {body.get('sequence_length', 128)}; "
+        f"budget {args.max_latency_ms} ms "
         f"({body['cost']['flops'] / 1e9:.2f} GFLOPs, {body['cost']['params'] / 1e6:.2f} M params, {body['cost']['nodes']} ops)"
     )
     for warning in body.get("warnings", []):  # outside the predictor's training networks: the figure extrapolates

@@ -5,13 +5,13 @@ networks before it untouched."""
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
+from family_samples import distinct, reproducible_samples, small_sample
 
 from model.onnx_graph import ParseOptions, parse_onnx
 from training.netgen.dense import SEGMENTATION_CLASSES
@@ -26,20 +26,13 @@ FAST = MeasureSettings(warmup=1, min_runs=2, max_runs=3, min_time_s=0.0)
 
 @pytest.mark.parametrize("name", DENSE_FAMILY_MODULES)
 def test_dense_sampling_is_reproducible_and_varied(name: str) -> None:
-    fam = family(name)
-    specs = [fam.sample(random.Random(f"t:{i}")) for i in range(20)]
-    assert specs == [fam.sample(random.Random(f"t:{i}")) for i in range(20)]
-    assert len({json.dumps(s, sort_keys=True) for s in specs}) >= 18
-    assert all(96 <= s["resolution"] <= 256 and json.loads(json.dumps(s)) == s for s in specs)
+    specs = reproducible_samples(name)
+    assert distinct(specs) >= 18
+    assert all(96 <= s["resolution"] <= 256 for s in specs)
 
 
 def _small(name: str) -> dict:
-    """The first sample of ``name`` under 0.5 G MACs (quick to export and run)."""
-    for i in range(100):
-        spec = family(name).sample(random.Random(f"small:{i}"))
-        if count_macs(build_network(name, spec), spec["resolution"]) < 0.5e9:
-            return spec
-    raise AssertionError("no small sample")
+    return small_sample(name, 0.5e9, tries=100)
 
 
 @pytest.mark.parametrize("name", DENSE_FAMILY_MODULES)
