@@ -50,7 +50,7 @@ from training.latency_baselines import fit_flops_loglog, fit_kernel_sum, kind_su
 from training.latency_data import load_latency_dataset
 from training.latency_metrics import latency_metrics
 from training.netgen.blocks import Mlp, MultiHeadAttention
-from training.netgen.export import build_network, export_onnx_bytes, export_with_input
+from training.netgen.export import build_network, export_onnx_bytes, export_spec, export_with_input
 from training.netgen.files import META
 from training.netgen.measure import device_mismatch
 
@@ -207,8 +207,7 @@ def sequence_networks() -> dict[str, tuple[str, bytes]]:
     torch.manual_seed(0)
     module = __import__("training.netgen.zoo.text", fromlist=["canonical"])
     networks = {
-        spec["name"]: (f"{spec['depth']} x {spec['dim']} encoder, 128 tokens (text family shape)",
-                       export_with_input(build_network("text", spec), torch.zeros(1, 128, dtype=torch.long)))
+        spec["name"]: (f"{spec['depth']} x {spec['dim']} encoder, 128 tokens (text family shape)", export_spec("text", spec))
         for spec in module.canonical()
     }  # fmt: skip
     networks["speech_gru"] = (
