@@ -9,6 +9,8 @@ and zero cost rather than failing the request.
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import math
 import time
 from collections.abc import Iterator
@@ -334,16 +336,16 @@ def _check_attributes(node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
 MAX_SHAPE_DATA_ELEMENTS = 2**16  # largest ConstantOfShape output symbolic inference may materialise (shape tensors)
 
 
-def _guard_constant_of_shape(cls: Any) -> None:
+def _guard_constant_of_shape(ssi: Any) -> None:
     """Stop onnxruntime's symbolic inference from materialising big ConstantOfShape outputs.
 
     It fills every int64 ConstantOfShape output of known shape with ``np.ones``: a 143-byte model asking for
     [40000, 40000] would allocate 12.8 GB. Above MAX_SHAPE_DATA_ELEMENTS only the output's shape is set, as for any op.
+    ``ssi`` is archcast's own copy of the module (``symbolic_shape_module``), patched once.
     """
-    from onnxruntime.tools import symbolic_shape_infer as ssi
-
+    cls = ssi.SymbolicShapeInference
     original = getattr(cls, "_infer_ConstantOfShape", None)
-    if original is None or getattr(original, "archcast_guarded", False):
+    if original is None:
         return
 
     def guarded(self: Any, node: onnx.NodeProto) -> None:
@@ -358,7 +360,6 @@ def _guard_constant_of_shape(cls: Any) -> None:
             return
         original(self, node)
 
-    guarded.archcast_guarded = True  # type: ignore[attr-defined]
     cls._infer_ConstantOfShape = guarded
 
 
@@ -379,16 +380,28 @@ def _symbolic_inference(cls: Any, model: onnx.ModelProto) -> onnx.ModelProto | N
     return inference.out_mp_
 
 
+@functools.cache
+def symbolic_shape_module() -> Any:
+    """onnxruntime's ``symbolic_shape_infer`` module, loaded from its own file. Importing it the usual way runs
+    ``onnxruntime/tools/__init__.py``, which imports torch whenever torch is installed: 1.5 s on the first ONNX request,
+    and torch inside the service, which must never load it. The module itself needs only numpy, onnx and sympy."""
+    import onnxruntime
+
+    path = onnxruntime.__file__.removesuffix("__init__.py") + "tools/symbolic_shape_infer.py"
+    spec = importlib.util.spec_from_file_location("archcast_symbolic_shape_infer", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"onnxruntime's symbolic shape inference is not at {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    _guard_constant_of_shape(module)
+    return module
+
+
 def infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
     """Shapes of every tensor: onnxruntime's symbolic shape inference (follows Shape -> Gather -> Concat -> Reshape
     chains that torch exports for ``x.view(b, g, c // g, h, w)``), falling back to onnx's own inference."""
-    # imported here: onnxruntime.tools imports torch when it is installed, and the service must not load torch at start-up
-    from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
-
-    _guard_constant_of_shape(SymbolicShapeInference)
-
     try:
-        inferred = _symbolic_inference(SymbolicShapeInference, model)
+        inferred = _symbolic_inference(symbolic_shape_module().SymbolicShapeInference, model)
         if inferred is not None:
             return inferred
     except Exception:  # noqa: BLE001, S110 - any failure falls back to onnx's inference below

@@ -18,6 +18,7 @@ from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 
 from model.card import ModelCard, find_cards
 from model.ir import ArchGraph, Node
+from model.onnx_graph import symbolic_shape_module
 from model.ops import INPUT, OP_CODES, OUTPUT
 from model.tokenizer import TokenBatch, tokenize_graphs
 from service.cpus import available_cpus
@@ -155,6 +156,8 @@ def load_service_registry(settings: Settings) -> Registry:
                 continue
             registry.predictors[name] = predictor
         registry.errors.extend(extra.errors)
+    if registry.networks:  # load ONNX shape inference (sympy, ~0.3 s) at start-up rather than on the first upload
+        symbolic_shape_module()
     return registry
 
 
