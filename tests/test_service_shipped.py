@@ -143,13 +143,11 @@ def test_shipped_network_predictor_reproduces_its_card_metrics(name: str, datase
         pytest.skip(f"{name} is not shipped")
     network = registry.networks[name]
     assert network.device == json.loads((datasets / dataset / "meta.json").read_text())["device"]
-    from training.netgen.files import MEASUREMENTS, read_jsonl
-
-    # the dataset as it was when the predictor shipped: its first `training.networks` measured networks by id (an
-    # aligned dataset's split comes from the whole source dataset, whose earlier families never changed their split)
+    # the dataset as it was when the predictor shipped: ids below its `training.networks` (as in
+    # benchmarks/onnx_latency_versions.py); an aligned dataset's split comes from the whole source dataset, whose
+    # earlier families never changed their split
     shipped_with = json.loads((PREDICTOR_DIR / f"{name}.card.json").read_text())["training"]["networks"]
-    ids = sorted(int(r["id"]) for r in read_jsonl(datasets / dataset / MEASUREMENTS) if "error" not in r)
-    below = None if aligned_to else ids[int(shipped_with) - 1] + 1
+    below = None if aligned_to else int(shipped_with)
     data, split = shipping_split(datasets / dataset, datasets / aligned_to if aligned_to else None, ids_below=below)
     predictions = []
     for start in range(0, len(split.test), 64):
