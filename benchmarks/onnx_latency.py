@@ -31,7 +31,7 @@ from training.latency_data import (
     subsample_train,
 )
 from training.latency_metrics import latency_metrics
-from training.latency_trainer import LatencyTrainConfig, train_latency
+from training.latency_trainer import ORDERS, LatencyTrainConfig, train_latency
 from training.netgen.files import META
 from training.whole_network import READOUTS
 
@@ -103,6 +103,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--families", nargs="*", default=None, help="leave-one-family-out only these families")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--readout", choices=READOUTS, default="contextual", help="ArchCast readout (whole_network)")
+    parser.add_argument(
+        "--order",
+        choices=tuple(ORDERS),
+        default="random",
+        help="node orders in training: random (each network in a random valid order, plus the consistency twin), "
+        "anchor (the exported order, renumbered only in the consistency twin), none (the ablation: exported order, "
+        "no consistency loss)",
+    )
     parser.add_argument("--d-model", type=int, default=None, help="transformer width (default: LatencyTrainConfig's)")
     parser.add_argument("--layers", type=int, default=None, help="transformer layers (default: LatencyTrainConfig's)")
     parser.add_argument("--heads", type=int, default=None, help="attention heads (default: LatencyTrainConfig's)")
@@ -163,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
     bar = tqdm(jobs, desc="splits", unit="split")
     for protocol, split, seed, epochs in bar:
         bar.set_postfix(split=split.name)
-        cfg = LatencyTrainConfig(seed=seed, epochs=epochs, threads=args.threads, readout=args.readout)
+        cfg = LatencyTrainConfig(seed=seed, epochs=epochs, threads=args.threads, readout=args.readout, **ORDERS[args.order])
         cfg.network.update(network)
         result = train_latency(data, split, cfg, args.runs / split.name, progress=False)
         predictions, gbm_val = baseline_predictions(data, split, sums, seed)
@@ -210,6 +218,7 @@ def main(argv: list[str] | None = None) -> None:
         "measured_on": meta.get("cpu", "unknown"),
         "device": meta.get("device", "cpu-ort-1t"),
         "readout": args.readout,
+        "order": args.order,
         "methods": list(methods),
         "network": {**LatencyTrainConfig().network, **network},
         "train_fraction": args.train_fraction,
@@ -262,7 +271,8 @@ def markdown(report: dict) -> str:
         f"{len(report['runs'])} splits (reused runs included, 1 thread each) "
         f"{sum(j['archcast_train_seconds'] for j in report['runs']) / 60:.0f} min.",
         "",
-        f"ArchCast readout: `{report.get('readout', 'contextual')}` (`training/whole_network.py`); leave-one-family-out "
+        f"ArchCast readout: `{report.get('readout', 'contextual')}` (`training/whole_network.py`); node orders in "
+        f"training: `{report.get('order', 'random')}` (`--order`); leave-one-family-out "
         f"checkpoints chosen on {report.get('lofo_validation', 'random networks of the other families')}.",
         "",
         *provenance_lines(report, "the dataset"),

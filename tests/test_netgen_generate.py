@@ -141,3 +141,24 @@ def test_the_real_world_benchmark_measures_every_network_once_per_pass() -> None
     passes = measure_in_passes(networks, passes=2, seed=0)
     assert set(passes) == {"conv", "attention"}
     assert all(len(times) == 2 and min(times) > 0 for times in passes.values())
+
+
+def test_the_anchor_order_supervises_the_exported_order_and_adds_a_renumbered_twin(tmp_path: Path) -> None:
+    """``ORDERS``: with the weights frozen (lr 0), ``anchor`` sees the same supervised loss as ``none`` (the exported
+    order) plus a consistency term that is positive, because its twin is renumbered and the model reads positions."""
+    import numpy as np
+
+    from training.latency_data import Split
+    from training.latency_trainer import ORDERS, LatencyTrainConfig, train_latency
+
+    generate(tmp_path / "data", 4, seed=0, chunk=4, settings=FAST, families=FAMILIES, progress=False)
+    data = load_latency_dataset(tmp_path / "data", progress=False)
+    split = Split("tiny", np.array([0, 1, 2]), np.array([3]), np.array([3]))
+    small = {"d_model": 8, "n_heads": 1, "n_layers": 1, "dropout": 0.0, "queries": [1]}
+    losses = {}
+    for order, overrides in ORDERS.items():
+        cfg = LatencyTrainConfig(epochs=1, lr=0.0, pair_weight=0.0, network=small, eval_every=1, **overrides)
+        train_latency(data, split, cfg, tmp_path / order, progress=False)
+        losses[order] = json.loads((tmp_path / order / "history.json").read_text())[0]["train_loss"]
+    assert losses["anchor"] > losses["none"] + 1e-6
+    assert losses["random"] != losses["anchor"]

@@ -39,6 +39,7 @@ class LatencyTrainConfig:
     pair_weight: float = 0.2
     consistency_weight: float = 0.2
     augment: bool = True
+    anchor: bool = False  # the supervised view keeps the exported order; only the consistency twin is renumbered
     eval_every: int = 2
     threads: int = 1
     readout: str = "contextual"  # see training.whole_network.READOUTS
@@ -48,6 +49,14 @@ class LatencyTrainConfig:
 
     def network_config(self) -> NetworkConfig:
         return NetworkConfig(n_targets=1, **{**self.network, "queries": tuple(self.network.get("queries", (4, 2, 1)))})
+
+
+ORDERS: dict[str, dict] = {
+    "random": {},  # the NAR-Former recipe: each network in a random valid order, plus a renumbered consistency twin
+    "anchor": {"anchor": True},  # the exported order is supervised; only the consistency twin is renumbered
+    "none": {"augment": False},  # the ablation: exported order, no consistency loss
+}
+"""Node-order treatments in training (``LatencyTrainConfig`` overrides); prediction always reads the exported order."""
 
 
 def make_batches(rows: np.ndarray, lengths: np.ndarray, max_tokens: int, max_batch: int, rng: random.Random) -> list[np.ndarray]:
@@ -130,12 +139,12 @@ def train_latency(data: LatencyDataset, split: Split, cfg: LatencyTrainConfig, r
         losses = []
         for rows in make_batches(split.train, data.lengths, cfg.max_tokens, cfg.max_batch, rng):
             target = torch.from_numpy(y[rows]).float()
-            pred = model(*batch_tensors(data, rows, rng if cfg.augment else None)).squeeze(-1)
+            pred = model(*batch_tensors(data, rows, rng if cfg.augment and not cfg.anchor else None)).squeeze(-1)
             loss = torch.nn.functional.mse_loss(pred, target)
             if cfg.pair_weight and len(rows) > 1:
                 partner = torch.randperm(len(rows))
                 loss = loss + cfg.pair_weight * ((pred - pred[partner]) - (target - target[partner])).abs().mean()
-            if cfg.augment and cfg.consistency_weight:
+            if (cfg.augment or cfg.anchor) and cfg.consistency_weight:
                 twin = model(*batch_tensors(data, rows, rng)).squeeze(-1)
                 loss = loss + cfg.consistency_weight * (pred - twin).abs().mean()
             optimiser.zero_grad(set_to_none=True)
