@@ -109,3 +109,24 @@ def test_generate_extends_a_dataset_and_keeps_the_earlier_networks(tmp_path: Pat
     assert json.loads((tmp_path / "meta.json").read_text())["extensions"] == [extension]
     generate(tmp_path, 3, seed=0, chunk=2, settings=FAST, families=base, progress=False)  # the meta keeps the extension
     assert json.loads((tmp_path / "meta.json").read_text())["extensions"] == [extension]
+
+
+def test_an_extension_is_refused_when_the_machine_no_longer_measures_like_the_dataset(tmp_path: Path) -> None:
+    """The drift check measures earlier networks again: labels 10x faster than this machine runs them block the
+    extension before anything is added; with a limit above that drift the same extension goes ahead."""
+    base = ("squeezenet", "shufflenet")
+    generate(tmp_path, 2, seed=0, chunk=2, settings=FAST, families=base, progress=False)
+    records = list(read_jsonl(tmp_path / "measurements.jsonl"))
+    for record in records:
+        record["latency_ms"] /= 10  # as if measured on a much faster day
+    (tmp_path / "measurements.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    extension = {"from_id": 2, "families": ["unet"]}
+    with pytest.raises(SystemExit, match="against the dataset's labels"):
+        generate(tmp_path, 3, seed=0, chunk=2, settings=FAST, families=base, progress=False, extension=extension,
+                 drift_check=2)  # fmt: skip
+    assert len(list(read_jsonl(tmp_path / "measurements.jsonl"))) == 2
+    assert "extensions" not in json.loads((tmp_path / "meta.json").read_text())
+    assert len(list(read_jsonl(tmp_path / "drift_2.jsonl"))) == 2
+    generate(tmp_path, 3, seed=0, chunk=2, settings=FAST, families=base, progress=False, extension=extension,
+             drift_check=2, max_drift_pct=10_000.0)  # fmt: skip
+    assert [r["family"] for r in read_jsonl(tmp_path / "measurements.jsonl")] == ["squeezenet", "shufflenet", "unet"]

@@ -32,6 +32,7 @@ from training.netgen.export import export_spec
 from training.netgen.files import GRAPHS, MEASUREMENTS, META, append_lines, done_ids
 from training.netgen.measure import DEVICE_NAME, MeasureSettings, device_mismatch, environment, measure_chunk
 from training.netgen.registry import ALL_FAMILY_MODULES, FAMILY_MODULES, family
+from training.netgen.remeasure import remeasure
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,23 @@ def network_spec(
         attempt += 1
 
 
+DEFAULT_MAX_DRIFT_PCT = 4.0
+"""Largest median drift (re-measured minus label, %) at which new measurements still join a dataset."""
+
+
+def check_drift(directory: Path, count: int, file: str, max_drift_pct: float) -> dict[str, float]:
+    """Measure ``count`` networks of the dataset again; refuse (SystemExit) when their median drift is too large."""
+    drift = remeasure(directory, count, file=file)
+    print(f"drift check ({directory / file}): {json.dumps(drift)}")
+    if abs(drift["median_signed_pct"]) > max_drift_pct:
+        raise SystemExit(
+            f"this machine runs {drift['median_signed_pct']:+.1f} % against the dataset's labels (median of "
+            f"{drift['n']:.0f} networks measured again, limit {max_drift_pct} %): new measurements would not be "
+            "comparable with the old ones. Extend on a quieter machine, or raise --max-drift"
+        )
+    return drift
+
+
 def generate(
     directory: Path,
     count: int,
@@ -120,9 +138,14 @@ def generate(
     progress: bool = True,
     device: str = DEVICE_NAME,
     extension: dict[str, Any] | None = None,
+    drift_check: int = 0,
+    max_drift_pct: float = DEFAULT_MAX_DRIFT_PCT,
 ) -> None:
     """Measure networks ``0 .. count-1`` of the dataset into ``directory``, skipping those already there;
-    ``extension`` (``{"from_id": N, "families": [...]}``) is recorded in ``meta.json`` on first use."""
+    ``extension`` (``{"from_id": N, "families": [...]}``) is recorded in ``meta.json`` on first use. Before a new
+    extension, ``drift_check`` measured networks are measured again (``drift_<from_id>.jsonl``); if their median
+    signed difference from their labels exceeds ``max_drift_pct``, the machine does not run as it did when the
+    dataset was made, and the extension is refused before anything is added."""
     settings = settings or MeasureSettings()
     directory.mkdir(parents=True, exist_ok=True)
     meta_path = directory / META
@@ -146,6 +169,8 @@ def generate(
             raise SystemExit(f"unknown families {unknown}; known: {', '.join(ALL_FAMILY_MODULES)}")
         if int(extension["from_id"]) <= max(done, default=-1) or int(extension["from_id"]) <= last_start:
             raise SystemExit(f"an extension must start after every measured network and earlier extension: {extension}")
+        if drift_check and done:
+            check_drift(directory, drift_check, f"drift_{extension['from_id']}.jsonl", max_drift_pct)
         extensions.append(extension)
     if extensions:
         meta["extensions"] = extensions
@@ -192,11 +217,21 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--add-families", nargs="+", metavar="FAMILY", help="extend the dataset with these families")
     parser.add_argument("--from-id", type=int, help="first network id of the extension (after every measured one)")
+    parser.add_argument(
+        "--drift-check", type=int, default=24, help="before a new extension, measure this many networks again (0: no check)"
+    )
+    parser.add_argument(
+        "--max-drift",
+        type=float,
+        default=DEFAULT_MAX_DRIFT_PCT,
+        help="refuse the extension when the re-measured networks' median drift exceeds this (%%)",
+    )
     args = parser.parse_args(argv)
     if bool(args.add_families) != (args.from_id is not None):
         parser.error("--add-families and --from-id go together")
     extension = {"from_id": args.from_id, "families": args.add_families} if args.add_families else None
-    generate(args.out, args.count, args.seed, args.chunk, device=args.device, extension=extension)
+    generate(args.out, args.count, args.seed, args.chunk, device=args.device, extension=extension,
+             drift_check=args.drift_check, max_drift_pct=args.max_drift)  # fmt: skip
 
 
 if __name__ == "__main__":
