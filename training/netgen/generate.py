@@ -116,7 +116,9 @@ DEFAULT_MAX_DRIFT_PCT = 4.0
 
 
 def check_drift(directory: Path, count: int, file: str, max_drift_pct: float) -> dict[str, float]:
-    """Measure ``count`` networks of the dataset again; refuse (SystemExit) when their median drift is too large."""
+    """Measure ``count`` networks of the dataset again; refuse (SystemExit) when their median drift is too large.
+    Every check measures afresh: an earlier (refused) check's file is not resumed."""
+    (directory / file).unlink(missing_ok=True)
     drift = remeasure(directory, count, file=file)
     print(f"drift check ({directory / file}): {json.dumps(drift)}")
     if abs(drift["median_signed_pct"]) > max_drift_pct:
