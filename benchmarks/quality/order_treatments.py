@@ -31,18 +31,15 @@ from benchmarks.machine import describe_machine
 from benchmarks.quality.sample_sizes import (
     ACCURACY_TARGETS,
     AUGMENTED,
-    NETWORK,
     NOT_AUGMENTED,
     RESULTS,
     TASKS,
     _pretrain,
-    epochs_for,
     pretrain_path,
+    train_config,
 )
 from benchmarks.report import write_report
 from training.run import train_run
-from training.splits import split_path
-from training.trainer import TrainConfig
 
 TREATMENTS: dict[str, dict] = {  # TrainConfig overrides; every treatment starts from the seed's pre-trained encoder
     "archcast": AUGMENTED,
@@ -57,18 +54,7 @@ LONG = ("archcast", "no_aug_no_consistency")
 def _run(job: tuple[str, int, int, int, str]) -> dict:
     treatment, n_train, seed, steps, runs = job
     torch.set_num_threads(1)
-    epochs = epochs_for(n_train, steps)
-    cfg = TrainConfig(
-        targets=list(ACCURACY_TARGETS),
-        split=str(split_path(n_train, TASKS["accuracy"]["sizes"][n_train], seed)),
-        seed=seed,
-        epochs=epochs,
-        eval_every=max(1, epochs // 40),
-        threads=1,
-        network=NETWORK,
-        pretrained=str(pretrain_path(runs, seed)),
-        **TREATMENTS[treatment],
-    )
+    cfg = train_config("accuracy", n_train, seed, steps, runs, {**TREATMENTS[treatment], "pretrain": True})
     run_dir = Path(runs) / "order_treatments" / f"n{n_train}_{treatment}_steps{steps}_seed{seed}"
     done = run_dir / "metrics_test.json"
     result = json.loads(done.read_text()) if done.exists() else train_run(cfg, run_dir)

@@ -116,15 +116,15 @@ def _pretrain(job: tuple[str, int, str]) -> Path:
     return pretrain_encoder(data, NETWORK, pretrain_path(runs, seed), steps=PRETRAIN_STEPS, seed=seed)
 
 
-def _train(job: tuple[str, str, int, int, int, str]) -> dict:
-    task, variant, n_train, seed, steps, runs = job
-    n_val = TASKS[task]["sizes"][n_train]
-    epochs = epochs_for(n_train, steps)
-    overrides = dict(TASKS[task]["variants"][variant])
+def train_config(task: str, n_train: int, seed: int, steps: int, runs: str, overrides: dict) -> TrainConfig:
+    """One run of ``task`` on the committed split of its size and seed; ``overrides`` are TrainConfig fields plus
+    ``pretrain`` (start from the seed's label-free pre-trained encoder)."""
+    overrides = dict(overrides)
     pretrained = str(pretrain_path(runs, seed)) if overrides.pop("pretrain", False) else None
-    cfg = TrainConfig(
+    epochs = epochs_for(n_train, steps)
+    return TrainConfig(
         targets=list(TASKS[task]["targets"]),
-        split=str(split_path(n_train, n_val, seed)),
+        split=str(split_path(n_train, TASKS[task]["sizes"][n_train], seed)),
         seed=seed,
         epochs=epochs,
         eval_every=max(1, epochs // 40),
@@ -133,6 +133,11 @@ def _train(job: tuple[str, str, int, int, int, str]) -> dict:
         pretrained=pretrained,
         **overrides,
     )
+
+
+def _train(job: tuple[str, str, int, int, int, str]) -> dict:
+    task, variant, n_train, seed, steps, runs = job
+    cfg = train_config(task, n_train, seed, steps, runs, TASKS[task]["variants"][variant])
     run_dir = Path(runs) / task / f"n{n_train}_{variant}_seed{seed}"
     done = run_dir / "metrics_test.json"
     result = json.loads(done.read_text()) if done.exists() else train_run(cfg, run_dir)
