@@ -34,8 +34,8 @@ from benchmarks.quality.sample_sizes import (
     NOT_AUGMENTED,
     RESULTS,
     TASKS,
-    _pretrain,
     pretrain_path,
+    pretrain_seed_encoder,
     train_config,
 )
 from benchmarks.report import write_report
@@ -100,7 +100,7 @@ def main() -> None:
     jobs += [(t, args.size, s, args.steps, args.runs) for t in TREATMENTS for s in args.seeds]
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         missing = [("accuracy", s, args.runs) for s in args.seeds if not pretrain_path(args.runs, s).exists()]
-        list(pool.map(_pretrain, missing))
+        list(pool.map(pretrain_seed_encoder, missing))
         results = list(pool.map(_run, jobs))
     results.sort(key=lambda r: (-r["steps"], list(TREATMENTS).index(r["treatment"]), r["seed"]))
     report = {

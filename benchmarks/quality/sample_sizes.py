@@ -109,7 +109,7 @@ def pretrain_path(runs: str, seed: int, space: str = "nb201") -> Path:
     return Path(runs) / f"pretrained_encoder_{space}_seed{seed}.pt"
 
 
-def _pretrain(job: tuple[str, int, str]) -> Path:
+def pretrain_seed_encoder(job: tuple[str, int, str]) -> Path:
     task, seed, runs = job
     torch.set_num_threads(1)
     data = load_nb201(list(TASKS[task]["targets"]))  # only the graphs are read
@@ -367,7 +367,7 @@ def main() -> None:
     print(f"{len(jobs)} runs, {len(todo)} to train: about {estimate / 60:.0f} min on this machine", file=sys.stderr)
     results: list[dict] = []
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
-        for path in pool.map(_pretrain, [(task, seed, args.runs) for seed in pretrain_seeds]):
+        for path in pool.map(pretrain_seed_encoder, [(task, seed, args.runs) for seed in pretrain_seeds]):
             print(f"pre-trained encoder: {path}", file=sys.stderr)
         for done, result in enumerate(pool.map(_train, jobs), start=1):
             results.append(result)
