@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from model.onnx_graph import NetworkGraph
@@ -92,6 +93,19 @@ def test_remeasure_draws_the_same_earlier_networks_after_the_dataset_grew(tmp_pa
     assert [r["id"] for r in read_jsonl(tmp_path / "later.jsonl")] == first
 
 
+def test_remeasure_of_the_test_part_measures_only_the_in_domain_test_networks(tmp_path: Path) -> None:
+    from training.latency_data import in_domain_split
+    from training.netgen.remeasure import remeasure
+
+    generate(tmp_path, 10, seed=0, chunk=10, settings=FAST, families=FAMILIES, progress=False)
+    data = load_latency_dataset(tmp_path, progress=False)
+    test_ids = set(data.ids[in_domain_split(data.families, 0).test].tolist())
+    assert 0 < len(test_ids) < 10
+    summary = remeasure(tmp_path, 10, file="test_part.jsonl", part="test")
+    assert {r["id"] for r in read_jsonl(tmp_path / "test_part.jsonl")} == test_ids
+    assert summary["n"] == len(test_ids)
+
+
 def test_a_dataset_keeps_its_device_name(tmp_path: Path) -> None:
     generate(tmp_path, 2, seed=0, chunk=2, settings=FAST, families=FAMILIES, progress=False, device="cpu-ort-1t-here")
     assert json.loads((tmp_path / "meta.json").read_text())["device"] == "cpu-ort-1t-here"
@@ -162,3 +176,22 @@ def test_the_anchor_order_supervises_the_exported_order_and_adds_a_renumbered_tw
         losses[order] = json.loads((tmp_path / order / "history.json").read_text())[0]["train_loss"]
     assert losses["anchor"] > losses["none"] + 1e-6
     assert losses["random"] != losses["anchor"]
+
+
+def test_noise_floor_divides_fresh_values_by_the_hosts_speed_of_the_day(tmp_path: Path) -> None:
+    from benchmarks.onnx_noise_floor import compare, fresh_values
+
+    label = np.array([10.0, 20.0, 40.0, 5.0])
+    # a host 2x slower on the day: three networks exactly 2x, one 2.2x (10 % slower than the rest)
+    lines = [{"id": 100, "min_ms": 20.0}, {"id": 101, "min_ms": 40.0}, {"id": 102, "min_ms": 88.0}, {"id": 103, "min_ms": 10.0}]
+    (tmp_path / "fresh.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    position = {100: 0, 101: 1, 102: 2, 103: 3}
+    fresh, speed = fresh_values(tmp_path / "fresh.jsonl", position, label)
+    assert speed == pytest.approx(2.0)
+    assert fresh == pytest.approx({0: 10.0, 1: 20.0, 2: 44.0, 3: 5.0})
+    pred = label * 1.05
+    result = compare("fresh.jsonl", fresh, "2.000", label, np.zeros(4), pred, rows=np.array([1, 2]))
+    assert result["rows"].tolist() == [1, 2]  # only rows of the scored part
+    assert result["fresh_vs_label"] == pytest.approx([0.0, 10.0])
+    assert result["predictor_vs_label"] == pytest.approx([5.0, 5.0])
+    assert result["predictor_vs_fresh"] == pytest.approx([5.0, 100 * abs(42.0 / 44.0 - 1)])

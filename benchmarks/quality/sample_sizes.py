@@ -336,6 +336,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", help="subset of the task's sizes")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--variants", nargs="+", help="subset of the task's variants (default: all)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--runs", default="runs/quality/sizes")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -357,7 +358,10 @@ def main() -> None:
         for seed in args.seeds:
             if not split_path(n, TASKS[task]["sizes"][n], seed).exists():
                 write_split(NB201_NUM_CELLS, n, TASKS[task]["sizes"][n], seed)
-    variants = TASKS[task]["variants"]
+    unknown = set(args.variants or ()) - set(TASKS[task]["variants"])
+    if unknown:
+        parser.error(f"--variants: {sorted(unknown)} not among {list(TASKS[task]['variants'])}")
+    variants = {v: TASKS[task]["variants"][v] for v in args.variants or TASKS[task]["variants"]}
     jobs = [(task, v, n, s, args.steps, args.runs) for n in sizes for s in args.seeds for v in variants]
     todo = [j for j in jobs if not (Path(args.runs) / task / f"n{j[2]}_{j[1]}_seed{j[3]}" / "metrics_test.json").exists()]
     step_seconds = [SECONDS_PER_STEP * (1.0 if variants[j[1]]["augment"] else 0.5) for j in todo]

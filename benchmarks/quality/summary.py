@@ -51,10 +51,11 @@ HEADER = [
 ]
 
 
-def sizes_section(task: str, metric: str) -> list[str]:
-    data = _load(f"{task}_sizes")
+def sizes_section(task: str, metric: str, folder: str = "") -> list[str]:
+    """``folder``: a sub-folder of the results holding another run of the task (e.g. ``long``: more steps)."""
+    data = _load(f"{folder}/{task}_sizes" if folder else f"{task}_sizes")
     if data is None:
-        return [f"(no `{task}_sizes.json`: run `python -m benchmarks.quality.sample_sizes --task {task}`)", ""]
+        return [f"(no `{folder or '.'}/{task}_sizes.json`: run `python -m benchmarks.quality.sample_sizes --task {task}`)", ""]
     summary = data["summary"]
     lines = [*HEADER]
     sizes = sorted(summary["archcast"], key=int)
@@ -163,6 +164,12 @@ def build() -> str:
         "The `latency` task above predates pre-training (its ArchCast starts from random weights); this one adds it.",
         "",
         *sizes_section("latency_pretraining", "spearman"),
+        "## NB201 latency with the pre-trained encoder, 100 epochs (Spearman; `long/latency_pretraining_sizes.md`)",
+        "",
+        "The runs above take 2,000 optimiser steps at every size, about 33 epochs at 7,813 cells. The shipped "
+        "`nb201-latency-v1` trains 100 epochs; these runs do the same (6,200 steps) on the same splits and seeds.",
+        "",
+        *sizes_section("latency_pretraining", "spearman", folder="long"),
         "## FBNet and OFA latency (`network_spaces.md`)",
         "",
         *network_section(),

@@ -7,6 +7,8 @@ prints the median absolute % difference from the dataset value: the noise floor 
 apart), where the A/B passes of the generator give it across seconds. The median signed difference shows drift (a
 machine that got faster or slower since). ``--ids-below`` samples only networks with smaller ids (those of an earlier
 extension of the dataset): the same seed and bound draw the same networks however far the dataset grew since.
+``--part test`` samples only networks of the shipped predictor's in-domain test split (seed 0): a fresh measurement
+of the networks the predictor is scored on (``benchmarks/onnx_noise_floor.py`` compares the two).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from training.latency_data import in_domain_split
 from training.netgen.export import export_spec
 from training.netgen.files import MEASUREMENTS, META, read_jsonl
 from training.netgen.measure import device_mismatch, measure_pass
@@ -27,8 +30,26 @@ from training.netgen.measure import device_mismatch, measure_pass
 REMEASURE = "remeasure.jsonl"
 
 
+PARTS = ("all", "train", "val", "test")
+
+
+def split_part_ids(records: dict[int, dict], part: str) -> set[int]:
+    """Ids of ``records`` in ``part`` of the in-domain split (seed 0) the shipped predictors are trained and scored on;
+    the rows are the records in id order, as ``training.latency_data.load_latency_dataset`` reads them."""
+    if part == "all":
+        return set(records)
+    ids = sorted(records)
+    split = in_domain_split(np.array([records[i]["family"] for i in ids]), 0)
+    return {ids[row] for row in getattr(split, part).tolist()}
+
+
 def remeasure(
-    directory: Path, count: int, seed: int = 1, ids_below: int | None = None, file: str = REMEASURE
+    directory: Path,
+    count: int,
+    seed: int = 1,
+    ids_below: int | None = None,
+    file: str = REMEASURE,
+    part: str = "all",
 ) -> dict[str, float]:
     mismatch = device_mismatch(json.loads((directory / META).read_text()))
     if mismatch:
@@ -39,7 +60,8 @@ def remeasure(
         if "latency_ms" in r and (ids_below is None or int(r["id"]) < ids_below)
     }
     done = {int(r["id"]): r for r in read_jsonl(directory / file)}
-    sample = random.Random(seed).sample(sorted(records), min(count, len(records)))
+    pool = sorted(split_part_ids(records, part))
+    sample = random.Random(seed).sample(pool, min(count, len(pool)))
     with (directory / file).open("a") as handle:
         for i in tqdm([i for i in sample if i not in done], desc="remeasure", unit="net"):
             record = records[i]
@@ -67,8 +89,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=1, help="draws the sample")
     parser.add_argument("--ids-below", type=int, default=None, help="sample only networks with smaller ids")
     parser.add_argument("--file", default=REMEASURE, help="results file inside the dataset directory")
+    parser.add_argument("--part", choices=PARTS, default="all", help="sample only this part of the in-domain split")
     args = parser.parse_args(argv)
-    print(json.dumps(remeasure(args.data, args.count, args.seed, args.ids_below, args.file), indent=1))
+    print(json.dumps(remeasure(args.data, args.count, args.seed, args.ids_below, args.file, args.part), indent=1))
 
 
 if __name__ == "__main__":
