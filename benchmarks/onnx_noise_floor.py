@@ -59,6 +59,7 @@ def compare(name: str, fresh: dict[int, float], speed: str, label: np.ndarray, p
         "networks_in_file": len(fresh),
         "speed_vs_labels": speed,
         "rows": row,
+        "relative_speed": fresh_ms / label[row],
         "fresh_vs_label": ape(fresh_ms, label[row]),
         "pass_a_vs_b": pass_ab[row],
         "predictor_vs_label": ape(pred[row], label[row]),
@@ -67,6 +68,10 @@ def compare(name: str, fresh: dict[int, float], speed: str, label: np.ndarray, p
 
 
 COLUMNS = ("pass_a_vs_b", "fresh_vs_label", "predictor_vs_label", "predictor_vs_fresh")
+
+
+def _triple(result: dict[str, float]) -> str:
+    return f"{result['mape']:.1f} / {result['median']:.1f} / {result['p90']:.1f}"
 
 
 def markdown(report: dict) -> str:
@@ -81,14 +86,16 @@ def markdown(report: dict) -> str:
         f"Whole test split ({report['test_networks']} networks): predictor vs label MAPE {report['test']['mape']:.2f} %, "
         f"median {report['test']['median']:.2f} %; pass A vs B median {report['test_pass_ab']['median']:.2f} %.",
         "",
-        "| file | speed | group | n | pass A vs B | fresh vs label | predictor vs label | predictor vs fresh |",
-        "|---|---|---|---|---|---|---|---|",
+        "| file | speed | group | n | pass A vs B | fresh vs label | group speed | fresh vs label, group speed "
+        "| predictor vs label | predictor vs fresh |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for entry in report["files"]:
         for group, result in entry["groups"].items():
-            cells = [f"{result[c]['mape']:.1f} / {result[c]['median']:.1f} / {result[c]['p90']:.1f}" for c in COLUMNS]
+            cells = [_triple(result[c]) for c in COLUMNS]
             lines.append(
-                f"| {entry['file']} | {entry['speed_vs_labels']} | {group} | {result['n']} | {' | '.join(cells)} |"
+                f"| {entry['file']} | {entry['speed_vs_labels']} | {group} | {result['n']} | {cells[0]} | {cells[1]} "
+                f"| {result['group_speed']:.3f} | {_triple(result['fresh_vs_label_group_speed'])} | {cells[2]} | {cells[3]} |"
             )
     for pair in report["pair_repeats"]:
         lines += [
@@ -99,7 +106,9 @@ def markdown(report: dict) -> str:
     lines += [
         "",
         "Pass A vs B is |A - B| / label, the dataset's noise floor (passes tens of seconds apart). Fresh vs label "
-        "compares one later pass with the label (the mean of A and B). A predictor that knew each network's true "
+        "compares one later pass with the label (the mean of A and B). Group speed: the group's median fresh / label "
+        "ratio against the file's (a host that slows memory-bound networks more than others shows it here); the next "
+        "column corrects each group by its own speed instead. A predictor that knew each network's true "
         "latency exactly would still show about the fresh-vs-label error against the labels, less the fresh pass's "
         "own share of it.",
         "",
@@ -152,7 +161,13 @@ def main(argv: list[str] | None = None) -> None:
         by_group = {}
         for group, mask in groups(data.families[result["rows"]]).items():
             if mask.sum() >= args.min_networks and (group == "all" or not mask.all()):  # no group twice
-                by_group[group] = {"n": int(mask.sum())} | {c: stats(result[c][mask]) for c in COLUMNS}
+                relative = result["relative_speed"][mask]
+                group_speed = float(np.median(relative))  # the group against the file's speed: not every family slows alike
+                by_group[group] = (
+                    {"n": int(mask.sum()), "group_speed": group_speed}
+                    | {c: stats(result[c][mask]) for c in COLUMNS}
+                    | {"fresh_vs_label_group_speed": stats(100 * np.abs(relative / group_speed - 1))}
+                )
         entries.append(
             {"file": result["file"], "networks_in_file": result["networks_in_file"],
              "speed_vs_labels": result["speed_vs_labels"], "groups": by_group}
