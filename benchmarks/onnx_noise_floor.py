@@ -1,6 +1,6 @@
 """How far the shipped whole-network predictor is from its labels, against how far a fresh measurement is from them.
 
-    python -m benchmarks.onnx_noise_floor --out benchmarks/results/onnx_noise_floor
+    python -m benchmarks.onnx_noise_floor --pair remeasure_2026-12-01e.jsonl remeasure_2026-12-01f.jsonl
 
 The dataset's noise floor (median |pass A - pass B| / label) compares two passes of a network measured tens of
 seconds apart, which share the host's state of the moment. The ``remeasure_*.jsonl`` files of the dataset measure
