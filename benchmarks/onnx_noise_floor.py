@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> None:
                 by_group[group] = (
                     {"n": int(mask.sum()), "group_speed": group_speed}
                     | {c: stats(result[c][mask]) for c in COLUMNS}
-                    | {"fresh_vs_label_group_speed": stats(100 * np.abs(relative / group_speed - 1))}
+                    | {"fresh_vs_label_group_speed": stats(ape(relative, group_speed))}
                 )
         entries.append(
             {"file": result["file"], "networks_in_file": result["networks_in_file"],
