@@ -55,6 +55,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         lr=args.lr,
         batch_size=args.batch_size,
         augment=not args.no_augment,
+        augment_until=args.augment_until,
         consistency_weight=0.0 if args.no_consistency else args.consistency_weight,
         threads=args.threads,
         network=network,
@@ -273,6 +274,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--consistency-weight", type=float, default=0.5)
     train.add_argument("--no-augment", action="store_true", help="train on the canonical order only")
     train.add_argument("--no-consistency", action="store_true", help="drop the architecture-consistency loss")
+    train.add_argument(
+        "--augment-until",
+        type=float,
+        default=1.0,
+        help="share of the epochs with augmentation / consistency; the rest train on the canonical order (0.5: the "
+        "recipe of the quality benchmarks)",
+    )
     train.add_argument("--threads", type=int, default=2)
     train.add_argument(
         "--pretrain-steps",

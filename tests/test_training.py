@@ -119,6 +119,29 @@ def test_a_target_without_validation_labels_does_not_block_selection(tmp_path) -
     load_best(tmp_path / "sparse")
 
 
+def test_augmentation_stops_after_its_share_of_the_epochs(tmp_path) -> None:
+    """``augment_until``: random orders and the consistency twin in the first epochs only, then the canonical order."""
+
+    class RecordingTrainer(Trainer):
+        def __init__(self, *args) -> None:
+            self.sampled_in: list[int] = []
+            super().__init__(*args)
+
+        def _sample_orders(self, rows: np.ndarray) -> np.ndarray:
+            self.sampled_in.append(self.epoch)
+            return super()._sample_orders(rows)
+
+    data = synthetic_dataset(96)
+    train, val = data.subset(np.arange(64)), data.subset(np.arange(64, 96))
+    cfg = TrainConfig(targets=["cifar10_test_acc"], split="unused", epochs=4, batch_size=32, eval_every=2, threads=1,
+                      network=SMALL, augment_until=0.5)  # fmt: skip
+    trainer = RecordingTrainer(cfg, train, val, tmp_path / "half")
+    trainer.fit()
+    assert sorted(set(trainer.sampled_in)) == [0, 1]  # epochs 3 and 4 train on the canonical order
+    assert len(trainer.sampled_in) == 2 * 2 * 2  # 2 epochs x 2 steps x (augmented view + consistency twin)
+    assert len(trainer.history) == 2
+
+
 def test_graphs_of_different_sizes_train_with_augmentation(tmp_path) -> None:
     """NB101 cells prune to 2..7 nodes: augmented orders are padded to the batch length, padding left in place."""
     rng = np.random.default_rng(0)

@@ -143,6 +143,7 @@ def export_run(
             "train_seconds": metrics["train_seconds"],
             "network": cfg.network_config().to_dict(),
             "augment": cfg.augment,
+            **({"augment_until": cfg.augment_until} if cfg.augment_until < 1.0 else {}),
             "consistency_weight": cfg.consistency_weight,
             "pair_weight": cfg.pair_weight,
             "best_val_score": metrics["best_val_score"],

@@ -41,6 +41,7 @@ class TrainConfig:
     pair_weight: float = 0.1
     consistency_weight: float = 0.5
     augment: bool = True
+    augment_until: float = 1.0  # share of the epochs trained with augmentation / consistency; the rest: canonical order only
     eval_every: int = 5
     threads: int = 2
     network: dict = field(default_factory=dict)  # NetworkConfig overrides
@@ -178,8 +179,9 @@ class Trainer:
         cfg = self.cfg
         self.net.train()
         y, present = self.y[rows], self.present[rows]
-        view_a = self._batch(rows, self._sample_orders(rows) if cfg.augment else None)
-        if cfg.consistency_weight > 0:
+        orders_phase = self.epoch < cfg.augment_until * cfg.epochs
+        view_a = self._batch(rows, self._sample_orders(rows) if cfg.augment and orders_phase else None)
+        if cfg.consistency_weight > 0 and orders_phase:
             view_b = self._batch(rows, self._sample_orders(rows))
             both = TokenBatch(
                 *(

@@ -66,6 +66,7 @@ def _config(card: ModelCard, seed: int, run_dir: Path | None = None) -> TrainCon
         epochs=card.training["epochs"],
         threads=1,
         augment=card.training["augment"],
+        augment_until=card.training.get("augment_until", 1.0),
         consistency_weight=card.training["consistency_weight"],
         pair_weight=card.training["pair_weight"],
         network=_network(card),

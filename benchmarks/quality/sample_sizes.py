@@ -9,9 +9,12 @@ Tasks:
 
 For each size and seed a committed split gives disjoint train / validation / test cells (test = every other cell);
 checkpoints are chosen on validation only. Every run gets the same number of optimiser steps (``--steps``), so small
-sets are not under-trained. Methods: ``archcast`` (augmentation + consistency loss, and on the accuracy and
-latency_pretraining tasks an encoder pre-trained without labels on every NB201 graph, ``training.pretrain``),
-``no_pretraining`` (the same from random weights), ``no_aug_no_consistency`` (the ablation), and baselines fitted
+sets are not under-trained. Methods: ``archcast`` (on the accuracy and latency_pretraining tasks: an encoder
+pre-trained without labels on every NB201 graph, ``training.pretrain``, then augmentation + consistency loss for the
+first half of the steps and the canonical node order alone for the second half; on the older ``latency`` task:
+random weights, augmentation throughout), ``augment_throughout`` (the earlier recipe: augmentation + consistency
+for every step), ``no_pretraining`` (``augment_throughout`` from random weights), ``no_aug_no_consistency`` (the
+canonical order only, no consistency loss), and baselines fitted
 on the same training cells: ``flops`` (log-log fit on the FLOPs of our IR cost model, ``model.cell_cost``),
 ``ridge_onehot`` and ``gbm_onehot`` (ridge / gradient-boosted trees on the one-hot cell encoding). Mean +- std over
 seeds of Kendall tau, Spearman, MAPE and Acc(10 %) on the test cells.
@@ -55,8 +58,10 @@ ACCURACY_TARGETS = (
 )  # fmt: skip
 AUGMENTED = {"augment": True, "consistency_weight": 0.5}
 NOT_AUGMENTED = {"augment": False, "consistency_weight": 0.0}
+AUGMENTED_THEN_CANONICAL = {**AUGMENTED, "augment_until": 0.5}
 PRETRAINED_VARIANTS = {
-    "archcast": {**AUGMENTED, "pretrain": True},
+    "archcast": {**AUGMENTED_THEN_CANONICAL, "pretrain": True},
+    "augment_throughout": {**AUGMENTED, "pretrain": True},
     "no_pretraining": AUGMENTED,
     "no_aug_no_consistency": {**NOT_AUGMENTED, "pretrain": True},
 }
@@ -192,6 +197,19 @@ def summarise(results: list[dict], targets: tuple[str, ...]) -> dict:
     return summary
 
 
+def merge_results(saved: dict, summary: dict, meta: dict, ran: list[str]) -> tuple[dict, dict]:
+    """The saved results with this invocation's variants (and the baselines, recomputed) replaced size by size."""
+    if saved["meta"]["steps"] != meta["steps"] or saved["meta"]["seeds"] != meta["seeds"]:
+        raise SystemExit(f"--merge: the saved results used steps {saved['meta']['steps']} / seeds {saved['meta']['seeds']}")
+    merged = saved["summary"]
+    for method, sizes in summary.items():
+        merged.setdefault(method, {}).update(sizes)
+    same_machine = saved["meta"]["machine"] == meta["machine"]
+    machine = meta["machine"] if same_machine else f"{saved['meta']['machine']}; {', '.join(ran)}: {meta['machine']}"
+    command = f"{saved['meta']['command']}`, then `{meta['command']}"
+    return merged, {**saved["meta"], **meta, "machine": machine, "command": command}
+
+
 def _cell(pair: tuple[float, float], metric: str) -> str:
     digits = 3 if metric in ("kendall_tau", "spearman") else 1
     return f"{pair[0]:.{digits}f} ± {pair[1]:.{digits}f}"
@@ -206,9 +224,10 @@ def markdown(task: str, summary: dict, meta: dict) -> str:
         "",
         f"Machine: {meta['machine']}. Command: `{meta['command']}`. Seeds {meta['seeds']}; {meta['steps']} optimiser steps "
         "per run whatever the size; validation cells per size: "
-        + ", ".join(f"{n} -> {v}" for n, v in TASKS[task]["sizes"].items())
+        + ", ".join(f"{n} -> {v}" for n, v in TASKS[task]["sizes"].items() if str(n) in sizes)
         + ". Test = every NB201 cell in neither set (with a value for the target). Mean ± std over seeds.",
         "",
+        *([f"Note: {meta['renamed']}.", ""] if meta.get("renamed") else []),
     ]
     headline = MOBILE_EDGE if TASKS[task]["kind"] == "latency" else TASKS[task]["targets"]
     for metric, label in (("kendall_tau", "Kendall tau"), ("spearman", "Spearman"), ("acc10", "Acc(10 %)"), ("mape", "MAPE %")):
@@ -341,6 +360,12 @@ def main() -> None:
     parser.add_argument("--runs", default="runs/quality/sizes")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--report-only", action="store_true", help="re-render the markdown / plot from the results JSON")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the methods and sizes of the results JSON at --out that this invocation does not run (their machine "
+        "and command stay in the report)",
+    )
     args = parser.parse_args()
     task = args.task
     if args.report_only:
@@ -364,7 +389,10 @@ def main() -> None:
     variants = {v: TASKS[task]["variants"][v] for v in args.variants or TASKS[task]["variants"]}
     jobs = [(task, v, n, s, args.steps, args.runs) for n in sizes for s in args.seeds for v in variants]
     todo = [j for j in jobs if not (Path(args.runs) / task / f"n{j[2]}_{j[1]}_seed{j[3]}" / "metrics_test.json").exists()]
-    step_seconds = [SECONDS_PER_STEP * (1.0 if variants[j[1]]["augment"] else 0.5) for j in todo]
+    step_seconds = [
+        SECONDS_PER_STEP * (0.5 + 0.5 * variants[j[1]].get("augment_until", 1.0) if variants[j[1]]["augment"] else 0.5)
+        for j in todo
+    ]
     estimate = args.steps * sum(step_seconds) / max(1, args.workers)
     pretrain_seeds = sorted({j[3] for j in todo if variants[j[1]].get("pretrain")})
     estimate += len(pretrain_seeds) * PRETRAIN_STEPS * SECONDS_PER_STEP / 2 / max(1, args.workers)
@@ -390,6 +418,9 @@ def main() -> None:
         "steps": args.steps,
         "label_facts": label_facts(data) if TASKS[task]["kind"] == "latency" else {},
     }
+    saved_path = args.out / f"{task}_sizes.json"
+    if args.merge and saved_path.exists():
+        summary, meta = merge_results(json.loads(saved_path.read_text()), summary, meta, list(variants))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{task}_sizes.json").write_text(json.dumps({"meta": meta, "summary": summary}, indent=1) + "\n")
     text = markdown(task, summary, meta)
