@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -279,7 +279,8 @@ class Trainer:
 
 def load_best(run_dir: Path) -> tuple[FusionTransformer, Normaliser, TrainConfig]:
     cfg_dict = json.loads((Path(run_dir) / "config.json").read_text())
-    cfg = TrainConfig(**cfg_dict)
+    known = {f.name for f in fields(TrainConfig)}  # runs of older versions may carry fields since removed
+    cfg = TrainConfig(**{k: v for k, v in cfg_dict.items() if k in known})
     net = FusionTransformer(cfg.network_config())
     net.load_state_dict(torch.load(Path(run_dir) / "best.pt", weights_only=False)["ema"])
     net.eval()
