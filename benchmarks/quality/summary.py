@@ -184,8 +184,14 @@ def build() -> str:
         *sizes_section("latency_pretraining", "spearman", folder="long"),
         "## FBNet and OFA latency (`network_spaces.md`)",
         "",
+        "ArchCast here is each shipped card's configuration (pre-trained encoder; with or without augmentation as "
+        "validation chose); the half-and-half recipe has not been run on these spaces.",
+        "",
         *network_section(),
         "## NB101 and DARTS small subsets (`small_sample.md`)",
+        "",
+        "ArchCast here augments at every step (the earlier recipe); the half-and-half recipe has not been run on these "
+        "subsets.",
         "",
         *small_sample_section(),
         "## Few-shot calibration of unseen devices, mean Spearman over HELP's six test devices (`fewshot.md`)",
