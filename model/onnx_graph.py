@@ -129,11 +129,16 @@ def _dims(shape: onnx.TensorShapeProto) -> tuple[int, ...]:
 
 def _fix_inputs(graph: onnx.GraphProto, initializer_names: set[str], options: ParseOptions) -> dict[str, tuple[int, ...]]:
     """Set symbolic dims of the real inputs: axis 0 = batch; axes 2 and 3 of a 4-D input = resolution; the other axes
-    of a 2-D or 3-D input (token ids, per-step features) = sequence length; anything else = 1."""
+    of a 2-D or 3-D input (token ids, per-step features) = sequence length; anything else = 1. A named dimension that
+    is axis 0 of some input is the batch on every input (an LSTM's initial state, (directions, batch, hidden))."""
+    real = [v for v in graph.input if v.name not in initializer_names and v.type.HasField("tensor_type")]
+    batch_names = {
+        v.type.tensor_type.shape.dim[0].dim_param
+        for v in real
+        if len(v.type.tensor_type.shape.dim) > 0 and v.type.tensor_type.shape.dim[0].dim_param
+    }
     shapes: dict[str, tuple[int, ...]] = {}
-    for value in graph.input:
-        if value.name in initializer_names or not value.type.HasField("tensor_type"):
-            continue
+    for value in real:
         tensor_shape = value.type.tensor_type.shape
         rank = len(tensor_shape.dim)
         for axis, dim in enumerate(tensor_shape.dim):
@@ -145,7 +150,7 @@ def _fix_inputs(graph: onnx.GraphProto, initializer_names: set[str], options: Pa
                     f"input {value.name!r} declares dimension {dim.dim_value} on axis {axis}; dimensions must be positive "
                     "(leave a dimension symbolic to have it set from the request)",
                 )
-            if axis == 0:
+            if axis == 0 or (dim.dim_param and dim.dim_param in batch_names):
                 fill = options.batch
             elif rank == 4 and axis >= 2:
                 fill = options.resolution

@@ -52,6 +52,28 @@ def test_dynamic_dims_follow_request() -> None:
     assert graph.nodes[0].cost.macs == 4 * 16 * 32 * 32 * 27
 
 
+def test_a_named_batch_dimension_is_the_batch_on_every_input() -> None:
+    """A batch-first LSTM as torch exports it: x (batch, seq, 8) and h0 (layers, batch, 16) share the name "batch"."""
+    hidden, features = 16, 8
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "seq", features])
+    h0 = helper.make_tensor_value_info("h0", TensorProto.FLOAT, [1, "batch", hidden])
+    out = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    rng = np.random.default_rng(0)
+    weights = [
+        helper.make_tensor("W", TensorProto.FLOAT, [1, 4 * hidden, features], rng.normal(size=4 * hidden * features)),
+        helper.make_tensor("R", TensorProto.FLOAT, [1, 4 * hidden, hidden], rng.normal(size=4 * hidden * hidden)),
+    ]
+    nodes = [
+        helper.make_node("Transpose", ["x"], ["x_t"], perm=[1, 0, 2]),
+        helper.make_node("LSTM", ["x_t", "W", "R", "", "", "h0"], ["y"], hidden_size=hidden),
+    ]
+    graph = helper.make_graph(nodes, "lstm", [x, h0], [out], weights)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    parsed = parse_onnx(model.SerializeToString(), ParseOptions(batch=2, sequence_length=10))
+    assert parsed.input_shapes == {"x": (2, 10, features), "h0": (1, 2, hidden)}
+    assert by_op(parsed, "LSTM")[0].output_shapes[0] == (10, 1, 2, hidden)
+
+
 def test_attention_matmuls_count_per_head() -> None:
     t, d, h = 50, 64, 4
     graph = parse_onnx(attention_block(t, d, h).SerializeToString())
