@@ -124,13 +124,16 @@ def load_encoder(net: FusionTransformer, path: Path) -> None:
 
 
 @torch.no_grad()
-def predict_normalised(net: torch.nn.Module, encoded: EncodedGraphs, batch_size: int = 2048) -> np.ndarray:
-    """Predictions (normalised units) for graphs in their stored (canonical) order."""
+def predict_normalised(
+    net: torch.nn.Module, encoded: EncodedGraphs, batch_size: int = 2048, orders: np.ndarray | None = None
+) -> np.ndarray:
+    """Predictions (normalised units) for graphs in their stored (canonical) order, or renumbered by ``orders``."""
     net.eval()
     outputs = []
     for start in range(0, len(encoded.op_ids), batch_size):
-        part = EncodedGraphs(encoded.op_ids[start : start + batch_size], encoded.adjacency[start : start + batch_size])
-        outputs.append(net(*to_torch(tokenize(part))).numpy())
+        rows = slice(start, start + batch_size)
+        part = EncodedGraphs(encoded.op_ids[rows], encoded.adjacency[rows])
+        outputs.append(net(*to_torch(tokenize(part, None if orders is None else orders[rows]))).numpy())
     return np.concatenate(outputs)
 
 

@@ -12,6 +12,7 @@ and ``sample_sizes`` (latency).
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from pathlib import Path
 
@@ -22,11 +23,11 @@ from benchmarks.machine import describe_machine
 from benchmarks.quality.sample_sizes import RESULTS
 from benchmarks.report import write_report
 from model.augment import sample_padded_orders
-from model.tokenizer import EncodedGraphs, tokenize
-from training.data import load_dataset
+from model.tokenizer import EncodedGraphs
+from training.data import ArchDataset, load_dataset
 from training.metrics import regression_metrics
 from training.splits import load_split
-from training.trainer import load_best, predict_normalised, to_torch
+from training.trainer import load_best, predict_normalised
 
 DEFAULT_RUNS = (
     "runs/quality/sizes/order_treatments/n7813_archcast_steps6000_seed0",
@@ -34,25 +35,22 @@ DEFAULT_RUNS = (
     "runs/quality/long/latency_pretraining/n7813_augment_throughout_seed0",
     "runs/quality/long/latency_pretraining/n7813_no_aug_no_consistency_seed0",
 )
-BATCH = 2048
 
 
-@torch.no_grad()
 def order_averaged(net: torch.nn.Module, encoded: EncodedGraphs, pools: list[np.ndarray], orders: int, seed: int) -> np.ndarray:
     """Mean prediction (normalised units) over ``orders`` random valid node orders of every graph."""
-    net.eval()
     rng = np.random.default_rng(seed)
-    total: np.ndarray | None = None
-    for _ in range(orders):
-        order = sample_padded_orders(pools, rng, encoded.op_ids.shape[1])
-        parts = []
-        for start in range(0, len(order), BATCH):
-            part = EncodedGraphs(encoded.op_ids[start : start + BATCH], encoded.adjacency[start : start + BATCH])
-            parts.append(net(*to_torch(tokenize(part, order[start : start + BATCH]))).numpy())
-        pred = np.concatenate(parts).astype(np.float64)
-        total = pred if total is None else total + pred
-    assert total is not None
-    return total / orders
+    length = encoded.op_ids.shape[1]
+    draws = [predict_normalised(net, encoded, orders=sample_padded_orders(pools, rng, length)) for _ in range(orders)]
+    return np.mean(np.stack(draws).astype(np.float64), axis=0)
+
+
+@functools.lru_cache(maxsize=4)
+def _test_set(targets: tuple[str, ...], split: str) -> ArchDataset:
+    """A split's test cells with the run's targets (runs with the same targets and split share one load)."""
+    data = load_dataset(list(targets))
+    _, _, test_idx = load_split(Path(split), len(data.indices))
+    return data.subset(test_idx)
 
 
 def score(pred: np.ndarray, y: np.ndarray) -> dict[str, float]:
@@ -62,9 +60,7 @@ def score(pred: np.ndarray, y: np.ndarray) -> dict[str, float]:
 
 def evaluate(run: Path, orders: int, seed: int) -> dict:
     net, normaliser, cfg = load_best(run)
-    data = load_dataset(cfg.targets)
-    _, _, test_idx = load_split(Path(cfg.split), len(data.indices))
-    test = data.subset(test_idx)
+    test = _test_set(tuple(cfg.targets), cfg.split)
     canonical = normaliser.decode(predict_normalised(net, test.encoded))
     averaged = normaliser.decode(order_averaged(net, test.encoded, test.orders(), orders, seed))
     result = {
