@@ -5,13 +5,15 @@ validation / test (committed split files; selection on validation only) and ever
 145 (DARTS) test cells: read the ± as the spread between seeds, not as a small error bar. (NASLib's NB101 subset
 lists 500 specs, but 208 of them prune to a cell already listed; duplicates are merged so none crosses the split.)
 Methods in the same run:
-``archcast`` (fusion transformer, augmentation + consistency, started from an encoder pre-trained without labels on
-20,000 random cells of the space: ``training.pretrain``, ``model.sampling``), its ablations ``no_pretraining`` and
-``no_aug_no_consistency`` (pre-trained), ``flops_naslib`` (rank by the FLOPs NASLib lists, a
+``archcast`` (fusion transformer started from an encoder pre-trained without labels on 20,000 random cells of the
+space: ``training.pretrain``, ``model.sampling``; augmentation + consistency for the first half of the steps, the
+canonical order for the second), ``augment_throughout`` (the earlier recipe: augmentation at every step), its
+ablations ``no_pretraining`` (``augment_throughout`` from random weights) and ``no_aug_no_consistency``
+(pre-trained), ``flops_naslib`` (rank by the FLOPs NASLib lists, a
 log-log fit for values), and ``ridge`` / ``gbm`` on the canonical graph encoding (one-hot op per position plus the
 adjacency bits).
 
-    python -m benchmarks.quality.small_sample [--seeds 0 1 2] [--steps 1000] [--workers 2]
+    python -m benchmarks.quality.small_sample [--seeds 0 1 2] [--steps 1000] [--workers 2] [--variants ...] [--merge]
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ RESULTS = Path(__file__).resolve().parent.parent / "results" / "quality"
 SPACES = {"nb101": ("nb101_cifar10_val_acc", 292), "darts": ("darts_cifar10_val_acc", 725)}
 """Target and number of distinct cells: NASLib's 500 NB101 specs prune to 292 distinct cells (see training.data)."""
 VARIANTS = {
-    "archcast": {"augment": True, "consistency_weight": 0.5, "pretrain": True},
+    "archcast": {"augment": True, "consistency_weight": 0.5, "augment_until": 0.5, "pretrain": True},
+    "augment_throughout": {"augment": True, "consistency_weight": 0.5, "pretrain": True},
     "no_pretraining": {"augment": True, "consistency_weight": 0.5},
     "no_aug_no_consistency": {"augment": False, "consistency_weight": 0.0, "pretrain": True},
 }
@@ -90,6 +93,19 @@ def _train(job: tuple[str, str, int, int, str]) -> dict:
             "test": result["test"][target]}  # fmt: skip
 
 
+def merge_runs(saved: dict, results: list[dict], meta: dict, ran: list[str], spaces: list[str]) -> tuple[list[dict], dict]:
+    """The saved per-run results with this invocation's variants and the baselines (recomputed) replaced in ``spaces``."""
+    if saved["meta"]["steps"] != meta["steps"] or saved["meta"]["seeds"] != meta["seeds"]:
+        raise SystemExit(f"--merge: the saved results used steps {saved['meta']['steps']} / seeds {saved['meta']['seeds']}")
+    replaced = {*ran, *BASELINES}
+    kept = [r for r in saved["runs"] if r["method"] not in replaced or r["space"] not in spaces]
+    machine = meta["machine"]
+    if saved["meta"]["machine"] != machine:
+        machine = f"{saved['meta']['machine']}; {', '.join(ran)} on {', '.join(spaces)}: {machine}"
+    command = f"{saved['meta']['command']}`, then `{meta['command']}"
+    return kept + results, {**saved["meta"], **meta, "machine": machine, "command": command}
+
+
 def naslib_flops(space: str, keys: list[str]) -> np.ndarray:
     with gzip.open(table_path("nb101/naslib_subset.json.gz" if space == "nb101" else "nb301/naslib_subset.json.gz"), "rt") as f:
         raw = json.load(f)
@@ -129,29 +145,40 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--runs", default="runs/quality/small_sample")
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), help="subset of the variants (default: all)")
+    parser.add_argument("--spaces", nargs="+", choices=list(SPACES), default=list(SPACES))
+    parser.add_argument("--merge", action="store_true", help="keep the saved runs of the variants and spaces not run now")
     args = parser.parse_args()
-    for space, (_, n_total) in SPACES.items():
+    variants = args.variants or list(VARIANTS)
+    spaces = {space: SPACES[space] for space in args.spaces}
+    for space, (_, n_total) in spaces.items():
         for seed in args.seeds:
             if not split_path(*sizes(n_total), seed, space).exists():
                 write_split(n_total, *sizes(n_total), seed, space)
-    encoders = [(space, seed, args.runs) for space in SPACES for seed in args.seeds]
-    jobs = [(space, variant, seed, args.steps, args.runs) for space in SPACES for variant in VARIANTS for seed in args.seeds]
+    pretrained = any(VARIANTS[v].get("pretrain") for v in variants)
+    encoders = [(space, seed, args.runs) for space in spaces for seed in args.seeds] if pretrained else []
+    jobs = [(space, variant, seed, args.steps, args.runs) for space in spaces for variant in variants for seed in args.seeds]
     print(f"{len(encoders)} pre-trainings of {PRETRAIN_STEPS} steps, {len(jobs)} runs of {args.steps} steps", file=sys.stderr)
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         list(pool.map(_pretrain, encoders))
         results = list(pool.map(_train, jobs))
-    for space in SPACES:
+    for space in spaces:
         for seed in args.seeds:
             results += baselines(space, seed)
+    meta = {"machine": describe_machine(), "command": "python -m benchmarks.quality.small_sample " + " ".join(sys.argv[1:]),
+            "seeds": args.seeds, "steps": args.steps, "pretrain_steps": PRETRAIN_STEPS}  # fmt: skip
+    saved_path = RESULTS / "small_sample.json"
+    if args.merge and saved_path.exists():
+        results, meta = merge_runs(json.loads(saved_path.read_text()), results, meta, variants, list(spaces))
     summary: dict = {}
     for space in SPACES:
         for method in METHODS:
             runs = [r["test"] for r in results if r["space"] == space and r["method"] == method]
+            if not runs:
+                continue
             summary.setdefault(space, {})[method] = {
                 k: (float(np.mean([r[k] for r in runs])), float(np.std([r[k] for r in runs]))) for k in METRICS
             }
-    meta = {"machine": describe_machine(), "command": "python -m benchmarks.quality.small_sample " + " ".join(sys.argv[1:]),
-            "seeds": args.seeds, "steps": args.steps, "pretrain_steps": PRETRAIN_STEPS}  # fmt: skip
     lines = [
         "# Small-sample accuracy predictors: NB101 (292 distinct cells) and DARTS / NAS-Bench-301 (725 cells)",
         "",
@@ -162,9 +189,12 @@ def main() -> None:
         "",
         f"`archcast` starts from an encoder pre-trained for {PRETRAIN_STEPS} steps on {RANDOM_CELLS:,} random cells of the space "
         "(drawn by the space's published sampling rule, `model.sampling`; structural properties only, no label), then "
-        "trains with augmentation + consistency loss. `no_pretraining` starts from random weights; "
-        "`no_aug_no_consistency` starts from the same encoder without augmentation and consistency loss.",
+        "trains with augmentation + consistency loss for the first half of the steps and on the canonical order for the "
+        "second. `augment_throughout` is the earlier recipe (augmentation at every step); `no_pretraining` is that "
+        "recipe from random weights; `no_aug_no_consistency` starts from the same encoder without augmentation and "
+        "consistency loss.",
         "",
+        *([f"Note: {meta['renamed']}.", ""] if meta.get("renamed") else []),
     ]
     for space, methods in summary.items():
         lines += [f"## {space}", "", "| method | Kendall tau | Spearman | MAPE % | Acc(10 %) |", "|---|---|---|---|---|"]
