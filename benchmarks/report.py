@@ -21,3 +21,13 @@ def provenance_lines(report: dict, dataset: str) -> list[str]:
     if report.get("note"):
         lines += [report["note"], ""]
     return lines
+
+
+def merge_meta(saved: dict, meta: dict, ran: str) -> dict:
+    """The meta of saved results joined with a later run's (``--merge``): both machines and both commands named.
+
+    ``ran`` says what the later run covered; results made with other steps or seeds cannot be merged."""
+    if saved["steps"] != meta["steps"] or saved["seeds"] != meta["seeds"]:
+        raise SystemExit(f"--merge: the saved results used steps {saved['steps']} / seeds {saved['seeds']}")
+    machine = meta["machine"] if saved["machine"] == meta["machine"] else f"{saved['machine']}; {ran}: {meta['machine']}"
+    return {**saved, **meta, "machine": machine, "command": f"{saved['command']}`, then `{meta['command']}"}

@@ -41,6 +41,7 @@ from sklearn.linear_model import RidgeCV
 
 from benchmarks.machine import describe_machine
 from benchmarks.quality.fewshot import onehot
+from benchmarks.report import merge_meta
 from model.cell_cost import nb201_cost
 from model.parsers.nb201 import NB201_NUM_CELLS, parse_nb201
 from training.data import load_nb201
@@ -199,15 +200,11 @@ def summarise(results: list[dict], targets: tuple[str, ...]) -> dict:
 
 def merge_results(saved: dict, summary: dict, meta: dict, ran: list[str]) -> tuple[dict, dict]:
     """The saved results with this invocation's variants (and the baselines, recomputed) replaced size by size."""
-    if saved["meta"]["steps"] != meta["steps"] or saved["meta"]["seeds"] != meta["seeds"]:
-        raise SystemExit(f"--merge: the saved results used steps {saved['meta']['steps']} / seeds {saved['meta']['seeds']}")
+    merged_meta = merge_meta(saved["meta"], meta, ", ".join(ran))
     merged = saved["summary"]
     for method, sizes in summary.items():
         merged.setdefault(method, {}).update(sizes)
-    same_machine = saved["meta"]["machine"] == meta["machine"]
-    machine = meta["machine"] if same_machine else f"{saved['meta']['machine']}; {', '.join(ran)}: {meta['machine']}"
-    command = f"{saved['meta']['command']}`, then `{meta['command']}"
-    return merged, {**saved["meta"], **meta, "machine": machine, "command": command}
+    return merged, merged_meta
 
 
 def _cell(pair: tuple[float, float], metric: str) -> str:

@@ -13,7 +13,7 @@ ablations ``no_pretraining`` (``augment_throughout`` from random weights) and ``
 log-log fit for values), and ``ridge`` / ``gbm`` on the canonical graph encoding (one-hot op per position plus the
 adjacency bits).
 
-    python -m benchmarks.quality.small_sample [--seeds 0 1 2] [--steps 1000] [--workers 2] [--variants ...] [--merge]
+    python -m benchmarks.quality.small_sample [--seeds 0 1 2] [--steps 1000] [--variants ...] [--spaces ...] [--merge]
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ from sklearn.linear_model import RidgeCV
 
 from benchmarks.machine import describe_machine
 from benchmarks.quality.network_spaces import onehot_positions
-from benchmarks.quality.sample_sizes import NETWORK, PRETRAIN_STEPS, epochs_for, pretrain_path
+from benchmarks.quality.sample_sizes import NETWORK, PRETRAIN_STEPS, PRETRAINED_VARIANTS, epochs_for, pretrain_path
+from benchmarks.report import merge_meta
 from model.tables import table_path
 from training.data import load_dataset
 from training.metrics import regression_metrics
@@ -43,13 +44,9 @@ from training.trainer import TrainConfig
 RESULTS = Path(__file__).resolve().parent.parent / "results" / "quality"
 SPACES = {"nb101": ("nb101_cifar10_val_acc", 292), "darts": ("darts_cifar10_val_acc", 725)}
 """Target and number of distinct cells: NASLib's 500 NB101 specs prune to 292 distinct cells (see training.data)."""
-VARIANTS = {
-    "archcast": {"augment": True, "consistency_weight": 0.5, "augment_until": 0.5, "pretrain": True},
-    "augment_throughout": {"augment": True, "consistency_weight": 0.5, "pretrain": True},
-    "no_pretraining": {"augment": True, "consistency_weight": 0.5},
-    "no_aug_no_consistency": {"augment": False, "consistency_weight": 0.0, "pretrain": True},
-}
-"""TrainConfig overrides of the transformer variants; ``pretrain``: start from the seed's label-free encoder."""
+VARIANTS = PRETRAINED_VARIANTS
+"""TrainConfig overrides of the transformer variants, those of the NB201 tables; ``pretrain``: start from the seed's
+label-free encoder (here pre-trained on random cells of the space)."""
 BASELINES = ("flops_naslib", "ridge", "gbm")
 METHODS = (*VARIANTS, *BASELINES)
 METRICS = ("kendall_tau", "spearman", "mape", "acc10")
@@ -95,15 +92,10 @@ def _train(job: tuple[str, str, int, int, str]) -> dict:
 
 def merge_runs(saved: dict, results: list[dict], meta: dict, ran: list[str], spaces: list[str]) -> tuple[list[dict], dict]:
     """The saved per-run results with this invocation's variants and the baselines (recomputed) replaced in ``spaces``."""
-    if saved["meta"]["steps"] != meta["steps"] or saved["meta"]["seeds"] != meta["seeds"]:
-        raise SystemExit(f"--merge: the saved results used steps {saved['meta']['steps']} / seeds {saved['meta']['seeds']}")
+    merged_meta = merge_meta(saved["meta"], meta, f"{', '.join(ran)} on {', '.join(spaces)}")
     replaced = {*ran, *BASELINES}
     kept = [r for r in saved["runs"] if r["method"] not in replaced or r["space"] not in spaces]
-    machine = meta["machine"]
-    if saved["meta"]["machine"] != machine:
-        machine = f"{saved['meta']['machine']}; {', '.join(ran)} on {', '.join(spaces)}: {machine}"
-    command = f"{saved['meta']['command']}`, then `{meta['command']}"
-    return kept + results, {**saved["meta"], **meta, "machine": machine, "command": command}
+    return kept + results, merged_meta
 
 
 def naslib_flops(space: str, keys: list[str]) -> np.ndarray:
