@@ -40,6 +40,7 @@ class LatencyTrainConfig:
     consistency_weight: float = 0.2
     augment: bool = True
     anchor: bool = False  # the supervised view keeps the exported order; only the consistency twin is renumbered
+    augment_until: float = 1.0  # share of the epochs with renumbered orders / consistency; the rest: exported order only
     eval_every: int = 2
     threads: int = 1
     readout: str = "contextual"  # see training.whole_network.READOUTS
@@ -55,6 +56,7 @@ ORDERS: dict[str, dict] = {
     "random": {},  # the NAR-Former recipe: each network in a random valid order, plus a renumbered consistency twin
     "anchor": {"anchor": True},  # the exported order is supervised; only the consistency twin is renumbered
     "none": {"augment": False},  # the ablation: exported order, no consistency loss
+    "random_then_exported": {"augment_until": 0.5},  # "random" for the first half of the epochs, then "none"
 }
 """Node-order treatments in training (``LatencyTrainConfig`` overrides); prediction always reads the exported order."""
 
@@ -137,14 +139,17 @@ def train_latency(data: LatencyDataset, split: Split, cfg: LatencyTrainConfig, r
     for epoch in range(state["epoch"], cfg.epochs):
         model.train()
         losses = []
+        orders_phase = epoch < cfg.augment_until * cfg.epochs
+        renumber = cfg.augment and not cfg.anchor and orders_phase
+        twin_phase = (cfg.augment or cfg.anchor) and bool(cfg.consistency_weight) and orders_phase
         for rows in make_batches(split.train, data.lengths, cfg.max_tokens, cfg.max_batch, rng):
             target = torch.from_numpy(y[rows]).float()
-            pred = model(*batch_tensors(data, rows, rng if cfg.augment and not cfg.anchor else None)).squeeze(-1)
+            pred = model(*batch_tensors(data, rows, rng if renumber else None)).squeeze(-1)
             loss = torch.nn.functional.mse_loss(pred, target)
             if cfg.pair_weight and len(rows) > 1:
                 partner = torch.randperm(len(rows))
                 loss = loss + cfg.pair_weight * ((pred - pred[partner]) - (target - target[partner])).abs().mean()
-            if (cfg.augment or cfg.anchor) and cfg.consistency_weight:
+            if twin_phase:
                 twin = model(*batch_tensors(data, rows, rng)).squeeze(-1)
                 loss = loss + cfg.consistency_weight * (pred - twin).abs().mean()
             optimiser.zero_grad(set_to_none=True)
