@@ -29,6 +29,7 @@ from training.latency_data import (
     leave_out_split,
     load_latency_dataset,
     subsample_train,
+    train_ids_below,
 )
 from training.latency_metrics import latency_metrics
 from training.latency_trainer import ORDERS, LatencyTrainConfig, train_latency
@@ -121,6 +122,13 @@ def main(argv: list[str] | None = None) -> None:
         "--ids-below", type=int, default=None, help="only networks with smaller ids (the dataset before an extension)"
     )
     parser.add_argument(
+        "--train-ids-below",
+        type=int,
+        default=None,
+        help="in-domain: train only on networks with smaller ids; validation and test rows stay those of the whole "
+        "dataset's split (what an extension adds, on one test set)",
+    )
+    parser.add_argument(
         "--aligned-to",
         type=Path,
         default=None,
@@ -156,6 +164,8 @@ def main(argv: list[str] | None = None) -> None:
         split0 = aligned_in_domain_split(data, source)
         split_label = f"{split0.name} (ids placed as in {args.aligned_to})"
     base = subsample_train(split0, data.families, args.train_fraction)
+    if args.train_ids_below is not None:
+        base = train_ids_below(base, data.ids, args.train_ids_below)
     jobs: list[tuple[str, Split, int, int]] = []
     if args.protocol in ("all", "in_domain"):
         jobs += [("in_domain", Split(base.name.replace("seed0", f"seed{s}"), base.train, base.val, base.test), s, args.epochs)

@@ -8,7 +8,13 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from model.network_tokenizer import GRAPH_FEATURE_DIM, NETWORK_TOKEN_DIM  # noqa: E402
-from training.latency_data import aligned_split, in_domain_split, leave_out_split, subsample_train  # noqa: E402
+from training.latency_data import (  # noqa: E402
+    aligned_split,
+    in_domain_split,
+    leave_out_split,
+    subsample_train,
+    train_ids_below,
+)
 from training.latency_trainer import LatencyTrainConfig  # noqa: E402
 from training.whole_network import READOUTS, WholeNetworkTransformer  # noqa: E402
 
@@ -38,6 +44,18 @@ def test_subsampled_training_keeps_validation_and_test_and_a_share_of_each_famil
     assert subsample_train(split, families, 1.0) is split
     with pytest.raises(ValueError, match="fraction"):
         subsample_train(split, families, 0.0)
+
+
+def test_training_on_the_networks_before_an_extension_keeps_the_whole_splits_validation_and_test() -> None:
+    families = np.repeat(np.array(["a", "b"]), [60, 40])
+    ids = np.arange(100)
+    split = in_domain_split(families, 0)
+    before = train_ids_below(split, ids, 70)
+    assert before.name == "in_domain_seed0_trainidsbelow70"
+    np.testing.assert_array_equal(before.val, split.val)
+    np.testing.assert_array_equal(before.test, split.test)
+    assert set(before.train.tolist()) == {r for r in split.train.tolist() if r < 70}
+    assert 0 < len(before.train) < len(split.train)
 
 
 def test_a_split_on_another_device_follows_the_source_split_by_network_id() -> None:

@@ -156,6 +156,12 @@ def subsample_train(split: Split, families: np.ndarray, fraction: float, seed: i
     return Split(f"{split.name}_train{round(100 * fraction)}pct", np.sort(keep), split.val, split.test)
 
 
+def train_ids_below(split: Split, ids: np.ndarray, limit: int) -> Split:
+    """The same validation and test rows, trained only on networks with ids below ``limit`` (the dataset before an
+    extension): with the full split's test rows, what the extension's networks add is measured on one test set."""
+    return Split(f"{split.name}_trainidsbelow{limit}", split.train[ids[split.train] < limit], split.val, split.test)
+
+
 def leave_out_split(
     families: np.ndarray, family: str, seed: int, val_frac: float = 0.1, val_family: bool = False
 ) -> Split:
