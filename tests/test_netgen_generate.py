@@ -45,6 +45,30 @@ def test_generate_resumes_without_duplicates(tmp_path: Path) -> None:
     assert meta["device"] == "cpu-ort-1t" and meta["families"] == list(FAMILIES)
 
 
+def test_networks_whose_passes_disagree_are_measured_again_and_the_new_label_is_used(tmp_path: Path) -> None:
+    from training.netgen.generate import discordant_ids
+
+    generate(tmp_path, 4, seed=0, chunk=4, settings=FAST, families=FAMILIES, progress=False)
+    lines = (tmp_path / MEASUREMENTS).read_text().splitlines()
+    slow = json.loads(lines[2])  # a slow spell of the host during pass B of network 2
+    slow["b"]["min_ms"] = 3 * slow["a"]["min_ms"]
+    slow["latency_ms"] = (slow["a"]["min_ms"] + slow["b"]["min_ms"]) / 2
+    lines[2] = json.dumps(slow)
+    (tmp_path / MEASUREMENTS).write_text("\n".join(lines) + "\n")
+    assert 2 in discordant_ids(tmp_path, 50.0)
+    assert discordant_ids(tmp_path, 50.0, from_id=3) == [i for i in discordant_ids(tmp_path, 50.0) if i >= 3]
+    graphs_before = (tmp_path / GRAPHS).read_bytes()
+    generate(tmp_path, 0, seed=0, chunk=4, settings=FAST, families=FAMILIES, progress=False, redo=[2])
+    records = list(read_jsonl(tmp_path / MEASUREMENTS))
+    assert [r["id"] for r in records] == [0, 1, 2, 3, 2] and records[-1]["redo"] is True
+    assert (tmp_path / GRAPHS).read_bytes() == graphs_before
+    data = load_latency_dataset(tmp_path, progress=False)
+    assert data.latency_ms[list(data.ids).index(2)] == pytest.approx(records[-1]["latency_ms"])
+    assert data.latency_ms[list(data.ids).index(2)] != pytest.approx(slow["latency_ms"])
+    with pytest.raises(SystemExit, match="only measured networks"):
+        generate(tmp_path, 0, seed=0, chunk=4, settings=FAST, families=FAMILIES, progress=False, redo=[7])
+
+
 def test_dataset_loads_and_orders_are_topological(tmp_path: Path) -> None:
     import random
 

@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from model.onnx_graph import ParseOptions, parse_onnx
 from training.netgen.export import export_spec
-from training.netgen.files import GRAPHS, MEASUREMENTS, META, append_lines, done_ids
+from training.netgen.files import GRAPHS, MEASUREMENTS, META, append_lines, done_ids, read_jsonl
 from training.netgen.measure import DEVICE_NAME, MeasureSettings, device_mismatch, environment, measure_chunk
 from training.netgen.registry import ALL_FAMILY_MODULES, FAMILY_MODULES, family
 from training.netgen.remeasure import remeasure
@@ -142,12 +142,14 @@ def generate(
     extension: dict[str, Any] | None = None,
     drift_check: int = 0,
     max_drift_pct: float = DEFAULT_MAX_DRIFT_PCT,
+    redo: list[int] | None = None,
 ) -> None:
     """Measure networks ``0 .. count-1`` of the dataset into ``directory``, skipping those already there;
     ``extension`` (``{"from_id": N, "families": [...]}``) is recorded in ``meta.json`` on first use. Before a new
     extension, ``drift_check`` measured networks are measured again (``drift_<from_id>.jsonl``); if their median
     signed difference from their labels exceeds ``max_drift_pct``, the machine does not run as it did when the
-    dataset was made, and the extension is refused before anything is added."""
+    dataset was made, and the extension is refused before anything is added. ``redo``: measure these measured
+    networks again instead (records marked ``"redo": true`` are appended; a loader keeps each id's last record)."""
     settings = settings or MeasureSettings()
     directory.mkdir(parents=True, exist_ok=True)
     meta_path = directory / META
@@ -178,8 +180,13 @@ def generate(
         meta["extensions"] = extensions
     meta_path.write_text(json.dumps(meta, indent=2) + "\n")
     todo = [i for i in range(count) if i not in done]
-    rng = random.Random(f"order:{seed}:{len(done)}")
-    bar = tqdm(total=count, initial=count - len(todo), desc="networks", unit="net", smoothing=0.05, disable=not progress)
+    if redo is not None:
+        if not set(redo) <= done:
+            raise SystemExit(f"only measured networks can be measured again: {sorted(set(redo) - done)[:10]}")
+        todo = sorted(set(redo))
+    rng = random.Random(f"order:{seed}:{len(done)}" + ("" if redo is None else f":redo{len(todo)}"))
+    total = count if redo is None else len(todo)
+    bar = tqdm(total=total, initial=total - len(todo), desc="networks", unit="net", smoothing=0.05, disable=not progress)
     for start in range(0, len(todo), chunk):
         ids = todo[start : start + chunk]
         specs = {i: network_spec(seed, i, families, extensions) for i in ids}
@@ -187,7 +194,7 @@ def generate(
         records: dict[int, dict[str, Any]] = {}
         graph_lines = []
         for i, net in specs.items():
-            record: dict[str, Any] = {"id": i, "family": net.family, "spec": net.spec}
+            record: dict[str, Any] = {"id": i, "family": net.family, "spec": net.spec, **({"redo": True} if redo else {})}
             try:
                 data = export_spec(net.family, net.spec)
                 graph = parse_onnx(data, ParseOptions(resolution=int(net.spec.get("resolution", 224))))
@@ -200,10 +207,23 @@ def generate(
             records[i] = record
         for i, result in measure_chunk(models, settings, rng).items():
             records[i].update(result)
-        append_lines(directory / GRAPHS, graph_lines, compress=True)
+        if redo is None:  # a network measured again keeps its graph (the export is deterministic)
+            append_lines(directory / GRAPHS, graph_lines, compress=True)
         append_lines(directory / MEASUREMENTS, [json.dumps(records[i], separators=(",", ":")) for i in ids])
         bar.update(len(ids))
     bar.close()
+
+
+def discordant_ids(directory: Path, max_pass_gap_pct: float, from_id: int = 0) -> list[int]:
+    """Measured networks (ids from ``from_id``) whose current label comes from passes A and B that differ by more than
+    ``max_pass_gap_pct`` % of the label: a slow spell of a shared host hit one pass. Measuring them again (``redo``)
+    replaces their labels; running it twice selects only those still discordant."""
+    latest = {int(r["id"]): r for r in read_jsonl(directory / MEASUREMENTS) if "latency_ms" in r and "error" not in r}
+    return sorted(
+        i
+        for i, r in latest.items()
+        if i >= from_id and abs(r["a"]["min_ms"] - r["b"]["min_ms"]) > max_pass_gap_pct / 100 * r["latency_ms"]
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -228,7 +248,21 @@ def main(argv: list[str] | None = None) -> None:
         default=DEFAULT_MAX_DRIFT_PCT,
         help="refuse the extension when the re-measured networks' median drift exceeds this (%%)",
     )
+    parser.add_argument(
+        "--redo-pass-gap",
+        type=float,
+        default=None,
+        metavar="PCT",
+        help="instead of measuring new networks, measure again those (ids from --redo-from) whose passes A and B "
+        "differ by more than PCT %% of their label",
+    )
+    parser.add_argument("--redo-from", type=int, default=0, help="first network id --redo-pass-gap looks at")
     args = parser.parse_args(argv)
+    if args.redo_pass_gap is not None:
+        redo = discordant_ids(args.out, args.redo_pass_gap, args.redo_from)
+        print(f"{len(redo)} networks from id {args.redo_from} with passes more than {args.redo_pass_gap} % apart")
+        generate(args.out, 0, args.seed, args.chunk, device=args.device, redo=redo)
+        return
     if bool(args.add_families) != (args.from_id is not None):
         parser.error("--add-families and --from-id go together")
     extension = {"from_id": args.from_id, "families": args.add_families} if args.add_families else None
