@@ -69,6 +69,31 @@ def test_networks_whose_passes_disagree_are_measured_again_and_the_new_label_is_
         generate(tmp_path, 0, seed=0, chunk=4, settings=FAST, families=FAMILIES, progress=False, redo=[7])
 
 
+def test_a_chunk_whose_anchors_drift_from_their_labels_is_not_kept(tmp_path: Path) -> None:
+    """Anchors: earlier networks measured with every chunk. Labels made 10x too fast stand for a host that now runs
+    +900 %: the chunk is refused, nothing is appended, and the run stops after ``max_refusals``."""
+    generate(tmp_path, 4, seed=0, chunk=4, settings=FAST, families=FAMILIES, progress=False)
+    honest = (tmp_path / MEASUREMENTS).read_text()
+    fast = [json.loads(line) for line in honest.splitlines()]
+    for record in fast:
+        record["latency_ms"] /= 10
+    (tmp_path / MEASUREMENTS).write_text("".join(json.dumps(r) + "\n" for r in fast))
+    with pytest.raises(SystemExit, match="chunks in a row"):
+        generate(tmp_path, 6, seed=0, chunk=2, settings=FAST, families=FAMILIES, progress=False, anchors=2,
+                 max_drift_pct=50.0, max_refusals=2, retry_wait_s=0.0)  # fmt: skip
+    assert done_ids(tmp_path) == {0, 1, 2, 3}
+    (tmp_path / MEASUREMENTS).write_text(honest)
+    generate(tmp_path, 6, seed=0, chunk=2, settings=FAST, families=FAMILIES, progress=False, anchors=2,
+             max_drift_pct=1000.0, retry_wait_s=0.0)  # fmt: skip
+    new = [r for r in read_jsonl(tmp_path / MEASUREMENTS) if r["id"] >= 4]
+    assert [r["id"] for r in new] == [4, 5]
+    for record in new:
+        anchors = record["anchor_drift"]["ids"]
+        assert len(anchors) == 2 and set(anchors) <= {0, 1, 2, 3}
+        assert {FAMILIES[a % 2] for a in anchors} == set(FAMILIES)  # one anchor per family of the chunk
+    assert len(load_latency_dataset(tmp_path, progress=False)) == 6
+
+
 def test_dataset_loads_and_orders_are_topological(tmp_path: Path) -> None:
     import random
 

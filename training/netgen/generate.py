@@ -19,11 +19,13 @@ from __future__ import annotations
 import json
 import math
 import random
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -143,13 +145,19 @@ def generate(
     drift_check: int = 0,
     max_drift_pct: float = DEFAULT_MAX_DRIFT_PCT,
     redo: list[int] | None = None,
+    anchors: int = 0,
+    max_refusals: int = 5,
+    retry_wait_s: float = 60.0,
 ) -> None:
     """Measure networks ``0 .. count-1`` of the dataset into ``directory``, skipping those already there;
     ``extension`` (``{"from_id": N, "families": [...]}``) is recorded in ``meta.json`` on first use. Before a new
     extension, ``drift_check`` measured networks are measured again (``drift_<from_id>.jsonl``); if their median
     signed difference from their labels exceeds ``max_drift_pct``, the machine does not run as it did when the
     dataset was made, and the extension is refused before anything is added. ``redo``: measure these measured
-    networks again instead (records marked ``"redo": true`` are appended; a loader keeps each id's last record)."""
+    networks again instead (records marked ``"redo": true`` are appended; a loader keeps each id's last record).
+    ``anchors``: every chunk also measures this many earlier networks of its families (``anchor_drift``); a chunk whose
+    anchors' median drift from their labels exceeds ``max_drift_pct`` is not kept and is measured again after
+    ``retry_wait_s``; after ``max_refusals`` refusals in a row the run stops (resume it later)."""
     settings = settings or MeasureSettings()
     directory.mkdir(parents=True, exist_ok=True)
     meta_path = directory / META
@@ -187,9 +195,16 @@ def generate(
     rng = random.Random(f"order:{seed}:{len(done)}" + ("" if redo is None else f":redo{len(todo)}"))
     total = count if redo is None else len(todo)
     bar = tqdm(total=total, initial=total - len(todo), desc="networks", unit="net", smoothing=0.05, disable=not progress)
-    for start in range(0, len(todo), chunk):
+    labels = {int(r["id"]): r for r in read_jsonl(directory / MEASUREMENTS) if "latency_ms" in r and "error" not in r}
+    pending = set(todo)
+    earlier = {i: r for i, r in labels.items() if i not in pending}
+    refusals = 0
+    start = 0
+    while start < len(todo):
         ids = todo[start : start + chunk]
         specs = {i: network_spec(seed, i, families, extensions) for i in ids}
+        anchor_rng = random.Random(f"anchors:{ids[0]}:{refusals}")
+        chosen = pick_anchors(earlier, [net.family for net in specs.values()], anchors, anchor_rng)
         models: dict[int, bytes] = {}
         records: dict[int, dict[str, Any]] = {}
         graph_lines = []
@@ -205,13 +220,56 @@ def generate(
             except Exception as exc:  # export or parse failure: recorded so the run moves on
                 record["error"] = f"{type(exc).__name__}: {exc}"[:300]
             records[i] = record
-        for i, result in measure_chunk(models, settings, rng).items():
-            records[i].update(result)
+        for a in chosen:  # anchors: negative keys, never stored as networks
+            models[-1 - a] = export_spec(earlier[a]["family"], earlier[a]["spec"])
+        measured = measure_chunk(models, settings, rng)
+        if chosen:
+            drift = anchor_drift({a: measured[-1 - a] for a in chosen}, earlier)
+            if abs(drift) > max_drift_pct:
+                refusals += 1
+                print(f"chunk from id {ids[0]} not kept: its {len(chosen)} anchors ran {drift:+.1f} % against their labels "
+                      f"(limit {max_drift_pct} %), refusal {refusals} of {max_refusals}", flush=True)  # fmt: skip
+                if refusals >= max_refusals:
+                    raise SystemExit(
+                        f"the host ran {drift:+.1f} % against the dataset's labels for {refusals} chunks in a row; "
+                        "nothing of those chunks was kept. Resume later on a quieter machine"
+                    )
+                time.sleep(retry_wait_s)
+                continue
+            refusals = 0
+            for i in ids:
+                records[i]["anchor_drift"] = {"pct": round(drift, 2), "ids": chosen}
+        for i in ids:
+            records[i].update(measured.get(i, {}))  # a network that failed to export has no measurement
         if redo is None:  # a network measured again keeps its graph (the export is deterministic)
             append_lines(directory / GRAPHS, graph_lines, compress=True)
         append_lines(directory / MEASUREMENTS, [json.dumps(records[i], separators=(",", ":")) for i in ids])
         bar.update(len(ids))
+        start += chunk
     bar.close()
+
+
+def pick_anchors(earlier: dict[int, dict[str, Any]], chunk_families: list[str], count: int, rng: random.Random) -> list[int]:
+    """``count`` earlier networks, drawn round-robin over the chunk's families (any family where one has none)."""
+    if count <= 0 or not earlier:
+        return []
+    by_family: dict[str, list[int]] = {}
+    for i, record in earlier.items():
+        by_family.setdefault(record["family"], []).append(i)
+    names = sorted(set(chunk_families))
+    chosen: list[int] = []
+    for k in range(count):
+        pool = by_family.get(names[k % len(names)]) or sorted(earlier)
+        left = [i for i in pool if i not in chosen]
+        if left:
+            chosen.append(rng.choice(sorted(left)))
+    return chosen
+
+
+def anchor_drift(results: dict[int, dict[str, Any]], labels: dict[int, dict[str, Any]]) -> float:
+    """Median % by which the anchors ran slower (+) or faster (-) than their labels; failed anchors are left out."""
+    ratios = [results[a]["latency_ms"] / labels[a]["latency_ms"] - 1 for a in results if "latency_ms" in results[a]]
+    return 100 * float(np.median(ratios)) if ratios else 0.0
 
 
 def discordant_ids(directory: Path, max_pass_gap_pct: float, from_id: int = 0) -> list[int]:
@@ -257,17 +315,28 @@ def main(argv: list[str] | None = None) -> None:
         "differ by more than PCT %% of their label",
     )
     parser.add_argument("--redo-from", type=int, default=0, help="first network id --redo-pass-gap looks at")
+    parser.add_argument(
+        "--anchors",
+        type=int,
+        default=0,
+        help="earlier networks of the chunk's families measured with every chunk; a chunk whose anchors drift more "
+        "than --max-drift from their labels is not kept and is measured again later",
+    )
+    parser.add_argument("--max-refusals", type=int, default=5, help="stop after this many refused chunks in a row")
+    parser.add_argument("--retry-wait", type=float, default=60.0, help="seconds to wait before measuring a refused chunk again")
     args = parser.parse_args(argv)
     if args.redo_pass_gap is not None:
         redo = discordant_ids(args.out, args.redo_pass_gap, args.redo_from)
         print(f"{len(redo)} networks from id {args.redo_from} with passes more than {args.redo_pass_gap} % apart")
-        generate(args.out, 0, args.seed, args.chunk, device=args.device, redo=redo)
+        generate(args.out, 0, args.seed, args.chunk, device=args.device, redo=redo, anchors=args.anchors,
+                 max_drift_pct=args.max_drift, max_refusals=args.max_refusals, retry_wait_s=args.retry_wait)  # fmt: skip
         return
     if bool(args.add_families) != (args.from_id is not None):
         parser.error("--add-families and --from-id go together")
     extension = {"from_id": args.from_id, "families": args.add_families} if args.add_families else None
     generate(args.out, args.count, args.seed, args.chunk, device=args.device, extension=extension,
-             drift_check=args.drift_check, max_drift_pct=args.max_drift)  # fmt: skip
+             drift_check=args.drift_check, max_drift_pct=args.max_drift, anchors=args.anchors,
+             max_refusals=args.max_refusals, retry_wait_s=args.retry_wait)  # fmt: skip
 
 
 if __name__ == "__main__":

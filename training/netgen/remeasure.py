@@ -50,6 +50,7 @@ def remeasure(
     ids_below: int | None = None,
     file: str = REMEASURE,
     part: str = "all",
+    families: list[str] | None = None,
 ) -> dict[str, float]:
     mismatch = device_mismatch(json.loads((directory / META).read_text()))
     if mismatch:
@@ -57,7 +58,9 @@ def remeasure(
     records = {
         int(r["id"]): r
         for r in read_jsonl(directory / MEASUREMENTS)
-        if "latency_ms" in r and (ids_below is None or int(r["id"]) < ids_below)
+        if "latency_ms" in r
+        and (ids_below is None or int(r["id"]) < ids_below)
+        and (families is None or r["family"] in families)
     }
     done = {int(r["id"]): r for r in read_jsonl(directory / file)}
     pool = sorted(split_part_ids(records, part))
@@ -90,8 +93,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ids-below", type=int, default=None, help="sample only networks with smaller ids")
     parser.add_argument("--file", default=REMEASURE, help="results file inside the dataset directory")
     parser.add_argument("--part", choices=PARTS, default="all", help="sample only this part of the in-domain split")
+    parser.add_argument("--families", nargs="+", default=None, help="sample only networks of these families")
     args = parser.parse_args(argv)
-    print(json.dumps(remeasure(args.data, args.count, args.seed, args.ids_below, args.file, args.part), indent=1))
+    drift = remeasure(args.data, args.count, args.seed, args.ids_below, args.file, args.part, args.families)
+    print(json.dumps(drift, indent=1))
 
 
 if __name__ == "__main__":
