@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from model.network_tokenizer import GRAPH_FEATURE_DIM, edge_arrays, graph_features, node_part
 from model.onnx_graph import NetworkGraph
-from training.netgen.files import MEASUREMENTS, read_graphs, read_jsonl
+from training.netgen.files import latest_records, read_graphs
 from training.netgen.registry import DENSE_FAMILY_MODULES, FAMILY_MODULES, SEQUENCE_FAMILY_MODULES
 
 
@@ -45,11 +45,7 @@ class LatencyDataset:
 def load_latency_dataset(directory: Path, progress: bool = True, ids_below: int | None = None) -> LatencyDataset:
     """Every measured network of ``directory``; with ``ids_below`` only those with smaller ids (the dataset as it was
     before a later extension, so a report made then can be reproduced)."""
-    records = [r for r in read_jsonl(directory / MEASUREMENTS) if "latency_ms" in r and "error" not in r]
-    if ids_below is not None:
-        records = [r for r in records if int(r["id"]) < ids_below]
-    records = list({int(r["id"]): r for r in records}.values())  # a redone chunk keeps its last record
-    records.sort(key=lambda r: int(r["id"]))
+    records = [r for i, r in sorted(latest_records(directory).items()) if ids_below is None or i < ids_below]
     raw_graphs = read_graphs(directory)
     records = [r for r in records if int(r["id"]) in raw_graphs]
     graphs, nodes, edges, features = [], [], [], []

@@ -35,6 +35,11 @@ def done_ids(directory: Path) -> set[int]:
     return {int(record["id"]) for record in read_jsonl(directory / MEASUREMENTS)}
 
 
+def latest_records(directory: Path) -> dict[int, dict[str, Any]]:
+    """Each measured network's current record: its last one with a label (a network measured again appends a new one)."""
+    return {int(r["id"]): r for r in read_jsonl(directory / MEASUREMENTS) if "latency_ms" in r and "error" not in r}
+
+
 def read_graphs(directory: Path) -> dict[int, dict[str, Any]]:
     graphs: dict[int, dict[str, Any]] = {}
     path = directory / GRAPHS

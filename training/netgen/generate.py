@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from model.onnx_graph import ParseOptions, parse_onnx
 from training.netgen.export import export_spec
-from training.netgen.files import GRAPHS, MEASUREMENTS, META, append_lines, done_ids, read_jsonl
+from training.netgen.files import GRAPHS, MEASUREMENTS, META, append_lines, done_ids, latest_records
 from training.netgen.measure import DEVICE_NAME, MeasureSettings, device_mismatch, environment, measure_chunk
 from training.netgen.registry import ALL_FAMILY_MODULES, FAMILY_MODULES, family
 from training.netgen.remeasure import remeasure
@@ -195,9 +195,8 @@ def generate(
     rng = random.Random(f"order:{seed}:{len(done)}" + ("" if redo is None else f":redo{len(todo)}"))
     total = count if redo is None else len(todo)
     bar = tqdm(total=total, initial=total - len(todo), desc="networks", unit="net", smoothing=0.05, disable=not progress)
-    labels = {int(r["id"]): r for r in read_jsonl(directory / MEASUREMENTS) if "latency_ms" in r and "error" not in r}
     pending = set(todo)
-    earlier = {i: r for i, r in labels.items() if i not in pending}
+    earlier = {i: r for i, r in latest_records(directory).items() if i not in pending}
     refusals = 0
     start = 0
     while start < len(todo):
@@ -276,10 +275,9 @@ def discordant_ids(directory: Path, max_pass_gap_pct: float, from_id: int = 0) -
     """Measured networks (ids from ``from_id``) whose current label comes from passes A and B that differ by more than
     ``max_pass_gap_pct`` % of the label: a slow spell of a shared host hit one pass. Measuring them again (``redo``)
     replaces their labels; running it twice selects only those still discordant."""
-    latest = {int(r["id"]): r for r in read_jsonl(directory / MEASUREMENTS) if "latency_ms" in r and "error" not in r}
     return sorted(
         i
-        for i, r in latest.items()
+        for i, r in latest_records(directory).items()
         if i >= from_id and abs(r["a"]["min_ms"] - r["b"]["min_ms"]) > max_pass_gap_pct / 100 * r["latency_ms"]
     )
 
