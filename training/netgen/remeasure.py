@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from training.latency_data import in_domain_split
 from training.netgen.export import export_spec
-from training.netgen.files import MEASUREMENTS, META, read_jsonl
+from training.netgen.files import META, latest_records, read_jsonl
 from training.netgen.measure import device_mismatch, measure_pass
 
 REMEASURE = "remeasure.jsonl"
@@ -56,11 +56,9 @@ def remeasure(
     if mismatch:
         raise SystemExit(f"not a repeat measurement: {mismatch}")
     records = {
-        int(r["id"]): r
-        for r in read_jsonl(directory / MEASUREMENTS)
-        if "latency_ms" in r
-        and (ids_below is None or int(r["id"]) < ids_below)
-        and (families is None or r["family"] in families)
+        i: r
+        for i, r in latest_records(directory).items()
+        if (ids_below is None or i < ids_below) and (families is None or r["family"] in families)
     }
     done = {int(r["id"]): r for r in read_jsonl(directory / file)}
     pool = sorted(split_part_ids(records, part))
