@@ -39,7 +39,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     targets = args.targets or list(TARGET_GROUPS[args.target_group])
     split = args.split or str(split_path(args.n_train, args.n_val, args.seed, space_of(targets)))
-    network = {"d_model": args.d_model, "n_layers": args.layers, "n_heads": args.heads}
+    network = {"d_model": args.d_model, "n_layers": args.layers, "n_heads": args.heads, "node_sum": args.node_sum}
     pretrained = None
     if args.pretrain_steps > 0:
         from training.data import load_dataset
@@ -271,6 +271,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--d-model", type=int, default=128)
     train.add_argument("--layers", type=int, default=4)
     train.add_argument("--heads", type=int, default=4)
+    train.add_argument(
+        "--node-sum",
+        action="store_true",
+        help="add a per-node term summed over the nodes to the fusion readout (targets close to a sum over layers, "
+        "e.g. FBNet latency; benchmarks/results/quality/network_spaces.md)",
+    )
     train.add_argument("--consistency-weight", type=float, default=0.5)
     train.add_argument("--no-augment", action="store_true", help="train on the canonical order only")
     train.add_argument("--no-consistency", action="store_true", help="drop the architecture-consistency loss")

@@ -56,6 +56,42 @@ def test_padding_does_not_change_predictions() -> None:
     np.testing.assert_allclose(a.numpy()[0], b.numpy()[0], atol=1e-5)
 
 
+def test_node_sum_readout_adds_one_term_per_real_node() -> None:
+    """``node_sum`` starts as the plain readout, then adds one term per node; padding adds nothing."""
+    plain = FusionTransformer(NetworkConfig(n_targets=2, **SMALL)).eval()
+    summed = FusionTransformer(NetworkConfig(n_targets=2, node_sum=True, **SMALL)).eval()
+    missing = summed.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert sorted(missing) == ["ln_nodes.bias", "ln_nodes.weight", "node_head.bias", "node_head.weight"]
+    g = parse_nb201(nb201_cells(1)[0])
+    long = parse_darts([["sep_conv_3x3", 0]] * 8, [["max_pool_3x3", 1]] * 8)
+    alone = tokenize_graphs([g])
+    padded = tokenize_graphs([g, long.renumbered(canonicalize(long).order)])
+    torch_in = [torch.from_numpy(x) for x in (padded.tokens, padded.mask, padded.depth)]
+    with torch.no_grad():
+        np.testing.assert_allclose(summed(*torch_in).numpy(), plain(*torch_in).numpy(), atol=1e-6)
+        summed.node_head.bias.copy_(torch.tensor([1.0, -0.5]))
+        shift = (summed(*torch_in) - plain(*torch_in)).numpy()
+        alone_out = summed(*(torch.from_numpy(x) for x in (alone.tokens, alone.mask, alone.depth))).numpy()
+    nodes = padded.mask.sum(axis=1)
+    assert nodes[0] < nodes[1] == padded.tokens.shape[1]
+    np.testing.assert_allclose(shift, np.outer(nodes, [1.0, -0.5]), atol=1e-4)
+    np.testing.assert_allclose(alone_out[0], summed(*torch_in).detach().numpy()[0], atol=1e-5)
+
+
+def test_node_sum_network_starts_from_the_plain_pretrained_encoder(tmp_path) -> None:
+    from training.pretrain import pretrain_encoder
+    from training.trainer import load_encoder
+
+    data = synthetic_dataset(64)
+    path = pretrain_encoder(data, SMALL, tmp_path / "enc.pt", steps=5, seed=0, batch_size=16)
+    mtime = path.stat().st_mtime_ns
+    assert pretrain_encoder(data, {**SMALL, "node_sum": True}, path, steps=5, seed=0).stat().st_mtime_ns == mtime
+    net = FusionTransformer(NetworkConfig(n_targets=1, node_sum=True, **SMALL))
+    load_encoder(net, path)
+    saved = torch.load(path, weights_only=False)["encoder"]
+    assert all(torch.equal(net.state_dict()[k], v) for k, v in saved.items())
+
+
 def test_losses() -> None:
     y = torch.tensor([[1.0], [2.0], [4.0]])
     present = torch.ones_like(y, dtype=torch.bool)
@@ -163,9 +199,12 @@ def test_graphs_of_different_sizes_train_with_augmentation(tmp_path) -> None:
     assert (tmp_path / "sizes" / "best.pt").exists()
 
 
-def test_onnx_export_matches_torch(tmp_path) -> None:
+@pytest.mark.parametrize("node_sum", [False, True])
+def test_onnx_export_matches_torch(tmp_path, node_sum: bool) -> None:
     torch.manual_seed(0)
-    net = FusionTransformer(NetworkConfig(n_targets=3, **SMALL)).eval()
+    net = FusionTransformer(NetworkConfig(n_targets=3, node_sum=node_sum, **SMALL)).eval()
+    if node_sum:  # the node head starts at zero: give it weights so its path shows in the export
+        torch.nn.init.normal_(net.node_head.weight, std=0.1)
     module = Denormalise(net, torch.tensor([4.0, 1.0, 0.0]), torch.tensor([0.5, 0.3, 1.0]), torch.tensor([2, 1, 0])).eval()
     path = tmp_path / "p.onnx"
     export_onnx(module, path)

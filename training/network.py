@@ -4,6 +4,10 @@ Stage 1: pre-LayerNorm encoder blocks over [depth token, node tokens, end token]
 Stage 2: 4 learnable queries cross-attend to M, then an FFN -> 4 tokens.
 Stages 3 and 4: the previous tokens re-attend to M (fuse), then 2 (then 1) learnable queries cross-attend to
 them, then an FFN. Final LayerNorm and one linear head with one output per target (normalised units).
+With ``node_sum``, every encoded node token also adds its own per-target term (LayerNorm, linear, summed over the
+nodes) to the head's output: a path for targets that are close to a sum over layers, such as FBNet latency in log
+units, which a one-hot ridge fits almost exactly. The node head starts at zero, so training begins from the plain
+fusion readout.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ class NetworkConfig:
     ffn_mult: int = 4
     dropout: float = 0.1
     queries: tuple[int, ...] = (4, 2, 1)
+    node_sum: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -120,6 +125,11 @@ class FusionTransformer(nn.Module):
         self.stages = nn.ModuleList(FusionStage(cfg, q, fuse=i > 0) for i, q in enumerate(cfg.queries))
         self.ln_out = nn.LayerNorm(cfg.d_model)
         self.head = nn.Linear(cfg.d_model, cfg.n_targets)
+        if cfg.node_sum:
+            self.ln_nodes = nn.LayerNorm(cfg.d_model)
+            self.node_head = nn.Linear(cfg.d_model, cfg.n_targets)
+            nn.init.zeros_(self.node_head.weight)
+            nn.init.zeros_(self.node_head.bias)
 
     def forward(self, tokens: torch.Tensor, mask: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
         b = tokens.shape[0]
@@ -131,7 +141,11 @@ class FusionTransformer(nn.Module):
         memory, fused = x, x
         for stage in self.stages:
             fused = stage(fused, memory, key_mask)
-        return self.head(self.ln_out(fused[:, 0, :]))
+        out = self.head(self.ln_out(fused[:, 0, :]))
+        if self.cfg.node_sum:  # memory[:, 1:-1] are the node tokens; padding adds nothing
+            node_terms = self.node_head(self.ln_nodes(memory[:, 1:-1, :])) * mask[..., None].to(memory.dtype)
+            out = out + node_terms.sum(dim=1)
+        return out
 
 
 class Denormalise(nn.Module):

@@ -96,6 +96,7 @@ def pretrain_encoder(
     pre-train again). The file is written atomically at the end.
     """
     path = Path(path)
+    network = {k: v for k, v in network.items() if k != "node_sum"}  # a readout option: the encoder is the same
     space = data.graphs[0].space
     wanted = {"steps": steps, "seed": seed, "network": network, "space": space, "property_set": PROPERTY_SETS.get(space, 1)}
     if path.exists():

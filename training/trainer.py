@@ -110,7 +110,7 @@ def warmup_linear_decay(optimiser: torch.optim.Optimizer, total: int, warmup: in
     )
 
 
-HEAD_PREFIX = "head."
+HEAD_PREFIX = ("head.", "node_head.", "ln_nodes.")  # the readout: trained per task, never pre-trained
 
 
 def load_encoder(net: FusionTransformer, path: Path) -> None:

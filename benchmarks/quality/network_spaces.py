@@ -75,7 +75,7 @@ def _config(card: ModelCard, seed: int, run_dir: Path | None = None) -> TrainCon
 
 
 def _network(card: ModelCard) -> dict:
-    return {k: v for k, v in card.training["network"].items() if k in ("d_model", "n_heads", "n_layers")}
+    return {k: v for k, v in card.training["network"].items() if k in ("d_model", "n_heads", "n_layers", "node_sum")}
 
 
 def _train(job: tuple[str, int, str]) -> dict:
