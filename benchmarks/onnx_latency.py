@@ -115,6 +115,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--d-model", type=int, default=None, help="transformer width (default: LatencyTrainConfig's)")
     parser.add_argument("--layers", type=int, default=None, help="transformer layers (default: LatencyTrainConfig's)")
     parser.add_argument("--heads", type=int, default=None, help="attention heads (default: LatencyTrainConfig's)")
+    parser.add_argument("--dropout", type=float, default=None, help="transformer dropout (default: LatencyTrainConfig's)")
+    parser.add_argument(
+        "--weight-decay", type=float, default=None, help="AdamW weight decay (default: LatencyTrainConfig's)"
+    )
     parser.add_argument(
         "--train-fraction", type=float, default=1.0, help="in-domain: keep this share of each family's training networks"
     )
@@ -154,7 +158,7 @@ def main(argv: list[str] | None = None) -> None:
     sums = np.stack([kind_sums(g) for g in data.graphs])
     families = sorted(set(data.families))
     lofo_seeds = args.lofo_seeds or args.seeds
-    sizes = {"d_model": args.d_model, "n_layers": args.layers, "n_heads": args.heads}
+    sizes = {"d_model": args.d_model, "n_layers": args.layers, "n_heads": args.heads, "dropout": args.dropout}
     network = {k: v for k, v in sizes.items() if v is not None}
     # in-domain: one split (seed 0) shared by every training seed, so the seeds form an honest ensemble on one test set
     split0 = in_domain_split(data.families, 0)
@@ -183,6 +187,8 @@ def main(argv: list[str] | None = None) -> None:
         bar.set_postfix(split=split.name)
         cfg = LatencyTrainConfig(seed=seed, epochs=epochs, threads=args.threads, readout=args.readout, **ORDERS[args.order])
         cfg.network.update(network)
+        if args.weight_decay is not None:
+            cfg.weight_decay = args.weight_decay
         result = train_latency(data, split, cfg, args.runs / split.name, progress=False)
         predictions, gbm_val = baseline_predictions(data, split, sums, seed)
         predictions["archcast"] = np.asarray(result["test_pred_ms"])
@@ -231,6 +237,7 @@ def main(argv: list[str] | None = None) -> None:
         "order": args.order,
         "methods": list(methods),
         "network": {**LatencyTrainConfig().network, **network},
+        "weight_decay": LatencyTrainConfig().weight_decay if args.weight_decay is None else args.weight_decay,
         "train_fraction": args.train_fraction,
         "in_domain_split": split_label,
         "lofo_validation": "one other whole family" if args.val_family else "10 % of the other families' networks",
