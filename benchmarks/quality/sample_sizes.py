@@ -66,6 +66,9 @@ PRETRAINED_VARIANTS = {
     "no_pretraining": AUGMENTED,
     "no_aug_no_consistency": {**NOT_AUGMENTED, "pretrain": True},
 }
+NODE_SUM_VARIANTS = {"node_sum": {**AUGMENTED_THEN_CANONICAL, "pretrain": True, "network": {"node_sum": True}}}
+"""``archcast`` plus the node-sum readout (``training.network``); not run unless named (``--variants``):
+``--variants archcast node_sum --out benchmarks/results/quality/node_sum`` compares the two in a report of its own."""
 TASKS = {
     "latency": {
         "kind": "latency",
@@ -77,7 +80,8 @@ TASKS = {
         "kind": "latency",
         "targets": LATENCY_TARGETS,
         "sizes": {20: 5, 100: 25, 900: 100, 7813: 500},  # 7813: all but test
-        "variants": PRETRAINED_VARIANTS,
+        "variants": {**PRETRAINED_VARIANTS, **NODE_SUM_VARIANTS},
+        "default_variants": list(PRETRAINED_VARIANTS),  # node_sum only when named
     },
     "accuracy": {
         "kind": "accuracy",
@@ -127,6 +131,7 @@ def train_config(task: str, n_train: int, seed: int, steps: int, runs: str, over
     ``pretrain`` (start from the seed's label-free pre-trained encoder)."""
     overrides = dict(overrides)
     pretrained = str(pretrain_path(runs, seed)) if overrides.pop("pretrain", False) else None
+    network = {**NETWORK, **overrides.pop("network", {})}
     epochs = epochs_for(n_train, steps)
     return TrainConfig(
         targets=list(TASKS[task]["targets"]),
@@ -135,7 +140,7 @@ def train_config(task: str, n_train: int, seed: int, steps: int, runs: str, over
         epochs=epochs,
         eval_every=max(1, epochs // 40),
         threads=1,
-        network=NETWORK,
+        network=network,
         pretrained=pretrained,
         **overrides,
     )
@@ -383,7 +388,8 @@ def main() -> None:
     unknown = set(args.variants or ()) - set(TASKS[task]["variants"])
     if unknown:
         parser.error(f"--variants: {sorted(unknown)} not among {list(TASKS[task]['variants'])}")
-    variants = {v: TASKS[task]["variants"][v] for v in args.variants or TASKS[task]["variants"]}
+    default = TASKS[task].get("default_variants", list(TASKS[task]["variants"]))
+    variants = {v: TASKS[task]["variants"][v] for v in args.variants or default}
     jobs = [(task, v, n, s, args.steps, args.runs) for n in sizes for s in args.seeds for v in variants]
     todo = [j for j in jobs if not (Path(args.runs) / task / f"n{j[2]}_{j[1]}_seed{j[3]}" / "metrics_test.json").exists()]
     step_seconds = [

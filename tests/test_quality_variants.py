@@ -1,0 +1,22 @@
+"""The quality benchmark's variants turn into the training configurations they name."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("torch", reason="the quality benchmarks need the 'train' extra (torch)")
+
+from benchmarks.quality.sample_sizes import NETWORK, TASKS, train_config  # noqa: E402
+from training.network import FusionTransformer  # noqa: E402
+
+
+def test_node_sum_variant_is_archcast_with_the_node_sum_readout_and_runs_only_when_named() -> None:
+    task = TASKS["latency_pretraining"]
+    assert "node_sum" in task["variants"] and "node_sum" not in task["default_variants"]
+    plain = train_config("latency_pretraining", 900, 0, 2000, "runs/x", task["variants"]["archcast"])
+    summed = train_config("latency_pretraining", 900, 0, 2000, "runs/x", task["variants"]["node_sum"])
+    assert plain.network == NETWORK and summed.network == {**NETWORK, "node_sum": True}
+    assert {k: v for k, v in vars(summed).items() if k != "network"} == {k: v for k, v in vars(plain).items() if k != "network"}
+    assert hasattr(FusionTransformer(summed.network_config()), "node_head")
+    assert not hasattr(FusionTransformer(plain.network_config()), "node_head")
+    assert NETWORK == {"d_model": 96, "n_layers": 3}  # the shared dict is not changed by a variant
