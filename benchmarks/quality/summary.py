@@ -103,11 +103,15 @@ def network_section() -> list[str]:
             per_target = np.array([v[m]["spearman"][0] for v in targets.values()])  # (mean, std) over seeds
             methods[m] = (float(per_target.mean()), float(per_target.std()))
         lines.append(_row(f"{name}: mean Spearman of {len(targets)} devices (± = spread over devices)", methods))
-        wins = sum(  # ties at the reported precision count as not ahead
-            round(v["archcast"]["spearman"][0], 3) > max(round(r["spearman"][0], 3) for m, r in v.items() if m != "archcast")
+        margins = [  # at the reported precision: ArchCast's Spearman minus the best baseline's
+            round(v["archcast"]["spearman"][0], 3) - max(round(r["spearman"][0], 3) for m, r in v.items() if m != "archcast")
             for v in targets.values()
+        ]
+        ahead, behind = sum(d > 1e-9 for d in margins), sum(d < -1e-9 for d in margins)
+        best.append(
+            f"{name} (Spearman to 3 decimals): ArchCast ahead of every baseline on {ahead} of {len(targets)} devices, "
+            f"tied on {len(targets) - ahead - behind}, behind on {behind}."
         )
-        best.append(f"{name}: ArchCast ahead of every baseline (Spearman, 3 decimals) on {wins} of {len(targets)} devices.")
     return [*lines, "", *best, ""]
 
 
@@ -195,13 +199,13 @@ def build() -> str:
         "## FBNet and OFA latency (`network_spaces.md`)",
         "",
         "ArchCast here is each shipped card's configuration (pre-trained encoder; with or without augmentation as "
-        "validation chose); the half-and-half recipe has not been run on these spaces.",
+        "validation chose; `fbnet-latency-v1` 1.2.0 adds the node-sum readout, `training.network`); the half-and-half "
+        "recipe has not been run on these spaces.",
         "",
         *network_section(),
         "## NB101 and DARTS small subsets (`small_sample.md`)",
         "",
-        "NB101 was re-run with the current recipe; DARTS was not (its row shows the earlier recipe, augmentation at "
-        "every step).",
+        "Both spaces were re-run with the current recipe (augmentation + consistency for the first half of the steps).",
         "",
         *small_sample_section(),
         "## Few-shot calibration of unseen devices, mean Spearman over HELP's six test devices (`fewshot.md`)",
