@@ -6,13 +6,17 @@ import pytest
 
 pytest.importorskip("torch", reason="the quality benchmarks need the 'train' extra (torch)")
 
-from benchmarks.quality.sample_sizes import NETWORK, TASKS, train_config  # noqa: E402
+from benchmarks.quality.sample_sizes import NETWORK, TASKS, recipe_of, train_config  # noqa: E402
 from training.network import FusionTransformer  # noqa: E402
 
 
-def test_node_sum_variant_is_archcast_with_the_node_sum_readout_and_runs_only_when_named() -> None:
+def test_node_sum_variant_is_archcast_with_the_node_sum_readout_and_the_latency_recipe() -> None:
     task = TASKS["latency_pretraining"]
-    assert "node_sum" in task["variants"] and "node_sum" not in task["default_variants"]
+    assert "node_sum" in task["variants"] and task["recipe"] == "node_sum"
+    assert "default_variants" not in task  # a run from scratch trains the recipe and its ablations
+    assert recipe_of("latency_pretraining", {"archcast": {}, "node_sum": {}}) == "node_sum"
+    assert recipe_of("latency_pretraining", {"archcast": {}}) == "archcast"  # an older results file: its own recipe
+    assert recipe_of("accuracy", {"archcast": {}, "node_sum": {}}) == "archcast"
     plain = train_config("latency_pretraining", 900, 0, 2000, "runs/x", task["variants"]["archcast"])
     summed = train_config("latency_pretraining", 900, 0, 2000, "runs/x", task["variants"]["node_sum"])
     assert plain.network == NETWORK and summed.network == {**NETWORK, "node_sum": True}
