@@ -14,6 +14,7 @@ def test_node_sum_variant_is_archcast_with_the_node_sum_readout_and_the_latency_
     task = TASKS["latency_pretraining"]
     assert "node_sum" in task["variants"] and task["recipe"] == "node_sum"
     assert "default_variants" not in task  # a run from scratch trains the recipe and its ablations
+    assert "node_sum" not in TASKS["accuracy"]["default_variants"]  # screened there, run only when named
     assert recipe_of("latency_pretraining", {"archcast": {}, "node_sum": {}}) == "node_sum"
     assert recipe_of("latency_pretraining", {"archcast": {}}) == "archcast"  # an older results file: its own recipe
     assert recipe_of("accuracy", {"archcast": {}, "node_sum": {}}) == "archcast"
