@@ -155,7 +155,8 @@ def _train(job: tuple[str, str, int, int, int, str]) -> dict:
     run_dir = Path(runs) / task / f"n{n_train}_{variant}_seed{seed}"
     done = run_dir / "metrics_test.json"
     result = json.loads(done.read_text()) if done.exists() else train_run(cfg, run_dir)
-    return {"method": variant, "n_train": n_train, "seed": seed, "train_seconds": result["train_seconds"], "test": result["test"]}
+    return {"method": variant, "n_train": n_train, "seed": seed, "train_seconds": result["train_seconds"],
+            "val_score": result["best_val_score"], "test": result["test"]}  # fmt: skip
 
 
 def baselines(task: str, n_train: int, seed: int, data, flops: np.ndarray, features: np.ndarray) -> list[dict]:
@@ -195,6 +196,8 @@ def summarise(results: list[dict], targets: tuple[str, ...]) -> dict:
         entry = summary.setdefault(r["method"], {}).setdefault(str(r["n_train"]), {"seeds": [], "train_seconds": []})
         entry["seeds"].append(r["seed"])
         entry["train_seconds"].append(round(r["train_seconds"], 1))
+        if r.get("val_score") is not None:  # transformer runs: the score their checkpoint was chosen on
+            entry.setdefault("val_scores", []).append(round(r["val_score"], 4))
     for method, sizes in summary.items():
         for n, entry in sizes.items():
             runs = [r for r in results if r["method"] == method and str(r["n_train"]) == n]
@@ -274,6 +277,14 @@ def markdown(task: str, summary: dict, meta: dict) -> str:
     for m in variants:
         if m in summary:
             lines.append(f"- {m}: " + "; ".join(f"{n} cells: {np.mean(summary[m][n]['train_seconds']):.0f}" for n in sizes))
+    validated = [m for m in variants if m in summary and all("val_scores" in summary[m].get(n, {}) for n in sizes)]
+    if validated:
+        lines += ["", "## Validation score the checkpoints were chosen on (mean Kendall tau over targets; mean ± std "
+                  "over seeds)", "", "| method | " + " | ".join(f"{n} cells" for n in sizes) + " |",
+                  "|---|" + "---|" * len(sizes)]  # fmt: skip
+        for m in validated:
+            scores = [summary[m][n]["val_scores"] for n in sizes]
+            lines.append(f"| {m} | " + " | ".join(f"{np.mean(v):.3f} ± {np.std(v):.3f}" for v in scores) + " |")
     lines += ["", f"![tau against training size]({task}_sizes.png)", ""]
     return "\n".join(lines)
 

@@ -55,6 +55,24 @@ HEADER = [
 ]
 
 
+def with_recipe(methods: dict, recipe: str) -> dict:
+    """``methods`` with ``recipe`` as ArchCast and the ``archcast`` runs as the ablation without the node-sum readout."""
+    if recipe == "archcast" or recipe not in methods:
+        return methods
+    rest = {m: v for m, v in methods.items() if m not in ("archcast", recipe)}
+    return rest | {"archcast": methods[recipe], PLAIN_READOUT: methods["archcast"]}
+
+
+def validation_line(summary: dict, recipe: str) -> str:
+    """Mean validation score over seeds per size, the recipe against ``archcast``, from the runs that record it."""
+    sizes = sorted((n for n in summary.get(recipe, {}) if "val_scores" in summary[recipe][n]), key=int)
+    if not sizes or "archcast" not in summary or any("val_scores" not in summary["archcast"].get(n, {}) for n in sizes):
+        return ""
+    scores = {m: " / ".join(f"{np.mean(summary[m][n]['val_scores']):.3f}" for n in sizes) for m in (recipe, "archcast")}
+    return (f"Mean validation score over seeds at {' / '.join(sizes)} cells: {scores[recipe]} with the node-sum "
+            f"readout against {scores['archcast']} without it.")  # fmt: skip
+
+
 def sizes_section(task: str, metric: str, folder: str = "", recipe: str = "archcast") -> list[str]:
     """``folder``: a sub-folder of the results holding another run of the task (e.g. ``long``: more steps).
 
@@ -64,15 +82,12 @@ def sizes_section(task: str, metric: str, folder: str = "", recipe: str = "archc
     data = _load(f"{folder}/{task}_sizes" if folder else f"{task}_sizes")
     if data is None:
         return [f"(no `{folder or '.'}/{task}_sizes.json`: run `python -m benchmarks.quality.sample_sizes --task {task}`)", ""]
-    summary = data["summary"]
-    if recipe != "archcast" and recipe in summary:
-        summary = {m: v for m, v in summary.items() if m not in ("archcast", recipe)} | {
-            "archcast": summary[recipe], PLAIN_READOUT: summary["archcast"]
-        }
+    validation = validation_line(data["summary"], recipe) if recipe != "archcast" else ""
+    summary = with_recipe(data["summary"], recipe)
     if "archcast" not in summary:
         return [f"(`{folder or '.'}/{task}_sizes.json` has no archcast runs yet: run `python -m benchmarks.quality.sample_sizes "
                 f"--task {task} --variants archcast --merge`)", ""]  # fmt: skip
-    lines = [*HEADER]
+    lines = [*([validation, ""] if validation else []), *HEADER]
     sizes = sorted(summary["archcast"], key=int)
     if task == "accuracy":
         for t in ACCURACY_HEADLINE:
@@ -136,11 +151,7 @@ def small_sample_section() -> list[str]:
         if "node_sum" in taus:  # a screened variant: ArchCast's recipe where validation chose it, dropped where not
             node_sum, plain = (methods[m].get("val_score", (float("-inf"),))[0] for m in ("node_sum", "archcast"))
             chosen = node_sum > plain
-            if chosen:
-                taus[PLAIN_READOUT] = taus.pop("archcast")
-                taus["archcast"] = taus.pop("node_sum")
-            else:
-                taus.pop("node_sum")
+            taus = with_recipe(taus, "node_sum") if chosen else {m: v for m, v in taus.items() if m != "node_sum"}
             notes.append(f"{space}: validation {'chose' if chosen else 'did not choose'} the node-sum readout "
                          f"(mean validation Kendall tau {node_sum:.3f} against {plain:.3f} without it).")  # fmt: skip
         if "archcast" not in taus:  # the current recipe was not run on this space: show the earlier one, and say so
@@ -208,9 +219,8 @@ def build() -> str:
         "",
         "The `latency` task above predates pre-training (its ArchCast starts from random weights and augments at "
         "every step); this one adds both. ArchCast here also has the node-sum readout (`training.network`: each "
-        "encoded node adds its own per-device term to the fusion readout), which validation chose at every size "
-        "(mean validation score over 3 seeds, 20 / 100 / 900 / 7,813 cells: 0.815 / 0.811 / 0.891 / 0.898 against "
-        "0.695 / 0.775 / 0.883 / 0.892 without it); `without the node-sum readout` is the same recipe without it.",
+        "encoded node adds its own per-device term to the fusion readout), which validation chose at every size; "
+        "`without the node-sum readout` is the same recipe without it.",
         "",
         *sizes_section("latency_pretraining", "spearman", recipe="node_sum"),
         "## NB201 latency with the pre-trained encoder, 100 epochs (Spearman; `long/latency_pretraining_sizes.md`)",
