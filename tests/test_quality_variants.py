@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 pytest.importorskip("torch", reason="the quality benchmarks need the 'train' extra (torch)")
 
-from benchmarks.quality.sample_sizes import NETWORK, TASKS, recipe_of, train_config  # noqa: E402
+from benchmarks.quality.sample_sizes import NETWORK, TASKS, recipe_of, train_config, variant_config  # noqa: E402
 from training.network import FusionTransformer  # noqa: E402
 
 
@@ -25,3 +27,13 @@ def test_node_sum_variant_is_archcast_with_the_node_sum_readout_and_the_latency_
     assert hasattr(FusionTransformer(summed.network_config()), "node_head")
     assert not hasattr(FusionTransformer(plain.network_config()), "node_head")
     assert NETWORK == {"d_model": 96, "n_layers": 3}  # the shared dict is not changed by a variant
+
+
+def test_variant_config_serves_the_small_subsets_with_their_own_split_and_encoder() -> None:
+    variant = TASKS["latency_pretraining"]["variants"]["node_sum"]
+    cfg = variant_config(["darts_cifar10_val_acc"], Path("s.json"), 435, 1, 1000, Path("enc.pt"), variant)
+    assert cfg.targets == ["darts_cifar10_val_acc"] and cfg.split == "s.json" and cfg.seed == 1
+    assert cfg.pretrained == "enc.pt" and cfg.network == {**NETWORK, "node_sum": True}
+    assert cfg.augment and cfg.augment_until == 0.5 and cfg.threads == 1
+    plain = variant_config(["t"], Path("s.json"), 435, 1, 1000, Path("enc.pt"), TASKS["accuracy"]["variants"]["no_pretraining"])
+    assert plain.pretrained is None and plain.network == NETWORK

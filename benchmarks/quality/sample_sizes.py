@@ -32,6 +32,7 @@ import math
 import sys
 import time
 import warnings
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -130,15 +131,24 @@ def pretrain_seed_encoder(job: tuple[str, int, str]) -> Path:
 
 
 def train_config(task: str, n_train: int, seed: int, steps: int, runs: str, overrides: dict) -> TrainConfig:
-    """One run of ``task`` on the committed split of its size and seed; ``overrides`` are TrainConfig fields plus
-    ``pretrain`` (start from the seed's label-free pre-trained encoder)."""
+    """One run of ``task`` on the committed split of its size and seed."""
+    split = split_path(n_train, TASKS[task]["sizes"][n_train], seed)
+    return variant_config(TASKS[task]["targets"], split, n_train, seed, steps, pretrain_path(runs, seed), overrides)
+
+
+def variant_config(
+    targets: Sequence[str], split: Path, n_train: int, seed: int, steps: int, encoder: Path, overrides: dict
+) -> TrainConfig:
+    """The training configuration of one variant run (``steps`` optimiser steps whatever ``n_train``); ``overrides``
+    are TrainConfig fields plus ``pretrain`` (start from ``encoder``, the seed's label-free pre-trained encoder) and
+    ``network`` (options added to ``NETWORK``)."""
     overrides = dict(overrides)
-    pretrained = str(pretrain_path(runs, seed)) if overrides.pop("pretrain", False) else None
+    pretrained = str(encoder) if overrides.pop("pretrain", False) else None
     network = {**NETWORK, **overrides.pop("network", {})}
     epochs = epochs_for(n_train, steps)
     return TrainConfig(
-        targets=list(TASKS[task]["targets"]),
-        split=str(split_path(n_train, TASKS[task]["sizes"][n_train], seed)),
+        targets=list(targets),
+        split=str(split),
         seed=seed,
         epochs=epochs,
         eval_every=max(1, epochs // 40),

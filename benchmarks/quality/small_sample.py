@@ -36,8 +36,8 @@ from benchmarks.quality.sample_sizes import (
     NODE_SUM_VARIANTS,
     PRETRAIN_STEPS,
     PRETRAINED_VARIANTS,
-    epochs_for,
     pretrain_path,
+    variant_config,
 )
 from benchmarks.report import merge_meta
 from model.tables import table_path
@@ -46,7 +46,6 @@ from training.metrics import regression_metrics
 from training.pretrain import RANDOM_CELLS, pretrain_encoder
 from training.run import train_run
 from training.splits import load_split, split_path, write_split
-from training.trainer import TrainConfig
 
 RESULTS = Path(__file__).resolve().parent.parent / "results" / "quality"
 SPACES = {"nb101": ("nb101_cifar10_val_acc", 292), "darts": ("darts_cifar10_val_acc", 725)}
@@ -77,21 +76,8 @@ def _train(job: tuple[str, str, int, int, str]) -> dict:
     space, variant, seed, steps, runs = job
     target, n_total = SPACES[space]
     n_train, n_val = sizes(n_total)
-    epochs = epochs_for(n_train, steps)
-    overrides = dict(VARIANTS[variant])
-    pretrained = str(pretrain_path(runs, seed, space)) if overrides.pop("pretrain", False) else None
-    network = {**NETWORK, **overrides.pop("network", {})}
-    cfg = TrainConfig(
-        targets=[target],
-        split=str(split_path(n_train, n_val, seed, space)),
-        seed=seed,
-        epochs=epochs,
-        eval_every=max(1, epochs // 40),
-        threads=1,
-        network=network,
-        pretrained=pretrained,
-        **overrides,
-    )
+    split = split_path(n_train, n_val, seed, space)
+    cfg = variant_config([target], split, n_train, seed, steps, pretrain_path(runs, seed, space), VARIANTS[variant])
     run_dir = Path(runs) / f"{space}_{variant}_seed{seed}"
     done = run_dir / "metrics_test.json"
     result = json.loads(done.read_text()) if done.exists() else train_run(cfg, run_dir)
