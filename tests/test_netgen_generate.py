@@ -248,3 +248,14 @@ def test_noise_floor_divides_fresh_values_by_the_hosts_speed_of_the_day(tmp_path
     assert result["fresh_vs_label"] == pytest.approx([0.0, 10.0])
     assert result["predictor_vs_label"] == pytest.approx([5.0, 5.0])
     assert result["predictor_vs_fresh"] == pytest.approx([5.0, 100 * abs(42.0 / 44.0 - 1)])
+
+
+def test_anchor_drift_is_the_median_ratio_and_nan_when_no_anchor_was_measured() -> None:
+    """A chunk whose anchors all failed to measure is unchecked: its drift is NaN, which the generator refuses."""
+    from training.netgen.generate import anchor_drift
+
+    labels = {1: {"latency_ms": 10.0}, 2: {"latency_ms": 20.0}, 3: {"latency_ms": 5.0}}
+    measured = {1: {"latency_ms": 11.0}, 2: {"latency_ms": 24.0}, 3: {"error": "export failed"}}
+    assert anchor_drift(measured, labels) == pytest.approx(15.0)  # median of +10 % and +20 %; the failure left out
+    assert np.isnan(anchor_drift({3: {"error": "export failed"}}, labels))
+    assert not abs(anchor_drift({}, labels)) <= 4.0  # the generator's keep condition

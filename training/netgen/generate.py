@@ -224,14 +224,15 @@ def generate(
         measured = measure_chunk(models, settings, rng)
         if chosen:
             drift = anchor_drift({a: measured[-1 - a] for a in chosen}, earlier)
-            if abs(drift) > max_drift_pct:
+            if not abs(drift) <= max_drift_pct:  # NaN (no anchor measured) is refused too: the chunk is unchecked
                 refusals += 1
-                print(f"chunk from id {ids[0]} not kept: its {len(chosen)} anchors ran {drift:+.1f} % against their labels "
+                why = "could not be measured" if np.isnan(drift) else f"ran {drift:+.1f} % against their labels"
+                print(f"chunk from id {ids[0]} not kept: its {len(chosen)} anchors {why} "
                       f"(limit {max_drift_pct} %), refusal {refusals} of {max_refusals}", flush=True)  # fmt: skip
                 if refusals >= max_refusals:
                     raise SystemExit(
-                        f"the host ran {drift:+.1f} % against the dataset's labels for {refusals} chunks in a row; "
-                        "nothing of those chunks was kept. Resume later on a quieter machine"
+                        f"{refusals} chunks in a row were refused, the last because its anchors {why}; nothing of those "
+                        "chunks was kept. Resume later on a quieter machine"
                     )
                 time.sleep(retry_wait_s)
                 continue
@@ -266,9 +267,10 @@ def pick_anchors(earlier: dict[int, dict[str, Any]], chunk_families: list[str], 
 
 
 def anchor_drift(results: dict[int, dict[str, Any]], labels: dict[int, dict[str, Any]]) -> float:
-    """Median % by which the anchors ran slower (+) or faster (-) than their labels; failed anchors are left out."""
+    """Median % by which the anchors ran slower (+) or faster (-) than their labels; failed anchors are left out, and
+    NaN when none was measured (a chunk no anchor checked is not kept)."""
     ratios = [results[a]["latency_ms"] / labels[a]["latency_ms"] - 1 for a in results if "latency_ms" in results[a]]
-    return 100 * float(np.median(ratios)) if ratios else 0.0
+    return 100 * float(np.median(ratios)) if ratios else float("nan")
 
 
 def discordant_ids(directory: Path, max_pass_gap_pct: float, from_id: int = 0) -> list[int]:
