@@ -9,6 +9,12 @@ a host whose speed may have moved since: every fresh value is divided by the fil
 day's speed, which no predictor can know), then compared with the label. Rows: each file's networks of the shipped
 predictor's in-domain test split (the predictor never trained on them), by family group, with the same networks'
 pass A / B floor, the predictor's error against the label, and against the fresh measurement.
+
+Measuring windows: the host's speed also moves within one measuring session, minutes apart, and every label carries
+the speed of its moment. The last table splits the measuring time into windows (by the pass-A timestamp) and
+estimates each window's speed from the *validation* networks measured in it (median predictor / label ratio); the
+test networks are then scored against their labels at their window's speed. It says how much of the in-domain error
+is that drift, which no predictor of the architecture can learn; validation networks only, so no test label is used.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from benchmarks.onnx_latency_versions import groups
 from benchmarks.report import write_report
 from training.latency_data import shipping_split
 from training.latency_ship import predict_onnx_rows
-from training.netgen.files import read_jsonl
+from training.netgen.files import latest_records, read_jsonl
 
 PREDICTORS = Path("model/predictors")
 
@@ -67,6 +73,29 @@ def compare(name: str, fresh: dict[int, float], speed: str, label: np.ndarray, p
     }
 
 
+WINDOWS_S = (120, 300, 600, 1800)
+
+
+def window_drift(pred: np.ndarray, label: np.ndarray, times: np.ndarray, val: np.ndarray, test: np.ndarray,
+                 window_s: float, min_val: int = 3) -> dict:  # fmt: skip
+    """The predictor's test error once each test label is put at its measuring window's speed: the median
+    log(prediction / label) of the validation networks timed in the same window (windows with fewer than
+    ``min_val`` of them are left uncorrected)."""
+    bins = np.floor(times / window_s).astype(np.int64)
+    residual = np.log(pred[val] / label[val])
+    offsets = {b: float(np.median(residual[bins[val] == b])) for b in np.unique(bins[val])}
+    offsets = {b: o for b, o in offsets.items() if (bins[val] == b).sum() >= min_val}
+    offset = np.array([offsets.get(b, 0.0) for b in bins[test].tolist()])
+    corrected = ape(pred[test] * np.exp(-offset), label[test])
+    return {
+        "window_s": window_s,
+        "windows": len(offsets),
+        "test_corrected": int(sum(b in offsets for b in bins[test].tolist())),
+        "window_speed_std_pct": 100 * float(np.std(list(offsets.values()))) if offsets else 0.0,
+        "corrected": stats(corrected),
+    }
+
+
 COLUMNS = ("pass_a_vs_b", "fresh_vs_label", "predictor_vs_label", "predictor_vs_fresh")
 
 
@@ -103,6 +132,24 @@ def markdown(report: dict) -> str:
             f"{pair['files'][0]} vs {pair['files'][1]} (the same {pair['n']} networks, each speed-corrected): "
             f"MAPE {pair['mape']:.1f} %, median {pair['median']:.1f} %, p90 {pair['p90']:.1f} %.",
         ]
+    if report.get("windows"):
+        lines += [
+            "",
+            "## Drift within a measuring session",
+            "",
+            f"Test networks scored against their labels at the speed of their measuring window, estimated from the "
+            f"validation networks of the same window ({report['val_networks']} in all; at least 3 per window, else "
+            "the label is left as it is). Percent errors: MAPE / median / p90.",
+            "",
+            "| window | windows | test networks corrected | spread of window speeds (std %) | predictor vs label |",
+            "|---|---|---|---|---|",
+            f"| none | - | - | - | {_triple(report['test'])} |",
+        ]
+        for w in report["windows"]:
+            lines.append(
+                f"| {w['window_s'] / 60:g} min | {w['windows']} | {w['test_corrected']} of {report['test_networks']} "
+                f"| {w['window_speed_std_pct']:.1f} | {_triple(w['corrected'])} |"
+            )
     lines += [
         "",
         "Pass A vs B is |A - B| / label, the dataset's noise floor (passes tens of seconds apart). Fresh vs label "
@@ -138,6 +185,8 @@ def main(argv: list[str] | None = None) -> None:
     label = data.latency_ms
     pass_ab = 100 * np.abs(data.pass_a_ms - data.pass_b_ms) / label
     position = {int(i): r for r, i in enumerate(data.ids.tolist())}
+    records = latest_records(args.data)
+    times = np.array([float(records[int(i)]["a"]["t"]) for i in data.ids.tolist()])
     files = [args.data / f for f in args.files] if args.files else sorted(args.data.glob("remeasure_*.jsonl"))
     fresh = {file.name: fresh_values(file, position, label) for file in files}
     for a, b in args.pair:
@@ -183,6 +232,8 @@ def main(argv: list[str] | None = None) -> None:
         "test_pass_ab": stats(pass_ab[split.test]),
         "files": entries,
         "pair_repeats": repeats,
+        "val_networks": int(len(split.val)),
+        "windows": [window_drift(pred, label, times, split.val, split.test, w) for w in WINDOWS_S],
     }
     write_report(args.out, report, markdown(report))
 

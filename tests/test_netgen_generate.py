@@ -250,6 +250,23 @@ def test_noise_floor_divides_fresh_values_by_the_hosts_speed_of_the_day(tmp_path
     assert result["predictor_vs_fresh"] == pytest.approx([5.0, 100 * abs(42.0 / 44.0 - 1)])
 
 
+def test_window_drift_puts_each_test_label_at_its_windows_speed_from_validation_networks_only() -> None:
+    """Window 0 ran at the labels' speed, window 1 10 % slow; the predictor knows the true latency. Validation
+    networks of a window give its speed; a test network in a window without enough of them stays uncorrected."""
+    from benchmarks.onnx_noise_floor import window_drift
+
+    true = np.array([10.0, 20.0, 30.0, 40.0, 10.0, 20.0, 30.0, 40.0, 50.0])
+    times = np.array([0, 10, 20, 30, 70, 80, 90, 100, 130], dtype=float)  # windows of 60 s: 0, 1, 2
+    label = true * np.array([1, 1, 1, 1, 1.1, 1.1, 1.1, 1.1, 1.2])
+    val, test = np.array([0, 1, 2, 4, 5, 6]), np.array([3, 7, 8])
+    result = window_drift(true, label, times, val, test, window_s=60.0)
+    assert result["windows"] == 2 and result["test_corrected"] == 2  # window 2 has no validation network
+    errors = np.array([0.0, 0.0, 100 * (1 - 1 / 1.2)])
+    assert result["corrected"]["mape"] == pytest.approx(errors.mean())
+    assert result["window_speed_std_pct"] == pytest.approx(100 * np.std([0.0, np.log(1 / 1.1)]))
+    assert window_drift(true, label, times, val, test, window_s=60.0, min_val=4)["test_corrected"] == 0
+
+
 def test_anchor_drift_is_the_median_ratio_and_nan_when_no_anchor_was_measured() -> None:
     """A chunk whose anchors all failed to measure is unchecked: its drift is NaN, which the generator refuses."""
     from training.netgen.generate import anchor_drift
