@@ -1,11 +1,12 @@
 """The whole-network tokenizer: a NetworkGraph into one token per op plus a whole-graph feature vector.
 
-Token = [op one-hot (64) | smooth codes of the node's numbers (16 x 7) | alignment flags (5 x 3) | position
-code (32) | sum of predecessor position codes (32)]. Numbers (FLOPs, params, bytes, shapes, kernel, stride, groups,
-degrees) enter on a log2 scale, each as [v/16, sin/cos of v at 3 frequencies], so nearby sizes get nearby codes and
-unseen sizes interpolate. Position codes are the transformer's sinusoids over the node index (wavelengths up to
-4096), so the predecessor sum tells the network how far back each input reaches (skip connections, concatenations).
-Whole-graph features (log totals, the FLOPs share of each op kind, the MAC share of unaligned convs) join at the head.
+Token = [op one-hot (64) | smooth codes of the node's numbers (16 x 7) | alignment flags (5 x 3) | position code
+(32) | sum of predecessor position codes (32) | fusion flags (1)]. Numbers (FLOPs, params, bytes, shapes, kernel,
+stride, groups, degrees) enter on a log2 scale, each as [v/16, sin/cos of v at 3 frequencies], so nearby sizes get
+nearby codes and unseen sizes interpolate. Position codes are the transformer's sinusoids over the node index
+(wavelengths up to 4096), so the predecessor sum tells the network how far back each input reaches (skip
+connections, concatenations). Whole-graph features (log totals, the FLOPs share of each op kind, the MAC share of
+unaligned convs) join at the head.
 
 Alignment flags: a smooth code cannot say that 24 channels per group is slow where 16 and 32 are fast, and CPU
 kernels care. onnxruntime's blocked (NCHWc) convolutions want channel counts that are multiples of the SIMD width
@@ -15,6 +16,15 @@ channels per group about 25 % too fast and those with 16, 32 or 48 about 13 % to
 channels per group and last dimension divide by 4, 8 and 16: +1 yes, -1 no, 0 not applicable. Channel counts are
 flagged on convolutions only: dimension 1 of another op's tensor may be a token count (ViT) or a height
 (channels-last), and reading it as channels taught held-out ViTs to look like unaligned convs.
+
+Fusion flags: onnxruntime's CPU graph optimiser fuses some op pairs into one kernel that the exported graph does not
+show, and where the same ops are fused or not depending on the graph, the token must say which. One such pair is
+known to matter: an ``Add`` whose only consumer is a ``LayerNormalization`` becomes one ``SkipLayerNormalization``
+(every block of a post-LN transformer), while a pre-LN block's ``Add`` also feeds the next residual and stays apart.
+The fused kernel is the slower one on one thread (``benchmarks/results/onnx_layernorm_fusion.md``: pre-LN encoders
+run at 0.86x post-LN ones of identical compute), and without the flag tokenizer 3 read pre-LN text encoders ~17 %
+slow and post-LN ones ~7 % fast. The flags sit after the position codes, so a version-3 token is a prefix of a
+version-4 one (``tokens_for_version``).
 """
 
 from __future__ import annotations
@@ -51,8 +61,8 @@ NUMBER_NAMES: tuple[str, ...] = (
 N_NUMBERS = len(NUMBER_NAMES)
 # Bumped whenever the meaning of a token or feature column changes, even at the same width; recorded in every network
 # predictor's card and checked at load. 1: before the alignment flags (240-wide tokens); 2: flags on every node (255);
-# 3: channel flags on convolutions only, +1 / -1 / 0.
-TOKENIZER_VERSION = "3"
+# 3: channel flags on convolutions only, +1 / -1 / 0; 4: the fusion flag column at the end.
+TOKENIZER_VERSION = "4"
 ALIGNED_NAMES: tuple[str, ...] = (
     "in_channels",
     "out_channels",
@@ -65,8 +75,13 @@ ALIGNMENT_DIM = len(ALIGNED_NAMES) * len(ALIGNMENT_DIVISORS)
 SMOOTH_FREQUENCIES = np.array([0.5, 1.0, 2.0])
 SMOOTH_DIM = 1 + 2 * len(SMOOTH_FREQUENCIES)
 POSITION_DIM = 32
-NODE_PART_DIM = VOCAB + N_NUMBERS * SMOOTH_DIM + ALIGNMENT_DIM
+FUSION_NAMES: tuple[str, ...] = ("skip_layernorm",)
+FUSION_DIM = len(FUSION_NAMES)
+BASE_NODE_DIM = VOCAB + N_NUMBERS * SMOOTH_DIM + ALIGNMENT_DIM  # the node part before the fusion flags
+NODE_PART_DIM = BASE_NODE_DIM + FUSION_DIM
 NETWORK_TOKEN_DIM = NODE_PART_DIM + 2 * POSITION_DIM
+# token width per version still served: a version's token is a prefix of the next one's
+TOKEN_WIDTHS: dict[str, int] = {"3": NETWORK_TOKEN_DIM - FUSION_DIM, "4": NETWORK_TOKEN_DIM}
 OP_KINDS: dict[str, tuple[str, ...]] = {
     "conv": ("Conv", "ConvTranspose"),
     "matmul": ("MatMul", "Gemm", "Einsum"),
@@ -186,6 +201,34 @@ def node_alignment(node: NetNode) -> np.ndarray:
     )
 
 
+def fusion_flags(graph: NetworkGraph, successors: np.ndarray) -> np.ndarray:
+    """(n, FUSION_DIM) 1 where onnxruntime fuses the node with a neighbour into a kernel of another cost, else 0:
+    ``skip_layernorm`` marks an ``Add`` of two 3-D tensors of one shape whose only consumer is a
+    ``LayerNormalization`` reading it, and that norm (onnxruntime 1.31 leaves 4-D ones, as in Swin, apart)."""
+    flags = np.zeros((graph.n, FUSION_DIM), dtype=np.float32)
+    for i, node in enumerate(graph.nodes):
+        if node.op_type != "LayerNormalization" or not node.inputs:
+            continue
+        add = graph.nodes[node.inputs[0]]
+        shapes = add.input_shapes
+        if (
+            add.op_type == "Add"
+            and successors[node.inputs[0]] == 1
+            and len(shapes) == 2
+            and len(shapes[0]) == 3
+            and shapes[0] == shapes[1]
+        ):
+            flags[i, 0] = flags[node.inputs[0], 0] = 1.0
+    return flags
+
+
+def tokens_for_version(tokens: np.ndarray, version: str) -> np.ndarray:
+    """Tokens of this tokenizer cut to what a predictor trained on ``version`` reads (a prefix of the columns)."""
+    if version not in TOKEN_WIDTHS:
+        raise ValueError(f"tokenizer version {version!r} is not served; served: {', '.join(TOKEN_WIDTHS)}")
+    return tokens[..., : TOKEN_WIDTHS[version]]
+
+
 def unaligned_conv(node: NetNode, divisor: int) -> bool:
     """A non-depthwise Conv whose input or output channels per group do not divide by ``divisor``."""
     if node.op_type != "Conv" or _is_depthwise(node):
@@ -241,7 +284,8 @@ class NetworkTokens:
 
 
 def node_part(graph: NetworkGraph, max_nodes: int = DEFAULT_MAX_NETWORK_NODES) -> np.ndarray:
-    """(n, NODE_PART_DIM) order-independent part of each node's token: op one-hot, number codes, alignment flags."""
+    """(n, NODE_PART_DIM) order-independent part of each node's token: op one-hot, number codes, alignment flags,
+    fusion flags."""
     n = graph.n
     if n > max_nodes:
         raise ArchitectureError("too_large", f"the network has {n} nodes, the tokenizer limit is {max_nodes}")
@@ -253,7 +297,8 @@ def node_part(graph: NetworkGraph, max_nodes: int = DEFAULT_MAX_NETWORK_NODES) -
     op[np.arange(n), [onnx_op_code(node.op_type) for node in graph.nodes]] = 1.0
     numbers = np.asarray([node_numbers(node, int(successors[i])) for i, node in enumerate(graph.nodes)], dtype=np.float64)
     alignment = np.stack([node_alignment(node) for node in graph.nodes]) if n else np.zeros((0, ALIGNMENT_DIM))
-    return np.concatenate([op, smooth_code(numbers), alignment], axis=1).astype(np.float32)
+    fusion = fusion_flags(graph, successors)
+    return np.concatenate([op, smooth_code(numbers), alignment, fusion], axis=1).astype(np.float32)
 
 
 def edge_arrays(graph: NetworkGraph) -> tuple[np.ndarray, np.ndarray]:
@@ -282,7 +327,10 @@ def assemble_tokens(nodes: np.ndarray, src: np.ndarray, dst: np.ndarray, order: 
     has_input = np.zeros(n, dtype=bool)
     has_input[new_index[dst]] = True
     sources[~has_input] = position_code(np.array(-1))
-    return np.concatenate([nodes[order], positions, sources], axis=1).astype(np.float32)
+    placed = nodes[order]
+    return np.concatenate([placed[:, :BASE_NODE_DIM], positions, sources, placed[:, BASE_NODE_DIM:]], axis=1).astype(
+        np.float32
+    )
 
 
 def network_token_matrix(graph: NetworkGraph, max_nodes: int = DEFAULT_MAX_NETWORK_NODES) -> np.ndarray:

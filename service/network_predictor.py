@@ -13,11 +13,18 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import onnxruntime as ort
 
 from model.card import ModelCard
 from model.network_domain import domain_warnings, unseen_op_types
-from model.network_tokenizer import GRAPH_FEATURE_DIM, NETWORK_TOKEN_DIM, TOKENIZER_VERSION, tokenize_networks
+from model.network_tokenizer import (
+    GRAPH_FEATURE_DIM,
+    TOKEN_WIDTHS,
+    NetworkTokens,
+    tokenize_networks,
+    tokens_for_version,
+)
 from model.onnx_graph import NetworkGraph, ParseOptions, parse_onnx
 from service.errors import ServiceError
 
@@ -40,9 +47,13 @@ class NetworkPredictor:
     def device(self) -> str:
         return str(self.card.device.get("device", self.card.name))
 
+    def feeds(self, batch: NetworkTokens) -> dict[str, np.ndarray]:
+        """The session's inputs for a tokenized batch: the token columns this predictor's tokenizer version knows."""
+        tokens = tokens_for_version(batch.tokens, self.card.tokenizer)
+        return {"tokens": tokens, "mask": batch.mask, "features": batch.features}
+
     def run(self, graph: NetworkGraph) -> tuple[float, float]:
-        batch = tokenize_networks([graph], max_nodes=max(graph.n, 1))
-        feeds = {"tokens": batch.tokens, "mask": batch.mask, "features": batch.features}
+        feeds = self.feeds(tokenize_networks([graph], max_nodes=max(graph.n, 1)))
         try:
             (prediction,) = self.session.run(["prediction"], feeds)
         except Exception as exc:  # onnxruntime failure: a server fault, reported as 503
@@ -56,14 +67,14 @@ def check_network_contract(card: ModelCard, session: ort.InferenceSession) -> No
     missing = [name for name in NETWORK_INPUTS if name not in inputs]
     if missing:
         raise ValueError(f"network predictor ONNX lacks inputs {missing}; it has {sorted(inputs)}")
-    if card.tokenizer != TOKENIZER_VERSION:
+    if card.tokenizer not in TOKEN_WIDTHS:
         raise ValueError(
             f"network predictor was trained on tokenizer version {card.tokenizer or 'unrecorded (before 3)'}, this "
-            f"service tokenizes with version {TOKENIZER_VERSION}: it was exported by another tokenizer version; "
+            f"service serves versions {', '.join(TOKEN_WIDTHS)}: it was exported by another tokenizer version; "
             "re-export it with this one"
         )
     widths = {i.name: i.shape[-1] for i in session.get_inputs()}
-    for name, width in (("tokens", NETWORK_TOKEN_DIM), ("features", GRAPH_FEATURE_DIM)):
+    for name, width in (("tokens", TOKEN_WIDTHS[card.tokenizer]), ("features", GRAPH_FEATURE_DIM)):
         if isinstance(widths[name], int) and widths[name] != width:
             raise ValueError(
                 f"network predictor ONNX takes {name} of width {widths[name]}, this tokenizer makes {width}: "

@@ -14,14 +14,17 @@ from model.network_tokenizer import (
     ALIGNED_NAMES,
     ALIGNMENT_DIM,
     ALIGNMENT_DIVISORS,
+    FUSION_DIM,
     GRAPH_FEATURE_DIM,
     GRAPH_FEATURE_NAMES,
     N_NUMBERS,
     NETWORK_TOKEN_DIM,
     SMOOTH_DIM,
+    TOKEN_WIDTHS,
     log2_column,
     node_alignment,
     tokenize_networks,
+    tokens_for_version,
     unaligned_conv,
 )
 from model.onnx_graph import NetNode, NetworkGraph, ParseOptions, parse_onnx
@@ -299,3 +302,59 @@ def test_domain_warnings_name_each_way_out_of_the_training_range() -> None:
     assert domain_warnings(["LSTM", "GRU"], 5e8, 100, domain)[0].endswith("GRU, LSTM; their cost is extrapolated")
     assert domain_warnings(["LSTM"], 1e12, 10_000, {}) == ["op types never seen in this predictor's training networks: "
                                                            "LSTM; their cost is extrapolated"]
+
+
+def _residual_norm(pre: bool, shape: tuple[int, ...] = (1, 8, 16)) -> onnx.ModelProto:
+    """x -> MatMul W -> h; s = x + h; post-LN: y = LN(s). Pre-LN: n = LN(s), y = s + n.W (s feeds two ops)."""
+    dim = shape[-1]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, list(shape))
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    rng = np.random.default_rng(0)
+    inits = [
+        onnx.numpy_helper.from_array(rng.standard_normal((dim, dim)).astype(np.float32), name)
+        for name in ("w1", "w2")
+    ] + [
+        onnx.numpy_helper.from_array(np.ones(dim, np.float32), "g"),
+        onnx.numpy_helper.from_array(np.zeros(dim, np.float32), "b"),
+    ]
+    nodes = [helper.make_node("MatMul", ["x", "w1"], ["h"]), helper.make_node("Add", ["x", "h"], ["s"])]
+    if pre:
+        nodes += [
+            helper.make_node("LayerNormalization", ["s", "g", "b"], ["n"], axis=-1),
+            helper.make_node("MatMul", ["n", "w2"], ["m"]),
+            helper.make_node("Add", ["s", "m"], ["y"]),
+        ]
+    else:
+        nodes.append(helper.make_node("LayerNormalization", ["s", "g", "b"], ["y"], axis=-1))
+    return model_from(nodes, [x], [y], inits)
+
+
+def _fused_by_onnxruntime(model: onnx.ModelProto, tmp_path) -> int:  # noqa: ANN001
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "optimised.onnx")
+    ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return sum(n.op_type == "SkipLayerNormalization" for n in onnx.load(options.optimized_model_filepath).graph.node)
+
+
+@pytest.mark.parametrize(("pre", "shape"), [(False, (1, 8, 16)), (True, (1, 8, 16)), (False, (1, 4, 4, 16))])
+def test_the_fusion_flag_marks_what_onnxruntime_fuses_into_a_skip_layer_norm(pre: bool, shape: tuple, tmp_path) -> None:  # noqa: ANN001
+    """Post-LN: the residual Add and its LayerNormalization become one SkipLayerNormalization kernel (flag 1 on
+    both); pre-LN (the Add also feeds the next residual) and 4-D tensors stay apart (flag 0), in the real optimiser."""
+    model = _residual_norm(pre, shape)
+    graph = parse_onnx(model.SerializeToString())
+    flags = tokenize_networks([graph]).tokens[0, :, NETWORK_TOKEN_DIM - FUSION_DIM]
+    fused = _fused_by_onnxruntime(model, tmp_path)
+    assert fused == (0 if pre or len(shape) != 3 else 1)
+    marked = {graph.nodes[i].op_type for i in np.flatnonzero(flags)}
+    assert marked == ({"Add", "LayerNormalization"} if fused else set())
+
+
+def test_a_version_3_token_is_the_prefix_of_a_version_4_token() -> None:
+    """Predictors trained on tokenizer 3 keep working: the service cuts the new columns off."""
+    tokens = tokenize_networks([parse_onnx(_residual_norm(False).SerializeToString())]).tokens
+    assert TOKEN_WIDTHS["4"] == NETWORK_TOKEN_DIM == TOKEN_WIDTHS["3"] + FUSION_DIM
+    np.testing.assert_array_equal(tokens_for_version(tokens, "3"), tokens[..., : TOKEN_WIDTHS["3"]])
+    assert tokens_for_version(tokens, "4").shape == tokens.shape
+    assert tokens[0, :, TOKEN_WIDTHS["3"] :].any()  # the flags are what version 3 does not see
+    with pytest.raises(ValueError, match="not served"):
+        tokens_for_version(tokens, "2")

@@ -152,7 +152,7 @@ def test_shipped_network_predictor_reproduces_its_card_metrics(name: str, datase
     predictions = []
     for start in range(0, len(split.test), 64):
         batch = tokenize_networks([data.graphs[r] for r in split.test[start : start + 64]])
-        (pred,) = network.session.run(None, {"tokens": batch.tokens, "mask": batch.mask, "features": batch.features})
+        (pred,) = network.session.run(None, network.feeds(batch))
         predictions.append(pred)
     pred = np.concatenate(predictions)
     metrics = latency_metrics(pred[:, 0], data.latency_ms[split.test])

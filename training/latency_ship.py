@@ -20,7 +20,13 @@ import torch
 
 from model.card import PREDICTOR_DIR
 from model.network_domain import training_domain
-from model.network_tokenizer import assemble_tokens, batch_network_tokens
+from model.network_tokenizer import (
+    TOKEN_WIDTHS,
+    TOKENIZER_VERSION,
+    assemble_tokens,
+    batch_network_tokens,
+    tokens_for_version,
+)
 from training.latency_data import shipping_split
 from training.latency_export import export_ensemble, write_network_card
 from training.latency_metrics import latency_metrics
@@ -33,12 +39,17 @@ PROVIDER_NAMES = {name: providers[0] for name, providers in PROVIDERS.items()}
 
 
 def predict_onnx_rows(session: ort.InferenceSession, data, rows: np.ndarray) -> np.ndarray:  # noqa: ANN001
+    """(len(rows), 2) latency ms and std of a network predictor's session; a predictor of an earlier tokenizer version
+    (narrower tokens) gets the token columns it knows, the prefix of today's."""
+    width = next(i.shape[-1] for i in session.get_inputs() if i.name == "tokens")
+    version = next((v for v, w in TOKEN_WIDTHS.items() if w == width), TOKENIZER_VERSION)
     out = np.zeros((len(rows), 2))
     for start in range(0, len(rows), 32):
         chunk = rows[start : start + 32]
         matrices = [assemble_tokens(data.nodes[r], *data.edges[r]) for r in chunk]
         batch = batch_network_tokens(matrices, [data.features[r] for r in chunk])
-        (pred,) = session.run(None, {"tokens": batch.tokens, "mask": batch.mask, "features": batch.features})
+        tokens = tokens_for_version(batch.tokens, version)
+        (pred,) = session.run(None, {"tokens": tokens, "mask": batch.mask, "features": batch.features})
         out[start : start + len(chunk)] = pred
     return out
 
