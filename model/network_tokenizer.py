@@ -1,12 +1,12 @@
 """The whole-network tokenizer: a NetworkGraph into one token per op plus a whole-graph feature vector.
 
 Token = [op one-hot (64) | smooth codes of the node's numbers (16 x 7) | alignment flags (5 x 3) | position code
-(32) | sum of predecessor position codes (32) | fusion flags (1)]. Numbers (FLOPs, params, bytes, shapes, kernel,
-stride, groups, degrees) enter on a log2 scale, each as [v/16, sin/cos of v at 3 frequencies], so nearby sizes get
-nearby codes and unseen sizes interpolate. Position codes are the transformer's sinusoids over the node index
-(wavelengths up to 4096), so the predecessor sum tells the network how far back each input reaches (skip
-connections, concatenations). Whole-graph features (log totals, the FLOPs share of each op kind, the MAC share of
-unaligned convs) join at the head.
+(32) | sum of predecessor position codes (32) | fusion flags (1) | GEMM view (4 x 7)]. Numbers (FLOPs, params,
+bytes, shapes, kernel, stride, groups, degrees) enter on a log2 scale, each as [v/16, sin/cos of v at 3
+frequencies], so nearby sizes get nearby codes and unseen sizes interpolate. Position codes are the transformer's
+sinusoids over the node index (wavelengths up to 4096), so the predecessor sum tells the network how far back each
+input reaches (skip connections, concatenations). Whole-graph features (log totals, the FLOPs share of each op
+kind, the MAC share of unaligned convs) join at the head.
 
 Alignment flags: a smooth code cannot say that 24 channels per group is slow where 16 and 32 are fast, and CPU
 kernels care. onnxruntime's blocked (NCHWc) convolutions want channel counts that are multiples of the SIMD width
@@ -25,6 +25,16 @@ The fused kernel is the slower one on one thread (``benchmarks/results/onnx_laye
 run at 0.86x post-LN ones of identical compute), and without the flag tokenizer 3 read pre-LN text encoders ~17 %
 slow and post-LN ones ~7 % fast. The flags sit after the position codes, so a version-3 token is a prefix of a
 version-4 one (``tokens_for_version``).
+
+GEMM view: a convolution and a matrix product run the same kind of kernel, but their exported shapes read
+differently. A ConvNeXt block's ``MatMul`` on a channels-last (1, H, W, C) tensor says "H channels", a ViT's on (1,
+T, C) says "T channels", a MobileNet's 1x1 ``Conv`` on (1, C, H, W) says "C channels", yet all three are one (H*W
+or T) x C by C x C' product. So every Conv, ConvTranspose, MatMul and Gemm also carries the product it computes as
+smooth codes of (batch, M, N, K): batch = independent products (image batch x groups, or the broadcast leading
+dimensions of a MatMul of two activations), M = output rows (output pixels, or every leading position of a MatMul
+by a weight), N = output columns per group, K = the reduction length (input channels per group x kernel elements).
+Other ops get zeros. Version 5 appends these columns after the fusion flags, so version-3 and version-4 tokens stay
+prefixes.
 """
 
 from __future__ import annotations
@@ -61,8 +71,8 @@ NUMBER_NAMES: tuple[str, ...] = (
 N_NUMBERS = len(NUMBER_NAMES)
 # Bumped whenever the meaning of a token or feature column changes, even at the same width; recorded in every network
 # predictor's card and checked at load. 1: before the alignment flags (240-wide tokens); 2: flags on every node (255);
-# 3: channel flags on convolutions only, +1 / -1 / 0; 4: the fusion flag column at the end.
-TOKENIZER_VERSION = "4"
+# 3: channel flags on convolutions only, +1 / -1 / 0; 4: the fusion flag column at the end; 5: the GEMM view after it.
+TOKENIZER_VERSION = "5"
 ALIGNED_NAMES: tuple[str, ...] = (
     "in_channels",
     "out_channels",
@@ -77,11 +87,17 @@ SMOOTH_DIM = 1 + 2 * len(SMOOTH_FREQUENCIES)
 POSITION_DIM = 32
 FUSION_NAMES: tuple[str, ...] = ("skip_layernorm",)
 FUSION_DIM = len(FUSION_NAMES)
+GEMM_NAMES: tuple[str, ...] = ("batch", "m", "n", "k")
+GEMM_DIM = len(GEMM_NAMES) * SMOOTH_DIM
 BASE_NODE_DIM = VOCAB + N_NUMBERS * SMOOTH_DIM + ALIGNMENT_DIM  # the node part before the fusion flags
-NODE_PART_DIM = BASE_NODE_DIM + FUSION_DIM
+NODE_PART_DIM = BASE_NODE_DIM + FUSION_DIM + GEMM_DIM
 NETWORK_TOKEN_DIM = NODE_PART_DIM + 2 * POSITION_DIM
 # token width per version still served: a version's token is a prefix of the next one's
-TOKEN_WIDTHS: dict[str, int] = {"3": NETWORK_TOKEN_DIM - FUSION_DIM, "4": NETWORK_TOKEN_DIM}
+TOKEN_WIDTHS: dict[str, int] = {
+    "3": NETWORK_TOKEN_DIM - FUSION_DIM - GEMM_DIM,
+    "4": NETWORK_TOKEN_DIM - GEMM_DIM,
+    "5": NETWORK_TOKEN_DIM,
+}
 OP_KINDS: dict[str, tuple[str, ...]] = {
     "conv": ("Conv", "ConvTranspose"),
     "matmul": ("MatMul", "Gemm", "Einsum"),
@@ -222,6 +238,41 @@ def fusion_flags(graph: NetworkGraph, successors: np.ndarray) -> np.ndarray:
     return flags
 
 
+def _known(*dims: float) -> bool:
+    return all(d > 0 for d in dims)
+
+
+def gemm_view(node: NetNode) -> tuple[float, float, float, float]:
+    """(batch, M, N, K) of the matrix product a Conv, ConvTranspose, MatMul or Gemm computes; zeros for other ops
+    and where a shape is unknown."""
+    shapes, out = node.input_shapes, (node.output_shapes[0] if node.output_shapes else ())
+    groups = float(node.attrs.get("group", 1)) or 1.0
+    if node.op_type == "Conv" and len(shapes) > 1 and len(shapes[1]) > 2 and len(out) > 2:
+        weight = shapes[1]  # (C_out, C_in / groups, *kernel)
+        view = (out[0] * groups, elements(out[2:]), weight[0] / groups, float(math.prod(weight[1:])))
+    elif node.op_type == "ConvTranspose" and len(shapes) > 1 and len(shapes[0]) > 2 and len(shapes[1]) > 2:
+        data, weight = shapes[0], shapes[1]  # weight (C_in, C_out / groups, *kernel): each input pixel scatters
+        view = (data[0] * groups, elements(data[2:]), float(math.prod(weight[1:])), weight[0] / groups)
+    elif node.op_type == "MatMul" and len(shapes) > 1 and shapes[0] and shapes[1]:
+        a = (1, *shapes[0]) if len(shapes[0]) == 1 else tuple(shapes[0])
+        b = (*shapes[1], 1) if len(shapes[1]) == 1 else tuple(shapes[1])
+        k, n = a[-1], b[-1]
+        if len(b) == 2:  # one shared right operand (a weight): every leading dimension of the left one is a row
+            batch, m = 1.0, elements(a[:-1])
+        else:  # batched products (attention): the broadcast leading dimensions
+            m = a[-2]
+            batch = elements(out) / (m * n) if _known(m, n) and elements(out) > 0 else 0.0
+        view = (batch, m, n, k)
+    elif node.op_type == "Gemm" and len(shapes) > 1 and len(shapes[0]) == 2 and len(shapes[1]) == 2:
+        a, b = shapes[0], shapes[1]
+        m, k = (a[1], a[0]) if node.attrs.get("transA", 0) else (a[0], a[1])
+        n = b[0] if node.attrs.get("transB", 0) else b[1]
+        view = (1.0, m, n, k)
+    else:
+        return (0.0, 0.0, 0.0, 0.0)
+    return tuple(float(v) for v in view) if _known(*view) else (0.0, 0.0, 0.0, 0.0)  # type: ignore[return-value]
+
+
 def tokens_for_version(tokens: np.ndarray, version: str) -> np.ndarray:
     """Tokens of this tokenizer cut to what a predictor trained on ``version`` reads (a prefix of the columns)."""
     if version not in TOKEN_WIDTHS:
@@ -285,7 +336,7 @@ class NetworkTokens:
 
 def node_part(graph: NetworkGraph, max_nodes: int = DEFAULT_MAX_NETWORK_NODES) -> np.ndarray:
     """(n, NODE_PART_DIM) order-independent part of each node's token: op one-hot, number codes, alignment flags,
-    fusion flags."""
+    fusion flags, GEMM view."""
     n = graph.n
     if n > max_nodes:
         raise ArchitectureError("too_large", f"the network has {n} nodes, the tokenizer limit is {max_nodes}")
@@ -298,7 +349,8 @@ def node_part(graph: NetworkGraph, max_nodes: int = DEFAULT_MAX_NETWORK_NODES) -
     numbers = np.asarray([node_numbers(node, int(successors[i])) for i, node in enumerate(graph.nodes)], dtype=np.float64)
     alignment = np.stack([node_alignment(node) for node in graph.nodes]) if n else np.zeros((0, ALIGNMENT_DIM))
     fusion = fusion_flags(graph, successors)
-    return np.concatenate([op, smooth_code(numbers), alignment, fusion], axis=1).astype(np.float32)
+    gemm = smooth_code(np.asarray([gemm_view(node) for node in graph.nodes], dtype=np.float64).reshape(n, len(GEMM_NAMES)))
+    return np.concatenate([op, smooth_code(numbers), alignment, fusion, gemm], axis=1).astype(np.float32)
 
 
 def edge_arrays(graph: NetworkGraph) -> tuple[np.ndarray, np.ndarray]:

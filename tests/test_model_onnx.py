@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -15,12 +17,14 @@ from model.network_tokenizer import (
     ALIGNMENT_DIM,
     ALIGNMENT_DIVISORS,
     FUSION_DIM,
+    GEMM_DIM,
     GRAPH_FEATURE_DIM,
     GRAPH_FEATURE_NAMES,
     N_NUMBERS,
     NETWORK_TOKEN_DIM,
     SMOOTH_DIM,
     TOKEN_WIDTHS,
+    gemm_view,
     log2_column,
     node_alignment,
     tokenize_networks,
@@ -342,19 +346,79 @@ def test_the_fusion_flag_marks_what_onnxruntime_fuses_into_a_skip_layer_norm(pre
     both); pre-LN (the Add also feeds the next residual) and 4-D tensors stay apart (flag 0), in the real optimiser."""
     model = _residual_norm(pre, shape)
     graph = parse_onnx(model.SerializeToString())
-    flags = tokenize_networks([graph]).tokens[0, :, NETWORK_TOKEN_DIM - FUSION_DIM]
+    flags = tokenize_networks([graph]).tokens[0, :, TOKEN_WIDTHS["4"] - FUSION_DIM]
     fused = _fused_by_onnxruntime(model, tmp_path)
     assert fused == (0 if pre or len(shape) != 3 else 1)
     marked = {graph.nodes[i].op_type for i in np.flatnonzero(flags)}
     assert marked == ({"Add", "LayerNormalization"} if fused else set())
 
 
-def test_a_version_3_token_is_the_prefix_of_a_version_4_token() -> None:
-    """Predictors trained on tokenizer 3 keep working: the service cuts the new columns off."""
+def test_older_tokens_are_prefixes_of_the_version_5_token() -> None:
+    """Predictors trained on tokenizers 3 and 4 keep working: the service cuts the newer columns off."""
     tokens = tokenize_networks([parse_onnx(_residual_norm(False).SerializeToString())]).tokens
-    assert TOKEN_WIDTHS["4"] == NETWORK_TOKEN_DIM == TOKEN_WIDTHS["3"] + FUSION_DIM
-    np.testing.assert_array_equal(tokens_for_version(tokens, "3"), tokens[..., : TOKEN_WIDTHS["3"]])
-    assert tokens_for_version(tokens, "4").shape == tokens.shape
-    assert tokens[0, :, TOKEN_WIDTHS["3"] :].any()  # the flags are what version 3 does not see
+    assert TOKEN_WIDTHS["5"] == NETWORK_TOKEN_DIM == TOKEN_WIDTHS["4"] + GEMM_DIM == TOKEN_WIDTHS["3"] + FUSION_DIM + GEMM_DIM
+    for version in ("3", "4"):
+        np.testing.assert_array_equal(tokens_for_version(tokens, version), tokens[..., : TOKEN_WIDTHS[version]])
+    assert tokens_for_version(tokens, "5").shape == tokens.shape
+    assert tokens[0, :, TOKEN_WIDTHS["3"] : TOKEN_WIDTHS["4"]].any()  # the fusion flags: what version 3 does not see
+    assert tokens[0, :, TOKEN_WIDTHS["4"] :].any()  # the MatMul's GEMM view: what version 4 does not see
     with pytest.raises(ValueError, match="not served"):
         tokens_for_version(tokens, "2")
+
+
+def _gemm_views(nodes: list, inputs: list, inits: list) -> dict[str, tuple[float, ...]]:
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    graph = parse_onnx(model_from(nodes, inputs, [y], inits).SerializeToString())
+    return {node.name: gemm_view(node) for node in graph.nodes}
+
+
+def test_the_gemm_view_is_the_product_each_op_computes() -> None:
+    """Hand-computed (batch, M, N, K): a channels-last MatMul, a 1x1 Conv and a Gemm doing one product read alike."""
+    f = TensorProto.FLOAT
+    w = onnx.numpy_helper.from_array
+    views = _gemm_views(
+        [
+            helper.make_node("MatMul", ["nhwc", "w_fc"], ["fc"], name="channels_last_matmul"),
+            helper.make_node("Conv", ["nchw", "w_1x1"], ["pw"], name="pointwise_conv"),
+            helper.make_node("Gemm", ["rows", "w_gemm"], ["g"], name="gemm", transB=1),
+            helper.make_node("Conv", ["nchw", "w_grouped"], ["gc"], name="grouped_conv", kernel_shape=[3, 3],
+                             pads=[1, 1, 1, 1], strides=[2, 2], group=4),  # fmt: skip
+            helper.make_node("Conv", ["nchw", "w_dw"], ["dw"], name="depthwise_conv", kernel_shape=[7, 7],
+                             pads=[3, 3, 3, 3], group=32),  # fmt: skip
+            helper.make_node("MatMul", ["q", "k"], ["scores"], name="attention_matmul"),
+            helper.make_node("MatMul", ["vec", "w_fc"], ["v1"], name="vector_matmul"),
+            helper.make_node("Relu", ["nchw"], ["r"], name="relu"),
+        ],
+        [
+            helper.make_tensor_value_info("nhwc", f, [1, 7, 7, 32]),
+            helper.make_tensor_value_info("nchw", f, [1, 32, 7, 7]),
+            helper.make_tensor_value_info("rows", f, [49, 32]),
+            helper.make_tensor_value_info("q", f, [2, 4, 10, 16]),
+            helper.make_tensor_value_info("k", f, [2, 4, 16, 10]),
+            helper.make_tensor_value_info("vec", f, [32]),
+        ],
+        [
+            w(np.zeros((32, 128), np.float32), "w_fc"),
+            w(np.zeros((128, 32, 1, 1), np.float32), "w_1x1"),
+            w(np.zeros((128, 32), np.float32), "w_gemm"),
+            w(np.zeros((64, 8, 3, 3), np.float32), "w_grouped"),
+            w(np.zeros((32, 1, 7, 7), np.float32), "w_dw"),
+        ],
+    )
+    assert views["channels_last_matmul"] == views["pointwise_conv"] == views["gemm"] == (1.0, 49.0, 128.0, 32.0)
+    assert views["grouped_conv"] == (4.0, 16.0, 16.0, 72.0)  # 4 groups of (4x4 pixels) x (72) by (72 x 16)
+    assert views["depthwise_conv"] == (32.0, 49.0, 1.0, 49.0)
+    assert views["attention_matmul"] == (8.0, 10.0, 10.0, 16.0)  # batch x heads independent products
+    assert views["vector_matmul"] == (1.0, 1.0, 128.0, 32.0)
+    assert views["relu"] == (0.0, 0.0, 0.0, 0.0)
+
+
+def test_the_gemm_view_is_zero_where_a_shape_is_unknown() -> None:
+    f = TensorProto.FLOAT
+    y = helper.make_tensor_value_info("y", f, None)
+    x = helper.make_tensor_value_info("x", f, [4, 32])
+    weight = onnx.numpy_helper.from_array(np.zeros((32, 8), np.float32), "w")
+    model = model_from([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], [x], [y], [weight])
+    node = parse_onnx(model.SerializeToString()).nodes[0]
+    assert gemm_view(node) == (1.0, 4.0, 8.0, 32.0)
+    assert gemm_view(dataclasses.replace(node, input_shapes=((-1, 32), (32, 8)))) == (0.0, 0.0, 0.0, 0.0)

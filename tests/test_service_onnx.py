@@ -236,19 +236,22 @@ def test_a_network_predictor_of_another_tokenizer_version_at_the_same_width_is_r
     assert any("tokenizer version" in e and "another tokenizer version" in e for e in registry.errors), registry.errors
 
 
-def test_a_network_predictor_of_tokenizer_3_is_served_with_the_columns_it_knows(tmp_path: Path) -> None:
-    """Tokenizer 4 appended the fusion flags; a version-3 predictor (narrower tokens) still loads and answers."""
+@pytest.mark.parametrize("version", ["3", "4"])
+def test_a_network_predictor_of_an_older_tokenizer_is_served_with_the_columns_it_knows(tmp_path: Path, version: str) -> None:
+    """Tokenizers 4 and 5 appended columns (fusion flags, GEMM view); an older predictor (narrower tokens) still loads
+    and answers."""
     from model.network_tokenizer import TOKEN_WIDTHS
     from service.predictor import load_registry
 
-    card_path = _constant_network_predictor(tmp_path, "v3-net", TOKEN_WIDTHS["3"], GRAPH_FEATURE_DIM)
+    assert TOKEN_WIDTHS[version] < NETWORK_TOKEN_DIM
+    card_path = _constant_network_predictor(tmp_path, "old-net", TOKEN_WIDTHS[version], GRAPH_FEATURE_DIM)
     card = json.loads(card_path.read_text())
-    card["tokenizer"] = "3"
+    card["tokenizer"] = version
     card_path.write_text(json.dumps(card))
     registry = load_registry(tmp_path, providers="cpu")
-    assert registry.networks.keys() == {"v3-net"}, registry.errors
+    assert registry.networks.keys() == {"old-net"}, registry.errors
     graph = parse_onnx(conv_net().SerializeToString(), ParseOptions(resolution=32))
-    value, std = registry.networks["v3-net"].run(graph)
+    value, std = registry.networks["old-net"].run(graph)
     assert value == pytest.approx(1.0) and std == pytest.approx(0.1)
 
 
