@@ -246,7 +246,7 @@ def gemm_view(node: NetNode) -> tuple[float, float, float, float]:
     """(batch, M, N, K) of the matrix product a Conv, ConvTranspose, MatMul or Gemm computes; zeros for other ops
     and where a shape is unknown."""
     shapes, out = node.input_shapes, (node.output_shapes[0] if node.output_shapes else ())
-    groups = float(node.attrs.get("group", 1)) or 1.0
+    groups = _channels(node)[2]
     if node.op_type == "Conv" and len(shapes) > 1 and len(shapes[1]) > 2 and len(out) > 2:
         weight = shapes[1]  # (C_out, C_in / groups, *kernel)
         view = (out[0] * groups, elements(out[2:]), weight[0] / groups, float(math.prod(weight[1:])))
@@ -270,7 +270,8 @@ def gemm_view(node: NetNode) -> tuple[float, float, float, float]:
         view = (1.0, m, n, k)
     else:
         return (0.0, 0.0, 0.0, 0.0)
-    return tuple(float(v) for v in view) if _known(*view) else (0.0, 0.0, 0.0, 0.0)  # type: ignore[return-value]
+    batch, m, n, k = (float(v) for v in view)
+    return (batch, m, n, k) if _known(batch, m, n, k) else (0.0, 0.0, 0.0, 0.0)
 
 
 def tokens_for_version(tokens: np.ndarray, version: str) -> np.ndarray:
