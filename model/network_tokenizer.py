@@ -46,7 +46,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from model.errors import ArchitectureError
-from model.onnx_cost import elements
+from model.onnx_cost import elements, gemm_dims
 from model.onnx_graph import DEFAULT_MAX_NETWORK_NODES, NetNode, NetworkGraph
 from model.onnx_ops import VOCAB, onnx_op_code
 
@@ -263,10 +263,8 @@ def gemm_view(node: NetNode) -> tuple[float, float, float, float]:
             m = a[-2]
             batch = elements(out) / (m * n) if _known(m, n) and elements(out) > 0 else 0.0
         view = (batch, m, n, k)
-    elif node.op_type == "Gemm" and len(shapes) > 1 and len(shapes[0]) == 2 and len(shapes[1]) == 2:
-        a, b = shapes[0], shapes[1]
-        m, k = (a[1], a[0]) if node.attrs.get("transA", 0) else (a[0], a[1])
-        n = b[0] if node.attrs.get("transB", 0) else b[1]
+    elif node.op_type == "Gemm" and (dims := gemm_dims(shapes, node.attrs)) is not None:
+        m, k, n = dims
         view = (1.0, m, n, k)
     else:
         return (0.0, 0.0, 0.0, 0.0)

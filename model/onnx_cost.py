@@ -89,11 +89,20 @@ def _matmul_macs(in_shapes: Sequence[Shape], out_shapes: Sequence[Shape]) -> flo
     return elements(out_shapes[0]) * max(k, 0)
 
 
-def _gemm_macs(in_shapes: Sequence[Shape], attrs: dict[str, Any]) -> float:
+def gemm_dims(in_shapes: Sequence[Shape], attrs: dict[str, Any]) -> tuple[int, int, int] | None:
+    """(M, K, N) of a Gemm after its transA / transB; None when the operands are not two matrices."""
     if len(in_shapes) < 2 or len(in_shapes[0]) != 2 or len(in_shapes[1]) != 2:
-        return 0.0
+        return None
     m, k = in_shapes[0][::-1] if attrs.get("transA", 0) else in_shapes[0]
     n = in_shapes[1][0] if attrs.get("transB", 0) else in_shapes[1][1]
+    return m, k, n
+
+
+def _gemm_macs(in_shapes: Sequence[Shape], attrs: dict[str, Any]) -> float:
+    dims = gemm_dims(in_shapes, attrs)
+    if dims is None:
+        return 0.0
+    m, k, n = dims
     return float(max(m, 0) * max(k, 0) * max(n, 0))
 
 

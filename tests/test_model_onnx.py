@@ -367,9 +367,14 @@ def test_older_tokens_are_prefixes_of_the_version_5_token() -> None:
 
 
 def _gemm_views(nodes: list, inputs: list, inits: list) -> dict[str, tuple[float, ...]]:
+    """Each node's GEMM view; every product it names does exactly the MACs the cost model counts for the node."""
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
     graph = parse_onnx(model_from(nodes, inputs, [y], inits).SerializeToString())
-    return {node.name: gemm_view(node) for node in graph.nodes}
+    views = {node.name: gemm_view(node) for node in graph.nodes}
+    for node in graph.nodes:
+        if any(views[node.name]):
+            assert np.prod(views[node.name]) == node.cost.macs, node.name
+    return views
 
 
 def test_the_gemm_view_is_the_product_each_op_computes() -> None:
