@@ -19,6 +19,7 @@ import onnxruntime as ort
 
 from benchmarks.machine import describe_machine
 from training.latency_data import in_domain_split, load_latency_dataset
+from training.latency_metrics import latency_metrics
 from training.latency_ship import predict_onnx_rows
 
 
@@ -31,7 +32,7 @@ def family_offsets(labels: np.ndarray, predictions: np.ndarray, families: np.nda
         out[family] = {
             "n": int(mask.sum()),
             "median_offset_pct": 100 * float(np.median(ratio) - 1),
-            "mape_pct": 100 * float(np.mean(np.abs(predictions[mask] / labels[mask] - 1))),
+            "mape_pct": latency_metrics(predictions[mask], labels[mask])["mape"],
         }
     return out
 
