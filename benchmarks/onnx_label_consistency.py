@@ -1,11 +1,12 @@
 """Do a dataset extension's labels agree with the earlier ones? The shipped predictor bridges them.
 
-    python -m benchmarks.onnx_label_consistency --from-id 4950 --out benchmarks/results/onnx_label_consistency_4950
+    python -m benchmarks.onnx_label_consistency --from-id 4950 --rev b2e5570 --out benchmarks/results/onnx_label_consistency_4950
 
-The shipped whole-network predictor (trained on networks below its card's ``training.networks``) predicts the
-extension's networks (ids from ``--from-id``) and the earlier networks of the same families that sat in its own test
-split, which it never trained on either. Per family, the median label / prediction of both groups: new labels measured
-while the host ran slower or faster than when the predictor's labels were made show up as a gap between the two.
+The whole-network predictor shipped at ``--rev`` (default: the working tree's; trained on networks below its card's
+``training.networks``) predicts the extension's networks (ids from ``--from-id``) and the earlier networks of the same
+families that sat in its own test split, which it never trained on either. Per family, the median label / prediction
+of both groups: new labels measured while the host ran slower or faster than when the predictor's labels were made
+show up as a gap between the two.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 import onnxruntime as ort
 
 from benchmarks.machine import describe_machine
+from benchmarks.onnx_latency_versions import CARD, MODEL, git_bytes
 from training.latency_data import in_domain_split, load_latency_dataset
 from training.latency_metrics import latency_metrics
 from training.latency_ship import predict_onnx_rows
@@ -42,10 +44,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, default=Path("training/datasets/cpu-ort-1t"))
     parser.add_argument("--name", default="cpu-ort-1t-v1")
     parser.add_argument("--from-id", type=int, required=True, help="first network id of the extension")
+    parser.add_argument("--rev", default=None, help="git revision to read the predictor from (default: working tree)")
     parser.add_argument("--out", type=Path, default=None, help="write OUT.md and OUT.json")
     args = parser.parse_args(argv)
 
-    card = json.loads(Path(f"model/predictors/{args.name}.card.json").read_text())
+    card_path, model_path = CARD.format(name=args.name), MODEL.format(name=args.name)
+    read = (lambda path: Path(path).read_bytes()) if args.rev is None else (lambda path: git_bytes(args.rev, path))
+    card = json.loads(read(card_path))
     trained_below = int(card["training"]["networks"])
     if args.from_id < trained_below:
         raise SystemExit(f"{args.name} trained on ids below {trained_below}: the extension must start at or after it")
@@ -58,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     earlier_test = earlier_test[np.isin(data.families[earlier_test], data.families[new])]
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
-    session = ort.InferenceSession(f"model/predictors/{args.name}.onnx", options, ["CPUExecutionProvider"])
+    session = ort.InferenceSession(read(model_path), options, ["CPUExecutionProvider"])
     result = {
         part: family_offsets(data.latency_ms[rows], predict_onnx_rows(session, data, rows)[:, 0], data.families[rows])
         for part, rows in (("new", new), ("earlier_test", earlier_test))
@@ -68,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
         "",
         f"Machine: {describe_machine()}. Predictor: {args.name} {card.get('version', '?')} (trained on ids below "
         f"{trained_below}). Command: `python -m benchmarks.onnx_label_consistency --data {args.data} --from-id "
-        f"{args.from_id}`.",
+        f"{args.from_id}" + (f" --rev {args.rev}" if args.rev else "") + "`.",
         "",
         "| family | new: n | new: median label / prediction | new: MAPE | earlier test: n | earlier test: median "
         "label / prediction | earlier test: MAPE | gap (points) |",
