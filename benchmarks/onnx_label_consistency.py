@@ -20,7 +20,7 @@ import onnxruntime as ort
 
 from benchmarks.machine import describe_machine
 from benchmarks.onnx_latency_versions import CARD, MODEL, git_bytes
-from training.latency_data import in_domain_split, load_latency_dataset
+from training.latency_data import in_domain_split, load_latency_dataset, trained_ids_below
 from training.latency_metrics import latency_metrics
 from training.latency_ship import predict_onnx_rows
 
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     card_path, model_path = CARD.format(name=args.name), MODEL.format(name=args.name)
     read = (lambda path: Path(path).read_bytes()) if args.rev is None else (lambda path: git_bytes(args.rev, path))
     card = json.loads(read(card_path))
-    trained_below = int(card["training"]["networks"])
+    trained_below = trained_ids_below(card["training"])
     if args.from_id < trained_below:
         raise SystemExit(f"{args.name} trained on ids below {trained_below}: the extension must start at or after it")
     data = load_latency_dataset(args.data, progress=False)

@@ -20,7 +20,7 @@ import numpy as np
 import onnxruntime as ort
 
 from benchmarks.machine import describe_machine
-from training.latency_data import in_domain_split, load_latency_dataset
+from training.latency_data import in_domain_split, load_latency_dataset, trained_ids_below
 from training.latency_metrics import latency_metrics
 from training.latency_ship import predict_onnx_rows
 from training.netgen.registry import DENSE_FAMILY_MODULES, SEQUENCE_FAMILY_MODULES
@@ -55,11 +55,11 @@ def main(argv: list[str] | None = None) -> None:
     options.intra_op_num_threads = 1
     for rev in args.revs:
         card = json.loads(git_bytes(rev, CARD.format(name=args.name)))
-        below = data.ids < int(card["training"]["networks"])
+        below = data.ids < trained_ids_below(card["training"])
         its_split = in_domain_split(data.families[below], 0)
         trained |= set(data.ids[below][its_split.train].tolist())
         session = ort.InferenceSession(git_bytes(rev, MODEL.format(name=args.name)), options, ["CPUExecutionProvider"])
-        versions.append((f"{card['version']} ({rev})", int(card["training"]["networks"]), session))
+        versions.append((f"{card['version']} ({rev})", trained_ids_below(card["training"]), session))
     report = {
         "command": "python -m benchmarks.onnx_latency_versions " + " ".join(sys.argv[1:] if argv is None else argv),
         "machine": describe_machine(),
@@ -85,8 +85,8 @@ def markdown(report: dict) -> str:
     lines = [
         "# Predictor versions on networks none of them trained on",
         "",
-        f"Machine: {report['machine']}. Command: `{report['command']}`. Versions (trained on the dataset's first N "
-        "networks): " + ", ".join(f"{v['version']} N={v['trained_on_first']}" for v in report["versions"]) + ".",
+        f"Machine: {report['machine']}. Command: `{report['command']}`. Versions (trained on the dataset's networks with ids "
+        "below N): " + ", ".join(f"{v['version']} N={v['trained_on_first']}" for v in report["versions"]) + ".",
         "",
         "Rows: today's in-domain split (seed 0) minus every network any version trained on. Validation decides which "
         "version ships; test is reported.",

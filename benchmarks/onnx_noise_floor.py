@@ -30,7 +30,7 @@ import onnxruntime as ort
 from benchmarks.machine import describe_machine
 from benchmarks.onnx_latency_versions import groups
 from benchmarks.report import write_report
-from training.latency_data import shipping_split
+from training.latency_data import shipping_split, trained_ids_below
 from training.latency_ship import predict_onnx_rows
 from training.netgen.files import latest_records, read_jsonl
 
@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     card = json.loads((PREDICTORS / f"{args.name}.card.json").read_text())
-    data, split = shipping_split(args.data, ids_below=int(card["training"]["networks"]))
+    data, split = shipping_split(args.data, ids_below=trained_ids_below(card["training"]))
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     session = ort.InferenceSession(str(PREDICTORS / f"{args.name}.onnx"), options)

@@ -134,7 +134,7 @@ def test_shipped_network_predictor_reproduces_its_card_metrics(name: str, datase
     """Each shipped whole-network ensemble, run through the service's own path, gives its card's test MAPE."""
     from model.network_tokenizer import tokenize_networks
     from service.predictor import load_registry
-    from training.latency_data import shipping_split
+    from training.latency_data import shipping_split, trained_ids_below
     from training.latency_metrics import latency_metrics
 
     datasets = Path(__file__).parents[1] / "training" / "datasets"
@@ -146,8 +146,8 @@ def test_shipped_network_predictor_reproduces_its_card_metrics(name: str, datase
     # the dataset as it was when the predictor shipped: ids below its `training.networks` (as in
     # benchmarks/onnx_latency_versions.py); an aligned dataset's split comes from the whole source dataset, whose
     # earlier families never changed their split
-    shipped_with = json.loads((PREDICTOR_DIR / f"{name}.card.json").read_text())["training"]["networks"]
-    below = None if aligned_to else int(shipped_with)
+    shipped_with = trained_ids_below(json.loads((PREDICTOR_DIR / f"{name}.card.json").read_text())["training"])
+    below = None if aligned_to else shipped_with
     data, split = shipping_split(datasets / dataset, datasets / aligned_to if aligned_to else None, ids_below=below)
     predictions = []
     for start in range(0, len(split.test), 64):

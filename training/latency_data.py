@@ -121,6 +121,12 @@ def aligned_in_domain_split(target: LatencyDataset, source: LatencyDataset) -> S
     return aligned_split(network_keys(target), network_keys(source), split, "aligned_in_domain_seed0")
 
 
+def trained_ids_below(training: dict) -> int:
+    """The id bound of the networks a shipped card's predictor saw (its ``training`` block): ``ids_below`` where the
+    card records it; older cards trained on contiguous ids, where the network count is that bound."""
+    return int(training.get("ids_below", training["networks"]))
+
+
 def shipping_split(
     directory: Path, aligned_to: Path | None = None, ids_below: int | None = None
 ) -> tuple[LatencyDataset, Split]:
