@@ -2,11 +2,11 @@
 
     python -m benchmarks.onnx_label_consistency --from-id 4950 --rev b2e5570 --out benchmarks/results/onnx_label_consistency_4950
 
-The whole-network predictor shipped at ``--rev`` (default: the working tree's; trained on networks below its card's
-``training.networks``) predicts the extension's networks (ids from ``--from-id``) and the earlier networks of the same
-families that sat in its own test split, which it never trained on either. Per family, the median label / prediction
-of both groups: new labels measured while the host ran slower or faster than when the predictor's labels were made
-show up as a gap between the two.
+The whole-network predictor shipped at ``--rev`` (default: the working tree's; trained on networks below its card's id
+bound, ``training.latency_data.trained_ids_below``) predicts the extension's networks (ids from ``--from-id``) and the
+earlier networks of the same families that sat in its own test split, which it never trained on either. Per family,
+the median label / prediction of both groups: new labels measured while the host ran slower or faster than when the
+predictor's labels were made show up as a gap between the two.
 """
 
 from __future__ import annotations
