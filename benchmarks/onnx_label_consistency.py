@@ -64,8 +64,9 @@ def main(argv: list[str] | None = None) -> None:
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     session = ort.InferenceSession(read(model_path), options, ["CPUExecutionProvider"])
+    predict = lambda rows: predict_onnx_rows(session, data, rows, card["tokenizer"])[:, 0]  # noqa: E731
     result = {
-        part: family_offsets(data.latency_ms[rows], predict_onnx_rows(session, data, rows)[:, 0], data.families[rows])
+        part: family_offsets(data.latency_ms[rows], predict(rows), data.families[rows])
         for part, rows in (("new", new), ("earlier_test", earlier_test))
     }
     lines = [

@@ -98,7 +98,8 @@ def main(argv: list[str] | None = None) -> None:
     results: dict[str, dict] = {}
 
     session = ort.InferenceSession(str(PREDICTOR_DIR / f"{args.predictor}.onnx"), providers=["CPUExecutionProvider"])
-    predicted = predict_onnx_rows(session, target, np.arange(len(target)))[:, 0]
+    tokenizer = json.loads((PREDICTOR_DIR / f"{args.predictor}.card.json").read_text())["tokenizer"]
+    predicted = predict_onnx_rows(session, target, np.arange(len(target)), tokenizer)[:, 0]
     results["zero_shot"] = latency_metrics(predicted[split.test], true)
     rng = np.random.default_rng(0)
     for k in (*SHOTS, len(split.train)):
@@ -137,8 +138,11 @@ def main(argv: list[str] | None = None) -> None:
         "command": "python -m benchmarks.onnx_latency_transfer " + " ".join(sys.argv[1:] if argv is None else argv),
         "machine": describe_machine(),
         "source": {"dataset": str(args.source), "cpu": source_meta.get("cpu"), "device": source_meta.get("device")},
-        "target": {"dataset": str(args.target), "cpu": target_meta.get("gpu") or target_meta.get("cpu"),
-                   "device": target_meta.get("device")},
+        "target": {
+            "dataset": str(args.target),
+            "cpu": target_meta.get("gpu") or target_meta.get("cpu"),
+            "device": target_meta.get("device"),
+        },
         "predictor": args.predictor,
         "seeds": args.seeds,
         "sizes": {"train": len(split.train), "val": len(split.val), "test": len(split.test)},

@@ -59,16 +59,16 @@ def main(argv: list[str] | None = None) -> None:
         its_split = in_domain_split(data.families[below], 0)
         trained |= set(data.ids[below][its_split.train].tolist())
         session = ort.InferenceSession(git_bytes(rev, MODEL.format(name=args.name)), options, ["CPUExecutionProvider"])
-        versions.append((f"{card['version']} ({rev})", trained_ids_below(card["training"]), session))
+        versions.append((f"{card['version']} ({rev})", trained_ids_below(card["training"]), session, card["tokenizer"]))
     report = {
         "command": "python -m benchmarks.onnx_latency_versions " + " ".join(sys.argv[1:] if argv is None else argv),
         "machine": describe_machine(),
-        "versions": [{"version": v, "trained_on_first": n} for v, n, _ in versions],
+        "versions": [{"version": v, "trained_on_first": n} for v, n, _, _ in versions],
         "parts": {},
     }
     for part in ("val", "test"):
         rows = np.array([r for r in getattr(split, part) if int(data.ids[r]) not in trained])
-        preds = {v: predict_onnx_rows(session, data, rows)[:, 0] for v, _, session in versions}
+        preds = {v: predict_onnx_rows(session, data, rows, tokenizer)[:, 0] for v, _, session, tokenizer in versions}
         true, families = data.latency_ms[rows], data.families[rows]
         report["parts"][part] = {
             label: {"n": int(mask.sum()), **{v: latency_metrics(p[mask], true[mask]) for v, p in preds.items()}}

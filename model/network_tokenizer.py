@@ -35,6 +35,11 @@ dimensions of a MatMul of two activations), M = output rows (output pixels, or e
 by a weight), N = output columns per group, K = the reduction length (input channels per group x kernel elements).
 Other ops get zeros. Version 5 appends these columns after the fusion flags, so version-3 and version-4 tokens stay
 prefixes.
+
+Recurrent lowering (version 6, same width): an LSTM / GRU / RNN node becomes the input-projection product, the
+step-by-step recurrent product and a gate node (``model.recurrent``), so a recurrent network reads as matrix
+products every family teaches instead of one op code only the sequence family has. ``graph_for_version`` applies it;
+a predictor of version 5 or earlier gets the graph as exported.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ from model.errors import ArchitectureError
 from model.onnx_cost import elements, gemm_dims
 from model.onnx_graph import DEFAULT_MAX_NETWORK_NODES, NetNode, NetworkGraph
 from model.onnx_ops import VOCAB, onnx_op_code
+from model.recurrent import lower_recurrent
 
 NUMBER_NAMES: tuple[str, ...] = (
     "flops",
@@ -71,8 +77,10 @@ NUMBER_NAMES: tuple[str, ...] = (
 N_NUMBERS = len(NUMBER_NAMES)
 # Bumped whenever the meaning of a token or feature column changes, even at the same width; recorded in every network
 # predictor's card and checked at load. 1: before the alignment flags (240-wide tokens); 2: flags on every node (255);
-# 3: channel flags on convolutions only, +1 / -1 / 0; 4: the fusion flag column at the end; 5: the GEMM view after it.
-TOKENIZER_VERSION = "5"
+# 3: channel flags on convolutions only, +1 / -1 / 0; 4: the fusion flag column at the end; 5: the GEMM view after it;
+# 6: recurrent ops lowered to their products (same width as 5).
+TOKENIZER_VERSION = "6"
+LOWERED_FROM_VERSION = 6
 ALIGNED_NAMES: tuple[str, ...] = (
     "in_channels",
     "out_channels",
@@ -97,6 +105,7 @@ TOKEN_WIDTHS: dict[str, int] = {
     "3": NETWORK_TOKEN_DIM - FUSION_DIM - GEMM_DIM,
     "4": NETWORK_TOKEN_DIM - GEMM_DIM,
     "5": NETWORK_TOKEN_DIM,
+    "6": NETWORK_TOKEN_DIM,
 }
 OP_KINDS: dict[str, tuple[str, ...]] = {
     "conv": ("Conv", "ConvTranspose"),
@@ -272,6 +281,11 @@ def gemm_view(node: NetNode) -> tuple[float, float, float, float]:
     return (batch, m, n, k) if _known(batch, m, n, k) else (0.0, 0.0, 0.0, 0.0)
 
 
+def graph_for_version(graph: NetworkGraph, version: str = TOKENIZER_VERSION) -> NetworkGraph:
+    """The graph as a predictor of tokenizer ``version`` reads it: recurrent ops lowered from version 6 on."""
+    return lower_recurrent(graph) if int(version) >= LOWERED_FROM_VERSION else graph
+
+
 def tokens_for_version(tokens: np.ndarray, version: str) -> np.ndarray:
     """Tokens of this tokenizer cut to what a predictor trained on ``version`` reads (a prefix of the columns)."""
     if version not in TOKEN_WIDTHS:
@@ -379,9 +393,7 @@ def assemble_tokens(nodes: np.ndarray, src: np.ndarray, dst: np.ndarray, order: 
     has_input[new_index[dst]] = True
     sources[~has_input] = position_code(np.array(-1))
     placed = nodes[order]
-    return np.concatenate([placed[:, :BASE_NODE_DIM], positions, sources, placed[:, BASE_NODE_DIM:]], axis=1).astype(
-        np.float32
-    )
+    return np.concatenate([placed[:, :BASE_NODE_DIM], positions, sources, placed[:, BASE_NODE_DIM:]], axis=1).astype(np.float32)
 
 
 def network_token_matrix(graph: NetworkGraph, max_nodes: int = DEFAULT_MAX_NETWORK_NODES) -> np.ndarray:
@@ -403,5 +415,14 @@ def batch_network_tokens(matrices: Sequence[np.ndarray], features: Sequence[np.n
     return NetworkTokens(tokens=tokens, mask=mask, features=np.stack(features).astype(np.float32))
 
 
-def tokenize_networks(graphs: Sequence[NetworkGraph], max_nodes: int = DEFAULT_MAX_NETWORK_NODES) -> NetworkTokens:
-    return batch_network_tokens([network_token_matrix(g, max_nodes) for g in graphs], [graph_features(g) for g in graphs])
+def tokenize_networks(
+    graphs: Sequence[NetworkGraph], max_nodes: int = DEFAULT_MAX_NETWORK_NODES, version: str = TOKENIZER_VERSION
+) -> NetworkTokens:
+    """Tokens of exported graphs as a predictor of tokenizer ``version`` reads them (``graph_for_version``); cut the
+    columns with ``tokens_for_version``. ``max_nodes`` bounds the exported graph (lowering adds two nodes per
+    recurrent op)."""
+    for g in graphs:
+        if g.n > max_nodes:
+            raise ArchitectureError("too_large", f"the network has {g.n} nodes, the tokenizer limit is {max_nodes}")
+    read = [graph_for_version(g, version) for g in graphs]
+    return batch_network_tokens([network_token_matrix(g, g.n) for g in read], [graph_features(g) for g in read])

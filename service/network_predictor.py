@@ -53,7 +53,7 @@ class NetworkPredictor:
         return {"tokens": tokens, "mask": batch.mask, "features": batch.features}
 
     def run(self, graph: NetworkGraph) -> tuple[float, float]:
-        feeds = self.feeds(tokenize_networks([graph], max_nodes=max(graph.n, 1)))
+        feeds = self.feeds(tokenize_networks([graph], max_nodes=max(graph.n, 1), version=self.card.tokenizer))
         try:
             (prediction,) = self.session.run(["prediction"], feeds)
         except Exception as exc:  # onnxruntime failure: a server fault, reported as 503

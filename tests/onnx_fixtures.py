@@ -88,3 +88,25 @@ def attention_block(tokens: int = 50, dim: int = 64, heads: int = 4) -> onnx.Mod
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, tokens, dim])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, tokens, dim])
     return model_from(nodes, [x], [y], inits)
+
+
+def recurrent_model(op: str, gates: int, direction: str, dirs: int, steps: int = 5, rows: int = 2) -> onnx.ModelProto:
+    """x (steps, rows, 3) -> Relu -> op (LSTM / GRU / RNN, hidden 4, with bias) -> Relu: a recurrent node between two
+    ordinary ones."""
+    rng = np.random.default_rng(0)
+    weights = [
+        numpy_helper.from_array(rng.standard_normal((dirs, gates * 4, 3)).astype(np.float32), "W"),
+        numpy_helper.from_array(rng.standard_normal((dirs, gates * 4, 4)).astype(np.float32), "R"),
+        numpy_helper.from_array(rng.standard_normal((dirs, 2 * gates * 4)).astype(np.float32), "B"),
+    ]
+    nodes = [
+        helper.make_node("Relu", ["x"], ["x1"]),
+        helper.make_node(op, ["x1", "W", "R", "B"], ["y"], hidden_size=4, direction=direction),
+        helper.make_node("Relu", ["y"], ["out"]),
+    ]
+    return model_from(
+        nodes,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [steps, rows, 3])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)],
+        weights,
+    )

@@ -15,7 +15,7 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 from live_server import LiveServer
-from onnx_fixtures import attention_block, conv_net
+from onnx_fixtures import attention_block, conv_net, recurrent_model
 
 from archcast.cli import main as cli_main
 from archcast.client import Client
@@ -73,6 +73,21 @@ def test_raw_and_multipart_give_the_ensemble_prediction_and_costs(client: TestCl
     multipart = client.post("/v1/predict/onnx?resolution=32", files={"file": ("m.onnx", data)})
     assert multipart.status_code == 200 and multipart.json()["cached"] is True
     assert multipart.json()["latency_ms"] == body["latency_ms"]
+
+
+def test_a_recurrent_upload_is_read_lowered_by_a_tokenizer_6_predictor(client: TestClient, network_predictor_dir: Path) -> None:
+    """The test predictor's card says tokenizer 6: the service lowers the LSTM to its products before the ensemble
+    sees it, and the cost summary still describes the graph as uploaded."""
+    data = recurrent_model("LSTM", 4, "forward", 1).SerializeToString()
+    body = client.post("/v1/predict/onnx", content=data, headers={"content-type": "application/octet-stream"}).json()
+    value, _ = expected(network_predictor_dir, data, 224)
+    assert body["latency_ms"]["value"] == pytest.approx(value, rel=1e-4)
+    assert body["cost"]["nodes"] == 3
+    members = torch.load(network_predictor_dir / "members.pt", weights_only=False)
+    exported = tokenize_networks([parse_onnx(data)], version="5")
+    with torch.no_grad():
+        unlowered = LatencyEnsemble(members)(*(torch.from_numpy(a) for a in (exported.tokens, exported.mask, exported.features)))
+    assert unlowered[0, 0].item() != pytest.approx(value, rel=1e-4)
 
 
 def test_resolution_changes_the_answer_and_the_cache_key(client: TestClient) -> None:

@@ -151,7 +151,7 @@ def test_shipped_network_predictor_reproduces_its_card_metrics(name: str, datase
     data, split = shipping_split(datasets / dataset, datasets / aligned_to if aligned_to else None, ids_below=below)
     predictions = []
     for start in range(0, len(split.test), 64):
-        batch = tokenize_networks([data.graphs[r] for r in split.test[start : start + 64]])
+        batch = tokenize_networks([data.graphs[r] for r in split.test[start : start + 64]], version=network.card.tokenizer)
         (pred,) = network.session.run(None, network.feeds(batch))
         predictions.append(pred)
     pred = np.concatenate(predictions)

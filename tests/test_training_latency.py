@@ -152,7 +152,7 @@ def test_an_extension_with_new_families_leaves_the_earlier_families_split_unchan
 
 
 def test_a_sequence_extension_leaves_the_dense_families_split_unchanged() -> None:
-    """"rnn" and "text" sort between "fpn" and "unet": the groups, not the names, set the draw order."""
+    """ "rnn" and "text" sort between "fpn" and "unet": the groups, not the names, set the draw order."""
     base = np.array(["resnet", "vgg"] * 20 + ["unet", "fpn", "deeplab", "yolo"] * 20)
     extended = np.concatenate([base, np.array(["rnn", "text"] * 20)])
     before, after = in_domain_split(base, 0), in_domain_split(extended, 0)
@@ -175,3 +175,25 @@ def test_an_aligned_split_matches_ids_only_within_the_same_family() -> None:
     assert all(i < 40 for i in target.ids[np.concatenate([split.val, split.test])])
     source_split = in_domain_split(source.families, 0)
     assert set(target.ids[split.test]) == {i for i in source.ids[source_split.test] if i < 40}
+
+
+def test_an_aligned_split_draws_its_own_held_out_parts_for_families_the_source_never_matches() -> None:
+    from training.latency_data import LatencyDataset, aligned_in_domain_split
+
+    def dataset(ids: list[int], families: list[str]) -> LatencyDataset:
+        n = len(ids)
+        return LatencyDataset(np.array(ids), np.array(families), np.ones(n), np.ones(n), np.ones(n), [], [], [], np.zeros((n, 1)))
+
+    # both hold "a" and "b" under ids 0-39; the target added "unet" from id 60, the source "unet" from id 40
+    source = dataset(list(range(60)), ["a", "b"] * 20 + ["unet"] * 20)
+    target = dataset(list(range(40)) + list(range(60, 110)), ["a", "b"] * 20 + ["unet"] * 50)
+    split = aligned_in_domain_split(target, source)
+    unet = np.flatnonzero(target.families == "unet")
+    assert len(np.intersect1d(split.test, unet)) == 10 and len(np.intersect1d(split.val, unet)) == 5
+    assert len(np.intersect1d(split.train, unet)) == 35
+    # the matched families keep the source's placement
+    source_split = in_domain_split(source.families, 0)
+    assert set(target.ids[np.setdiff1d(split.test, unet)]) == {i for i in source.ids[source_split.test] if i < 40}
+    # every row lands in exactly one part
+    together = np.concatenate([split.train, split.val, split.test])
+    assert sorted(together.tolist()) == list(range(len(target.ids)))

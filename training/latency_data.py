@@ -16,7 +16,14 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from model.network_tokenizer import GRAPH_FEATURE_DIM, edge_arrays, graph_features, node_part
+from model.network_tokenizer import (
+    GRAPH_FEATURE_DIM,
+    TOKENIZER_VERSION,
+    edge_arrays,
+    graph_features,
+    graph_for_version,
+    node_part,
+)
 from model.onnx_graph import NetworkGraph
 from training.netgen.files import latest_records, read_graphs
 from training.netgen.registry import DENSE_FAMILY_MODULES, FAMILY_MODULES, SEQUENCE_FAMILY_MODULES
@@ -42,9 +49,13 @@ class LatencyDataset:
         return np.array([n.shape[0] for n in self.nodes])
 
 
-def load_latency_dataset(directory: Path, progress: bool = True, ids_below: int | None = None) -> LatencyDataset:
+def load_latency_dataset(
+    directory: Path, progress: bool = True, ids_below: int | None = None, tokenizer: str = TOKENIZER_VERSION
+) -> LatencyDataset:
     """Every measured network of ``directory``; with ``ids_below`` only those with smaller ids (the dataset as it was
-    before a later extension, so a report made then can be reproduced)."""
+    before a later extension, so a report made then can be reproduced). ``graphs`` are the graphs as exported (the
+    baselines read them); ``nodes``, ``edges`` and ``features`` are what tokenizer version ``tokenizer`` makes of
+    them (``graph_for_version``)."""
     records = [r for i, r in sorted(latest_records(directory).items()) if ids_below is None or i < ids_below]
     raw_graphs = read_graphs(directory)
     records = [r for r in records if int(r["id"]) in raw_graphs]
@@ -52,9 +63,10 @@ def load_latency_dataset(directory: Path, progress: bool = True, ids_below: int 
     for record in tqdm(records, desc="tokenize", disable=not progress):
         graph = NetworkGraph.from_dict(raw_graphs[int(record["id"])])
         graphs.append(graph)
-        nodes.append(node_part(graph))
-        edges.append(edge_arrays(graph))
-        features.append(graph_features(graph))
+        read = graph_for_version(graph, tokenizer)
+        nodes.append(node_part(read, max_nodes=read.n))
+        edges.append(edge_arrays(read))
+        features.append(graph_features(read))
     return LatencyDataset(
         ids=np.array([int(r["id"]) for r in records]),
         families=np.array([r["family"] for r in records]),
@@ -116,9 +128,24 @@ def aligned_split(target_ids: np.ndarray, source_ids: np.ndarray, source: Split,
 
 def aligned_in_domain_split(target: LatencyDataset, source: LatencyDataset) -> Split:
     """``aligned_split`` of ``target`` against the source dataset's in-domain split (seed 0), by id and family (one
-    id is one network only within the same family: datasets may be extended with different families)."""
-    split = in_domain_split(source.families, 0)
-    return aligned_split(network_keys(target), network_keys(source), split, "aligned_in_domain_seed0")
+    id is one network only within the same family: datasets may be extended with different families).
+
+    A family of which no target network has a key in the source (the target was extended with families the source
+    holds under other ids, or not at all) would otherwise go wholly to training and never be tested: those families
+    take their own in-domain draw (seed 0, 10 % validation, 20 % test) instead."""
+    keys = network_keys(target)
+    split = aligned_split(keys, network_keys(source), in_domain_split(source.families, 0), "aligned_in_domain_seed0")
+    matched = set(keys.tolist()) & set(network_keys(source).tolist())
+    unmatched = sorted({f for f in set(target.families.tolist()) if not any(k.endswith(f":{f}") for k in matched)})
+    if not unmatched:
+        return split
+    rows = np.flatnonzero(np.isin(target.families, unmatched))
+    own = in_domain_split(target.families[rows], 0)
+    parts = [np.setdiff1d(getattr(split, part), rows) for part in ("train", "val", "test")]
+    train, val, test = (
+        np.sort(np.concatenate([p, rows[getattr(own, part)]])) for p, part in zip(parts, ("train", "val", "test"), strict=True)
+    )
+    return Split(split.name, train, val, test)
 
 
 def trained_ids_below(training: dict) -> int:
@@ -127,9 +154,7 @@ def trained_ids_below(training: dict) -> int:
     return int(training.get("ids_below", training["networks"]))
 
 
-def shipping_split(
-    directory: Path, aligned_to: Path | None = None, ids_below: int | None = None
-) -> tuple[LatencyDataset, Split]:
+def shipping_split(directory: Path, aligned_to: Path | None = None, ids_below: int | None = None) -> tuple[LatencyDataset, Split]:
     """The dataset a shipped network predictor learns from, and its split: in-domain seed 0, or placed by network as
     in ``aligned_to``'s in-domain split (a dataset of the same networks measured on another device); with
     ``ids_below``, the dataset as it was before a later extension."""
@@ -164,9 +189,7 @@ def train_ids_below(split: Split, ids: np.ndarray, limit: int) -> Split:
     return Split(f"{split.name}_trainidsbelow{limit}", split.train[ids[split.train] < limit], split.val, split.test)
 
 
-def leave_out_split(
-    families: np.ndarray, family: str, seed: int, val_frac: float = 0.1, val_family: bool = False
-) -> Split:
+def leave_out_split(families: np.ndarray, family: str, seed: int, val_frac: float = 0.1, val_family: bool = False) -> Split:
     """``family`` is the test set. Validation: ``val_frac`` of the other networks, or with ``val_family`` one other
     whole family drawn by ``seed`` and ``family`` (so checkpoints are chosen for what is tested: networks of an
     unseen family; each test family gets its own draw)."""

@@ -25,6 +25,7 @@ from model.network_tokenizer import (
     TOKENIZER_VERSION,
     assemble_tokens,
     batch_network_tokens,
+    tokenize_networks,
     tokens_for_version,
 )
 from training.latency_data import shipping_split
@@ -38,16 +39,21 @@ from training.whole_network import WholeNetworkTransformer
 PROVIDER_NAMES = {name: providers[0] for name, providers in PROVIDERS.items()}
 
 
-def predict_onnx_rows(session: ort.InferenceSession, data, rows: np.ndarray) -> np.ndarray:  # noqa: ANN001
-    """(len(rows), 2) latency ms and std of a network predictor's session; a predictor of an earlier tokenizer version
-    (narrower tokens) gets the token columns it knows, the prefix of today's."""
-    width = next(i.shape[-1] for i in session.get_inputs() if i.name == "tokens")
-    version = next((v for v, w in TOKEN_WIDTHS.items() if w == width), TOKENIZER_VERSION)
+def predict_onnx_rows(session: ort.InferenceSession, data, rows: np.ndarray, version: str) -> np.ndarray:  # noqa: ANN001
+    """(len(rows), 2) latency ms and std of a network predictor's session trained on tokenizer ``version`` (its
+    card's ``tokenizer``): a predictor of an earlier version gets the graphs as that version read them and the token
+    columns it knows, the prefix of today's."""
+    if version not in TOKEN_WIDTHS:
+        raise ValueError(f"tokenizer version {version!r} is not served; served: {', '.join(TOKEN_WIDTHS)}")
     out = np.zeros((len(rows), 2))
     for start in range(0, len(rows), 32):
         chunk = rows[start : start + 32]
-        matrices = [assemble_tokens(data.nodes[r], *data.edges[r]) for r in chunk]
-        batch = batch_network_tokens(matrices, [data.features[r] for r in chunk])
+        if version == TOKENIZER_VERSION:  # the dataset's own tokens
+            batch = batch_network_tokens(
+                [assemble_tokens(data.nodes[r], *data.edges[r]) for r in chunk], [data.features[r] for r in chunk]
+            )
+        else:
+            batch = tokenize_networks([data.graphs[r] for r in chunk], max_nodes=10**9, version=version)
         tokens = tokens_for_version(batch.tokens, version)
         (pred,) = session.run(None, {"tokens": tokens, "mask": batch.mask, "features": batch.features})
         out[start : start + len(chunk)] = pred
@@ -79,9 +85,7 @@ def main(argv: list[str] | None = None) -> None:
         "--ids-below", type=int, default=None, help="only networks with smaller ids (the dataset before an extension)"
     )
     parser.add_argument("--member-prefix", default="in_domain_seed", help="member run folders: <runs>/<prefix><seed>")
-    parser.add_argument(
-        "--priority", type=int, default=0, help="default among network predictors when a request names no device"
-    )
+    parser.add_argument("--priority", type=int, default=0, help="default among network predictors when a request names no device")
     args = parser.parse_args(argv)
 
     data, split = shipping_split(args.data, args.aligned_to, args.ids_below)
@@ -102,12 +106,12 @@ def main(argv: list[str] | None = None) -> None:
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     # calibrate the spread on validation only: the smallest scale with at least 68.3 % of validation truths within
     # +-1 std AND at least 95.4 % within +-2 std (errors are heavy-tailed: matching +-1 std alone left +-2 std at 86 %)
-    val = predict_onnx_rows(session, data, split.val)
+    val = predict_onnx_rows(session, data, split.val, TOKENIZER_VERSION)
     z = np.abs(np.log(data.latency_ms[split.val]) - np.log(val[:, 0])) / np.maximum(val[:, 1] / val[:, 0], 1e-9)
     std_scale = float(max(np.quantile(z, 0.683), np.quantile(z, 0.954) / 2))
     export_ensemble(members, onnx_path, std_scale)
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    pred = predict_onnx_rows(session, data, split.test)
+    pred = predict_onnx_rows(session, data, split.test, TOKENIZER_VERSION)
     true = data.latency_ms[split.test]
     metrics = {**latency_metrics(pred[:, 0], true), **calibration(pred[:, 0], pred[:, 1], true)}
     meta = json.loads((args.data / META).read_text())

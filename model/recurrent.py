@@ -1,0 +1,106 @@
+"""Recurrent ops (LSTM / GRU / RNN) lowered to the matrix products onnxruntime actually runs, for tokenizer 6.
+
+An exported ``LSTM`` is one node, and a predictor that never trained on one reads it through an op code it has no
+weights for: leave-one-family-out on the sequence family missed by ~60 % whatever the method. Yet onnxruntime's CPU
+kernel is three ordinary pieces of work: one matrix product of every time step's input with W (T*B rows x I by
+I x D*G*H), then, step after step, a small product of the hidden state with R (B rows x H by H x G*H, D*T of them
+in sequence), and the gate activations on every gate unit. ``lower_recurrent`` writes a graph's recurrent nodes as
+those three nodes (two ``MatMul`` nodes whose GEMM views and costs say what they compute, and a gate node that keeps
+the original op type), so their cost reads in the terms every other family taught: a 2-D product like a ViT's
+linear layer, and a batched product of D*T one-row matrices. Costs add up to the original node's (``node_cost``):
+the same MACs, FLOPs and parameters; the other nodes and edges are untouched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from model.onnx_cost import BYTES_PER_ELEMENT, RECURRENT_OPS, NodeCost, elements, node_cost
+from model.onnx_graph import NetNode, NetworkGraph
+
+
+def _dims(node: NetNode) -> tuple[int, int, int, int, int, int] | None:
+    """(T, B, I, D, G*H, H) of a recurrent node, or None where its X, W or R shape is not fully known."""
+    shapes = node.input_shapes
+    if len(shapes) < 3 or any(len(s) != 3 or min(s) <= 0 for s in shapes[:3]):
+        return None
+    x, w, r = shapes[:3]
+    steps, rows = (x[0], x[1]) if node.attrs.get("layout", 0) == 0 else (x[1], x[0])
+    directions, gate_units, inputs = w
+    hidden = r[2]
+    if inputs != x[2] or r[:2] != (directions, gate_units):
+        return None
+    return steps, rows, inputs, directions, gate_units, hidden
+
+
+def lowered_nodes(node: NetNode, inputs: tuple[int, ...], first: int) -> list[NetNode]:
+    """The three nodes standing for one recurrent node whose predecessors are ``inputs`` (already renumbered), the
+    first placed at index ``first``; the node itself where its shapes are not known."""
+    dims = _dims(node)
+    if dims is None:
+        return [replace(node, inputs=inputs)]
+    steps, rows, width, directions, gate_units, hidden = dims
+    sequential = directions * steps
+    projection_shapes = ((steps * rows, width), (width, directions * gate_units))
+    projection_out = ((steps * rows, directions * gate_units),)
+    projection = NetNode(
+        name=f"{node.name}/input_projection",
+        op_type="MatMul",
+        inputs=inputs,
+        input_shapes=projection_shapes,
+        output_shapes=projection_out,
+        attrs={"_weights": [1]},
+        cost=node_cost("MatMul", projection_shapes, projection_out, {}, weight_positions=(1,)),
+    )
+    step_shapes = ((sequential, rows, hidden), (sequential, hidden, gate_units))
+    step_out = ((sequential, rows, gate_units),)
+    step_cost = node_cost("MatMul", step_shapes, step_out, {})
+    recurrent_weights = float(directions * gate_units * hidden)  # R, read by every step (from cache after the first)
+    step = NetNode(
+        name=f"{node.name}/recurrent_steps",
+        op_type="MatMul",
+        inputs=(first,),
+        input_shapes=step_shapes,
+        output_shapes=step_out,
+        attrs={},
+        cost=NodeCost(
+            macs=step_cost.macs,
+            flops=step_cost.flops,
+            params=recurrent_weights,
+            memory_bytes=BYTES_PER_ELEMENT * (recurrent_weights + elements(step_shapes[0]) + elements(step_out[0])),
+        ),
+    )
+    original = node.cost
+    gate_inputs = node.input_shapes[3:]  # bias, sequence lengths, initial states
+    gates = NetNode(
+        name=f"{node.name}/gates",
+        op_type=node.op_type,
+        inputs=(first + 1,),
+        input_shapes=(step_out[0], *gate_inputs),
+        output_shapes=node.output_shapes,
+        attrs={k: v for k, v in node.attrs.items() if k != "_weights"},
+        cost=NodeCost(
+            macs=0.0,
+            flops=max(original.flops - projection.cost.flops - step.cost.flops, 0.0),
+            params=max(original.params - projection.cost.params - step.cost.params, 0.0),
+            memory_bytes=BYTES_PER_ELEMENT * (elements(step_out[0]) + sum(elements(s) for s in node.output_shapes)),
+        ),
+    )
+    return [projection, step, gates]
+
+
+def lower_recurrent(graph: NetworkGraph) -> NetworkGraph:
+    """``graph`` with each LSTM / GRU / RNN node replaced by its lowered nodes (``lowered_nodes``), in place, so
+    the order stays topological; the same graph object when it has none."""
+    if not any(node.op_type in RECURRENT_OPS for node in graph.nodes):
+        return graph
+    nodes: list[NetNode] = []
+    new_index: list[int] = []  # old index -> index of the node that now produces its outputs
+    for node in graph.nodes:
+        inputs = tuple(new_index[p] for p in node.inputs)
+        if node.op_type in RECURRENT_OPS:
+            nodes += lowered_nodes(node, inputs, len(nodes))
+        else:
+            nodes.append(replace(node, inputs=inputs))
+        new_index.append(len(nodes) - 1)
+    return replace(graph, nodes=tuple(nodes))
