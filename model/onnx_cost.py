@@ -109,12 +109,18 @@ def _gemm_macs(in_shapes: Sequence[Shape], attrs: dict[str, Any]) -> float:
 RECURRENT_OPS = frozenset({"LSTM", "GRU", "RNN"})
 
 
+def recurrent_steps_and_rows(in_shapes: Sequence[Shape], attrs: dict[str, Any]) -> tuple[int, int] | None:
+    """(time steps, batch rows) of an LSTM / GRU / RNN from X and its ``layout``; None when X, W or R is not 3-D."""
+    if len(in_shapes) < 3 or any(len(shape) != 3 for shape in in_shapes[:3]):
+        return None
+    steps, rows = in_shapes[0][:2] if attrs.get("layout", 0) == 0 else in_shapes[0][1::-1]
+    return steps, rows
+
+
 def _recurrent_steps(in_shapes: Sequence[Shape], attrs: dict[str, Any]) -> float:
     """Time steps x batch rows of an LSTM / GRU / RNN (0 when X, W or R is not 3-D)."""
-    if len(in_shapes) < 3 or any(len(shape) != 3 for shape in in_shapes[:3]):
-        return 0.0
-    steps, rows = in_shapes[0][:2] if attrs.get("layout", 0) == 0 else in_shapes[0][1::-1]
-    return float(max(steps, 0) * max(rows, 0))
+    dims = recurrent_steps_and_rows(in_shapes, attrs)
+    return 0.0 if dims is None else float(max(dims[0], 0) * max(dims[1], 0))
 
 
 RESIZE_TAPS_PER_AXIS = {"linear": 2, "cubic": 4}

@@ -19,17 +19,18 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from model.onnx_cost import BYTES_PER_ELEMENT, RECURRENT_OPS, NodeCost, elements, node_cost
+from model.onnx_cost import BYTES_PER_ELEMENT, RECURRENT_OPS, NodeCost, elements, node_cost, recurrent_steps_and_rows
 from model.onnx_graph import NetNode, NetworkGraph
 
 
 def _dims(node: NetNode) -> tuple[int, int, int, int, int, int] | None:
     """(T, B, I, D, G*H, H) of a recurrent node, or None where its X, W or R shape is not fully known."""
     shapes = node.input_shapes
-    if len(shapes) < 3 or any(len(s) != 3 or min(s) <= 0 for s in shapes[:3]):
+    time_rows = recurrent_steps_and_rows(shapes, node.attrs)
+    if time_rows is None or any(min(s) <= 0 for s in shapes[:3]):
         return None
     x, w, r = shapes[:3]
-    steps, rows = (x[0], x[1]) if node.attrs.get("layout", 0) == 0 else (x[1], x[0])
+    steps, rows = time_rows
     directions, gate_units, inputs = w
     hidden = r[2]
     if inputs != x[2] or r[:2] != (directions, gate_units):
