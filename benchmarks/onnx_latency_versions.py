@@ -6,6 +6,8 @@ Each version's ONNX and card are read from git at a revision. A version trained 
 networks of the dataset (its card), split in-domain with seed 0 on those; the dataset has grown since, so today's
 split puts some of a version's training networks into validation or test. Only rows of today's validation and test
 parts that no compared version trained on are scored, per family group, so the comparison is clean for every version.
+With ``--aligned-to`` (a dataset of the same networks measured on another device, as ``cpu-ort-1t-epyc-v1`` is
+trained), the split places each network as that dataset's in-domain split does, for today's split and every version's.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import numpy as np
 import onnxruntime as ort
 
 from benchmarks.machine import describe_machine
-from training.latency_data import in_domain_split, load_latency_dataset, trained_ids_below
+from training.latency_data import aligned_in_domain_split, in_domain_split, load_latency_dataset, trained_ids_below
 from training.latency_metrics import latency_metrics
 from training.latency_ship import predict_onnx_rows
 from training.netgen.registry import DENSE_FAMILY_MODULES, SEQUENCE_FAMILY_MODULES
@@ -46,18 +48,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--name", default="cpu-ort-1t-v1")
     parser.add_argument("--revs", nargs="+", required=True, help="git revisions holding the versions to compare")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/onnx_latency_versions"))
+    parser.add_argument("--aligned-to", type=Path, default=None, help="dataset whose in-domain split placed the networks")
     args = parser.parse_args(argv)
 
     data = load_latency_dataset(args.data, progress=False)
-    split = in_domain_split(data.families, 0)
+    source = load_latency_dataset(args.aligned_to, progress=False) if args.aligned_to else None
+    split = in_domain_split(data.families, 0) if source is None else aligned_in_domain_split(data, source)
     versions, trained = [], set()
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     for rev in args.revs:
         card = json.loads(git_bytes(rev, CARD.format(name=args.name)))
         below = data.ids < trained_ids_below(card["training"])
-        its_split = in_domain_split(data.families[below], 0)
-        trained |= set(data.ids[below][its_split.train].tolist())
+        if source is None:
+            its_split = in_domain_split(data.families[below], 0)
+            trained |= set(data.ids[below][its_split.train].tolist())
+        else:  # placed network by network: a network's part does not depend on how many came after it
+            trained |= set(data.ids[split.train][below[split.train]].tolist())
         session = ort.InferenceSession(git_bytes(rev, MODEL.format(name=args.name)), options, ["CPUExecutionProvider"])
         versions.append((f"{card['version']} ({rev})", trained_ids_below(card["training"]), session, card["tokenizer"]))
     report = {
