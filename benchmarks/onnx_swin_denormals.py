@@ -2,9 +2,10 @@
 
 Swin's shifted windows add a -100 mask to the attention logits of positions that must not see each other; the
 softmax turns exp(-100) ~ 4e-44 into float32 *denormals*, and the next product (attention x values) multiplies them.
-Many Intel cores take a microcode assist on every denormal operand unless denormals-are-zero is set (onnxruntime:
-``session.set_denormal_as_zero``, off by default); AMD's Zen cores do not. No other family of the dataset has such a
-mask, so no predictor trained on the other families can know this cost. The benchmark shows it three ways:
+Some x86 cores handle denormal operands through slow microcode assists unless denormals-are-zero is set
+(onnxruntime: ``session.set_denormal_as_zero``, off by default); how much a core pays differs by design, and the Zen
+core measured here hardly pays. No other family of the dataset has such a mask, so no predictor trained on the other
+families can know this cost. The benchmark shows it three ways (the Xeon's side by correlation, not by timing it):
 
 1. the datasets: the same networks measured on both CPUs (ids below 3150 of ``--xeon`` and ``--epyc``): the EPYC /
    Xeon latency ratio per family, and within Swin its rank correlation with the share of MACs that meet a masked
@@ -208,8 +209,9 @@ def report(result: dict) -> str:
         "",
         f"Spearman, Swin: ratio vs masked MAC share **{data['swin_spearman_masked_share']:.2f}**, vs attention MAC share "
         f"{data['swin_spearman_attention_share']:.2f}; ViT (attention without a mask): ratio vs attention MAC share "
-        f"**{data['vit_spearman_attention_share']:+.2f}**. More attention makes a ViT relatively *faster* on the Xeon and a "
-        "Swin much slower: the Xeon's extra cost follows the mask, not attention.",
+        f"**{data['vit_spearman_attention_share']:+.2f}**. Within Swin the two shares move together, but more attention "
+        "makes a ViT relatively *faster* on the Xeon and a Swin much slower: the Xeon's extra cost follows the mask, not "
+        "attention (a correlation; the Xeon itself was not timed with and without denormals-are-zero).",
         "",
         f"## 2-3. This machine ({result['cpu']}): denormals present, and what denormals-are-zero changes here",
         "",
