@@ -40,6 +40,7 @@ class LatencyDataset:
     nodes: list[np.ndarray]  # (n_i, NODE_PART_DIM)
     edges: list[tuple[np.ndarray, np.ndarray]]
     features: np.ndarray  # (N, GRAPH_FEATURE_DIM)
+    tokenizer: str = TOKENIZER_VERSION  # the tokenizer version that made nodes / edges / features
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -77,6 +78,7 @@ def load_latency_dataset(
         nodes=nodes,
         edges=edges,
         features=np.stack(features) if features else np.zeros((0, GRAPH_FEATURE_DIM), np.float32),
+        tokenizer=tokenizer,
     )
 
 
@@ -136,7 +138,8 @@ def aligned_in_domain_split(target: LatencyDataset, source: LatencyDataset) -> S
     keys = network_keys(target)
     split = aligned_split(keys, network_keys(source), in_domain_split(source.families, 0), "aligned_in_domain_seed0")
     matched = set(keys.tolist()) & set(network_keys(source).tolist())
-    unmatched = sorted({f for f in set(target.families.tolist()) if not any(k.endswith(f":{f}") for k in matched)})
+    matched_families = {key.split(":", 1)[1] for key in matched}
+    unmatched = sorted(set(target.families.tolist()) - matched_families)
     if not unmatched:
         return split
     rows = np.flatnonzero(np.isin(target.families, unmatched))

@@ -21,7 +21,6 @@ import torch
 from model.card import PREDICTOR_DIR
 from model.network_domain import training_domain
 from model.network_tokenizer import (
-    TOKEN_WIDTHS,
     TOKENIZER_VERSION,
     assemble_tokens,
     batch_network_tokens,
@@ -43,12 +42,10 @@ def predict_onnx_rows(session: ort.InferenceSession, data, rows: np.ndarray, ver
     """(len(rows), 2) latency ms and std of a network predictor's session trained on tokenizer ``version`` (its
     card's ``tokenizer``): a predictor of an earlier version gets the graphs as that version read them and the token
     columns it knows, the prefix of today's."""
-    if version not in TOKEN_WIDTHS:
-        raise ValueError(f"tokenizer version {version!r} is not served; served: {', '.join(TOKEN_WIDTHS)}")
     out = np.zeros((len(rows), 2))
     for start in range(0, len(rows), 32):
         chunk = rows[start : start + 32]
-        if version == TOKENIZER_VERSION:  # the dataset's own tokens
+        if version == data.tokenizer:  # the dataset's own tokens
             batch = batch_network_tokens(
                 [assemble_tokens(data.nodes[r], *data.edges[r]) for r in chunk], [data.features[r] for r in chunk]
             )
