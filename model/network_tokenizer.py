@@ -1,7 +1,7 @@
 """The whole-network tokenizer: a NetworkGraph into one token per op plus a whole-graph feature vector.
 
 Token = [op one-hot (64) | smooth codes of the node's numbers (16 x 7) | alignment flags (5 x 3) | position code
-(32) | sum of predecessor position codes (32) | fusion flags (1) | GEMM view (4 x 7)]. Numbers (FLOPs, params,
+(32) | sum of predecessor position codes (32) | fusion flags (1) | GEMM view (4 x 7) | layout flags (3)]. Numbers (FLOPs, params,
 bytes, shapes, kernel, stride, groups, degrees) enter on a log2 scale, each as [v/16, sin/cos of v at 3
 frequencies], so nearby sizes get nearby codes and unseen sizes interpolate. Position codes are the transformer's
 sinusoids over the node index (wavelengths up to 4096), so the predecessor sum tells the network how far back each
@@ -40,6 +40,14 @@ Recurrent lowering (version 6, same width): an LSTM / GRU / RNN node becomes the
 step-by-step recurrent product and a gate node (``model.recurrent``), so a recurrent network reads as matrix
 products every family teaches instead of one op code only the sequence family has. ``graph_for_version`` applies it;
 a predictor of version 5 or earlier gets the graph as exported.
+
+Layout flags (version 7): onnxruntime runs convolutions, pools and the elementwise ops between them in a
+channel-blocked layout and copies an activation whenever it meets an op that cannot read that layout (a grouped
+convolution of partial blocks, a squeeze-and-excitation ``Mul``, a channel shuffle, the classifier's ``Flatten``).
+These copies are kernels of their own that the exported graph does not show, and which families pay for them
+differs: a MobileNetV2 has almost none, a ShuffleNet or a RegNet one or two per block. ``model.layout`` replays
+onnxruntime's rules; each token says whether its node runs blocked, and whether its output is converted back to NCHW
+or into the blocked layout. Appended after the GEMM view, so earlier tokens stay prefixes.
 """
 
 from __future__ import annotations
@@ -51,6 +59,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from model.errors import ArchitectureError
+from model.layout import LAYOUT_DIM, layout_flags
 from model.onnx_cost import elements, gemm_dims
 from model.onnx_graph import DEFAULT_MAX_NETWORK_NODES, NetNode, NetworkGraph
 from model.onnx_ops import VOCAB, onnx_op_code
@@ -78,8 +87,8 @@ N_NUMBERS = len(NUMBER_NAMES)
 # Bumped whenever the meaning of a token or feature column changes, even at the same width; recorded in every network
 # predictor's card and checked at load. 1: before the alignment flags (240-wide tokens); 2: flags on every node (255);
 # 3: channel flags on convolutions only, +1 / -1 / 0; 4: the fusion flag column at the end; 5: the GEMM view after it;
-# 6: recurrent ops lowered to their products (same width as 5).
-TOKENIZER_VERSION = "6"
+# 6: recurrent ops lowered to their products (same width as 5); 7: the layout flags after the GEMM view.
+TOKENIZER_VERSION = "7"
 LOWERED_FROM_VERSION = 6
 ALIGNED_NAMES: tuple[str, ...] = (
     "in_channels",
@@ -98,14 +107,15 @@ FUSION_DIM = len(FUSION_NAMES)
 GEMM_NAMES: tuple[str, ...] = ("batch", "m", "n", "k")
 GEMM_DIM = len(GEMM_NAMES) * SMOOTH_DIM
 BASE_NODE_DIM = VOCAB + N_NUMBERS * SMOOTH_DIM + ALIGNMENT_DIM  # the node part before the fusion flags
-NODE_PART_DIM = BASE_NODE_DIM + FUSION_DIM + GEMM_DIM
+NODE_PART_DIM = BASE_NODE_DIM + FUSION_DIM + GEMM_DIM + LAYOUT_DIM
 NETWORK_TOKEN_DIM = NODE_PART_DIM + 2 * POSITION_DIM
 # token width per version still served: a version's token is a prefix of the next one's
 TOKEN_WIDTHS: dict[str, int] = {
-    "3": NETWORK_TOKEN_DIM - FUSION_DIM - GEMM_DIM,
-    "4": NETWORK_TOKEN_DIM - GEMM_DIM,
-    "5": NETWORK_TOKEN_DIM,
-    "6": NETWORK_TOKEN_DIM,
+    "3": NETWORK_TOKEN_DIM - FUSION_DIM - GEMM_DIM - LAYOUT_DIM,
+    "4": NETWORK_TOKEN_DIM - GEMM_DIM - LAYOUT_DIM,
+    "5": NETWORK_TOKEN_DIM - LAYOUT_DIM,
+    "6": NETWORK_TOKEN_DIM - LAYOUT_DIM,
+    "7": NETWORK_TOKEN_DIM,
 }
 OP_KINDS: dict[str, tuple[str, ...]] = {
     "conv": ("Conv", "ConvTranspose"),
@@ -349,7 +359,7 @@ class NetworkTokens:
 
 def node_part(graph: NetworkGraph, max_nodes: int = DEFAULT_MAX_NETWORK_NODES) -> np.ndarray:
     """(n, NODE_PART_DIM) order-independent part of each node's token: op one-hot, number codes, alignment flags,
-    fusion flags, GEMM view."""
+    fusion flags, GEMM view, layout flags."""
     n = graph.n
     if n > max_nodes:
         raise ArchitectureError("too_large", f"the network has {n} nodes, the tokenizer limit is {max_nodes}")
@@ -363,7 +373,8 @@ def node_part(graph: NetworkGraph, max_nodes: int = DEFAULT_MAX_NETWORK_NODES) -
     alignment = np.stack([node_alignment(node) for node in graph.nodes]) if n else np.zeros((0, ALIGNMENT_DIM))
     fusion = fusion_flags(graph, successors)
     gemm = smooth_code(np.asarray([gemm_view(node) for node in graph.nodes], dtype=np.float64).reshape(n, len(GEMM_NAMES)))
-    return np.concatenate([op, smooth_code(numbers), alignment, fusion, gemm], axis=1).astype(np.float32)
+    layout = layout_flags(graph, successors)
+    return np.concatenate([op, smooth_code(numbers), alignment, fusion, gemm, layout], axis=1).astype(np.float32)
 
 
 def edge_arrays(graph: NetworkGraph) -> tuple[np.ndarray, np.ndarray]:

@@ -20,6 +20,7 @@ from model.network_tokenizer import (
     GEMM_DIM,
     GRAPH_FEATURE_DIM,
     GRAPH_FEATURE_NAMES,
+    LAYOUT_DIM,
     N_NUMBERS,
     NETWORK_TOKEN_DIM,
     SMOOTH_DIM,
@@ -353,15 +354,16 @@ def test_the_fusion_flag_marks_what_onnxruntime_fuses_into_a_skip_layer_norm(pre
     assert marked == ({"Add", "LayerNormalization"} if fused else set())
 
 
-def test_older_tokens_are_prefixes_of_the_version_5_token() -> None:
-    """Predictors trained on tokenizers 3 and 4 keep working: the service cuts the newer columns off."""
+def test_older_tokens_are_prefixes_of_the_current_token() -> None:
+    """Predictors trained on tokenizers 3 to 6 keep working: the service cuts the newer columns off."""
     tokens = tokenize_networks([parse_onnx(_residual_norm(False).SerializeToString())]).tokens
-    assert TOKEN_WIDTHS["5"] == NETWORK_TOKEN_DIM == TOKEN_WIDTHS["4"] + GEMM_DIM == TOKEN_WIDTHS["3"] + FUSION_DIM + GEMM_DIM
-    for version in ("3", "4"):
+    assert TOKEN_WIDTHS["7"] == NETWORK_TOKEN_DIM == TOKEN_WIDTHS["6"] + LAYOUT_DIM == TOKEN_WIDTHS["5"] + LAYOUT_DIM
+    assert TOKEN_WIDTHS["5"] == TOKEN_WIDTHS["4"] + GEMM_DIM == TOKEN_WIDTHS["3"] + FUSION_DIM + GEMM_DIM
+    for version in ("3", "4", "5", "6"):
         np.testing.assert_array_equal(tokens_for_version(tokens, version), tokens[..., : TOKEN_WIDTHS[version]])
-    assert tokens_for_version(tokens, "5").shape == tokens.shape
+    assert tokens_for_version(tokens, "7").shape == tokens.shape
     assert tokens[0, :, TOKEN_WIDTHS["3"] : TOKEN_WIDTHS["4"]].any()  # the fusion flags: what version 3 does not see
-    assert tokens[0, :, TOKEN_WIDTHS["4"] :].any()  # the MatMul's GEMM view: what version 4 does not see
+    assert tokens[0, :, TOKEN_WIDTHS["4"] : TOKEN_WIDTHS["5"]].any()  # the MatMul's GEMM view: what version 4 does not see
     with pytest.raises(ValueError, match="not served"):
         tokens_for_version(tokens, "2")
 
