@@ -31,9 +31,9 @@ from training.netgen.export import export_spec
 from training.netgen.files import latest_records
 
 
-def onnxruntime_reorders(data: bytes) -> tuple[set[str], set[str], int, dict[str, str]]:
-    """(node names whose output onnxruntime converts to NCHW, ... into NCHWc, reorders on tensors of its own,
-    tensor -> producing node name) for one exported network."""
+def onnxruntime_reorders(data: bytes) -> tuple[set[str], set[str], int]:
+    """(node names whose output onnxruntime converts to NCHW, ... into NCHWc, reorders on tensors of its own) for
+    one exported network; reorders of graph inputs are not counted (no node to flag)."""
     model = onnx.load_from_string(data)
     producer = {out: node.name for node in model.graph.node for out in node.output}
     for node in model.graph.node:  # the parser drops Identity nodes: their tensors belong to their input's producer
@@ -46,6 +46,7 @@ def onnxruntime_reorders(data: bytes) -> tuple[set[str], set[str], int, dict[str
         options.optimized_model_filepath = str(Path(tmp) / "optimised.onnx")
         ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
         optimised = onnx.load(options.optimized_model_filepath)
+    graph_inputs = {value.name for value in model.graph.input}
     to_nchw, to_nchwc, moved = set(), set(), 0
     for node in optimised.graph.node:
         tensor = node.output[0] if node.op_type == "ReorderOutput" else node.input[0] if node.op_type == "ReorderInput" else None
@@ -53,9 +54,9 @@ def onnxruntime_reorders(data: bytes) -> tuple[set[str], set[str], int, dict[str
             continue
         if tensor in producer:
             (to_nchw if node.op_type == "ReorderOutput" else to_nchwc).add(producer[tensor])
-        elif tensor not in {i.name for i in model.graph.input}:
+        elif tensor not in graph_inputs:
             moved += 1
-    return to_nchw, to_nchwc, moved, producer
+    return to_nchw, to_nchwc, moved
 
 
 def credited(graph: NetworkGraph, i: int, column: int) -> str:
@@ -79,7 +80,7 @@ def compare(directory: Path, per_family: int, seed: int) -> dict[str, Counter]:
         c: Counter = Counter()
         for record in rng.sample(by_family[family], min(per_family, len(by_family[family]))):
             data = export_spec(family, record["spec"])
-            to_nchw, to_nchwc, moved, _ = onnxruntime_reorders(data)
+            to_nchw, to_nchwc, moved = onnxruntime_reorders(data)
             graph = parse_onnx(data)
             flags = layout_flags(graph)
             names = {node.name for node in graph.nodes}

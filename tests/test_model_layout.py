@@ -98,7 +98,7 @@ def test_the_replay_finds_every_reorder_onnxruntime_inserts(build) -> None:  # n
     model = build()
     for node in model.graph.node:
         node.name = node.output[0]  # name each node after its output tensor
-    to_nchw, to_nchwc, moved, _ = onnxruntime_reorders(model.SerializeToString())
+    to_nchw, to_nchwc, moved = onnxruntime_reorders(model.SerializeToString())
     assert to_nchw and to_nchwc and moved == 0  # the fixtures exercise both directions
     assert _replayed_reorders(model) == (to_nchw, to_nchwc)
 
