@@ -68,16 +68,22 @@ def conv_layout(node: NetNode, block: int = BLOCK) -> str | None:
     return "blocked" if in_per_group % 4 == 0 else None
 
 
+def successor_counts(graph: NetworkGraph) -> np.ndarray:
+    """(n,) how many data edges leave each node."""
+    successors = np.zeros(graph.n, dtype=np.int64)
+    for node in graph.nodes:
+        for j in node.inputs:
+            successors[j] += 1
+    return successors
+
+
 def layout_flags(graph: NetworkGraph, successors: np.ndarray | None = None, block: int = BLOCK) -> np.ndarray:
     """(n, LAYOUT_DIM) per node: 1 where it runs blocked; 1 where a ``ReorderOutput`` converts its blocked output
     back to NCHW (or it is the channels-last ``Transpose`` that does so); 1 where a ``ReorderInput`` converts its NCHW
     output for a blocked reader."""
     n = graph.n
     if successors is None:
-        successors = np.zeros(n, dtype=np.int64)
-        for node in graph.nodes:
-            for j in node.inputs:
-                successors[j] += 1
+        successors = successor_counts(graph)
     blocked = np.zeros(n, dtype=bool)
     channels = np.zeros(n, dtype=np.int64)
     flags = np.zeros((n, LAYOUT_DIM), dtype=np.float32)

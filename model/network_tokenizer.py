@@ -59,7 +59,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from model.errors import ArchitectureError
-from model.layout import LAYOUT_DIM, layout_flags
+from model.layout import LAYOUT_DIM, layout_flags, successor_counts
 from model.onnx_cost import elements, gemm_dims
 from model.onnx_graph import DEFAULT_MAX_NETWORK_NODES, NetNode, NetworkGraph
 from model.onnx_ops import VOCAB, onnx_op_code
@@ -363,10 +363,7 @@ def node_part(graph: NetworkGraph, max_nodes: int = DEFAULT_MAX_NETWORK_NODES) -
     n = graph.n
     if n > max_nodes:
         raise ArchitectureError("too_large", f"the network has {n} nodes, the tokenizer limit is {max_nodes}")
-    successors = np.zeros(n, dtype=np.int64)
-    for node in graph.nodes:
-        for p in node.inputs:
-            successors[p] += 1
+    successors = successor_counts(graph)
     op = np.zeros((n, VOCAB), dtype=np.float32)
     op[np.arange(n), [onnx_op_code(node.op_type) for node in graph.nodes]] = 1.0
     numbers = np.asarray([node_numbers(node, int(successors[i])) for i, node in enumerate(graph.nodes)], dtype=np.float64)
