@@ -11,6 +11,12 @@ saw a test network, on either device. On the target's test networks:
   the map ``archcast calibrate`` uses), 20 random draws per k, mean +- std over draws;
 - ``trained``: the whole-network transformer trained on the target's training networks only (3 seeds);
 - ``fine_tuned``: the source's in-domain members (``--source-runs``; trained if missing) fine-tuned on them;
+- ``zero_shot_<name>`` / ``calibrated_multi_k``, with ``--also-predictors``: shipped predictors of further devices as
+  they are, and the map fitted on all the predictors' latencies at once (``fit_calibration``'s ``auto``: the better of
+  one source device or a ridge over all, by leave-one-out error on the k networks);
+- ``fine_tuned_k``, with ``--few-shot-tune K ...``: the source members fine-tuned on k target networks only, one random
+  draw per seed, of which a fifth (at least 5) is the validation that picks the checkpoint: what a user who measured
+  k networks of a new device could do, with no other target network in sight;
 - baselines fitted on the target's training (+ validation) networks: trees, kernel sum, FLOPs fit.
 
 Also: the target's noise floor (pass A vs B) and the device shift per family (target / source latency of the same
@@ -35,7 +41,13 @@ from benchmarks.report import provenance_lines, write_report
 from model.calibration import fit_calibration
 from model.card import PREDICTOR_DIR
 from training.latency_baselines import kind_sums
-from training.latency_data import LatencyDataset, aligned_in_domain_split, in_domain_split, load_latency_dataset
+from training.latency_data import (
+    LatencyDataset,
+    Split,
+    aligned_in_domain_split,
+    in_domain_split,
+    load_latency_dataset,
+)
 from training.latency_metrics import latency_metrics
 from training.latency_ship import predict_onnx_rows
 from training.latency_trainer import LatencyTrainConfig, train_latency
@@ -70,6 +82,23 @@ def device_shift(source: LatencyDataset, target: LatencyDataset) -> dict:
     }  # fmt: skip
 
 
+def shipped_predictions(name: str, target: LatencyDataset) -> np.ndarray:
+    """Latency (ms) of every target network by the shipped network predictor ``name``, read in its own tokenizer."""
+    session = ort.InferenceSession(str(PREDICTOR_DIR / f"{name}.onnx"), providers=["CPUExecutionProvider"])
+    tokenizer = json.loads((PREDICTOR_DIR / f"{name}.card.json").read_text())["tokenizer"]
+    return predict_onnx_rows(session, target, np.arange(len(target)), tokenizer)[:, 0]
+
+
+def few_shot_split(split: Split, k: int, seed: int) -> Split:
+    """k random training networks of ``split`` (drawn by ``seed``): a fifth of them (at least 5) validate, the rest
+    train; the test networks stay those of ``split``."""
+    if not 10 <= k <= len(split.train):
+        raise SystemExit(f"--few-shot-tune {k}: k must lie in 10..{len(split.train)}")
+    drawn = np.random.default_rng([seed, k]).choice(split.train, size=k, replace=False)
+    n_val = max(5, k // 5)
+    return Split(f"few_shot_{k}_seed{seed}", np.sort(drawn[n_val:]), np.sort(drawn[:n_val]), split.test)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", type=Path, default=Path("training/datasets/cpu-ort-1t"))
@@ -84,6 +113,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--ids-below", type=int, default=None, help="only networks with smaller ids (the datasets before an extension)"
     )
+    parser.add_argument(
+        "--also-predictors", nargs="+", default=[], metavar="NAME", help="shipped predictors of further devices"
+    )
+    parser.add_argument(
+        "--few-shot-tune", nargs="+", type=int, default=[], metavar="K", help="fine-tune the source members on k networks"
+    )
     args = parser.parse_args(argv)
 
     started = time.time()
@@ -97,10 +132,12 @@ def main(argv: list[str] | None = None) -> None:
     true = target.latency_ms[split.test]
     results: dict[str, dict] = {}
 
-    session = ort.InferenceSession(str(PREDICTOR_DIR / f"{args.predictor}.onnx"), providers=["CPUExecutionProvider"])
-    tokenizer = json.loads((PREDICTOR_DIR / f"{args.predictor}.card.json").read_text())["tokenizer"]
-    predicted = predict_onnx_rows(session, target, np.arange(len(target)), tokenizer)[:, 0]
+    names = [args.predictor, *args.also_predictors]
+    shipped = np.stack([shipped_predictions(name, target) for name in names], axis=1)  # (networks, predictors) ms
+    predicted = shipped[:, 0]
     results["zero_shot"] = latency_metrics(predicted[split.test], true)
+    for j, name in enumerate(args.also_predictors, start=1):
+        results[f"zero_shot_{name}"] = latency_metrics(shipped[split.test, j], true)
     rng = np.random.default_rng(0)
     for k in (*SHOTS, len(split.train)):
         draws = []
@@ -109,8 +146,20 @@ def main(argv: list[str] | None = None) -> None:
             calibration = fit_calibration(predicted[rows, None], target.latency_ms[rows], [0], [args.predictor], "single")
             draws.append(latency_metrics(calibration.predict(predicted[split.test, None]), true))
         results[f"calibrated_{k if k < len(split.train) else 'all_train'}"] = _summary(draws)
+    if args.also_predictors:
+        columns = list(range(len(names)))
+        for k in (*SHOTS, len(split.train)):
+            draws, chosen = [], []
+            for _ in range(DRAWS if k < len(split.train) else 1):
+                rows = rng.choice(split.train, size=k, replace=False)
+                calibration = fit_calibration(shipped[rows], target.latency_ms[rows], columns, names, "auto")
+                chosen.append(calibration.method if calibration.method == "ridge" else calibration.sources[0])
+                draws.append(latency_metrics(calibration.predict(shipped[split.test]), true))
+            key = f"calibrated_multi_{k if k < len(split.train) else 'all_train'}"
+            results[key] = {**_summary(draws), "chosen": {c: chosen.count(c) for c in sorted(set(chosen))}}
 
     trained, tuned = [], []
+    few_tuned: dict[int, list[dict]] = {}
     for seed in args.seeds:
         cfg = LatencyTrainConfig(seed=seed, epochs=40, readout="additive")
         trained.append(train_latency(target, split, cfg, args.runs / f"trained_seed{seed}", progress=False))
@@ -123,7 +172,11 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(f"{member} is not an in-domain {cfg.readout} run of the default size; pass --source-runs")
         tuned_cfg = LatencyTrainConfig(seed=seed, readout="additive", init=str(member / "best.pt"), **FINE_TUNE)
         tuned.append(train_latency(target, split, tuned_cfg, args.runs / f"fine_tuned_seed{seed}", progress=False))
-    for name, runs in (("trained", trained), ("fine_tuned", tuned)):
+        for k in args.few_shot_tune:
+            few = few_shot_split(split, k, seed)
+            run = train_latency(target, few, tuned_cfg, args.runs / f"fine_tuned_{k}_seed{seed}", progress=False)
+            few_tuned.setdefault(k, []).append(run)
+    for name, runs in (("trained", trained), ("fine_tuned", tuned), *((f"fine_tuned_{k}", r) for k, r in few_tuned.items())):
         results[name] = _summary([r["test"] for r in runs])
         results[name]["val_mape"] = float(np.mean([r["best_val_mape"] for r in runs]))
         results[name]["train_seconds"] = float(np.mean([r["train_seconds"] for r in runs]))
@@ -144,6 +197,8 @@ def main(argv: list[str] | None = None) -> None:
             "device": target_meta.get("device"),
         },
         "predictor": args.predictor,
+        "also_predictors": args.also_predictors,
+        "few_shot_tune": args.few_shot_tune,
         "seeds": args.seeds,
         "sizes": {"train": len(split.train), "val": len(split.val), "test": len(split.test)},
         "ids_below": args.ids_below,
@@ -188,16 +243,20 @@ def markdown(report: dict) -> str:
     ]
     used = {"zero_shot": "0", "trained": f"{sizes['train']} + {sizes['val']} validation",
             "fine_tuned": f"{sizes['train']} + {sizes['val']} validation"}  # fmt: skip
+    used |= {f"zero_shot_{name}": "0" for name in report.get("also_predictors", [])}
+    used |= {f"fine_tuned_{k}": f"{k - max(5, k // 5)} + {max(5, k // 5)} validation" for k in report.get("few_shot_tune", [])}
     for name, r in report["results"].items():
         if name.startswith("calibrated_"):
-            k = name.removeprefix("calibrated_")
+            k = name.removeprefix("calibrated_multi_").removeprefix("calibrated_")
             n = str(sizes["train"]) if k == "all_train" else k
             label = f"{name} ({DRAWS} draws)" if k != "all_train" else name
+            if "chosen" in r:
+                label += " (chosen: " + ", ".join(f"{c} {v}" for c, v in r["chosen"].items()) + ")"
         else:
             base = name.removesuffix("_ensemble")
             n = used.get(base, f"{sizes['train']} + {sizes['val']}")
             label = f"{name} ({len(report['seeds'])} seeds, geometric mean)" if name.endswith("_ensemble") else name
-            if name in ("trained", "fine_tuned"):
+            if name in ("trained", "fine_tuned") or (name.startswith("fine_tuned_") and not name.endswith("_ensemble")):
                 label += f" (mean ± std over seeds; validation MAPE {r['val_mape']:.2f} %, {r['train_seconds']:.0f} s)"
         lines.append(f"| {label} | {n} | " + " | ".join(_cell(r[m], m) for m in METRICS) + " |")
     return "\n".join(lines) + "\n"

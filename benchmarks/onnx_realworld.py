@@ -109,6 +109,9 @@ def main(argv: list[str] | None = None) -> None:
         "--passes", type=int, default=3, help="passes over all networks, each in its own shuffled order (minimum kept)"
     )
     parser.add_argument("--seed", type=int, default=0, help="draws the pass orders")
+    parser.add_argument(
+        "--predictor", default=None, help="shipped network predictor to check (default: the one of the dataset's device)"
+    )
     args = parser.parse_args(argv)
 
     earlier = json.loads(args.measured_from.read_text()) if args.measured_from else None
@@ -121,7 +124,8 @@ def main(argv: list[str] | None = None) -> None:
 
     registry = load_registry(PREDICTOR_DIR, "cpu", 1)
     device = json.loads((args.data / META).read_text())["device"]
-    predictor = choose_network_predictor(registry, None, device)  # the shipped predictor of the dataset's device
+    # the shipped predictor of the dataset's device, or the one named (e.g. another device's, on a device none serves yet)
+    predictor = choose_network_predictor(registry, args.predictor, None if args.predictor else device)
     data = load_latency_dataset(args.data)
     flops_fit = fit_flops_loglog(np.array([g.totals()["flops"] for g in data.graphs]), data.latency_ms)
     kernel_fit = fit_kernel_sum(np.stack([kind_sums(g) for g in data.graphs]), data.latency_ms)
