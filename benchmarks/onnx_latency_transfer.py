@@ -16,7 +16,8 @@ saw a test network, on either device. On the target's test networks:
   one source device or a ridge over all, by leave-one-out error on the k networks);
 - ``fine_tuned_k``, with ``--few-shot-tune K ...``: the source members fine-tuned on k target networks only, one random
   draw per seed, of which a fifth (at least 5) is the validation that picks the checkpoint: what a user who measured
-  k networks of a new device could do, with no other target network in sight;
+  k networks of a new device could do, with no other target network in sight (``--few-shot-min-steps``: at least
+  that many optimiser steps, however few the networks);
 - baselines fitted on the target's training (+ validation) networks: trees, kernel sum, FLOPs fit.
 
 Also: the target's noise floor (pass A vs B) and the device shift per family (target / source latency of the same
@@ -27,8 +28,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import random
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +54,7 @@ from training.latency_data import (
 )
 from training.latency_metrics import latency_metrics
 from training.latency_ship import predict_onnx_rows
-from training.latency_trainer import LatencyTrainConfig, train_latency
+from training.latency_trainer import LatencyTrainConfig, make_batches, train_latency
 from training.netgen.files import META
 
 SHOTS = (10, 20, 50)
@@ -89,6 +93,13 @@ def shipped_predictions(name: str, target: LatencyDataset) -> np.ndarray:
     return predict_onnx_rows(session, target, np.arange(len(target)), tokenizer)[:, 0]
 
 
+def few_shot_epochs(data: LatencyDataset, few: Split, cfg: LatencyTrainConfig, min_steps: int) -> int:
+    """Epochs for a fine-tune on ``few.train``: ``cfg.epochs``, or more where that is under ``min_steps`` optimiser
+    steps (k = 20 networks make one batch an epoch: 20 steps, which the weight average (EMA) hardly follows)."""
+    batches = len(make_batches(few.train, data.lengths, cfg.max_tokens, cfg.max_batch, random.Random(0)))
+    return max(cfg.epochs, math.ceil(min_steps / max(batches, 1)))
+
+
 def few_shot_split(split: Split, k: int, seed: int) -> Split:
     """k random training networks of ``split`` (drawn by ``seed``): a fifth of them (at least 5) validate, the rest
     train; the test networks stay those of ``split``."""
@@ -118,6 +129,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--few-shot-tune", nargs="+", type=int, default=[], metavar="K", help="fine-tune the source members on k networks"
+    )
+    parser.add_argument(
+        "--few-shot-min-steps",
+        type=int,
+        default=0,
+        help="few-shot fine-tunes take at least this many optimiser steps (more epochs; 0: the full fine-tune's epochs)",
     )
     args = parser.parse_args(argv)
 
@@ -174,7 +191,9 @@ def main(argv: list[str] | None = None) -> None:
         tuned.append(train_latency(target, split, tuned_cfg, args.runs / f"fine_tuned_seed{seed}", progress=False))
         for k in args.few_shot_tune:
             few = few_shot_split(split, k, seed)
-            run = train_latency(target, few, tuned_cfg, args.runs / f"fine_tuned_{k}_seed{seed}", progress=False)
+            few_cfg = replace(tuned_cfg, epochs=few_shot_epochs(target, few, tuned_cfg, args.few_shot_min_steps))
+            suffix = f"_min{args.few_shot_min_steps}steps" if args.few_shot_min_steps else ""
+            run = train_latency(target, few, few_cfg, args.runs / f"fine_tuned_{k}{suffix}_seed{seed}", progress=False)
             few_tuned.setdefault(k, []).append(run)
     for name, runs in (("trained", trained), ("fine_tuned", tuned), *((f"fine_tuned_{k}", r) for k, r in few_tuned.items())):
         results[name] = _summary([r["test"] for r in runs])
@@ -184,7 +203,8 @@ def main(argv: list[str] | None = None) -> None:
         results[f"{name}_ensemble"] = latency_metrics(ensemble, true)
 
     sums = np.stack([kind_sums(g) for g in target.graphs])
-    for name, pred in baseline_predictions(target, split, sums, 0).items():
+    baselines, _ = baseline_predictions(target, split, sums, 0)  # (test predictions, the trees' validation ones)
+    for name, pred in baselines.items():
         results[name] = latency_metrics(pred, true)
 
     report = {
@@ -199,6 +219,7 @@ def main(argv: list[str] | None = None) -> None:
         "predictor": args.predictor,
         "also_predictors": args.also_predictors,
         "few_shot_tune": args.few_shot_tune,
+        "few_shot_min_steps": args.few_shot_min_steps,
         "seeds": args.seeds,
         "sizes": {"train": len(split.train), "val": len(split.val), "test": len(split.test)},
         "ids_below": args.ids_below,
@@ -256,7 +277,10 @@ def markdown(report: dict) -> str:
             base = name.removesuffix("_ensemble")
             n = used.get(base, f"{sizes['train']} + {sizes['val']}")
             label = f"{name} ({len(report['seeds'])} seeds, geometric mean)" if name.endswith("_ensemble") else name
-            if name in ("trained", "fine_tuned") or (name.startswith("fine_tuned_") and not name.endswith("_ensemble")):
+            few_shot = base.removeprefix("fine_tuned_").isdigit()
+            if few_shot and report.get("few_shot_min_steps"):
+                label += f" (>= {report['few_shot_min_steps']} steps)"
+            if name in ("trained", "fine_tuned") or (few_shot and not name.endswith("_ensemble")):
                 label += f" (mean ± std over seeds; validation MAPE {r['val_mape']:.2f} %, {r['train_seconds']:.0f} s)"
         lines.append(f"| {label} | {n} | " + " | ".join(_cell(r[m], m) for m in METRICS) + " |")
     return "\n".join(lines) + "\n"
