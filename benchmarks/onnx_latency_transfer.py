@@ -93,6 +93,34 @@ def shipped_predictions(name: str, target: LatencyDataset) -> np.ndarray:
     return predict_onnx_rows(session, target, np.arange(len(target)), tokenizer)[:, 0]
 
 
+def calibrated(
+    shipped: np.ndarray, names: list[str], method: str, target: LatencyDataset, split: Split, rng: np.random.Generator,
+    prefix: str,
+) -> dict[str, dict]:
+    """``<prefix>_k``: the map ``fit_calibration`` fits on k random training networks from the shipped predictors'
+    latencies (``shipped``, one column per name), scored on the test networks; ``DRAWS`` draws per k in ``SHOTS``,
+    one with every training network. With several predictors, which one (or ``ridge``) each draw chose."""
+    true = target.latency_ms[split.test]
+    results = {}
+    for k in (*SHOTS, len(split.train)):
+        draws, chosen = [], []
+        for _ in range(DRAWS if k < len(split.train) else 1):
+            rows = rng.choice(split.train, size=k, replace=False)
+            calibration = fit_calibration(shipped[rows], target.latency_ms[rows], list(range(len(names))), names, method)
+            chosen.append(calibration.method if calibration.method == "ridge" else calibration.sources[0])
+            draws.append(latency_metrics(calibration.predict(shipped[split.test]), true))
+        key = f"{prefix}_{k if k < len(split.train) else 'all_train'}"
+        results[key] = _summary(draws)
+        if len(names) > 1:
+            results[key]["chosen"] = {c: chosen.count(c) for c in sorted(set(chosen))}
+    return results
+
+
+def few_shot_validation_size(k: int) -> int:
+    """Networks of a k-network few-shot draw that validate: a fifth, at least 5."""
+    return max(5, k // 5)
+
+
 def few_shot_epochs(data: LatencyDataset, few: Split, cfg: LatencyTrainConfig, min_steps: int) -> int:
     """Epochs for a fine-tune on ``few.train``: ``cfg.epochs``, or more where that is under ``min_steps`` optimiser
     steps (k = 20 networks make one batch an epoch: 20 steps, which the weight average (EMA) hardly follows)."""
@@ -106,7 +134,7 @@ def few_shot_split(split: Split, k: int, seed: int) -> Split:
     if not 10 <= k <= len(split.train):
         raise SystemExit(f"--few-shot-tune {k}: k must lie in 10..{len(split.train)}")
     drawn = np.random.default_rng([seed, k]).choice(split.train, size=k, replace=False)
-    n_val = max(5, k // 5)
+    n_val = few_shot_validation_size(k)
     return Split(f"few_shot_{k}_seed{seed}", np.sort(drawn[n_val:]), np.sort(drawn[:n_val]), split.test)
 
 
@@ -151,29 +179,13 @@ def main(argv: list[str] | None = None) -> None:
 
     names = [args.predictor, *args.also_predictors]
     shipped = np.stack([shipped_predictions(name, target) for name in names], axis=1)  # (networks, predictors) ms
-    predicted = shipped[:, 0]
-    results["zero_shot"] = latency_metrics(predicted[split.test], true)
+    results["zero_shot"] = latency_metrics(shipped[split.test, 0], true)
     for j, name in enumerate(args.also_predictors, start=1):
         results[f"zero_shot_{name}"] = latency_metrics(shipped[split.test, j], true)
     rng = np.random.default_rng(0)
-    for k in (*SHOTS, len(split.train)):
-        draws = []
-        for _ in range(DRAWS if k < len(split.train) else 1):
-            rows = rng.choice(split.train, size=k, replace=False)
-            calibration = fit_calibration(predicted[rows, None], target.latency_ms[rows], [0], [args.predictor], "single")
-            draws.append(latency_metrics(calibration.predict(predicted[split.test, None]), true))
-        results[f"calibrated_{k if k < len(split.train) else 'all_train'}"] = _summary(draws)
+    results |= calibrated(shipped[:, :1], names[:1], "single", target, split, rng, "calibrated")
     if args.also_predictors:
-        columns = list(range(len(names)))
-        for k in (*SHOTS, len(split.train)):
-            draws, chosen = [], []
-            for _ in range(DRAWS if k < len(split.train) else 1):
-                rows = rng.choice(split.train, size=k, replace=False)
-                calibration = fit_calibration(shipped[rows], target.latency_ms[rows], columns, names, "auto")
-                chosen.append(calibration.method if calibration.method == "ridge" else calibration.sources[0])
-                draws.append(latency_metrics(calibration.predict(shipped[split.test]), true))
-            key = f"calibrated_multi_{k if k < len(split.train) else 'all_train'}"
-            results[key] = {**_summary(draws), "chosen": {c: chosen.count(c) for c in sorted(set(chosen))}}
+        results |= calibrated(shipped, names, "auto", target, split, rng, "calibrated_multi")
 
     trained, tuned = [], []
     few_tuned: dict[int, list[dict]] = {}
@@ -265,7 +277,8 @@ def markdown(report: dict) -> str:
     used = {"zero_shot": "0", "trained": f"{sizes['train']} + {sizes['val']} validation",
             "fine_tuned": f"{sizes['train']} + {sizes['val']} validation"}  # fmt: skip
     used |= {f"zero_shot_{name}": "0" for name in report.get("also_predictors", [])}
-    used |= {f"fine_tuned_{k}": f"{k - max(5, k // 5)} + {max(5, k // 5)} validation" for k in report.get("few_shot_tune", [])}
+    for k in report.get("few_shot_tune", []):
+        used[f"fine_tuned_{k}"] = f"{k - few_shot_validation_size(k)} + {few_shot_validation_size(k)} validation"
     for name, r in report["results"].items():
         if name.startswith("calibrated_"):
             k = name.removeprefix("calibrated_multi_").removeprefix("calibrated_")
