@@ -1,7 +1,10 @@
 """``archcast calibrate``: read measured (architecture, latency) pairs and fit a predictor for a new device.
 
 The measurement file is JSON lines, one ``{"architecture": <architecture object or NB201 arch string>, "latency_ms": x}``
-per line (``#`` comments allowed), or CSV with the columns ``arch`` (NB201 arch string) and ``latency_ms``.
+per line (``#`` comments allowed), or CSV with the columns ``arch`` (NB201 arch string) and ``latency_ms``: a cell
+predictor's latency heads are calibrated. A JSON-lines file of ``{"onnx": <path>, "latency_ms": x}`` lines (what
+``archcast measure`` writes; optional ``batch``, ``resolution``, ``sequence_length``; paths relative to the file)
+calibrates a whole-network predictor instead.
 """
 
 from __future__ import annotations
@@ -9,10 +12,14 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
 from archcast.rank import RankInputError
+
+_DEVICE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")  # CalibrateRequest.device's pattern
+SHAPE_FIELDS = {"batch": 1, "resolution": 224, "sequence_length": 128}
 
 
 def read_measurements(path: Path) -> tuple[list[tuple[dict[str, Any], float]], list[int]]:
@@ -90,3 +97,78 @@ def calibrate_local(
     onnx_path = persist(calibrated, directory)
     summary = calibrated.summary()
     return summary, onnx_path
+
+
+def is_network_file(path: Path) -> bool:
+    """True when the measurement file's first record names an ONNX model (``"onnx"``) rather than an architecture."""
+    path = Path(path)
+    if path.suffix.lower() == ".csv":
+        return False
+    for raw in path.read_text().splitlines():
+        text = raw.strip()
+        if text and not text.startswith("#"):
+            try:
+                item = json.loads(text)
+            except json.JSONDecodeError:
+                return False
+            return isinstance(item, dict) and "onnx" in item
+    return False
+
+
+def read_network_measurements(path: Path) -> tuple[list[Any], list[int]]:
+    """The measured ONNX models of a JSON-lines file (``NetworkMeasurement`` each) and the line number of each."""
+    from service.calibrate_network import NetworkMeasurement
+
+    path = Path(path)
+    measurements: list[NetworkMeasurement] = []
+    lines: list[int] = []
+    for number, raw in enumerate(path.read_text().splitlines(), start=1):
+        text = raw.strip()
+        if not text or text.startswith("#"):
+            continue
+        try:
+            item = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise RankInputError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+        if not isinstance(item, dict) or not isinstance(item.get("onnx"), str) or "latency_ms" not in item:
+            raise RankInputError(f"{path}:{number}: expected an object with 'onnx' (a file path) and 'latency_ms'")
+        model = Path(item["onnx"])
+        model = model if model.is_absolute() else path.parent / model
+        shapes = {}
+        for name, default in SHAPE_FIELDS.items():
+            value = item.get(name, default)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise RankInputError(f"{path}:{number}: {name} must be a positive integer, got {value!r}")
+            shapes[name] = value
+        environment = item.get("environment", {})
+        measurements.append(
+            NetworkMeasurement(
+                data=model,
+                latency_ms=_latency(item["latency_ms"], path, number),
+                label=f"{path}:{number} ({item['onnx']})",
+                environment=environment if isinstance(environment, dict) else {},
+                **shapes,
+            )
+        )
+        lines.append(number)
+    if not measurements:
+        raise RankInputError(f"{path}: no measurements (empty file or only comments)")
+    return measurements, lines
+
+
+def calibrate_network_local(
+    device: str, measurements: list[Any], base: str | None, method: str, out: Path | None
+) -> tuple[dict[str, Any], Path]:
+    """Fit a whole-network predictor in-process; write ``calibrated-<device>.{onnx,card.json}`` to ``out``."""
+    from service.calibrate import persist
+    from service.calibrate_network import fit_network_device
+    from service.errors import ServiceError
+    from service.local import load_for_local
+    from service.settings import Settings
+
+    if not _DEVICE.match(device):
+        raise ServiceError(422, "invalid_device", f"device {device!r}: lower case letters, digits, '_', '.', '-' (at most 63)")
+    settings = Settings()
+    calibrated = fit_network_device(device, measurements, load_for_local(settings), settings, base, method)
+    directory = out or settings.calibration_dir or Path("calibrated")
+    return calibrated.summary(), persist(calibrated, directory)

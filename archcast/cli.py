@@ -203,11 +203,13 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     """Few-shot calibration of a new device; exit 2 on bad input."""
     import time
 
-    from archcast.calibrate import calibrate_local, read_measurements
+    from archcast.calibrate import calibrate_local, is_network_file, read_measurements
     from archcast.rank import RankInputError
 
     started = time.perf_counter()
     try:
+        if is_network_file(Path(args.measurements)):
+            return _calibrate_network(args, started)
         pairs, lines = read_measurements(Path(args.measurements))
     except (OSError, RankInputError) as exc:
         return _report(exc)
@@ -230,6 +232,72 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         f"{summary['predictor']}: {summary['n_samples']} measurements, method {summary['method']}, leave-one-out MAPE "
         f"{summary['loo_mape']:.1f} %; {where} ({time.perf_counter() - started:.1f} s)"
     )
+    return 0
+
+
+def _calibrate_network(args: argparse.Namespace, started: float) -> int:
+    """``archcast calibrate`` on measured ONNX models: a whole-network predictor for the new device (in-process)."""
+    import time
+
+    from archcast.calibrate import calibrate_network_local, read_network_measurements
+    from archcast.rank import RankInputError
+
+    if args.url:
+        print(
+            "error: invalid_input: ONNX measurements are calibrated in-process (the models stay on this machine); drop "
+            "--url, then point the service's ARCHCAST_CALIBRATION_DIR at --out",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        measurements, lines = read_network_measurements(Path(args.measurements))
+    except (OSError, RankInputError) as exc:
+        return _report(exc)
+    try:
+        summary, onnx_path = calibrate_network_local(
+            args.device, measurements, args.base, args.method, Path(args.out) if args.out else None
+        )
+    except _api_errors() as exc:
+        return _report(exc)
+    print(json.dumps(summary, indent=1))
+    print(
+        f"{summary['predictor']}: {summary['n_samples']} measured ONNX models, leave-one-out MAPE {summary['loo_mape']:.1f} %; "
+        f"wrote {onnx_path} and its card; use it with --device {args.device} and ARCHCAST_CALIBRATION_DIR={onnx_path.parent} "
+        f"({time.perf_counter() - started:.1f} s)"
+    )
+    return 0
+
+
+def _cmd_measure(args: argparse.Namespace) -> int:
+    """Measure ONNX models on this machine into a JSON-lines file ``archcast calibrate`` reads; exit 2 on bad input."""
+    import statistics
+
+    from archcast.measure import measure_models
+    from model.onnx_graph import ParseOptions
+    from training.netgen.measure import MeasureSettings
+
+    if args.passes < 1 or args.threads < 1 or args.min_time < 0:
+        print("error: invalid_input: --passes and --threads must be >= 1, --min-time >= 0", file=sys.stderr)
+        return 2
+    models = [Path(m) for m in args.models]
+    missing = [str(m) for m in models if not m.is_file()]
+    if missing:
+        print(f"error: invalid_input: not a file: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    options = ParseOptions(batch=args.batch, resolution=args.resolution, sequence_length=args.sequence_length)
+    settings = MeasureSettings(threads=args.threads, min_time_s=args.min_time)
+    try:
+        records = measure_models(models, Path(args.out), options, settings, passes=args.passes)
+    except _api_errors() as exc:
+        return _report(exc)
+    except Exception as exc:  # noqa: BLE001 - onnxruntime refusing a model is bad input here, not a crash
+        print(f"error: measure_failed: {exc}", file=sys.stderr)
+        return 2
+    for record in records:
+        print(f"{record['latency_ms']:10.3f} ms  (passes differ {record['spread_pct']:4.1f} %)  {record['onnx']}")
+    if records:
+        spread = statistics.median(r["spread_pct"] for r in records)
+        print(f"{len(records)} model(s) measured into {args.out}; median pass-to-pass difference {spread:.1f} %")
     return 0
 
 
@@ -303,13 +371,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     calibrate.add_argument("--device", required=True, help="new device name (lower case, digits, '_', '.', '-')")
     calibrate.add_argument(
-        "--measurements", required=True, help="JSON lines {architecture, latency_ms} or CSV with columns arch,latency_ms"
+        "--measurements",
+        required=True,
+        help="JSON lines {architecture, latency_ms} or CSV with columns arch,latency_ms (cell predictors), or JSON lines "
+        "{onnx, latency_ms} from `archcast measure` (a whole-network predictor)",
     )
     calibrate.add_argument("--base", help="multi-device predictor to calibrate (default: ARCHCAST_CALIBRATION_BASE)")
     calibrate.add_argument("--method", choices=["auto", "single", "ridge"], default="auto")
     calibrate.add_argument("--out", help="output directory (default: ARCHCAST_CALIBRATION_DIR or calibrated/)")
     calibrate.add_argument("--url", help="calibrate through a running service instead of in-process")
     calibrate.set_defaults(func=_cmd_calibrate)
+
+    measure = sub.add_parser(
+        "measure", help="measure ONNX models' latency on this machine (the training labels' protocol) for calibrate"
+    )
+    measure.add_argument("models", nargs="+", help="ONNX model files")
+    measure.add_argument("--out", required=True, help="JSON-lines file to append to (models already in it are skipped)")
+    measure.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads (default 1: cpu-ort-1t)")
+    measure.add_argument("--passes", type=int, default=2, help="passes in shuffled orders; label = mean of their minima")
+    measure.add_argument("--min-time", type=float, default=0.3, help="least seconds of timed runs per model and pass")
+    measure.add_argument("--batch", type=int, default=1, help="batch size for a symbolic batch dimension")
+    measure.add_argument("--resolution", type=int, default=224, help="input resolution for symbolic image dimensions")
+    measure.add_argument("--sequence-length", type=int, default=128, help="length for symbolic dims of 2-D / 3-D inputs")
+    measure.set_defaults(func=_cmd_measure)
 
     evaluate = sub.add_parser("evaluate", help="test-split metrics, markdown table and scatter plot of a run")
     evaluate.add_argument("--run-dir", required=True)

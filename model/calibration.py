@@ -9,6 +9,8 @@ leave-one-out error on the measurements, between
 
 ``calibrated_onnx`` appends that map to the base ONNX graph, so the result is an ordinary one-target cell predictor
 (tokens/mask/depth -> prediction (B, 1) in ms) that the service and the CLI load like any shipped one.
+``calibrated_network_onnx`` does the same for a whole-network (ONNX upload) predictor: its one latency head, mapped
+by ``single`` (the only source), keeps the (B, 2) = (ms, std) contract.
 The calibrated predictor's uncertainty (``std_log`` in its card) is the leave-one-out log-space RMSE times
 ``std_inflation(n)``: with few measurements, and a fit chosen by that same error, the leave-one-out RMSE under-states
 the error on the rest of the space. The factors are measured on devices the few-shot benchmark does not score
@@ -196,5 +198,62 @@ def calibrated_onnx(base: onnx.ModelProto, calibration: Calibration, output: str
         ]
     )
     graph.output.append(helper.make_tensor_value_info(output, TensorProto.FLOAT, ["batch", 1]))
+    onnx.checker.check_model(model)
+    return model
+
+
+def calibrated_network_onnx(base: onnx.ModelProto, calibration: Calibration, output: str = "prediction") -> onnx.ModelProto:
+    """A whole-network predictor's graph with ``prediction`` (B, 2) = (ms, std ms) mapped onto a new device.
+
+    value = exp(bias + w log base_ms); std = value * sqrt((w * base_std / base_ms)^2 + std_log^2): the base's own
+    relative spread carried through the map, plus the calibration's inflated leave-one-out error.
+    """
+    if calibration.columns != (0,) or len(calibration.weights) != 1:
+        raise ValueError("a whole-network calibration maps the one latency column (0) of its base predictor")
+    model = onnx.ModelProto()
+    model.CopyFrom(base)
+    graph = model.graph
+    inner = "base_" + output
+    for node in graph.node:
+        node.output[:] = [inner if name == output else name for name in node.output]
+    kept = [o for o in graph.output if o.name != output]
+    del graph.output[:]
+    graph.output.extend(kept)
+    weight = float(calibration.weights[0])
+    graph.initializer.extend(
+        [
+            numpy_helper.from_array(np.asarray([0], dtype=np.int64), "calibration_value_column"),
+            numpy_helper.from_array(np.asarray([1], dtype=np.int64), "calibration_std_column"),
+            numpy_helper.from_array(np.asarray([[weight]], dtype=np.float32), "calibration_weights"),
+            numpy_helper.from_array(np.asarray([weight * weight], dtype=np.float32), "calibration_weight_squared"),
+            numpy_helper.from_array(np.asarray([calibration.bias], dtype=np.float32), "calibration_bias"),
+            numpy_helper.from_array(np.asarray([calibration.std_log**2], dtype=np.float32), "calibration_variance_log"),
+            numpy_helper.from_array(np.asarray(1e-12, dtype=np.float32), "calibration_floor"),
+            numpy_helper.from_array(np.asarray(LOG_RANGE[0], dtype=np.float32), "calibration_log_min"),
+            numpy_helper.from_array(np.asarray(LOG_RANGE[1], dtype=np.float32), "calibration_log_max"),
+        ]
+    )
+    graph.node.extend(
+        [
+            helper.make_node("Gather", [inner, "calibration_value_column"], ["calibration_base_value"], axis=1),
+            helper.make_node("Gather", [inner, "calibration_std_column"], ["calibration_base_std"], axis=1),
+            helper.make_node("Max", ["calibration_base_value", "calibration_floor"], ["calibration_positive"]),
+            helper.make_node("Log", ["calibration_positive"], ["calibration_log"]),
+            helper.make_node("MatMul", ["calibration_log", "calibration_weights"], ["calibration_linear"]),
+            helper.make_node("Add", ["calibration_linear", "calibration_bias"], ["calibration_shifted"]),
+            helper.make_node(
+                "Clip", ["calibration_shifted", "calibration_log_min", "calibration_log_max"], ["calibration_clipped"]
+            ),
+            helper.make_node("Exp", ["calibration_clipped"], ["calibration_value"]),
+            helper.make_node("Div", ["calibration_base_std", "calibration_positive"], ["calibration_base_relative"]),
+            helper.make_node("Mul", ["calibration_base_relative", "calibration_base_relative"], ["calibration_base_rel_sq"]),
+            helper.make_node("Mul", ["calibration_base_rel_sq", "calibration_weight_squared"], ["calibration_carried"]),
+            helper.make_node("Add", ["calibration_carried", "calibration_variance_log"], ["calibration_variance"]),
+            helper.make_node("Sqrt", ["calibration_variance"], ["calibration_relative_std"]),
+            helper.make_node("Mul", ["calibration_value", "calibration_relative_std"], ["calibration_std"]),
+            helper.make_node("Concat", ["calibration_value", "calibration_std"], [output], axis=1),
+        ]
+    )
+    graph.output.append(helper.make_tensor_value_info(output, TensorProto.FLOAT, ["batch", 2]))
     onnx.checker.check_model(model)
     return model

@@ -22,6 +22,7 @@ import onnxruntime as ort
 from model.calibration import MIN_SAMPLES, Calibration, calibrated_onnx, fit_calibration
 from model.card import ModelCard, TargetCard
 from service.errors import ServiceError
+from service.network_predictor import NetworkPredictor, check_network_contract
 from service.pipeline import compute, plan_request
 from service.predictor import CPU, Predictor, Registry, _check_contract, _session_options
 from service.schemas import CalibrateRequest, PredictRequest
@@ -137,11 +138,11 @@ def build(base: Predictor, device: str, calibration: Calibration) -> CalibratedP
     return CalibratedPredictor(card=card, onnx_bytes=data, calibration=calibration)
 
 
-def register(registry: Registry, calibrated: CalibratedPredictor, settings: Settings, path: Path | None = None) -> Predictor:
-    """Load the calibrated predictor into ``registry`` (replacing an older fit of the same device)."""
+def register(registry: Registry, calibrated: CalibratedPredictor, settings: Settings, path: Path | None = None) -> None:
+    """Load the calibrated predictor (cell or whole-network) into ``registry``, replacing an older fit of the same device."""
     name = calibrated.card.name
-    held = sum(1 for n in registry.predictors if n.startswith(PREFIX))
-    if name not in registry.predictors and held >= settings.max_calibrated_predictors:
+    held = sum(1 for n in [*registry.predictors, *registry.networks] if n.startswith(PREFIX))
+    if name not in registry.predictors and name not in registry.networks and held >= settings.max_calibrated_predictors:
         raise ServiceError(
             409,
             "too_many_calibrations",
@@ -149,11 +150,15 @@ def register(registry: Registry, calibrated: CalibratedPredictor, settings: Sett
             "re-calibrate an existing device or raise the limit",
         )
     session = ort.InferenceSession(calibrated.onnx_bytes, _session_options(settings.ort_threads, 3), providers=[CPU])
-    _check_contract(calibrated.card, session)
-    predictor = Predictor(card=calibrated.card, session=session, provider=CPU, onnx_path=path)
-    registry.predictors = {**registry.predictors, name: predictor}  # copy on write: readers iterate the old dict
+    if calibrated.card.kind == "network":
+        check_network_contract(calibrated.card, session)
+        network = NetworkPredictor(card=calibrated.card, session=session, provider=CPU, onnx_path=path)
+        registry.networks = {**registry.networks, name: network}  # copy on write: readers iterate the old dict
+    else:
+        _check_contract(calibrated.card, session)
+        predictor = Predictor(card=calibrated.card, session=session, provider=CPU, onnx_path=path)
+        registry.predictors = {**registry.predictors, name: predictor}
     log.info("registered calibrated predictor %s %s", name, calibrated.card.version)
-    return predictor
 
 
 def persist(calibrated: CalibratedPredictor, directory: Path) -> Path:
@@ -188,7 +193,7 @@ def load_persisted(registry: Registry, settings: Settings, names: Sequence[str])
             continue  # loaded, or found broken, at this very file version
         try:
             card = ModelCard.load(card_path)
-            current = registry.predictors.get(name)
+            current = registry.predictors.get(name) or registry.networks.get(name)
             if current is None or current.card.version != card.version:
                 data = (directory / card.onnx_file).read_bytes()
                 fields = {k: v for k, v in card.calibration.items() if k in Calibration.__dataclass_fields__}

@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,7 @@ class NetworkPredictor:
     card: ModelCard
     session: ort.InferenceSession
     provider: str
+    onnx_path: Path | None = None  # where the graph was loaded from (a calibration builds on it)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property

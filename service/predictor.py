@@ -123,7 +123,9 @@ def load_registry(directory: Path, providers: str = "auto", threads: int = 0) ->
             if card.name in registry.networks or card.name in registry.predictors:
                 registry.errors.append(f"predictor name {card.name!r} appears in more than one card")
                 continue
-            registry.networks[card.name] = NetworkPredictor(card=card, session=session, provider=session.get_providers()[0])
+            registry.networks[card.name] = NetworkPredictor(
+                card=card, session=session, provider=session.get_providers()[0], onnx_path=onnx_path
+            )
             log.info("loaded network predictor %s %s on %s", card.name, card.version, session.get_providers()[0])
             continue
         try:
@@ -155,6 +157,11 @@ def load_service_registry(settings: Settings) -> Registry:
                 registry.errors.append(f"predictor name {name!r} is in both {settings.predictor_dir} and {directory}")
                 continue
             registry.predictors[name] = predictor
+        for name, network in extra.networks.items():
+            if name in registry.predictors or name in registry.networks:
+                registry.errors.append(f"predictor name {name!r} is in both {settings.predictor_dir} and {directory}")
+                continue
+            registry.networks[name] = network
         registry.errors.extend(extra.errors)
     if registry.networks:  # load ONNX shape inference (sympy, ~0.3 s) at start-up rather than on the first upload
         symbolic_shape_module()

@@ -17,6 +17,7 @@ from model.errors import ArchitectureError
 from model.network_domain import domain_warnings
 from model.onnx_graph import ParseOptions
 from service.cache import PredictionCache
+from service.calibrate import PREFIX, load_persisted
 from service.deps import get_cache, get_registry, get_settings
 from service.errors import ServiceError
 from service.network_predictor import NetworkPredictor, model_digest, predict_onnx_bytes
@@ -108,6 +109,10 @@ async def predict_onnx_route(
             f"sequence_length={sequence_length} exceeds the limit of {settings.max_sequence_length} "
             "(ARCHCAST_MAX_SEQUENCE_LENGTH)",
         )
+    if settings.calibration_dir is not None:  # a calibration another worker (or `archcast calibrate`) wrote
+        named = [predictor] if predictor is not None else [PREFIX + device] if device is not None else []
+        if any(n.startswith(PREFIX) for n in named):
+            await run_in_threadpool(load_persisted, registry, settings, named)
     chosen = choose_network_predictor(registry, predictor, device)
     data = await read_upload(request)
     shape = (batch, resolution, sequence_length)

@@ -74,10 +74,13 @@ def session_feed(session: ort.InferenceSession, seed: int = 0) -> dict[str, np.n
     return feed
 
 
-def measure_pass(onnx_bytes: bytes, settings: MeasureSettings | None = None) -> PassResult:
+def measure_pass(
+    onnx_bytes: bytes, settings: MeasureSettings | None = None, feed: dict[str, np.ndarray] | None = None
+) -> PassResult:
+    """One pass over a model; ``feed`` gives the inputs (default: ``session_feed``, symbolic dimensions set to 1)."""
     settings = settings or MeasureSettings()
     session = make_session(onnx_bytes, settings.threads, settings.provider)
-    feed = session_feed(session)
+    feed = feed if feed is not None else session_feed(session)
     for _ in range(settings.warmup):
         session.run(None, feed)
     times: list[float] = []

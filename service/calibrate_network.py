@@ -1,0 +1,164 @@
+"""Few-shot calibration of a whole-network (ONNX) predictor onto a new device: measured ONNX models in, predictor out.
+
+A CI runner or a user's CPU is rarely the device a shipped network predictor was measured on (the shipped
+``cpu-ort-1t`` predictor reads a median 34 % fast on another Xeon). Given 10-50 ONNX models measured there
+(``archcast measure``), ``fit_network_device`` predicts them with the base network predictor, fits
+``log y = a + b log p`` (``model.calibration``, leave-one-out checked) and builds ``calibrated-<device>``: the base
+graph plus that map, a network predictor card for device ``<device>`` that ``archcast check --device`` and
+``POST /v1/predict/onnx?device=`` use like a shipped one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from model.calibration import MIN_SAMPLES, calibrated_network_onnx, fit_calibration
+from model.card import ModelCard, TargetCard
+from model.errors import ArchitectureError
+from model.onnx_graph import ParseOptions, parse_onnx
+from service.calibrate import CALIBRATED_PRIORITY, PREFIX, CalibratedPredictor
+from service.errors import ServiceError
+from service.network_predictor import NetworkPredictor
+from service.predictor import Registry
+from service.routers.predict_onnx import choose_network_predictor
+from service.settings import Settings
+
+
+@dataclass(frozen=True)
+class NetworkMeasurement:
+    """One measured ONNX model: its bytes, its latency on the new device, the shapes it was measured at."""
+
+    data: bytes | Path  # the model, or its file (read one at a time: 50 models of 100 MB need not sit in memory)
+    latency_ms: float
+    batch: int = 1
+    resolution: int = 224
+    sequence_length: int = 128
+    label: str = ""  # where it came from (file path, line), for error messages
+    environment: dict[str, Any] = field(default_factory=dict)  # cpu, onnxruntime, threads as ``archcast measure`` saw them
+
+
+def choose_network_base(registry: Registry, name: str | None) -> NetworkPredictor:
+    """The named network predictor, or the default one (highest priority) when ``name`` is None."""
+    return choose_network_predictor(registry, name, None)
+
+
+def base_predictions(
+    base: NetworkPredictor, measurements: Sequence[NetworkMeasurement], settings: Settings
+) -> tuple[np.ndarray, int]:
+    """The base predictor's (ms, std ms) for every measured model, (N, 2), and how many distinct (model, shape) pairs.
+
+    A model that cannot be read is a 422, one over ``max_onnx_bytes`` a 413, one that does not parse a 413 / 422.
+    """
+    rows = []
+    distinct = set()
+    for number, item in enumerate(measurements):
+        where = item.label or f"measurements.{number}"
+        try:
+            size = item.data.stat().st_size if isinstance(item.data, Path) else len(item.data)
+            if size > settings.max_onnx_bytes:
+                raise ServiceError(
+                    413,
+                    "body_too_large",
+                    f"{where}: model of {size} bytes exceeds {settings.max_onnx_bytes} (ARCHCAST_MAX_ONNX_BYTES)",
+                )
+            data = item.data.read_bytes() if isinstance(item.data, Path) else item.data
+        except OSError as exc:
+            raise ServiceError(422, "invalid_measurements", f"{where}: cannot read the model: {exc.strerror or exc}") from None
+        distinct.add((hashlib.sha256(data).digest(), item.batch, item.resolution, item.sequence_length))
+        options = ParseOptions(
+            batch=item.batch,
+            resolution=item.resolution,
+            sequence_length=item.sequence_length,
+            max_nodes=settings.max_network_nodes,
+        )
+        try:
+            graph = parse_onnx(data, options)
+        except ArchitectureError as exc:
+            status = 413 if exc.code == "too_large" else 422
+            raise ServiceError(status, exc.code, f"{where}: {exc.message}") from None
+        rows.append(base.run(graph))
+    return np.asarray(rows, dtype=np.float64).reshape(-1, 2), len(distinct)
+
+
+def fit_network_device(
+    device: str,
+    measurements: Sequence[NetworkMeasurement],
+    registry: Registry,
+    settings: Settings,
+    base_name: str | None = None,
+    method: str = "auto",
+) -> CalibratedPredictor:
+    """Predict the measured models with the base network predictor, fit the map, build ``calibrated-<device>``."""
+    count = len(measurements)
+    if count > settings.max_calibration_samples:
+        raise ServiceError(
+            413,
+            "batch_too_large",
+            f"{count} measurements; the limit is {settings.max_calibration_samples} (ARCHCAST_MAX_CALIBRATION_SAMPLES)",
+        )
+    if count < MIN_SAMPLES:
+        raise ServiceError(422, "invalid_measurements", f"{count} measurement(s); a calibration needs at least {MIN_SAMPLES}")
+    base = choose_network_base(registry, base_name)
+    if device == base.device:
+        raise ServiceError(
+            422, "invalid_measurements", f"device {device!r} is the base predictor's own device; name the new device"
+        )
+    predicted, distinct = base_predictions(base, measurements, settings)
+    if distinct < MIN_SAMPLES:
+        raise ServiceError(
+            422,
+            "invalid_measurements",
+            f"the measurements cover {distinct} distinct model(s) and shape(s); a calibration needs at least {MIN_SAMPLES}",
+        )
+    measured = np.array([m.latency_ms for m in measurements], dtype=np.float64)
+    try:
+        calibration = fit_calibration(predicted, measured, [0], [base.card.targets[0].name], method)
+    except ValueError as exc:
+        raise ServiceError(422, "invalid_measurements", str(exc)) from None
+    if base.onnx_path is None:
+        raise ServiceError(422, "invalid_base", f"network predictor {base.name!r} was not loaded from a file; name another base")
+    model = calibrated_network_onnx(onnx.load(str(base.onnx_path)), calibration)
+    data = model.SerializeToString()
+    name = PREFIX + device
+    environments = {tuple(sorted(m.environment.items())) for m in measurements}
+    measured_on = dict(next(iter(environments))) if len(environments) == 1 else {}
+    target = TargetCard(
+        name=f"latency_{device}_ms",
+        unit="ms",
+        description=f"batch-{measurements[0].batch} latency on {device}, calibrated from {calibration.n_samples} measured "
+        f"ONNX models on {base.name} {base.card.version} (device {base.device}); std = the calibration's inflated "
+        "leave-one-out error and the base ensemble's spread",
+        transform="log",
+        mean=0.0,
+        std=1.0,
+        metrics={
+            "loo_mape": round(calibration.loo_mape, 4),
+            "loo_rmse_log": round(calibration.loo_rmse_log, 6),
+            "std_log": round(calibration.std_log, 6),
+            "n": float(calibration.n_samples),
+        },
+    )
+    card = ModelCard(
+        name=name,
+        version=f"cal-{hashlib.sha256(data).hexdigest()[:12]}",
+        spaces=list(base.card.spaces),
+        ops=[],
+        targets=[target],
+        onnx_file=f"{name}.onnx",
+        created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        priority=CALIBRATED_PRIORITY,
+        kind="network",
+        device={**measured_on, "device": device, "calibrated_from": base.device},
+        tokenizer=base.card.tokenizer,
+        domain=base.card.domain,
+        calibration={"base": base.name, "base_version": base.card.version, "device": device, **calibration.to_dict()},
+    )
+    return CalibratedPredictor(card=card, onnx_bytes=data, calibration=calibration)

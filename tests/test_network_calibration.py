@@ -1,0 +1,197 @@
+"""Few-shot calibration of a whole-network predictor: the ONNX map, the fit, `archcast measure` / `calibrate` / `check`,
+and the service serving the result (the shipped cpu-ort-1t predictor as base, real onnxruntime sessions)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from fastapi.testclient import TestClient
+from onnx_fixtures import attention_block, conv_net
+
+from model.calibration import Calibration, calibrated_network_onnx
+from model.network_tokenizer import tokenize_networks, tokens_for_version
+from model.onnx_graph import ParseOptions, parse_onnx
+from service.app import create_app
+from service.calibrate import persist
+from service.calibrate_network import NetworkMeasurement, fit_network_device
+from service.errors import ServiceError
+from service.local import load_for_local, predict_onnx_local
+from service.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+BASE = "cpu-ort-1t-v1"
+RESOLUTIONS = (32, 48, 64, 96, 128, 160, 192, 224)
+
+
+@pytest.fixture(scope="module")
+def base_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Only the shipped cpu-ort-1t network predictor (fast to load)."""
+    directory = tmp_path_factory.mktemp("base")
+    for suffix in (".onnx", ".card.json"):
+        shutil.copy(ROOT / "model" / "predictors" / f"{BASE}{suffix}", directory)
+    return directory
+
+
+def base_ms(settings: Settings, data: bytes, resolution: int) -> float:
+    return predict_onnx_local(data, resolution=resolution, predictor=BASE, settings=settings)["latency_ms"]["value"]
+
+
+def new_device(ms: float) -> float:
+    """A made-up CPU: a power law of the base device's latency."""
+    return float(np.exp(0.5) * ms**1.1)
+
+
+def conv_measurements(settings: Settings, resolutions: tuple[int, ...] = RESOLUTIONS) -> list[NetworkMeasurement]:
+    data = conv_net().SerializeToString()
+    return [NetworkMeasurement(data, new_device(base_ms(settings, data, r)), resolution=r) for r in resolutions]
+
+
+def test_the_network_map_computes_value_and_std(base_dir: Path) -> None:
+    base = onnx.load(str(base_dir / f"{BASE}.onnx"))
+    fit = Calibration((0,), ("latency",), (1.1,), 0.5, "single", 0.0, 20, 0.1, 10.0)
+    graph = parse_onnx(conv_net().SerializeToString(), ParseOptions(resolution=64))
+    batch = tokenize_networks([graph], version="7")
+    feeds = {"tokens": tokens_for_version(batch.tokens, "7"), "mask": batch.mask, "features": batch.features}
+    (before,) = ort.InferenceSession(base.SerializeToString()).run(["prediction"], feeds)
+    (after,) = ort.InferenceSession(calibrated_network_onnx(base, fit).SerializeToString()).run(["prediction"], feeds)
+    value = np.exp(0.5) * before[0, 0] ** 1.1
+    relative = np.sqrt((1.1 * before[0, 1] / before[0, 0]) ** 2 + fit.std_log**2)
+    assert after.shape == (1, 2)
+    assert after[0, 0] == pytest.approx(value, rel=1e-5)
+    assert after[0, 1] == pytest.approx(value * relative, rel=1e-5)
+    with pytest.raises(ValueError, match="one latency column"):
+        calibrated_network_onnx(base, Calibration((0, 1), ("a", "b"), (1.0, 1.0), 0.0, "ridge", 1.0, 20, 0.1, 10.0))
+
+
+def test_fit_recovers_the_new_device_and_predicts_unseen_models(base_dir: Path) -> None:
+    settings = Settings(predictor_dir=base_dir, providers="cpu")
+    calibrated = fit_network_device("my-cpu", conv_measurements(settings), load_for_local(settings), settings)
+    card = calibrated.card
+    assert card.name == "calibrated-my-cpu" and card.kind == "network" and card.tokenizer == "7"
+    assert card.device["device"] == "my-cpu" and card.device["calibrated_from"] == "cpu-ort-1t"
+    assert calibrated.calibration.weights[0] == pytest.approx(1.1, rel=1e-3)
+    assert calibrated.calibration.bias == pytest.approx(0.5, abs=1e-2)
+    out = base_dir.parent / "calibrated"
+    persist(calibrated, out)
+    served = Settings(predictor_dir=base_dir, providers="cpu", calibration_dir=out)
+    unseen = attention_block().SerializeToString()  # a model family the calibration never saw
+    body = predict_onnx_local(unseen, device="my-cpu", settings=served)
+    assert body["predictor"] == "calibrated-my-cpu" and body["device"] == "my-cpu"
+    assert body["latency_ms"]["value"] == pytest.approx(new_device(base_ms(settings, unseen, 224)), rel=1e-3)
+    assert body["latency_ms"]["std"] >= body["latency_ms"]["value"] * calibrated.calibration.std_log * 0.999
+    default = predict_onnx_local(unseen, settings=served)  # a calibration never becomes the default predictor
+    assert default["predictor"] == BASE
+
+
+def test_bad_measurements_get_clear_errors(base_dir: Path, tmp_path: Path) -> None:
+    settings = Settings(predictor_dir=base_dir, providers="cpu")
+    registry = load_for_local(settings)
+    good = conv_measurements(settings)
+    cases = [
+        (good[:4], 422, "at least 5"),
+        ([good[0]] * 6, 422, "6 measurement"),  # counted below: 1 distinct model
+        (good, 422, "base predictor's own device"),
+        ([*good, NetworkMeasurement(b"not onnx", 1.0, label="bad.jsonl:3")], 422, "bad.jsonl:3"),
+        ([*good, NetworkMeasurement(tmp_path / "gone.onnx", 1.0, label="m.jsonl:9")], 422, "cannot read the model"),
+    ]
+    for measurements, status, fragment in cases:
+        device = "cpu-ort-1t" if fragment.startswith("base") else "dev"
+        with pytest.raises(ServiceError) as raised:
+            fit_network_device(device, measurements, registry, settings)
+        assert raised.value.status == status
+        message = raised.value.message
+        assert (fragment in message) or (fragment == "6 measurement" and "1 distinct model" in message), message
+    small = Settings(predictor_dir=base_dir, providers="cpu", max_onnx_bytes=100)
+    with pytest.raises(ServiceError) as raised:
+        fit_network_device("dev", good, registry, small)
+    assert raised.value.status == 413 and "ARCHCAST_MAX_ONNX_BYTES" in raised.value.message
+
+
+def run_cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "archcast.cli", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=300
+    )
+
+
+def test_measure_calibrate_check_from_the_command_line(base_dir: Path, tmp_path: Path) -> None:
+    """The CI runner's workflow: measure a few models here, calibrate, gate a model on the calibrated device."""
+    onnx.save(conv_net(), tmp_path / "conv.onnx")
+    onnx.save(attention_block(), tmp_path / "attention.onnx")
+    env = {"ARCHCAST_PREDICTOR_DIR": str(base_dir), "ARCHCAST_PROVIDERS": "cpu", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
+    measured = tmp_path / "runner.jsonl"
+    for resolution in (32, 64, 96, 128, 160):
+        done = run_cli("measure", "conv.onnx", "--out", str(measured), "--resolution", str(resolution), "--min-time", "0.02",
+                       env=env, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+    again = run_cli("measure", "conv.onnx", "--out", str(measured), "--resolution", "32", env=env, cwd=tmp_path)
+    assert again.returncode == 0 and "already in" in again.stderr  # resumes: nothing measured twice
+    records = [json.loads(line) for line in measured.read_text().splitlines()]
+    assert [r["resolution"] for r in records] == [32, 64, 96, 128, 160]
+    assert all(r["onnx"] == "conv.onnx" and r["latency_ms"] > 0 and len(r["passes_min_ms"]) == 2 for r in records)
+    assert records[-1]["latency_ms"] > records[0]["latency_ms"]  # 25x the pixels take longer
+    assert records[0]["environment"]["threads"] == 1 and records[0]["environment"]["onnxruntime"] == ort.__version__
+
+    out = tmp_path / "calibrated"
+    done = run_cli("calibrate", "--device", "ci-runner", "--measurements", str(measured), "--out", str(out), env=env, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout[: done.stdout.rindex("}") + 1])
+    assert summary["predictor"] == "calibrated-ci-runner" and summary["n_samples"] == 5 and summary["base"] == BASE
+    card = json.loads((out / "calibrated-ci-runner.card.json").read_text())
+    assert card["device"]["cpu_id"] == records[0]["environment"]["cpu_id"]  # where the measurements were taken
+
+    served = env | {"ARCHCAST_CALIBRATION_DIR": str(out)}
+    model = str(tmp_path / "conv.onnx")
+    predicted = run_cli("predict", model, "--device", "ci-runner", "--resolution", "64", env=served, cwd=ROOT)
+    value = json.loads(predicted.stdout)["latency_ms"]["value"]
+    passed = run_cli("check", model, "--device", "ci-runner", "--resolution", "64", "--max-latency-ms", str(value * 1.01),
+                     env=served, cwd=ROOT)
+    failed = run_cli("check", model, "--device", "ci-runner", "--resolution", "64", "--max-latency-ms", str(value * 0.99),
+                     env=served, cwd=ROOT)
+    assert passed.returncode == 0 and "PASS" in passed.stdout and "on ci-runner" in passed.stdout
+    assert failed.returncode == 1 and "FAIL" in failed.stdout
+
+
+def test_calibrate_command_refuses_bad_files(base_dir: Path, tmp_path: Path) -> None:
+    env = {"ARCHCAST_PREDICTOR_DIR": str(base_dir), "ARCHCAST_PROVIDERS": "cpu", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
+    cases = {
+        '{"onnx": "a.onnx"}\n': "expected an object with 'onnx'",
+        '{"onnx": "a.onnx", "latency_ms": 2, "batch": 0}\n': "batch must be a positive integer",
+        '{"onnx": "a.onnx", "latency_ms": -1}\n': "latency_ms must be a finite number > 0",
+        '{"onnx": "missing.onnx", "latency_ms": 1}\n' * 5: "cannot read the model",
+    }
+    for text, message in cases.items():
+        path = tmp_path / "m.jsonl"
+        path.write_text(text)
+        done = run_cli("calibrate", "--device", "dev", "--measurements", str(path), env=env, cwd=tmp_path)
+        assert done.returncode == 2 and message in done.stderr, done.stderr
+    done = run_cli("calibrate", "--device", "Bad Name", "--measurements", str(path), env=env, cwd=tmp_path)
+    assert done.returncode == 2 and "invalid_device" in done.stderr
+    done = run_cli("calibrate", "--device", "dev", "--measurements", str(path), "--url", "http://x", env=env, cwd=tmp_path)
+    assert done.returncode == 2 and "in-process" in done.stderr
+    done = run_cli("measure", "nothing.onnx", "--out", str(tmp_path / "o.jsonl"), env=env, cwd=tmp_path)
+    assert done.returncode == 2 and "not a file" in done.stderr
+
+
+def test_service_loads_a_calibration_written_after_it_started(base_dir: Path, tmp_path: Path) -> None:
+    """`archcast calibrate` on the CI runner, the running service picks the file up on the first request naming it."""
+    settings = Settings(predictor_dir=base_dir, providers="cpu", calibration_dir=tmp_path / "cal")
+    data = conv_net().SerializeToString()
+    with TestClient(create_app(settings)) as client:
+        missing = client.post("/v1/predict/onnx?device=late-cpu&resolution=64", content=data)
+        assert missing.status_code == 404 and "late-cpu" in missing.json()["error"]["message"]
+        local = Settings(predictor_dir=base_dir, providers="cpu")
+        persist(fit_network_device("late-cpu", conv_measurements(local), load_for_local(local), local), tmp_path / "cal")
+        found = client.post("/v1/predict/onnx?device=late-cpu&resolution=64", content=data)
+        assert found.status_code == 200, found.text
+        assert found.json()["predictor"] == "calibrated-late-cpu"
+        assert found.json()["latency_ms"]["value"] == pytest.approx(new_device(base_ms(local, data, 64)), rel=1e-3)
+        listed = client.get("/v1/predictors").json()
+        assert "calibrated-late-cpu" in json.dumps(listed)
