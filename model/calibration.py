@@ -9,8 +9,9 @@ leave-one-out error on the measurements, between
 
 ``calibrated_onnx`` appends that map to the base ONNX graph, so the result is an ordinary one-target cell predictor
 (tokens/mask/depth -> prediction (B, 1) in ms) that the service and the CLI load like any shipped one.
-``calibrated_network_onnx`` does the same for a whole-network (ONNX upload) predictor: its one latency head, mapped
-by ``single`` (the only source), keeps the (B, 2) = (ms, std) contract.
+``calibrated_network_onnx`` does the same for a whole-network (ONNX upload) predictor, keeping its (B, 2) = (ms, std)
+contract; its sources are its one latency head and, from ``COSTS_FROM`` measured models on, the model's MACs and
+memory traffic (``fit_network_calibration``): another CPU differs from the base one in compute and in memory speed.
 The calibrated predictor's uncertainty (``std_log`` in its card) is the leave-one-out log-space RMSE times
 ``std_inflation(n)``: with few measurements, and a fit chosen by that same error, the leave-one-out RMSE under-states
 the error on the rest of the space. The factors are measured on devices the few-shot benchmark does not score
@@ -202,14 +203,36 @@ def calibrated_onnx(base: onnx.ModelProto, calibration: Calibration, output: str
     return model
 
 
+NETWORK_SOURCES = ("latency_ms", "macs", "memory_bytes")
+"""What a whole-network calibration may map from: the base predictor's latency and the model's cost (columns 0, 1, 2)."""
+COSTS_FROM = 20
+"""From this many measured models on, ``auto`` also offers the costs: with 20-50 models they cut the error of a clean
+CPU by a third; with 10 they overfit a noisy one (``benchmarks/results/onnx_calibration_*.md``)."""
+_FEATURE_COLUMNS = (1, 3)  # network_tokenizer.graph_features: log2(1 + macs), log2(1 + memory_bytes)
+
+
+def network_design(base_ms: np.ndarray, macs: np.ndarray, memory_bytes: np.ndarray) -> np.ndarray:
+    """(N, 3) = (base ms, 1 + MACs, 1 + memory bytes): the logs of these are what a network calibration maps from."""
+    return np.column_stack([base_ms, 1.0 + np.asarray(macs, np.float64), 1.0 + np.asarray(memory_bytes, np.float64)])
+
+
+def fit_network_calibration(design: np.ndarray, measured: np.ndarray, method: str = "auto") -> Calibration:
+    """The map for a whole-network predictor: ``single`` = latency only; ``ridge`` = latency and costs; ``auto`` =
+    latency only below ``COSTS_FROM`` models, else the lower leave-one-out error of single / ridge over all three."""
+    if method == "single" or (method == "auto" and len(measured) < COSTS_FROM):
+        return fit_calibration(design, measured, [0], NETWORK_SOURCES[:1], "single")
+    return fit_calibration(design, measured, [0, 1, 2], NETWORK_SOURCES, method)
+
+
 def calibrated_network_onnx(base: onnx.ModelProto, calibration: Calibration, output: str = "prediction") -> onnx.ModelProto:
     """A whole-network predictor's graph with ``prediction`` (B, 2) = (ms, std ms) mapped onto a new device.
 
-    value = exp(bias + w log base_ms); std = value * sqrt((w * base_std / base_ms)^2 + std_log^2): the base's own
-    relative spread carried through the map, plus the calibration's inflated leave-one-out error.
+    value = exp(bias + w . log(base ms, 1 + MACs, 1 + memory bytes)[columns]), the costs read from the graph's own
+    ``features`` input; std = value * sqrt((w_ms * base_std / base_ms)^2 + std_log^2): the base's relative spread
+    carried through the map, plus the calibration's inflated leave-one-out error.
     """
-    if calibration.columns != (0,) or len(calibration.weights) != 1:
-        raise ValueError("a whole-network calibration maps the one latency column (0) of its base predictor")
+    if not calibration.columns or not set(calibration.columns) <= {0, 1, 2}:
+        raise ValueError(f"a whole-network calibration maps columns of {NETWORK_SOURCES}, not {calibration.columns}")
     model = onnx.ModelProto()
     model.CopyFrom(base)
     graph = model.graph
@@ -219,13 +242,17 @@ def calibrated_network_onnx(base: onnx.ModelProto, calibration: Calibration, out
     kept = [o for o in graph.output if o.name != output]
     del graph.output[:]
     graph.output.extend(kept)
-    weight = float(calibration.weights[0])
+    weights = dict(zip(calibration.columns, calibration.weights, strict=True))
+    weight_ms = float(weights.get(0, 0.0))
     graph.initializer.extend(
         [
             numpy_helper.from_array(np.asarray([0], dtype=np.int64), "calibration_value_column"),
             numpy_helper.from_array(np.asarray([1], dtype=np.int64), "calibration_std_column"),
-            numpy_helper.from_array(np.asarray([[weight]], dtype=np.float32), "calibration_weights"),
-            numpy_helper.from_array(np.asarray([weight * weight], dtype=np.float32), "calibration_weight_squared"),
+            numpy_helper.from_array(np.asarray(_FEATURE_COLUMNS, dtype=np.int64), "calibration_feature_columns"),
+            numpy_helper.from_array(np.asarray(np.log(2.0), dtype=np.float32), "calibration_ln2"),
+            numpy_helper.from_array(np.asarray(calibration.columns, dtype=np.int64), "calibration_columns"),
+            numpy_helper.from_array(np.asarray(calibration.weights, dtype=np.float32).reshape(-1, 1), "calibration_weights"),
+            numpy_helper.from_array(np.asarray([weight_ms * weight_ms], dtype=np.float32), "calibration_weight_squared"),
             numpy_helper.from_array(np.asarray([calibration.bias], dtype=np.float32), "calibration_bias"),
             numpy_helper.from_array(np.asarray([calibration.std_log**2], dtype=np.float32), "calibration_variance_log"),
             numpy_helper.from_array(np.asarray(1e-12, dtype=np.float32), "calibration_floor"),
@@ -239,7 +266,11 @@ def calibrated_network_onnx(base: onnx.ModelProto, calibration: Calibration, out
             helper.make_node("Gather", [inner, "calibration_std_column"], ["calibration_base_std"], axis=1),
             helper.make_node("Max", ["calibration_base_value", "calibration_floor"], ["calibration_positive"]),
             helper.make_node("Log", ["calibration_positive"], ["calibration_log"]),
-            helper.make_node("MatMul", ["calibration_log", "calibration_weights"], ["calibration_linear"]),
+            helper.make_node("Gather", ["features", "calibration_feature_columns"], ["calibration_log2_costs"], axis=1),
+            helper.make_node("Mul", ["calibration_log2_costs", "calibration_ln2"], ["calibration_log_costs"]),
+            helper.make_node("Concat", ["calibration_log", "calibration_log_costs"], ["calibration_logs"], axis=1),
+            helper.make_node("Gather", ["calibration_logs", "calibration_columns"], ["calibration_selected"], axis=1),
+            helper.make_node("MatMul", ["calibration_selected", "calibration_weights"], ["calibration_linear"]),
             helper.make_node("Add", ["calibration_linear", "calibration_bias"], ["calibration_shifted"]),
             helper.make_node(
                 "Clip", ["calibration_shifted", "calibration_log_min", "calibration_log_max"], ["calibration_clipped"]

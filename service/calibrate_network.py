@@ -3,7 +3,8 @@
 A CI runner or a user's CPU is rarely the device a shipped network predictor was measured on (the shipped
 ``cpu-ort-1t`` predictor reads a median 34 % fast on another Xeon). Given 10-50 ONNX models measured there
 (``archcast measure``), ``fit_network_device`` predicts them with the base network predictor, fits
-``log y = a + b log p`` (``model.calibration``, leave-one-out checked) and builds ``calibrated-<device>``: the base
+``log y = a + b log p`` (from 20 models on, if it lowers the leave-one-out error, a ridge map that also reads the
+models' MACs and memory traffic: ``model.calibration.fit_network_calibration``) and builds ``calibrated-<device>``: the base
 graph plus that map, a network predictor card for device ``<device>`` that ``archcast check --device`` and
 ``POST /v1/predict/onnx?device=`` use like a shipped one.
 """
@@ -20,7 +21,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from model.calibration import MIN_SAMPLES, calibrated_network_onnx, fit_calibration
+from model.calibration import MIN_SAMPLES, calibrated_network_onnx, fit_network_calibration, network_design
 from model.card import ModelCard, TargetCard
 from model.errors import ArchitectureError
 from model.onnx_graph import ParseOptions, parse_onnx
@@ -53,7 +54,8 @@ def choose_network_base(registry: Registry, name: str | None) -> NetworkPredicto
 def base_predictions(
     base: NetworkPredictor, measurements: Sequence[NetworkMeasurement], settings: Settings
 ) -> tuple[np.ndarray, int]:
-    """The base predictor's (ms, std ms) for every measured model, (N, 2), and how many distinct (model, shape) pairs.
+    """``network_design`` of every measured model (the base predictor's ms, its MACs and memory traffic), (N, 3), and
+    how many distinct (model, shape) pairs there are.
 
     A model that cannot be read is a 422, one over ``max_onnx_bytes`` a 413, one that does not parse a 413 / 422.
     """
@@ -84,8 +86,10 @@ def base_predictions(
         except ArchitectureError as exc:
             status = 413 if exc.code == "too_large" else 422
             raise ServiceError(status, exc.code, f"{where}: {exc.message}") from None
-        rows.append(base.run(graph))
-    return np.asarray(rows, dtype=np.float64).reshape(-1, 2), len(distinct)
+        totals = graph.totals()
+        rows.append((base.run(graph)[0], totals["macs"], totals["memory_bytes"]))
+    values = np.asarray(rows, dtype=np.float64).reshape(-1, 3)
+    return network_design(values[:, 0], values[:, 1], values[:, 2]), len(distinct)
 
 
 def fit_network_device(
@@ -111,7 +115,7 @@ def fit_network_device(
         raise ServiceError(
             422, "invalid_measurements", f"device {device!r} is the base predictor's own device; name the new device"
         )
-    predicted, distinct = base_predictions(base, measurements, settings)
+    design, distinct = base_predictions(base, measurements, settings)
     if distinct < MIN_SAMPLES:
         raise ServiceError(
             422,
@@ -120,7 +124,7 @@ def fit_network_device(
         )
     measured = np.array([m.latency_ms for m in measurements], dtype=np.float64)
     try:
-        calibration = fit_calibration(predicted, measured, [0], [base.card.targets[0].name], method)
+        calibration = fit_network_calibration(design, measured, method)
     except ValueError as exc:
         raise ServiceError(422, "invalid_measurements", str(exc)) from None
     if base.onnx_path is None:

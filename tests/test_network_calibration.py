@@ -16,7 +16,14 @@ import pytest
 from fastapi.testclient import TestClient
 from onnx_fixtures import attention_block, conv_net
 
-from model.calibration import Calibration, calibrated_network_onnx
+from model.calibration import (
+    COSTS_FROM,
+    NETWORK_SOURCES,
+    Calibration,
+    calibrated_network_onnx,
+    fit_network_calibration,
+    network_design,
+)
 from model.network_tokenizer import tokenize_networks, tokens_for_version
 from model.onnx_graph import ParseOptions, parse_onnx
 from service.app import create_app
@@ -56,19 +63,40 @@ def conv_measurements(settings: Settings, resolutions: tuple[int, ...] = RESOLUT
 
 def test_the_network_map_computes_value_and_std(base_dir: Path) -> None:
     base = onnx.load(str(base_dir / f"{BASE}.onnx"))
-    fit = Calibration((0,), ("latency",), (1.1,), 0.5, "single", 0.0, 20, 0.1, 10.0)
     graph = parse_onnx(conv_net().SerializeToString(), ParseOptions(resolution=64))
     batch = tokenize_networks([graph], version="7")
     feeds = {"tokens": tokens_for_version(batch.tokens, "7"), "mask": batch.mask, "features": batch.features}
     (before,) = ort.InferenceSession(base.SerializeToString()).run(["prediction"], feeds)
-    (after,) = ort.InferenceSession(calibrated_network_onnx(base, fit).SerializeToString()).run(["prediction"], feeds)
-    value = np.exp(0.5) * before[0, 0] ** 1.1
-    relative = np.sqrt((1.1 * before[0, 1] / before[0, 0]) ** 2 + fit.std_log**2)
-    assert after.shape == (1, 2)
-    assert after[0, 0] == pytest.approx(value, rel=1e-5)
-    assert after[0, 1] == pytest.approx(value * relative, rel=1e-5)
-    with pytest.raises(ValueError, match="one latency column"):
-        calibrated_network_onnx(base, Calibration((0, 1), ("a", "b"), (1.0, 1.0), 0.0, "ridge", 1.0, 20, 0.1, 10.0))
+    totals = graph.totals()
+    design = network_design(before[:, 0], [totals["macs"]], [totals["memory_bytes"]])
+    fits = [
+        Calibration((0,), NETWORK_SOURCES[:1], (1.1,), 0.5, "single", 0.0, 20, 0.1, 10.0),
+        Calibration((0, 1, 2), NETWORK_SOURCES, (0.8, 0.15, -0.05), 0.3, "ridge", 1.0, 30, 0.1, 10.0),
+        Calibration((1,), NETWORK_SOURCES[1:2], (0.9,), -9.0, "single", 0.0, 20, 0.1, 10.0),  # MACs alone
+    ]
+    for fit in fits:
+        (after,) = ort.InferenceSession(calibrated_network_onnx(base, fit).SerializeToString()).run(["prediction"], feeds)
+        value = fit.predict(design)[0]  # what the fit promised, from the parsed graph's own costs
+        weight_ms = dict(zip(fit.columns, fit.weights, strict=True)).get(0, 0.0)
+        relative = np.sqrt((weight_ms * before[0, 1] / before[0, 0]) ** 2 + fit.std_log**2)
+        assert after.shape == (1, 2)
+        assert after[0, 0] == pytest.approx(value, rel=1e-4)
+        assert after[0, 1] == pytest.approx(value * relative, rel=1e-4)
+    assert fits[0].predict(design)[0] == pytest.approx(np.exp(0.5) * before[0, 0] ** 1.1, rel=1e-6)
+    with pytest.raises(ValueError, match="maps columns"):
+        calibrated_network_onnx(base, Calibration((3,), ("x",), (1.0,), 0.0, "single", 0.0, 20, 0.1, 10.0))
+
+
+def test_auto_offers_the_costs_from_twenty_models() -> None:
+    rng = np.random.default_rng(0)
+    base_ms, macs, memory = rng.uniform(1, 100, 40), rng.uniform(1e6, 1e10, 40), rng.uniform(1e6, 1e9, 40)
+    design = network_design(base_ms, macs, memory)
+    measured = np.exp(0.2) * base_ms**0.7 * (1 + memory) ** 0.3 * rng.lognormal(0, 0.01, 40)  # memory-bound new CPU
+    few = fit_network_calibration(design[:COSTS_FROM - 1], measured[:COSTS_FROM - 1])
+    many = fit_network_calibration(design[:COSTS_FROM], measured[:COSTS_FROM])
+    assert few.columns == (0,) and few.method == "single"
+    assert many.method == "ridge" and many.columns == (0, 1, 2) and many.loo_rmse_log < few.loo_rmse_log
+    assert fit_network_calibration(design, measured, "single").columns == (0,)
 
 
 def test_fit_recovers_the_new_device_and_predicts_unseen_models(base_dir: Path) -> None:
