@@ -13,6 +13,7 @@ import csv
 import json
 import math
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,14 +38,7 @@ def read_measurements(path: Path) -> tuple[list[tuple[dict[str, Any], float]], l
                 pairs.append(({"space": "nb201", "arch": row["arch"].strip()}, _latency(row["latency_ms"], path, number)))
                 lines.append(number)
     else:
-        for number, raw in enumerate(path.read_text().splitlines(), start=1):
-            text = raw.strip()
-            if not text or text.startswith("#"):
-                continue
-            try:
-                item = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise RankInputError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+        for number, item in _json_lines(path):
             if not isinstance(item, dict) or "architecture" not in item or "latency_ms" not in item:
                 raise RankInputError(f"{path}:{number}: expected an object with 'architecture' and 'latency_ms'")
             architecture = item["architecture"]
@@ -55,6 +49,18 @@ def read_measurements(path: Path) -> tuple[list[tuple[dict[str, Any], float]], l
     if not pairs:
         raise RankInputError(f"{path}: no measurements (empty file or only comments)")
     return pairs, lines
+
+
+def _json_lines(path: Path) -> Iterator[tuple[int, Any]]:
+    """(line number, decoded value) of each JSON line; blank lines and ``#`` comments skipped; bad JSON names its line."""
+    for number, raw in enumerate(path.read_text().splitlines(), start=1):
+        text = raw.strip()
+        if not text or text.startswith("#"):
+            continue
+        try:
+            yield number, json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise RankInputError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
 
 
 def _latency(value: Any, path: Path, number: int) -> float:
@@ -104,14 +110,11 @@ def is_network_file(path: Path) -> bool:
     path = Path(path)
     if path.suffix.lower() == ".csv":
         return False
-    for raw in path.read_text().splitlines():
-        text = raw.strip()
-        if text and not text.startswith("#"):
-            try:
-                item = json.loads(text)
-            except json.JSONDecodeError:
-                return False
+    try:
+        for _, item in _json_lines(path):
             return isinstance(item, dict) and "onnx" in item
+    except RankInputError:
+        return False
     return False
 
 
@@ -122,14 +125,7 @@ def read_network_measurements(path: Path) -> tuple[list[Any], list[int]]:
     path = Path(path)
     measurements: list[NetworkMeasurement] = []
     lines: list[int] = []
-    for number, raw in enumerate(path.read_text().splitlines(), start=1):
-        text = raw.strip()
-        if not text or text.startswith("#"):
-            continue
-        try:
-            item = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise RankInputError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+    for number, item in _json_lines(path):
         if not isinstance(item, dict) or not isinstance(item.get("onnx"), str) or "latency_ms" not in item:
             raise RankInputError(f"{path}:{number}: expected an object with 'onnx' (a file path) and 'latency_ms'")
         model = Path(item["onnx"])

@@ -377,7 +377,13 @@ def build_parser() -> argparse.ArgumentParser:
         "{onnx, latency_ms} from `archcast measure` (a whole-network predictor)",
     )
     calibrate.add_argument("--base", help="multi-device predictor to calibrate (default: ARCHCAST_CALIBRATION_BASE)")
-    calibrate.add_argument("--method", choices=["auto", "single", "ridge"], default="auto")
+    calibrate.add_argument(
+        "--method",
+        choices=["auto", "single", "ridge"],
+        default="auto",
+        help="single: one source (cells: the best base device; ONNX: the base latency); ridge: all (ONNX: latency, MACs, "
+        "memory traffic); auto: the lower leave-one-out error (ONNX: latency only below 20 models)",
+    )
     calibrate.add_argument("--out", help="output directory (default: ARCHCAST_CALIBRATION_DIR or calibrated/)")
     calibrate.add_argument("--url", help="calibrate through a running service instead of in-process")
     calibrate.set_defaults(func=_cmd_calibrate)

@@ -164,8 +164,8 @@ def fit_calibration(
     return min(candidates, key=lambda c: c.loo_rmse_log)
 
 
-def calibrated_onnx(base: onnx.ModelProto, calibration: Calibration, output: str = "prediction") -> onnx.ModelProto:
-    """The base graph with ``prediction`` (B, T) replaced by the calibrated latency (B, 1) in ms."""
+def _detached(base: onnx.ModelProto, output: str) -> tuple[onnx.ModelProto, str]:
+    """A copy of ``base`` whose ``output`` is renamed to an inner value (returned) and no longer a graph output."""
     model = onnx.ModelProto()
     model.CopyFrom(base)
     graph = model.graph
@@ -175,6 +175,13 @@ def calibrated_onnx(base: onnx.ModelProto, calibration: Calibration, output: str
     kept = [o for o in graph.output if o.name != output]
     del graph.output[:]
     graph.output.extend(kept)
+    return model, inner
+
+
+def calibrated_onnx(base: onnx.ModelProto, calibration: Calibration, output: str = "prediction") -> onnx.ModelProto:
+    """The base graph with ``prediction`` (B, T) replaced by the calibrated latency (B, 1) in ms."""
+    model, inner = _detached(base, output)
+    graph = model.graph
     graph.initializer.extend(
         [
             numpy_helper.from_array(np.asarray(calibration.columns, dtype=np.int64), "calibration_columns"),
@@ -233,15 +240,8 @@ def calibrated_network_onnx(base: onnx.ModelProto, calibration: Calibration, out
     """
     if not calibration.columns or not set(calibration.columns) <= {0, 1, 2}:
         raise ValueError(f"a whole-network calibration maps columns of {NETWORK_SOURCES}, not {calibration.columns}")
-    model = onnx.ModelProto()
-    model.CopyFrom(base)
+    model, inner = _detached(base, output)
     graph = model.graph
-    inner = "base_" + output
-    for node in graph.node:
-        node.output[:] = [inner if name == output else name for name in node.output]
-    kept = [o for o in graph.output if o.name != output]
-    del graph.output[:]
-    graph.output.extend(kept)
     weights = dict(zip(calibration.columns, calibration.weights, strict=True))
     weight_ms = float(weights.get(0, 0.0))
     graph.initializer.extend(

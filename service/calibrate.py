@@ -102,6 +102,16 @@ def fit_for_device(request: CalibrateRequest, registry: Registry, settings: Sett
     return build(base, request.device, calibration)
 
 
+def fit_metrics(calibration: Calibration) -> dict[str, float]:
+    """The fit's figures a calibrated predictor's card carries as its target's metrics."""
+    return {
+        "loo_mape": round(calibration.loo_mape, 4),
+        "loo_rmse_log": round(calibration.loo_rmse_log, 6),
+        "std_log": round(calibration.std_log, 6),
+        "n": float(calibration.n_samples),
+    }
+
+
 def build(base: Predictor, device: str, calibration: Calibration) -> CalibratedPredictor:
     """The calibrated predictor's card and ONNX bytes; its version is a digest of the fit (new fit, new cache keys)."""
     assert base.onnx_path is not None
@@ -109,12 +119,7 @@ def build(base: Predictor, device: str, calibration: Calibration) -> CalibratedP
     data = model.SerializeToString()
     digest = hashlib.sha256(data).hexdigest()[:12]
     name = PREFIX + device
-    metrics = {
-        "loo_mape": round(calibration.loo_mape, 4),
-        "loo_rmse_log": round(calibration.loo_rmse_log, 6),
-        "std_log": round(calibration.std_log, 6),
-        "n": float(calibration.n_samples),
-    }
+    metrics = fit_metrics(calibration)
     target = TargetCard(
         name=f"latency_{device.replace('-', '_').replace('.', '_')}_ms",
         unit="ms",

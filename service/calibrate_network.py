@@ -1,7 +1,7 @@
 """Few-shot calibration of a whole-network (ONNX) predictor onto a new device: measured ONNX models in, predictor out.
 
 A CI runner or a user's CPU is rarely the device a shipped network predictor was measured on (the shipped
-``cpu-ort-1t`` predictor reads a median 34 % fast on another Xeon). Given 10-50 ONNX models measured there
+``cpu-ort-1t`` predictor predicts 34 % low on another Xeon). Given 10-50 ONNX models measured there
 (``archcast measure``), ``fit_network_device`` predicts them with the base network predictor, fits
 ``log y = a + b log p`` (from 20 models on, if it lowers the leave-one-out error, a ridge map that also reads the
 models' MACs and memory traffic: ``model.calibration.fit_network_calibration``) and builds ``calibrated-<device>``: the base
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,7 @@ from model.calibration import MIN_SAMPLES, calibrated_network_onnx, fit_network_
 from model.card import ModelCard, TargetCard
 from model.errors import ArchitectureError
 from model.onnx_graph import ParseOptions, parse_onnx
-from service.calibrate import CALIBRATED_PRIORITY, PREFIX, CalibratedPredictor
+from service.calibrate import CALIBRATED_PRIORITY, PREFIX, CalibratedPredictor, fit_metrics
 from service.errors import ServiceError
 from service.network_predictor import NetworkPredictor
 from service.predictor import Registry
@@ -44,11 +45,6 @@ class NetworkMeasurement:
     sequence_length: int = 128
     label: str = ""  # where it came from (file path, line), for error messages
     environment: dict[str, Any] = field(default_factory=dict)  # cpu, onnxruntime, threads as ``archcast measure`` saw them
-
-
-def choose_network_base(registry: Registry, name: str | None) -> NetworkPredictor:
-    """The named network predictor, or the default one (highest priority) when ``name`` is None."""
-    return choose_network_predictor(registry, name, None)
 
 
 def base_predictions(
@@ -110,7 +106,7 @@ def fit_network_device(
         )
     if count < MIN_SAMPLES:
         raise ServiceError(422, "invalid_measurements", f"{count} measurement(s); a calibration needs at least {MIN_SAMPLES}")
-    base = choose_network_base(registry, base_name)
+    base = choose_network_predictor(registry, base_name, None)  # the named one, or the default
     if device == base.device:
         raise ServiceError(
             422, "invalid_measurements", f"device {device!r} is the base predictor's own device; name the new device"
@@ -132,8 +128,8 @@ def fit_network_device(
     model = calibrated_network_onnx(onnx.load(str(base.onnx_path)), calibration)
     data = model.SerializeToString()
     name = PREFIX + device
-    environments = {tuple(sorted(m.environment.items())) for m in measurements}
-    measured_on = dict(next(iter(environments))) if len(environments) == 1 else {}
+    environments = {json.dumps(m.environment, sort_keys=True, default=str) for m in measurements}
+    measured_on = measurements[0].environment if len(environments) == 1 else {}  # recorded when every line agrees
     target = TargetCard(
         name=f"latency_{device}_ms",
         unit="ms",
@@ -143,12 +139,7 @@ def fit_network_device(
         transform="log",
         mean=0.0,
         std=1.0,
-        metrics={
-            "loo_mape": round(calibration.loo_mape, 4),
-            "loo_rmse_log": round(calibration.loo_rmse_log, 6),
-            "std_log": round(calibration.std_log, 6),
-            "n": float(calibration.n_samples),
-        },
+        metrics=fit_metrics(calibration),
     )
     card = ModelCard(
         name=name,
