@@ -19,7 +19,6 @@ from typing import Any
 
 from archcast.rank import RankInputError
 
-_DEVICE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")  # CalibrateRequest.device's pattern
 SHAPE_FIELDS = {"batch": 1, "resolution": 224, "sequence_length": 128}
 
 
@@ -160,9 +159,11 @@ def calibrate_network_local(
     from service.calibrate_network import fit_network_device
     from service.errors import ServiceError
     from service.local import load_for_local
+    from service.schemas import CalibrateRequest
     from service.settings import Settings
 
-    if not _DEVICE.match(device):
+    pattern = CalibrateRequest.model_json_schema()["properties"]["device"]["pattern"]  # one rule for both calibrations
+    if not re.match(pattern, device):
         raise ServiceError(422, "invalid_device", f"device {device!r}: lower case letters, digits, '_', '.', '-' (at most 63)")
     settings = Settings()
     calibrated = fit_network_device(device, measurements, load_for_local(settings), settings, base, method)
