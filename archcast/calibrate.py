@@ -10,16 +10,12 @@ calibrates a whole-network predictor instead.
 from __future__ import annotations
 
 import csv
-import json
-import math
 import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from archcast.rank import RankInputError
-
-SHAPE_FIELDS = {"batch": 1, "resolution": 224, "sequence_length": 128}
 
 
 def read_measurements(path: Path) -> tuple[list[tuple[dict[str, Any], float]], list[int]]:
@@ -52,24 +48,21 @@ def read_measurements(path: Path) -> tuple[list[tuple[dict[str, Any], float]], l
 
 def _json_lines(path: Path) -> Iterator[tuple[int, Any]]:
     """(line number, decoded value) of each JSON line; blank lines and ``#`` comments skipped; bad JSON names its line."""
-    for number, raw in enumerate(path.read_text().splitlines(), start=1):
-        text = raw.strip()
-        if not text or text.startswith("#"):
-            continue
-        try:
-            yield number, json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise RankInputError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+    from service.calibrate_network import json_lines
+
+    try:
+        yield from json_lines(path.read_text())
+    except ValueError as exc:
+        raise RankInputError(f"{path}:{exc}") from None
 
 
 def _latency(value: Any, path: Path, number: int) -> float:
+    from service.calibrate_network import positive_latency
+
     try:
-        latency = float(value)
-    except (TypeError, ValueError):
-        raise RankInputError(f"{path}:{number}: latency_ms {value!r} is not a number") from None
-    if not math.isfinite(latency) or latency <= 0:
-        raise RankInputError(f"{path}:{number}: latency_ms must be a finite number > 0, got {value!r}")
-    return latency
+        return positive_latency(value)
+    except ValueError as exc:
+        raise RankInputError(f"{path}:{number}: {exc}") from None
 
 
 def calibrate_local(
@@ -117,38 +110,20 @@ def is_network_file(path: Path) -> bool:
     return False
 
 
-def read_network_measurements(path: Path) -> tuple[list[Any], list[int]]:
-    """The measured ONNX models of a JSON-lines file (``NetworkMeasurement`` each) and the line number of each."""
-    from service.calibrate_network import NetworkMeasurement
+def read_network_measurements(path: Path) -> list[Any]:
+    """The measured ONNX models of a JSON-lines file (``NetworkMeasurement`` each; paths relative to the file)."""
+    from service.calibrate_network import network_measurements
 
     path = Path(path)
-    measurements: list[NetworkMeasurement] = []
-    lines: list[int] = []
-    for number, item in _json_lines(path):
-        if not isinstance(item, dict) or not isinstance(item.get("onnx"), str) or "latency_ms" not in item:
-            raise RankInputError(f"{path}:{number}: expected an object with 'onnx' (a file path) and 'latency_ms'")
-        model = Path(item["onnx"])
-        model = model if model.is_absolute() else path.parent / model
-        shapes = {}
-        for name, default in SHAPE_FIELDS.items():
-            value = item.get(name, default)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise RankInputError(f"{path}:{number}: {name} must be a positive integer, got {value!r}")
-            shapes[name] = value
-        environment = item.get("environment", {})
-        measurements.append(
-            NetworkMeasurement(
-                data=model,
-                latency_ms=_latency(item["latency_ms"], path, number),
-                label=f"{path}:{number} ({item['onnx']})",
-                environment=environment if isinstance(environment, dict) else {},
-                **shapes,
-            )
-        )
-        lines.append(number)
-    if not measurements:
-        raise RankInputError(f"{path}: no measurements (empty file or only comments)")
-    return measurements, lines
+
+    def locate(name: str) -> Path:
+        model = Path(name)
+        return model if model.is_absolute() else path.parent / model
+
+    try:
+        return network_measurements(path.read_text(), locate, str(path))
+    except ValueError as exc:
+        raise RankInputError(str(exc)) from None
 
 
 def calibrate_network_local(
@@ -159,11 +134,10 @@ def calibrate_network_local(
     from service.calibrate_network import fit_network_device
     from service.errors import ServiceError
     from service.local import load_for_local
-    from service.schemas import CalibrateRequest
+    from service.schemas import DEVICE_PATTERN
     from service.settings import Settings
 
-    pattern = CalibrateRequest.model_json_schema()["properties"]["device"]["pattern"]  # one rule for both calibrations
-    if not re.match(pattern, device):
+    if not re.match(DEVICE_PATTERN, device):
         raise ServiceError(422, "invalid_device", f"device {device!r}: lower case letters, digits, '_', '.', '-' (at most 63)")
     settings = Settings()
     calibrated = fit_network_device(device, measurements, load_for_local(settings), settings, base, method)

@@ -236,34 +236,36 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def _calibrate_network(args: argparse.Namespace, started: float) -> int:
-    """``archcast calibrate`` on measured ONNX models: a whole-network predictor for the new device (in-process)."""
+    """``archcast calibrate`` on measured ONNX models: a whole-network predictor for the new device, fitted in-process
+    or, with ``--url``, by a running service the models are uploaded to."""
     import time
 
     from archcast.calibrate import calibrate_network_local, read_network_measurements
     from archcast.rank import RankInputError
 
-    if args.url:
-        print(
-            "error: invalid_input: ONNX measurements are calibrated in-process (the models stay on this machine); drop "
-            "--url, then point the service's ARCHCAST_CALIBRATION_DIR at --out",
-            file=sys.stderr,
-        )
-        return 2
     try:
-        measurements, lines = read_network_measurements(Path(args.measurements))
-    except (OSError, RankInputError) as exc:
-        return _report(exc)
-    try:
-        summary, onnx_path = calibrate_network_local(
-            args.device, measurements, args.base, args.method, Path(args.out) if args.out else None
-        )
-    except _api_errors() as exc:
+        if args.url:  # the models are uploaded, the fit made and served there
+            from archcast.client import Client
+
+            with Client(args.url) as client:
+                summary = client.calibrate_onnx(args.device, Path(args.measurements), args.base, args.method)
+            persisted = " and persisted to its ARCHCAST_CALIBRATION_DIR" if summary.get("persisted") else ""
+            where = f"loaded by the service at {args.url}{persisted}; use it with POST /v1/predict/onnx?device={args.device}"
+        else:
+            measurements = read_network_measurements(Path(args.measurements))
+            summary, onnx_path = calibrate_network_local(
+                args.device, measurements, args.base, args.method, Path(args.out) if args.out else None
+            )
+            where = (
+                f"wrote {onnx_path} and its card; use it with --device {args.device} and "
+                f"ARCHCAST_CALIBRATION_DIR={onnx_path.parent}"
+            )
+    except (OSError, RankInputError, *_api_errors()) as exc:
         return _report(exc)
     print(json.dumps(summary, indent=1))
     print(
         f"{summary['predictor']}: {summary['n_samples']} measured ONNX models, leave-one-out MAPE {summary['loo_mape']:.1f} %; "
-        f"wrote {onnx_path} and its card; use it with --device {args.device} and ARCHCAST_CALIBRATION_DIR={onnx_path.parent} "
-        f"({time.perf_counter() - started:.1f} s)"
+        f"{where} ({time.perf_counter() - started:.1f} s)"
     )
     return 0
 

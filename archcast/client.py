@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import random
 import re
 import time
@@ -189,6 +190,33 @@ def _checked(response: httpx.Response, offset: int = 0) -> Any:
     raise ArchCastError(response.status_code, code, message)
 
 
+def onnx_calibration_form(
+    device: str, measurements: str | Path, base: str | None, method: str
+) -> tuple[dict[str, str], list[tuple[str, tuple[str, bytes]]]]:
+    """The multipart form of ``POST /v1/calibrate/onnx``: each model the measurement lines name is uploaded once under
+    a unique name, and the lines are rewritten to name it; other lines go as they are (the service reports them by
+    line number). A model file that cannot be read raises ``OSError``."""
+    path = Path(measurements)
+    lines, names = [], {}  # names: resolved model path -> upload name
+    for raw in path.read_text().splitlines():
+        try:
+            record = json.loads(raw) if raw.strip() and not raw.strip().startswith("#") else None
+        except json.JSONDecodeError:
+            record = None
+        if isinstance(record, dict) and isinstance(record.get("onnx"), str):
+            model = (path.parent / record["onnx"]).resolve()
+            if model not in names:
+                taken = set(names.values())
+                names[model] = model.name if model.name not in taken else f"{len(names)}-{model.name}"
+            raw = json.dumps({**record, "onnx": names[model]})
+        lines.append(raw)
+    files = [("models", (name, model.read_bytes())) for model, name in names.items()]
+    fields = {"device": device, "method": method, "measurements": "\n".join(lines) + "\n"}
+    if base is not None:
+        fields["base"] = base
+    return fields, files
+
+
 def _merge(bodies: list[dict[str, Any]]) -> dict[str, Any]:
     if not bodies:
         return {"predictor": None, "version": None, "results": []}
@@ -237,12 +265,16 @@ class Client:
         offset: int = 0,
         content: bytes | None = None,
         params: dict[str, Any] | None = None,
+        form: tuple[dict[str, str], list[tuple[str, tuple[str, bytes]]]] | None = None,
     ) -> Any:
         attempt = 0
         headers = {"content-type": "application/octet-stream"} if content is not None else None
+        data, files = form if form is not None else (None, None)
         while True:
             try:
-                response = self._http.request(method, path, json=payload, content=content, params=params, headers=headers)
+                response = self._http.request(
+                    method, path, json=payload, content=content, params=params, headers=headers, data=data, files=files
+                )
             except httpx.TransportError as exc:
                 outcome: httpx.Response | httpx.TransportError = exc
             else:
@@ -302,6 +334,13 @@ class Client:
             "method": method,
         }
         return self._request("POST", "/v1/calibrate", payload)
+
+    def calibrate_onnx(
+        self, device: str, measurements: str | Path, base: str | None = None, method: str = "auto"
+    ) -> dict[str, Any]:
+        """Fit ``calibrated-<device>``, a whole-network predictor, from a JSON-lines file of measured ONNX models (as
+        ``archcast measure`` writes it; paths relative to the file) by uploading them (``POST /v1/calibrate/onnx``)."""
+        return self._request("POST", "/v1/calibrate/onnx", form=onnx_calibration_form(device, measurements, base, method))
 
     def ready(self) -> bool:
         """Whether the service answers ``GET /readyz`` with ready (one attempt, no retries)."""

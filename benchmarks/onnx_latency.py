@@ -5,6 +5,9 @@
 Every split is fitted from scratch per seed (selection on validation only; the held-out family never appears in
 training or validation). Transformer runs live in ``--runs`` and resume; finished ones are reused. Writes
 ``<out>.json``, ``<out>.md`` and plots (``<out>_scatter.png``, ``<out>_lofo.png``, ``<out>_curve.png``).
+
+``--merge A.json B.json ...`` trains nothing: it joins reports of the same protocol run with different seeds (on one
+machine or several: each is named) into one table, mean ± std over all their seeds.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -150,7 +154,18 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="also score archcast^(1-w) * gbm^w, w in 0, 0.1 .. 1 chosen per split on its validation networks",
     )
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="train nothing: join these reports (same protocol and options, different seeds) into --out",
+    )
     args = parser.parse_args(argv)
+    if args.merge:
+        write(merge_reports(args.merge, "python -m benchmarks.onnx_latency " + " ".join(sys.argv[1:] if argv is None else argv)),
+              args.out, args.runs)  # fmt: skip
+        return
     methods = (*METHODS, BLEND) if args.blend else METHODS
 
     started = time.time()
@@ -244,12 +259,7 @@ def main(argv: list[str] | None = None) -> None:
         "dataset": {"networks": len(data), "families": {f: int((data.families == f).sum()) for f in families}},
         "ids_below": args.ids_below,
         "noise_floor": noise_floor(data),
-        "in_domain": {m: summarise([j["metrics"][m] for j in per_job if j["protocol"] == "in_domain"]) for m in methods},
-        "lofo": {
-            f: {m: summarise([j["metrics"][m] for j in per_job if j["protocol"] == f"lofo:{f}"]) for m in methods}
-            for f in families
-            if any(j["protocol"] == f"lofo:{f}" for j in per_job)
-        },
+        **summaries(per_job, methods, families),
         "seconds": time.time() - started,
         "runs": per_job,
     }
@@ -264,15 +274,72 @@ def main(argv: list[str] | None = None) -> None:
     if lofo_ensemble:
         report["lofo_ensemble"] = lofo_ensemble
         report["lofo_ensemble_average"] = {m: float(np.mean([e[m] for e in lofo_ensemble.values()])) for m in METRICS}
-    report["lofo_average"] = {
-        m: {metric: float(np.mean([report["lofo"][f][m][metric]["mean"] for f in report["lofo"]])) for metric in METRICS}
-        for m in methods
-        if report["lofo"]
+    write(report, args.out, args.runs)
+
+
+def summaries(per_job: list[dict], methods: Sequence[str], families: Sequence[str]) -> dict:
+    """``in_domain``, ``lofo`` (per held-out family) and ``lofo_average``: each method's metrics, mean ± std over seeds."""
+    lofo = {
+        f: {m: summarise([j["metrics"][m] for j in per_job if j["protocol"] == f"lofo:{f}"]) for m in methods}
+        for f in families
+        if any(j["protocol"] == f"lofo:{f}" for j in per_job)
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(report, indent=1))
-    args.out.with_suffix(".md").write_text(markdown(report))
-    plots(report, args.out, args.runs)
+    return {
+        "in_domain": {m: summarise([j["metrics"][m] for j in per_job if j["protocol"] == "in_domain"]) for m in methods},
+        "lofo": lofo,
+        "lofo_average": {
+            m: {metric: float(np.mean([lofo[f][m][metric]["mean"] for f in lofo])) for metric in METRICS}
+            for m in methods
+            if lofo
+        },
+    }
+
+
+MERGE_MUST_AGREE = (
+    "device", "measured_on", "readout", "order", "methods", "network", "weight_decay", "train_fraction",
+    "in_domain_split", "lofo_validation", "dataset", "ids_below",
+)  # fmt: skip
+
+
+def merge_reports(paths: Sequence[Path], command: str) -> dict:
+    """One report from several of the same protocol and options with different seeds: their runs joined, the
+    summaries recomputed, each part's machine and command named. Seed ensembles are not recomputed (the reports
+    do not keep every prediction)."""
+    reports = [json.loads(Path(p).read_text()) for p in paths]
+    first = reports[0]
+    for path, other in zip(paths[1:], reports[1:], strict=True):
+        differs = [k for k in MERGE_MUST_AGREE if other.get(k) != first.get(k)]
+        if differs:
+            raise SystemExit(f"--merge: {path} differs from {paths[0]} in {', '.join(differs)}")
+    runs: list[dict] = []
+    for path, report in zip(paths, reports, strict=True):
+        for job in report["runs"]:
+            if any((j["protocol"], j["seed"]) == (job["protocol"], job["seed"]) for j in runs):
+                raise SystemExit(f"--merge: {job['protocol']} seed {job['seed']} is in two reports (again in {path})")
+            runs.append(job)
+    parts = [
+        f"seeds {sorted({j['seed'] for j in r['runs']})} on {r['machine']} (`{r['command']}`)"
+        for r in reports
+    ]
+    merged = {k: v for k, v in first.items() if k not in ("in_domain_ensemble", "lofo_ensemble", "lofo_ensemble_average")}
+    merged.update(
+        command=command,
+        machine="; ".join(dict.fromkeys(r["machine"] for r in reports)),
+        seconds=float(sum(r["seconds"] for r in reports)),
+        runs=runs,
+        merged_from=[str(p) for p in paths],
+        note="Merged (`--merge`) from " + "; ".join(parts) + ". Training on different CPUs is not bit-identical, so "
+        "a seed run on another machine is another draw of the same protocol.",
+        **summaries(runs, first["methods"], first["dataset"]["families"]),
+    )
+    return merged
+
+
+def write(report: dict, out: Path, runs: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(report, indent=1))
+    out.with_suffix(".md").write_text(markdown(report))
+    plots(report, out, runs)
     print(markdown(report))
 
 

@@ -22,6 +22,7 @@ from service.middleware import BodySizeLimit
 from service.predictor import Registry, load_service_registry
 from service.routers import calibrate, health, predict, predict_onnx, predictors
 from service.routers import metrics as metrics_router
+from service.routers.calibrate import ONNX_CALIBRATE_PATH
 from service.routers.predict_onnx import ONNX_PATH
 from service.settings import Settings
 from service.validation import describe_validation_errors
@@ -87,7 +88,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         BodySizeLimit,
         max_body_bytes=settings.max_body_bytes,
-        path_limits={ONNX_PATH: (settings.max_onnx_bytes, "ARCHCAST_MAX_ONNX_BYTES")},
+        path_limits={
+            ONNX_PATH: (settings.max_onnx_bytes, "ARCHCAST_MAX_ONNX_BYTES"),
+            ONNX_CALIBRATE_PATH: (settings.max_calibration_upload_bytes, "ARCHCAST_MAX_CALIBRATION_UPLOAD_BYTES"),
+        },
     )
     app.add_middleware(
         ApiKeyAuth,

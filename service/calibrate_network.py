@@ -7,6 +7,10 @@ A CI runner or a user's CPU is rarely the device a shipped network predictor was
 models' MACs and memory traffic: ``model.calibration.fit_network_calibration``) and builds ``calibrated-<device>``: the base
 graph plus that map, a network predictor card for device ``<device>`` that ``archcast check --device`` and
 ``POST /v1/predict/onnx?device=`` use like a shipped one.
+
+The measurements are JSON lines, one ``{"onnx": <model>, "latency_ms": x}`` each (what ``archcast measure`` writes;
+optional ``batch``, ``resolution``, ``sequence_length``, ``environment``): ``network_measurements`` reads them for
+the command line (``<model>`` a file path) and for ``POST /v1/calibrate/onnx`` (``<model>`` an uploaded file's name).
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +38,8 @@ from service.predictor import Registry
 from service.routers.predict_onnx import choose_network_predictor
 from service.settings import Settings
 
+SHAPE_FIELDS = {"batch": 1, "resolution": 224, "sequence_length": 128}
+
 
 @dataclass(frozen=True)
 class NetworkMeasurement:
@@ -45,6 +52,92 @@ class NetworkMeasurement:
     sequence_length: int = 128
     label: str = ""  # where it came from (file path, line), for error messages
     environment: dict[str, Any] = field(default_factory=dict)  # cpu, onnxruntime, threads as ``archcast measure`` saw them
+
+
+def json_lines(text: str) -> Iterator[tuple[int, Any]]:
+    """(line number, decoded value) of each JSON line; blank lines and ``#`` comments skipped.
+
+    A line that is not JSON raises ``ValueError`` naming its number."""
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            yield number, json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{number}: not valid JSON ({exc.msg})") from None
+
+
+def positive_latency(value: Any) -> float:
+    """``value`` as a finite latency > 0 in ms; ``ValueError`` saying what is wrong otherwise."""
+    try:
+        latency = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"latency_ms {value!r} is not a number") from None
+    if not math.isfinite(latency) or latency <= 0:
+        raise ValueError(f"latency_ms must be a finite number > 0, got {value!r}")
+    return latency
+
+
+def network_measurements(
+    text: str, locate: Callable[[str], bytes | Path], where: str
+) -> list[NetworkMeasurement]:
+    """The measured models of a JSON-lines text; ``locate`` turns each line's ``onnx`` value into the model.
+
+    Every problem raises ``ValueError`` whose message starts with ``<where>:<line>:``; ``locate`` may raise
+    ``ValueError`` (a model that is not there) and is told nothing else."""
+    measurements = []
+    try:
+        for number, item in json_lines(text):
+            label = f"{where}:{number}"
+            if not isinstance(item, dict) or not isinstance(item.get("onnx"), str) or "latency_ms" not in item:
+                raise ValueError(f"{number}: expected an object with 'onnx' (the model) and 'latency_ms'")
+            shapes = {}
+            for name, default in SHAPE_FIELDS.items():
+                value = item.get(name, default)
+                if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                    raise ValueError(f"{number}: {name} must be a positive integer, got {value!r}")
+                shapes[name] = value
+            try:
+                latency = positive_latency(item["latency_ms"])
+                data = locate(item["onnx"])
+            except ValueError as exc:
+                raise ValueError(f"{number}: {exc}") from None
+            environment = item.get("environment", {})
+            measurements.append(
+                NetworkMeasurement(
+                    data=data,
+                    latency_ms=latency,
+                    label=f"{label} ({item['onnx']})",
+                    environment=environment if isinstance(environment, dict) else {},
+                    **shapes,
+                )
+            )
+    except ValueError as exc:
+        raise ValueError(f"{where}:{exc}") from None
+    if not measurements:
+        raise ValueError(f"{where}: no measurements (empty or only comments)")
+    return measurements
+
+
+def uploaded_measurements(text: str, models: dict[str, bytes]) -> list[NetworkMeasurement]:
+    """The measurements of ``POST /v1/calibrate/onnx``: each line's ``onnx`` names an uploaded model by its file name
+    (or a path ending in it, as ``archcast measure`` writes); an uploaded model no line names is refused too."""
+    named: set[str] = set()
+
+    def locate(name: str) -> bytes:
+        for key in (name, name.replace("\\", "/").rsplit("/", 1)[-1]):
+            if key in models:
+                named.add(key)
+                return models[key]
+        uploaded = ", ".join(sorted(models)[:8]) + (", ..." if len(models) > 8 else "") or "none"
+        raise ValueError(f"model {name!r} was not uploaded as a 'models' file (uploaded: {uploaded})")
+
+    measurements = network_measurements(text, locate, "measurements")
+    unused = sorted(set(models) - named)
+    if unused:
+        raise ValueError(f"uploaded model(s) {', '.join(unused[:8])} named by no measurement line")
+    return measurements
 
 
 def base_predictions(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
@@ -114,14 +114,19 @@ class Measurement(_Strict):
     latency_ms: float = Field(ge=1e-6, le=1e7, allow_inf_nan=False, description="Measured latency on the new device, in ms.")
 
 
+DEVICE_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,62}$"  # a calibrated device's name, in requests and on the command line
+CalibrationMethod = Literal["auto", "single", "ridge"]
+CALIBRATION_METHODS: tuple[str, ...] = get_args(CalibrationMethod)
+
+
 class CalibrateRequest(_Strict):
     device: str = Field(
-        pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$",
+        pattern=DEVICE_PATTERN,
         description="Name of the new device (lower case, digits, '_', '.', '-'); the predictor is calibrated-<device>.",
     )
     measurements: list[Measurement] = Field(min_length=5, description="10-50 measured architectures are typical.")
     base: str | None = Field(default=None, description="Multi-device predictor to calibrate; null = ARCHCAST_CALIBRATION_BASE.")
-    method: Literal["auto", "single", "ridge"] = Field(
+    method: CalibrationMethod = Field(
         default="auto", description="auto = the lower leave-one-out error of 'single' (best one device) and 'ridge'."
     )
 

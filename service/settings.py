@@ -149,6 +149,11 @@ class Settings(BaseSettings):
     max_calibration_samples: int = Field(
         default=500, ge=5, description="Most measurements one calibration request may carry (413 above it)."
     )
+    max_calibration_upload_bytes: int = Field(
+        default=512 * 1024 * 1024,
+        ge=1,
+        description="Largest body of POST /v1/calibrate/onnx (the measured ONNX models together) in bytes (413 above it).",
+    )
     max_calibrated_predictors: int = Field(
         default=100, ge=0, description="Most calibrated predictors one process holds (409 for a new device above it)."
     )

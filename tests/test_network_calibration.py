@@ -14,6 +14,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 from fastapi.testclient import TestClient
+from live_server import LiveServer
 from onnx_fixtures import attention_block, conv_net
 
 from model.calibration import (
@@ -202,8 +203,6 @@ def test_calibrate_command_refuses_bad_files(base_dir: Path, tmp_path: Path) -> 
         assert done.returncode == 2 and message in done.stderr, done.stderr
     done = run_cli("calibrate", "--device", "Bad Name", "--measurements", str(path), env=env, cwd=tmp_path)
     assert done.returncode == 2 and "invalid_device" in done.stderr
-    done = run_cli("calibrate", "--device", "dev", "--measurements", str(path), "--url", "http://x", env=env, cwd=tmp_path)
-    assert done.returncode == 2 and "in-process" in done.stderr
     done = run_cli("measure", "nothing.onnx", "--out", str(tmp_path / "o.jsonl"), env=env, cwd=tmp_path)
     assert done.returncode == 2 and "not a file" in done.stderr
 
@@ -223,3 +222,105 @@ def test_service_loads_a_calibration_written_after_it_started(base_dir: Path, tm
         assert found.json()["latency_ms"]["value"] == pytest.approx(new_device(base_ms(local, data, 64)), rel=1e-3)
         listed = client.get("/v1/predictors").json()
         assert "calibrated-late-cpu" in json.dumps(listed)
+
+
+def measured_lines(settings: Settings, name: str = "conv.onnx") -> str:
+    """`archcast measure`-style lines for conv_net at every resolution, timed on the made-up device."""
+    data = conv_net().SerializeToString()
+    lines = [{"onnx": name, "latency_ms": new_device(base_ms(settings, data, r)), "resolution": r} for r in RESOLUTIONS]
+    return "".join(json.dumps(line) + "\n" for line in lines)
+
+
+def test_service_calibrates_uploaded_onnx_models(base_dir: Path, tmp_path: Path) -> None:
+    """POST /v1/calibrate/onnx: the measured models and their lines in one multipart form; served by device at once."""
+    local = Settings(predictor_dir=base_dir, providers="cpu")
+    settings = Settings(predictor_dir=base_dir, providers="cpu", calibration_dir=tmp_path / "cal")
+    data = conv_net().SerializeToString()
+    form = {"device": "up-cpu", "measurements": "# measured on the runner\n" + measured_lines(local, "runs/conv.onnx")}
+    with TestClient(create_app(settings)) as client:
+        answer = client.post("/v1/calibrate/onnx", data=form, files=[("models", ("conv.onnx", data))])
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["predictor"] == "calibrated-up-cpu" and body["n_samples"] == len(RESOLUTIONS) and body["persisted"]
+        assert body["base"] == BASE and body["method"] == "single" and body["loo_mape"] < 0.5
+        predicted = client.post("/v1/predict/onnx?device=up-cpu&resolution=64", content=data)
+        assert predicted.status_code == 200, predicted.text
+        assert predicted.json()["latency_ms"]["value"] == pytest.approx(new_device(base_ms(local, data, 64)), rel=1e-3)
+    assert (tmp_path / "cal" / "calibrated-up-cpu.card.json").is_file()  # every worker and a restart serve it
+
+
+def test_onnx_calibration_upload_errors_name_the_problem(base_dir: Path) -> None:
+    local = Settings(predictor_dir=base_dir, providers="cpu")
+    lines = measured_lines(local)
+    data = conv_net().SerializeToString()
+    model = [("models", ("conv.onnx", data))]
+    cases = [  # (form fields, files, status, code, fragment)
+        ({"measurements": lines}, model, 422, "invalid_form", "'device' is missing"),
+        ({"device": "Big CPU", "measurements": lines}, model, 422, "invalid_device", "lower case"),
+        ({"device": "d", "measurements": lines, "method": "best"}, model, 422, "invalid_form", "auto, single, ridge"),
+        ({"device": "d"}, model, 422, "invalid_form", "'measurements'"),
+        ({"device": "d", "measurements": lines}, [], 422, "invalid_form", "no ONNX models uploaded"),
+        ({"device": "d", "measurements": lines.replace("conv.onnx", "resnet.onnx", 1)}, model, 422, "invalid_measurements",
+         "measurements:1: model 'resnet.onnx' was not uploaded as a 'models' file (uploaded: conv.onnx)"),
+        ({"device": "d", "measurements": lines}, [*model, ("models", ("extra.onnx", data))], 422, "invalid_measurements",
+         "extra.onnx named by no measurement line"),
+        ({"device": "d", "measurements": lines + '{"onnx": "conv.onnx", "latency_ms": 0}\n'}, model, 422,
+         "invalid_measurements", "measurements:9: latency_ms must be a finite number > 0"),
+        ({"device": "d", "measurements": lines + "{oops\n"}, model, 422, "invalid_measurements",
+         "measurements:9: not valid JSON"),
+        ({"device": "d", "measurements": lines}, [("models", ("conv.onnx", b"not onnx"))], 422, "invalid_onnx", "measurements:1"),
+        ({"device": "d", "measurements": lines}, [*model, ("models", ("conv.onnx", data))], 422, "invalid_form",
+         "two uploaded models are named 'conv.onnx'"),
+    ]
+    with TestClient(create_app(local)) as client:
+        for fields, files, status, code, fragment in cases:
+            answer = client.post("/v1/calibrate/onnx", data=fields, files=files or [("other", ("x", b""))])
+            assert answer.status_code == status, (fragment, answer.text)
+            error = answer.json()["error"]
+            assert error["code"] == code and fragment in error["message"], (fragment, error)
+        as_json = client.post("/v1/calibrate/onnx", json={"device": "d"})
+        assert as_json.status_code == 415 and "multipart/form-data" in as_json.json()["error"]["message"]
+    small = Settings(predictor_dir=base_dir, providers="cpu", max_calibration_upload_bytes=len(data))
+    with TestClient(create_app(small)) as client:
+        answer = client.post("/v1/calibrate/onnx", data={"device": "d", "measurements": lines}, files=model)
+        assert answer.status_code == 413 and "ARCHCAST_MAX_CALIBRATION_UPLOAD_BYTES" in answer.json()["error"]["message"]
+    with TestClient(create_app(Settings(predictor_dir=base_dir, providers="cpu", max_calibration_samples=5))) as client:
+        files = [("models", (f"{n}.onnx", b"x")) for n in range(7)]  # more files than measurements may be
+        answer = client.post("/v1/calibrate/onnx", data={"device": "d", "measurements": lines}, files=files)
+        assert answer.status_code == 400 and answer.json()["error"]["code"] == "invalid_multipart"
+        assert "Too many files" in answer.json()["error"]["message"]
+        answer = client.post("/v1/calibrate/onnx", data={"device": "d", "measurements": lines}, files=model)  # 8 lines > 5
+        assert answer.status_code == 413 and "ARCHCAST_MAX_CALIBRATION_SAMPLES" in answer.json()["error"]["message"]
+
+
+def test_calibrate_command_uploads_to_a_running_service(base_dir: Path, tmp_path: Path) -> None:
+    """`archcast calibrate --url` on `archcast measure`'s file: same-named models in two folders go up as two models."""
+    local = Settings(predictor_dir=base_dir, providers="cpu")
+    for folder, model in (("a", conv_net()), ("b", attention_block())):
+        (tmp_path / folder).mkdir()
+        onnx.save(model, tmp_path / folder / "model.onnx")
+    attention = attention_block().SerializeToString()
+    lines = measured_lines(local, "a/model.onnx") + "".join(
+        json.dumps({"onnx": "b/model.onnx", "latency_ms": new_device(base_ms(local, attention, 224)), "sequence_length": n})
+        + "\n"
+        for n in (64, 128)
+    )
+    (tmp_path / "runner.jsonl").write_text(lines)
+    env = {"ARCHCAST_PROVIDERS": "cpu", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
+    with LiveServer(create_app(Settings(predictor_dir=base_dir, providers="cpu"))) as live:
+        done = run_cli("calibrate", "--device", "far-cpu", "--measurements", "runner.jsonl", "--url", live.url,
+                       env=env, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert "loaded by the service at" in done.stdout
+        summary = json.loads(done.stdout[: done.stdout.rindex("}") + 1])
+        assert summary["predictor"] == "calibrated-far-cpu" and summary["n_samples"] == len(RESOLUTIONS) + 2
+        assert not summary["persisted"]  # no ARCHCAST_CALIBRATION_DIR: held by the serving process
+        predicted = run_cli("predict", str(tmp_path / "a" / "model.onnx"), "--device", "far-cpu", "--resolution", "64",
+                            "--url", live.url, env=env, cwd=tmp_path)
+        assert predicted.returncode == 0, predicted.stderr
+        value = json.loads(predicted.stdout)["latency_ms"]["value"]
+        assert value == pytest.approx(new_device(base_ms(local, conv_net().SerializeToString(), 64)), rel=0.05)
+        (tmp_path / "b" / "model.onnx").unlink()
+        gone = run_cli("calibrate", "--device", "far-cpu", "--measurements", "runner.jsonl", "--url", live.url,
+                       env=env, cwd=tmp_path)
+        assert gone.returncode == 2 and "model.onnx" in gone.stderr

@@ -12,6 +12,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
 
 from model.errors import ArchitectureError
 from model.network_domain import domain_warnings
@@ -47,10 +49,18 @@ def choose_network_predictor(registry: Registry, name: str | None, device: str |
     return sorted(candidates, key=lambda p: (-p.card.priority, p.name))[0]  # highest priority, then first by name
 
 
+async def read_form(request: Request, max_files: int, max_fields: int) -> FormData:
+    """The multipart form; a malformed one, or one with more files or fields than allowed, is a 400 saying why."""
+    try:
+        return await request.form(max_files=max_files, max_fields=max_fields)
+    except HTTPException as exc:
+        raise ServiceError(400, "invalid_multipart", f"multipart body could not be read: {exc.detail}") from None
+
+
 async def read_upload(request: Request) -> bytes:
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
-        form = await request.form(max_files=1, max_fields=8)
+        form = await read_form(request, max_files=1, max_fields=8)
         upload = form.get("file")
         if upload is None or isinstance(upload, str):
             raise ServiceError(422, "missing_file", "multipart upload needs the ONNX model in a form field named 'file'")
