@@ -190,6 +190,25 @@ def _checked(response: httpx.Response, offset: int = 0) -> Any:
     raise ArchCastError(response.status_code, code, message)
 
 
+def _onnx_request(
+    model: bytes | str | Path, batch: int, resolution: int, predictor: str | None, device: str | None, sequence_length: int
+) -> tuple[bytes, dict[str, Any]]:
+    data = model if isinstance(model, bytes) else Path(model).read_bytes()
+    given = {"batch": batch, "resolution": resolution, "sequence_length": sequence_length}
+    return data, {k: v for k, v in {**given, "predictor": predictor, "device": device}.items() if v is not None}
+
+
+def _calibration_payload(
+    device: str, measurements: Sequence[tuple[Mapping[str, Any] | str, float]], base: str | None, method: str
+) -> dict[str, Any]:
+    return {
+        "device": device,
+        "measurements": [{"architecture": as_architecture(a), "latency_ms": float(ms)} for a, ms in measurements],
+        "base": base,
+        "method": method,
+    }
+
+
 def onnx_calibration_form(
     device: str, measurements: str | Path, base: str | None, method: str
 ) -> tuple[dict[str, str], list[tuple[str, tuple[str, bytes]]]]:
@@ -314,9 +333,7 @@ class Client:
         sequence_length: int = 128,
     ) -> dict[str, Any]:
         """Predicted latency (value, std in ms) and cost summary of a whole ONNX network (``POST /v1/predict/onnx``)."""
-        data = model if isinstance(model, bytes) else Path(model).read_bytes()
-        given = {"batch": batch, "resolution": resolution, "sequence_length": sequence_length}
-        params = {k: v for k, v in {**given, "predictor": predictor, "device": device}.items() if v is not None}
+        data, params = _onnx_request(model, batch, resolution, predictor, device, sequence_length)
         return self._request("POST", "/v1/predict/onnx", content=data, params=params)
 
     def calibrate(
@@ -327,13 +344,7 @@ class Client:
         method: str = "auto",
     ) -> dict[str, Any]:
         """Fit ``calibrated-<device>`` from (architecture, latency ms) pairs (``POST /v1/calibrate``); returns the fit."""
-        payload = {
-            "device": device,
-            "measurements": [{"architecture": as_architecture(a), "latency_ms": float(ms)} for a, ms in measurements],
-            "base": base,
-            "method": method,
-        }
-        return self._request("POST", "/v1/calibrate", payload)
+        return self._request("POST", "/v1/calibrate", _calibration_payload(device, measurements, base, method))
 
     def calibrate_onnx(
         self, device: str, measurements: str | Path, base: str | None = None, method: str = "auto"
@@ -378,11 +389,24 @@ class AsyncClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def _request(self, method: str, path: str, payload: dict[str, Any] | None = None, offset: int = 0) -> Any:
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        payload: dict[str, Any] | None = None,
+        offset: int = 0,
+        content: bytes | None = None,
+        params: dict[str, Any] | None = None,
+        form: tuple[dict[str, str], list[tuple[str, tuple[str, bytes]]]] | None = None,
+    ) -> Any:
         attempt = 0
+        headers = {"content-type": "application/octet-stream"} if content is not None else None
+        data, files = form if form is not None else (None, None)
         while True:
             try:
-                response = await self._http.request(method, path, json=payload)
+                response = await self._http.request(
+                    method, path, json=payload, content=content, params=params, headers=headers, data=data, files=files
+                )
             except httpx.TransportError as exc:
                 outcome: httpx.Response | httpx.TransportError = exc
             else:
@@ -410,6 +434,36 @@ class AsyncClient:
 
     async def predictors(self) -> list[dict[str, Any]]:
         return (await self._request("GET", "/v1/predictors"))["predictors"]
+
+    async def predict_onnx(
+        self,
+        model: bytes | str | Path,
+        batch: int = 1,
+        resolution: int = 224,
+        predictor: str | None = None,
+        device: str | None = None,
+        sequence_length: int = 128,
+    ) -> dict[str, Any]:
+        """``Client.predict_onnx``, awaited."""
+        data, params = _onnx_request(model, batch, resolution, predictor, device, sequence_length)
+        return await self._request("POST", "/v1/predict/onnx", content=data, params=params)
+
+    async def calibrate(
+        self,
+        device: str,
+        measurements: Sequence[tuple[Mapping[str, Any] | str, float]],
+        base: str | None = None,
+        method: str = "auto",
+    ) -> dict[str, Any]:
+        """``Client.calibrate``, awaited."""
+        return await self._request("POST", "/v1/calibrate", _calibration_payload(device, measurements, base, method))
+
+    async def calibrate_onnx(
+        self, device: str, measurements: str | Path, base: str | None = None, method: str = "auto"
+    ) -> dict[str, Any]:
+        """``Client.calibrate_onnx``, awaited (the files are read before the upload)."""
+        form = onnx_calibration_form(device, measurements, base, method)
+        return await self._request("POST", "/v1/calibrate/onnx", form=form)
 
     async def ready(self) -> bool:
         try:

@@ -3,6 +3,7 @@ and the service serving the result (the shipped cpu-ort-1t predictor as base, re
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import subprocess
@@ -17,6 +18,7 @@ from fastapi.testclient import TestClient
 from live_server import LiveServer
 from onnx_fixtures import attention_block, conv_net
 
+from archcast.client import AsyncClient, Client
 from model.calibration import (
     COSTS_FROM,
     NETWORK_SOURCES,
@@ -324,3 +326,24 @@ def test_calibrate_command_uploads_to_a_running_service(base_dir: Path, tmp_path
         gone = run_cli("calibrate", "--device", "far-cpu", "--measurements", "runner.jsonl", "--url", live.url,
                        env=env, cwd=tmp_path)
         assert gone.returncode == 2 and "model.onnx" in gone.stderr
+
+
+def test_async_client_calibrates_and_predicts_whole_networks(base_dir: Path, tmp_path: Path) -> None:
+    """AsyncClient: calibrate_onnx uploads `archcast measure`'s file, predict_onnx answers as the sync Client does."""
+    local = Settings(predictor_dir=base_dir, providers="cpu")
+    (tmp_path / "conv.onnx").write_bytes(conv_net().SerializeToString())
+    (tmp_path / "runner.jsonl").write_text(measured_lines(local))
+    data = conv_net().SerializeToString()
+
+    async def calibrate_and_predict(url: str) -> tuple[dict, dict]:
+        async with AsyncClient(url) as client:
+            fit = await client.calibrate_onnx("async-cpu", tmp_path / "runner.jsonl")
+            return fit, await client.predict_onnx(data, resolution=64, device="async-cpu")
+
+    with LiveServer(create_app(local)) as live:
+        fit, predicted = asyncio.run(calibrate_and_predict(live.url))
+        with Client(live.url) as client:
+            same = client.predict_onnx(data, resolution=64, device="async-cpu")
+    assert fit["predictor"] == "calibrated-async-cpu" and fit["n_samples"] == len(RESOLUTIONS)
+    assert predicted["predictor"] == "calibrated-async-cpu" and predicted["latency_ms"] == same["latency_ms"]
+    assert predicted["latency_ms"]["value"] == pytest.approx(new_device(base_ms(local, data, 64)), rel=1e-3)
