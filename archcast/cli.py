@@ -118,7 +118,13 @@ def _onnx_prediction(args: argparse.Namespace) -> dict:
 
         with Client(args.url) as client:
             return client.predict_onnx(
-                data, args.batch, args.resolution, args.predictor, args.device, sequence_length=args.sequence_length
+                data,
+                args.batch,
+                args.resolution,
+                args.predictor,
+                args.device,
+                sequence_length=args.sequence_length,
+                weight_free=not args.send_weights,
             )
     from service.local import predict_onnx_local
 
@@ -181,6 +187,15 @@ def _onnx_options(parser: argparse.ArgumentParser) -> None:
         "--sequence-length", type=int, default=128, help="ONNX models: length for symbolic dims of 2-D / 3-D inputs"
     )
     parser.add_argument("--device", help="ONNX models: device to predict for, e.g. cpu-ort-1t (default: the loaded one)")
+    _send_weights_option(parser)
+
+
+def _send_weights_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--send-weights",
+        action="store_true",
+        help="with --url: upload ONNX models whole (default: weight-free copies, the same answer from kilobytes)",
+    )
 
 
 def _cmd_rank(args: argparse.Namespace) -> int:
@@ -248,7 +263,9 @@ def _calibrate_network(args: argparse.Namespace, started: float) -> int:
             from archcast.client import Client
 
             with Client(args.url) as client:
-                summary = client.calibrate_onnx(args.device, Path(args.measurements), args.base, args.method)
+                summary = client.calibrate_onnx(
+                    args.device, Path(args.measurements), args.base, args.method, weight_free=not args.send_weights
+                )
             persisted = " and persisted to its ARCHCAST_CALIBRATION_DIR" if summary.get("persisted") else ""
             where = f"loaded by the service at {args.url}{persisted}; use it with POST /v1/predict/onnx?device={args.device}"
         else:
@@ -388,6 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     calibrate.add_argument("--out", help="output directory (default: ARCHCAST_CALIBRATION_DIR or calibrated/)")
     calibrate.add_argument("--url", help="calibrate through a running service instead of in-process")
+    _send_weights_option(calibrate)
     calibrate.set_defaults(func=_cmd_calibrate)
 
     measure = sub.add_parser(

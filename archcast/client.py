@@ -190,10 +190,31 @@ def _checked(response: httpx.Response, offset: int = 0) -> Any:
     raise ArchCastError(response.status_code, code, message)
 
 
-def _onnx_request(
-    model: bytes | str | Path, batch: int, resolution: int, predictor: str | None, device: str | None, sequence_length: int
-) -> tuple[bytes, dict[str, Any]]:
+def _model_bytes(model: bytes | str | Path, weight_free: bool) -> bytes:
+    """The model's bytes; a weight-free copy (``model.onnx_weights``) when asked: same answer, a fraction of the upload."""
     data = model if isinstance(model, bytes) else Path(model).read_bytes()
+    if not weight_free:
+        return data
+    from google.protobuf.message import DecodeError
+
+    from model.onnx_weights import weight_free as strip
+
+    try:
+        return strip(data)
+    except (DecodeError, ValueError):  # not an ONNX model: sent as it is, and the service names the problem
+        return data
+
+
+def _onnx_request(
+    model: bytes | str | Path,
+    batch: int,
+    resolution: int,
+    predictor: str | None,
+    device: str | None,
+    sequence_length: int,
+    weight_free: bool,
+) -> tuple[bytes, dict[str, Any]]:
+    data = _model_bytes(model, weight_free)
     given = {"batch": batch, "resolution": resolution, "sequence_length": sequence_length}
     return data, {k: v for k, v in {**given, "predictor": predictor, "device": device}.items() if v is not None}
 
@@ -210,11 +231,11 @@ def _calibration_payload(
 
 
 def onnx_calibration_form(
-    device: str, measurements: str | Path, base: str | None, method: str
+    device: str, measurements: str | Path, base: str | None, method: str, weight_free: bool = True
 ) -> tuple[dict[str, str], list[tuple[str, tuple[str, bytes]]]]:
     """The multipart form of ``POST /v1/calibrate/onnx``: each model the measurement lines name is uploaded once under
-    a unique name, and the lines are rewritten to name it; other lines go as they are (the service reports them by
-    line number). A model file that cannot be read raises ``OSError``."""
+    a unique name (weight-free unless ``weight_free`` is false), and the lines are rewritten to name it; other lines
+    go as they are (the service reports them by line number). A model file that cannot be read raises ``OSError``."""
     path = Path(measurements)
     lines, names = [], {}  # names: resolved model path -> upload name
     for raw in path.read_text().splitlines():
@@ -229,7 +250,7 @@ def onnx_calibration_form(
                 names[model] = model.name if model.name not in taken else f"{len(names)}-{model.name}"
             raw = json.dumps({**record, "onnx": names[model]})
         lines.append(raw)
-    files = [("models", (name, model.read_bytes())) for model, name in names.items()]
+    files = [("models", (name, _model_bytes(model, weight_free))) for model, name in names.items()]
     fields = {"device": device, "method": method, "measurements": "\n".join(lines) + "\n"}
     if base is not None:
         fields["base"] = base
@@ -331,9 +352,13 @@ class Client:
         predictor: str | None = None,
         device: str | None = None,
         sequence_length: int = 128,
+        weight_free: bool = False,
     ) -> dict[str, Any]:
-        """Predicted latency (value, std in ms) and cost summary of a whole ONNX network (``POST /v1/predict/onnx``)."""
-        data, params = _onnx_request(model, batch, resolution, predictor, device, sequence_length)
+        """Predicted latency (value, std in ms) and cost summary of a whole ONNX network (``POST /v1/predict/onnx``).
+
+        ``weight_free=True`` uploads the model without its large float weights (``model.onnx_weights``): the same
+        answer from a fraction of the bytes."""
+        data, params = _onnx_request(model, batch, resolution, predictor, device, sequence_length, weight_free)
         return self._request("POST", "/v1/predict/onnx", content=data, params=params)
 
     def calibrate(
@@ -347,11 +372,13 @@ class Client:
         return self._request("POST", "/v1/calibrate", _calibration_payload(device, measurements, base, method))
 
     def calibrate_onnx(
-        self, device: str, measurements: str | Path, base: str | None = None, method: str = "auto"
+        self, device: str, measurements: str | Path, base: str | None = None, method: str = "auto", weight_free: bool = True
     ) -> dict[str, Any]:
         """Fit ``calibrated-<device>``, a whole-network predictor, from a JSON-lines file of measured ONNX models (as
-        ``archcast measure`` writes it; paths relative to the file) by uploading them (``POST /v1/calibrate/onnx``)."""
-        return self._request("POST", "/v1/calibrate/onnx", form=onnx_calibration_form(device, measurements, base, method))
+        ``archcast measure`` writes it; paths relative to the file) by uploading them (``POST /v1/calibrate/onnx``;
+        weight-free copies unless ``weight_free`` is false: the fit reads the graphs only)."""
+        form = onnx_calibration_form(device, measurements, base, method, weight_free)
+        return self._request("POST", "/v1/calibrate/onnx", form=form)
 
     def ready(self) -> bool:
         """Whether the service answers ``GET /readyz`` with ready (one attempt, no retries)."""
@@ -443,9 +470,10 @@ class AsyncClient:
         predictor: str | None = None,
         device: str | None = None,
         sequence_length: int = 128,
+        weight_free: bool = False,
     ) -> dict[str, Any]:
         """``Client.predict_onnx``, awaited."""
-        data, params = _onnx_request(model, batch, resolution, predictor, device, sequence_length)
+        data, params = _onnx_request(model, batch, resolution, predictor, device, sequence_length, weight_free)
         return await self._request("POST", "/v1/predict/onnx", content=data, params=params)
 
     async def calibrate(
@@ -459,10 +487,10 @@ class AsyncClient:
         return await self._request("POST", "/v1/calibrate", _calibration_payload(device, measurements, base, method))
 
     async def calibrate_onnx(
-        self, device: str, measurements: str | Path, base: str | None = None, method: str = "auto"
+        self, device: str, measurements: str | Path, base: str | None = None, method: str = "auto", weight_free: bool = True
     ) -> dict[str, Any]:
         """``Client.calibrate_onnx``, awaited (the files are read before the upload)."""
-        form = onnx_calibration_form(device, measurements, base, method)
+        form = onnx_calibration_form(device, measurements, base, method, weight_free)
         return await self._request("POST", "/v1/calibrate/onnx", form=form)
 
     async def ready(self) -> bool:

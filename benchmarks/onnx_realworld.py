@@ -29,12 +29,11 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-import onnx
-from onnx import TensorProto
 
 from benchmarks.machine import describe_machine
 from model.card import PREDICTOR_DIR
 from model.onnx_graph import ParseOptions, parse_onnx
+from model.onnx_weights import weight_free
 from service.network_predictor import predict_onnx_bytes
 from service.predictor import load_registry
 from service.routers.predict_onnx import choose_network_predictor
@@ -55,18 +54,6 @@ def canonical_networks() -> list[tuple[str, str, dict]]:
         module = __import__(f"training.netgen.zoo.{fam}", fromlist=["canonical"])
         out += [(fam, spec["name"], spec) for spec in module.canonical() if spec["name"] not in SKIP]
     return out
-
-
-def weight_free(data: bytes) -> bytes:
-    """The same model with every large initializer turned into an external-data reference to a file that is not sent."""
-    model = onnx.load_from_string(data)
-    for tensor in model.graph.initializer:
-        if len(tensor.raw_data) > 1024:
-            tensor.ClearField("raw_data")
-            tensor.data_location = TensorProto.EXTERNAL
-            entry = tensor.external_data.add()
-            entry.key, entry.value = "location", "weights.bin"
-    return model.SerializeToString()
 
 
 def upload_times(url: str, data: bytes, repeats: int = 5) -> float:

@@ -329,21 +329,23 @@ def test_calibrate_command_uploads_to_a_running_service(base_dir: Path, tmp_path
 
 
 def test_async_client_calibrates_and_predicts_whole_networks(base_dir: Path, tmp_path: Path) -> None:
-    """AsyncClient: calibrate_onnx uploads `archcast measure`'s file, predict_onnx answers as the sync Client does."""
+    """AsyncClient: calibrate_onnx uploads `archcast measure`'s file; predict_onnx of a weight-free copy answers as the
+    sync Client does with the whole model."""
     local = Settings(predictor_dir=base_dir, providers="cpu")
     (tmp_path / "conv.onnx").write_bytes(conv_net().SerializeToString())
     (tmp_path / "runner.jsonl").write_text(measured_lines(local))
-    data = conv_net().SerializeToString()
+    data = attention_block().SerializeToString()  # 16 kB weights: the weight-free copy is a fifth of it
 
     async def calibrate_and_predict(url: str) -> tuple[dict, dict]:
         async with AsyncClient(url) as client:
             fit = await client.calibrate_onnx("async-cpu", tmp_path / "runner.jsonl")
-            return fit, await client.predict_onnx(data, resolution=64, device="async-cpu")
+            return fit, await client.predict_onnx(data, device="async-cpu", weight_free=True)
 
     with LiveServer(create_app(local)) as live:
         fit, predicted = asyncio.run(calibrate_and_predict(live.url))
         with Client(live.url) as client:
-            same = client.predict_onnx(data, resolution=64, device="async-cpu")
+            same = client.predict_onnx(data, device="async-cpu")
     assert fit["predictor"] == "calibrated-async-cpu" and fit["n_samples"] == len(RESOLUTIONS)
     assert predicted["predictor"] == "calibrated-async-cpu" and predicted["latency_ms"] == same["latency_ms"]
-    assert predicted["latency_ms"]["value"] == pytest.approx(new_device(base_ms(local, data, 64)), rel=1e-3)
+    assert predicted["cost"] == same["cost"] and not same["cached"]  # another upload, the same answer
+    assert predicted["latency_ms"]["value"] == pytest.approx(new_device(base_ms(local, data, 224)), rel=1e-3)
