@@ -10,7 +10,6 @@ calibrates a whole-network predictor instead.
 from __future__ import annotations
 
 import csv
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -132,13 +131,9 @@ def calibrate_network_local(
     """Fit a whole-network predictor in-process; write ``calibrated-<device>.{onnx,card.json}`` to ``out``."""
     from service.calibrate import persist
     from service.calibrate_network import fit_network_device
-    from service.errors import ServiceError
     from service.local import load_for_local
-    from service.schemas import DEVICE_PATTERN
     from service.settings import Settings
 
-    if not re.match(DEVICE_PATTERN, device):
-        raise ServiceError(422, "invalid_device", f"device {device!r}: lower case letters, digits, '_', '.', '-' (at most 63)")
     settings = Settings()
     calibrated = fit_network_device(device, measurements, load_for_local(settings), settings, base, method)
     directory = out or settings.calibration_dir or Path("calibrated")

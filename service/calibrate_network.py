@@ -19,6 +19,7 @@ import datetime as dt
 import hashlib
 import json
 import math
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,7 @@ from service.errors import ServiceError
 from service.network_predictor import NetworkPredictor
 from service.predictor import Registry
 from service.routers.predict_onnx import choose_network_predictor
+from service.schemas import DEVICE_PATTERN
 from service.settings import Settings
 
 SHAPE_FIELDS = {"batch": 1, "resolution": 224, "sequence_length": 128}
@@ -190,6 +192,8 @@ def fit_network_device(
     method: str = "auto",
 ) -> CalibratedPredictor:
     """Predict the measured models with the base network predictor, fit the map, build ``calibrated-<device>``."""
+    if not re.match(DEVICE_PATTERN, device):
+        raise ServiceError(422, "invalid_device", f"device {device!r}: lower case letters, digits, '_', '.', '-' (at most 63)")
     count = len(measurements)
     if count > settings.max_calibration_samples:
         raise ServiceError(
