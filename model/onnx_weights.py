@@ -3,7 +3,8 @@
 A prediction reads a model's structure only, so a client can send a weight-free copy: each large floating-point
 initializer becomes a reference to an external-data file that is never sent (the parser never follows such
 references). Integer tensors and small ones stay whole: their values can be shapes, axes or indices that shape
-inference needs. A 100 MB ResNet-50 becomes about 50 kB and gets the same answer.
+inference needs. Only top-level initializers are stripped: the parser accepts external references nowhere else
+(``model.onnx_graph.check_external_data``). A 100 MB ResNet-50 becomes about 50 kB and gets the same answer.
 """
 
 from __future__ import annotations
@@ -20,26 +21,15 @@ def _tensor_bytes(tensor: onnx.TensorProto) -> int:
 
 
 def weight_free(data: bytes, min_bytes: int = 1024) -> bytes:
-    """``data`` with every floating-point initializer of more than ``min_bytes`` turned into an external reference.
-
-    Initializers inside subgraphs (If / Loop / Scan bodies) are stripped too."""
+    """``data`` with every top-level floating-point initializer of more than ``min_bytes`` turned into an external
+    reference. Subgraph (If / Loop / Scan body) initializers and Constant values stay whole."""
     model = onnx.load_from_string(data)
-    for graph in _graphs(model.graph):
-        for tensor in graph.initializer:
-            inline = tensor.data_location != TensorProto.EXTERNAL
-            if tensor.data_type in FLOAT_TYPES and inline and _tensor_bytes(tensor) > min_bytes:
-                for field in ("raw_data", "float_data", "double_data", "int32_data"):
-                    tensor.ClearField(field)
-                tensor.data_location = TensorProto.EXTERNAL
-                entry = tensor.external_data.add()
-                entry.key, entry.value = "location", MISSING_FILE
+    for tensor in model.graph.initializer:
+        inline = tensor.data_location != TensorProto.EXTERNAL
+        if tensor.data_type in FLOAT_TYPES and inline and _tensor_bytes(tensor) > min_bytes:
+            for field in ("raw_data", "float_data", "double_data", "int32_data"):
+                tensor.ClearField(field)
+            tensor.data_location = TensorProto.EXTERNAL
+            entry = tensor.external_data.add()
+            entry.key, entry.value = "location", MISSING_FILE
     return model.SerializeToString()
-
-
-def _graphs(graph: onnx.GraphProto) -> list[onnx.GraphProto]:
-    found = [graph]
-    for node in graph.node:
-        for attribute in node.attribute:
-            for sub in (attribute.g, *attribute.graphs) if attribute.HasField("g") else attribute.graphs:
-                found += _graphs(sub)
-    return found
