@@ -1,11 +1,14 @@
 """ASGI middleware that refuses request bodies over a byte limit with 413 ``body_too_large``.
 
-The declared Content-Length is checked first; the body is then read and counted (chunked uploads have none)
-before the app sees it, so an over-long body never reaches JSON parsing.
+The declared Content-Length is checked first. The body then streams through to the app, counted chunk by chunk
+(chunked uploads declare no length): the chunk that crosses the limit raises ``BodyTooLarge`` inside whatever is
+reading the body (JSON parsing, the multipart parser, ``request.body()``), which the app renders as the 413. Nothing
+is buffered here, so an upload costs the server only what the route itself keeps of it.
 """
 
 from __future__ import annotations
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import send_error
@@ -26,32 +29,41 @@ class BodySizeLimit:
         if declared is not None and declared.isdigit() and int(declared) > limit:
             await self._refuse(send, f"request body of {int(declared)} bytes", limit, setting)
             return
-        chunks: list[bytes] = []
-        size = 0
-        while True:
+        received = 0
+        started = False
+
+        async def counted() -> Message:
+            nonlocal received
             message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                await self._refuse(send, f"request body of more than {limit} bytes", limit, setting)
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
-        replayed = False
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge(limit_message(f"request body of more than {limit} bytes", limit, setting))
+            return message
 
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
 
-        await self.app(scope, replay, send)
+        try:
+            await self.app(scope, counted, watched)
+        except BodyTooLarge as exc:  # reached here only where no app handler rendered it
+            if started:
+                raise
+            await send_error(send, 413, "body_too_large", exc.detail, [(b"connection", b"close")])
 
     async def _refuse(self, send: Send, what: str, limit: int, setting: str) -> None:
-        text = f"{what} exceeds the limit of {limit} bytes ({setting})"
-        await send_error(send, 413, "body_too_large", text, [(b"connection", b"close")])
+        await send_error(send, 413, "body_too_large", limit_message(what, limit, setting), [(b"connection", b"close")])
+
+
+class BodyTooLarge(HTTPException):
+    """Raised while the body is read, at the chunk that crosses the limit; an HTTP 413 so that FastAPI's body parsing
+    passes it on (it turns other exceptions into a 400) and the app's handler renders it with ``Connection: close``."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(413, message, headers={"connection": "close"})
+
+
+def limit_message(what: str, limit: int, setting: str) -> str:
+    return f"{what} exceeds the limit of {limit} bytes ({setting})"

@@ -22,6 +22,7 @@ from service.cache import PredictionCache
 from service.calibrate import PREFIX, load_persisted
 from service.deps import get_cache, get_registry, get_settings
 from service.errors import ServiceError
+from service.middleware import BodyTooLarge
 from service.network_predictor import NetworkPredictor, model_digest, predict_onnx_bytes
 from service.predictor import Registry
 from service.schemas import error_responses
@@ -53,6 +54,8 @@ async def read_form(request: Request, max_files: int, max_fields: int) -> FormDa
     """The multipart form; a malformed one, or one with more files or fields than allowed, is a 400 saying why."""
     try:
         return await request.form(max_files=max_files, max_fields=max_fields)
+    except BodyTooLarge:
+        raise
     except HTTPException as exc:
         raise ServiceError(400, "invalid_multipart", f"multipart body could not be read: {exc.detail}") from None
 
