@@ -398,10 +398,11 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--base", help="multi-device predictor to calibrate (default: ARCHCAST_CALIBRATION_BASE)")
     calibrate.add_argument(
         "--method",
-        choices=["auto", "single", "ridge"],
+        choices=["auto", "scale", "single", "ridge"],
         default="auto",
-        help="single: one source (cells: the best base device; ONNX: the base latency); ridge: all (ONNX: latency, MACs, "
-        "memory traffic); auto: the lower leave-one-out error (ONNX: latency only below 20 models)",
+        help="scale: one source times one factor; single: one source with a slope (cells: the best base device; ONNX: the "
+        "base latency); ridge: all (ONNX: latency, MACs, memory traffic); auto: the lowest leave-one-out error (cells: "
+        "single or ridge; ONNX: scale or single, from 20 models on also ridge)",
     )
     calibrate.add_argument("--out", help="output directory (default: ARCHCAST_CALIBRATION_DIR or calibrated/)")
     calibrate.add_argument("--url", help="calibrate through a running service instead of in-process")

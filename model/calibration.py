@@ -4,8 +4,10 @@ Given 10-50 measured (architecture, latency) pairs of a device the base predicto
 predictor's latencies for the same architectures on its own devices, ``fit_calibration`` chooses, by exact
 leave-one-out error on the measurements, between
 
-- ``single``: ``log y = a + b log p_j`` on the one source device ``j`` that explains the measurements best, and
-- ``ridge``: ``log y = a + w . log p`` over every source device, ridge-penalised (alpha chosen by leave-one-out).
+- ``single``: ``log y = a + b log p_j`` on the one source device ``j`` that explains the measurements best;
+- ``ridge``: ``log y = a + w . log p`` over every source device, ridge-penalised (alpha chosen by leave-one-out);
+- ``scale`` (asked for by name, and offered by ``fit_network_calibration``'s ``auto``): ``log y = a + log p_j``, one
+  factor on the best source: a slope fitted on 5-10 measurements of a narrow range is mostly noise.
 
 ``calibrated_onnx`` appends that map to the base ONNX graph, so the result is an ordinary one-target cell predictor
 (tokens/mask/depth -> prediction (B, 1) in ms) that the service and the CLI load like any shipped one.
@@ -49,8 +51,8 @@ class Calibration:
     sources: tuple[str, ...]  # the base target names of ``columns``
     weights: tuple[float, ...]
     bias: float
-    method: str  # "single" or "ridge"
-    alpha: float  # ridge penalty (0 for "single")
+    method: str  # "scale", "single" or "ridge"
+    alpha: float  # ridge penalty (0 for the others)
     n_samples: int
     loo_rmse_log: float  # leave-one-out RMSE of log latency on the measurements (the predicted std in log space)
     loo_mape: float  # leave-one-out mean absolute % error on the measurements
@@ -99,6 +101,15 @@ def _single(logs: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, int, np.ndarra
     return best
 
 
+def _scale(logs: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, int, float]:
+    """Best one-factor fit ``t = a + logs[:, j]`` by leave-one-out RMSE: (LOO residuals, column, a)."""
+    n = len(t)
+    offsets = t[:, None] - logs  # (n, columns)
+    residuals = (offsets - offsets.mean(axis=0)) * (n / (n - 1))  # exact leave-one-out residuals of a mean
+    j = int(np.argmin(np.sqrt(np.mean(residuals**2, axis=0))))
+    return residuals[:, j], j, float(offsets[:, j].mean())
+
+
 def _ridge(logs: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, float, np.ndarray, float]:
     """Ridge over all devices (standardised, intercept unpenalised): (LOO residuals, alpha, weights, bias), log units."""
     mean, scale = logs.mean(axis=0), logs.std(axis=0) + 1e-9
@@ -120,7 +131,7 @@ def fit_calibration(
 ) -> Calibration:
     """Fit the map from base predictions (N, T) in ms, columns ``columns``, to measured latencies (N,) in ms.
 
-    ``method``: ``auto`` (the lower leave-one-out error of the two), ``single`` or ``ridge``.
+    ``method``: ``auto`` (the lower leave-one-out error of single and ridge), ``single``, ``ridge`` or ``scale``.
     Raises ValueError on too few samples or non-positive / non-finite values.
     """
     base = np.asarray(base, dtype=np.float64)
@@ -133,12 +144,15 @@ def fit_calibration(
         raise ValueError("measured latencies must be finite and > 0")
     if len(columns) != len(sources) or not columns:
         raise ValueError("columns and sources must be non-empty and of equal length")
-    if method not in ("auto", "single", "ridge"):
+    if method not in ("auto", "single", "ridge", "scale"):
         raise ValueError(f"unknown calibration method {method!r}")
     logs = np.log(np.maximum(base[:, list(columns)], 1e-12))
     t = np.log(measured)
     n = len(t)
     candidates: list[Calibration] = []
+    if method == "scale":
+        res, j, offset = _scale(logs, t)
+        candidates.append(Calibration((int(columns[j]),), (sources[j],), (1.0,), offset, "scale", 0.0, n, _rmse(res), _mape(res)))
     if method in ("auto", "single"):
         res, j, coef = _single(logs, t)
         candidates.append(
@@ -215,6 +229,10 @@ NETWORK_SOURCES = ("latency_ms", "macs", "memory_bytes")
 COSTS_FROM = 20
 """From this many measured models on, ``auto`` also offers the costs: with 20-50 models they cut the error of a clean
 CPU by a third; with 10 they overfit a noisy one (``benchmarks/results/onnx_calibration_*.md``)."""
+SLOPE_FROM = 10
+"""From this many measured models on, ``auto`` also offers a slope: below it, choosing by the leave-one-out error of
+five-odd models picked the slope in 20-35 % of draws and lost to one factor on both benchmarks that score it (another
+CPU, ``onnx_calibration_epyc.md``; an unseen family, ``onnx_family_calibration.md``)."""
 _FEATURE_COLUMNS = (1, 3)  # network_tokenizer.graph_features: log2(1 + macs), log2(1 + memory_bytes)
 
 
@@ -224,11 +242,22 @@ def network_design(base_ms: np.ndarray, macs: np.ndarray, memory_bytes: np.ndarr
 
 
 def fit_network_calibration(design: np.ndarray, measured: np.ndarray, method: str = "auto") -> Calibration:
-    """The map for a whole-network predictor: ``single`` = latency only; ``ridge`` = latency and costs; ``auto`` =
-    latency only below ``COSTS_FROM`` models, else the lower leave-one-out error of single / ridge over all three."""
-    if method == "single" or (method == "auto" and len(measured) < COSTS_FROM):
-        return fit_calibration(design, measured, [0], NETWORK_SOURCES[:1], "single")
-    return fit_calibration(design, measured, [0, 1, 2], NETWORK_SOURCES, method)
+    """The map for a whole-network predictor: ``scale`` = one factor on the latency; ``single`` = latency with a
+    slope; ``ridge`` = latency and costs; ``auto`` = scale below ``SLOPE_FROM`` models, then the lower leave-one-out
+    error of scale and single, and from ``COSTS_FROM`` models on the lowest of scale, single on any one of the three
+    sources, and ridge over them."""
+    if method in ("scale", "single"):
+        return fit_calibration(design, measured, [0], NETWORK_SOURCES[:1], method)
+    if method == "ridge":
+        return fit_calibration(design, measured, [0, 1, 2], NETWORK_SOURCES, "ridge")
+    if method != "auto":
+        raise ValueError(f"unknown calibration method {method!r}")
+    candidates = [fit_calibration(design, measured, [0], NETWORK_SOURCES[:1], "scale")]
+    if SLOPE_FROM <= len(measured) < COSTS_FROM:
+        candidates.append(fit_calibration(design, measured, [0], NETWORK_SOURCES[:1], "single"))
+    elif len(measured) >= COSTS_FROM:  # single on the best of the three sources, or ridge over them
+        candidates.append(fit_calibration(design, measured, [0, 1, 2], NETWORK_SOURCES, "auto"))
+    return min(candidates, key=lambda c: c.loo_rmse_log)
 
 
 def calibrated_network_onnx(base: onnx.ModelProto, calibration: Calibration, output: str = "prediction") -> onnx.ModelProto:

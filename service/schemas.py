@@ -115,7 +115,7 @@ class Measurement(_Strict):
 
 
 DEVICE_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,62}$"  # a calibrated device's name, in requests and on the command line
-CalibrationMethod = Literal["auto", "single", "ridge"]
+CalibrationMethod = Literal["auto", "scale", "single", "ridge"]
 CALIBRATION_METHODS: tuple[str, ...] = get_args(CalibrationMethod)
 
 
@@ -127,7 +127,9 @@ class CalibrateRequest(_Strict):
     measurements: list[Measurement] = Field(min_length=5, description="10-50 measured architectures are typical.")
     base: str | None = Field(default=None, description="Multi-device predictor to calibrate; null = ARCHCAST_CALIBRATION_BASE.")
     method: CalibrationMethod = Field(
-        default="auto", description="auto = the lower leave-one-out error of 'single' (best one device) and 'ridge'."
+        default="auto",
+        description="auto = the lower leave-one-out error of 'single' (best one device) and 'ridge'; 'scale' = the best "
+        "one device times one factor.",
     )
 
 

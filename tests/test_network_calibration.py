@@ -22,6 +22,7 @@ from archcast.client import AsyncClient, Client
 from model.calibration import (
     COSTS_FROM,
     NETWORK_SOURCES,
+    SLOPE_FROM,
     Calibration,
     calibrated_network_onnx,
     fit_network_calibration,
@@ -38,7 +39,7 @@ from service.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE = "cpu-ort-1t-v1"
-RESOLUTIONS = (32, 48, 64, 96, 128, 160, 192, 224)
+RESOLUTIONS = (32, 48, 64, 80, 96, 128, 160, 192, 224, 256)  # 10: auto may fit a slope (SLOPE_FROM)
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +77,7 @@ def test_the_network_map_computes_value_and_std(base_dir: Path) -> None:
         Calibration((0,), NETWORK_SOURCES[:1], (1.1,), 0.5, "single", 0.0, 20, 0.1, 10.0),
         Calibration((0, 1, 2), NETWORK_SOURCES, (0.8, 0.15, -0.05), 0.3, "ridge", 1.0, 30, 0.1, 10.0),
         Calibration((1,), NETWORK_SOURCES[1:2], (0.9,), -9.0, "single", 0.0, 20, 0.1, 10.0),  # MACs alone
+        Calibration((0,), NETWORK_SOURCES[:1], (1.0,), -0.4, "scale", 0.0, 5, 0.1, 10.0),
     ]
     for fit in fits:
         (after,) = ort.InferenceSession(calibrated_network_onnx(base, fit).SerializeToString()).run(["prediction"], feeds)
@@ -100,6 +102,25 @@ def test_auto_offers_the_costs_from_twenty_models() -> None:
     assert few.columns == (0,) and few.method == "single"
     assert many.method == "ridge" and many.columns == (0, 1, 2) and many.loo_rmse_log < few.loo_rmse_log
     assert fit_network_calibration(design, measured, "single").columns == (0,)
+
+
+def test_scale_is_one_factor_with_exact_leave_one_out_and_auto_takes_it_below_ten_models() -> None:
+    rng = np.random.default_rng(1)
+    base_ms = rng.uniform(5, 8, 12)  # a narrow range: models of one family
+    design = network_design(base_ms, np.full(12, 1e9), np.full(12, 1e8))
+    measured = 1.5 * base_ms * rng.lognormal(0, 0.05, 12)
+    few = slice(0, SLOPE_FROM - 1)
+    scale = fit_network_calibration(design[few], measured[few], "scale")
+    offsets = np.log(measured[few]) - np.log(base_ms[few])
+    assert scale.method == "scale" and scale.weights == (1.0,) and scale.bias == pytest.approx(offsets.mean())
+    brute = [offsets[i] - np.delete(offsets, i).mean() for i in range(len(offsets))]  # refit without each model
+    assert scale.loo_rmse_log == pytest.approx(float(np.sqrt(np.mean(np.square(brute)))), rel=1e-9)
+    assert np.allclose(scale.predict(design[few]), base_ms[few] * np.exp(offsets.mean()))
+    assert scale.loo_rmse_log < fit_network_calibration(design[few], measured[few], "single").loo_rmse_log
+    power_law = np.exp(0.5) * base_ms**1.6  # a real slope, no noise
+    assert fit_network_calibration(design[few], power_law[few]).method == "scale"  # below SLOPE_FROM: one factor
+    assert fit_network_calibration(design[:SLOPE_FROM], power_law[:SLOPE_FROM]).method == "single"  # then by LOO
+    assert fit_network_calibration(design[:SLOPE_FROM], measured[:SLOPE_FROM]).method == "scale"
 
 
 def test_fit_recovers_the_new_device_and_predicts_unseen_models(base_dir: Path) -> None:
@@ -259,7 +280,7 @@ def test_onnx_calibration_upload_errors_name_the_problem(base_dir: Path) -> None
     cases = [  # (form fields, files, status, code, fragment)
         ({"measurements": lines}, model, 422, "invalid_form", "'device' is missing"),
         ({"device": "Big CPU", "measurements": lines}, model, 422, "invalid_device", "lower case"),
-        ({"device": "d", "measurements": lines, "method": "best"}, model, 422, "invalid_form", "auto, single, ridge"),
+        ({"device": "d", "measurements": lines, "method": "best"}, model, 422, "invalid_form", "auto, scale, single, ridge"),
         ({"device": "d"}, model, 422, "invalid_form", "'measurements'"),
         ({"device": "d", "measurements": lines}, [], 422, "invalid_form", "no ONNX models uploaded"),
         ({"device": "d", "measurements": lines.replace("conv.onnx", "resnet.onnx", 1)}, model, 422, "invalid_measurements",
@@ -267,9 +288,9 @@ def test_onnx_calibration_upload_errors_name_the_problem(base_dir: Path) -> None
         ({"device": "d", "measurements": lines}, [*model, ("models", ("extra.onnx", data))], 422, "invalid_measurements",
          "extra.onnx named by no measurement line"),
         ({"device": "d", "measurements": lines + '{"onnx": "conv.onnx", "latency_ms": 0}\n'}, model, 422,
-         "invalid_measurements", "measurements:9: latency_ms must be a finite number > 0"),
+         "invalid_measurements", "measurements:11: latency_ms must be a finite number > 0"),
         ({"device": "d", "measurements": lines + "{oops\n"}, model, 422, "invalid_measurements",
-         "measurements:9: not valid JSON"),
+         "measurements:11: not valid JSON"),
         ({"device": "d", "measurements": lines}, [("models", ("conv.onnx", b"not onnx"))], 422, "invalid_onnx", "measurements:1"),
         ({"device": "d", "measurements": lines}, [*model, ("models", ("conv.onnx", data))], 422, "invalid_form",
          "two uploaded models are named 'conv.onnx'"),
@@ -291,7 +312,7 @@ def test_onnx_calibration_upload_errors_name_the_problem(base_dir: Path) -> None
         answer = client.post("/v1/calibrate/onnx", data={"device": "d", "measurements": lines}, files=files)
         assert answer.status_code == 400 and answer.json()["error"]["code"] == "invalid_multipart"
         assert "Too many files" in answer.json()["error"]["message"]
-        answer = client.post("/v1/calibrate/onnx", data={"device": "d", "measurements": lines}, files=model)  # 8 lines > 5
+        answer = client.post("/v1/calibrate/onnx", data={"device": "d", "measurements": lines}, files=model)  # 10 lines > 5
         assert answer.status_code == 413 and "ARCHCAST_MAX_CALIBRATION_SAMPLES" in answer.json()["error"]["message"]
 
 
