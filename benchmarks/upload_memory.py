@@ -106,6 +106,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/upload_memory"))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--label", default="", help="what this run measures (e.g. the commit), written into the report")
+    parser.add_argument("--compare", type=Path, help="an earlier report (.json) of another commit, shown next to this one")
     args = parser.parse_args(argv)
 
     from model.onnx_weights import weight_free
@@ -126,27 +127,32 @@ def main(argv: list[str] | None = None) -> None:
         "runs": runs,
         "median_extra_mb": {mode: statistics.median(r["extra_mb"] for r in runs[mode]) for mode in MODES},
     }
+    if args.compare:
+        report["compare"] = json.loads(args.compare.read_text())
     write_report(args.out, report, markdown(report))
 
 
 def markdown(report: dict) -> str:
-    lines = [
-        "# Server memory for one ~100 MB upload",
-        "",
-        f"Machine: {report['machine']}. Command: `{report['command']}`." + (f" {report['label']}" if report["label"] else ""),
-        "",
-        f"Upload: ResNet-50 with weights, {report['upload_mb']:.1f} MB. Peak RSS (VmHWM) after the upload minus RSS just"
-        " before it, in a fresh warmed-up server process per run.",
-        "",
-        "| how it is sent | extra peak MB (median) | per run | x upload size | upload to answer s (median) |",
-        "|---|---|---|---|---|",
-    ]
-    for mode, runs in report["runs"].items():
-        extra = report["median_extra_mb"][mode]
-        per_run = " / ".join(f"{r['extra_mb']:.0f}" for r in runs)
-        seconds = statistics.median(r["seconds"] for r in runs)
-        lines.append(f"| {mode} | {extra:.0f} | {per_run} | {extra / report['upload_mb']:.1f} | {seconds:.2f} |")
-    return "\n".join(lines) + "\n"
+    lines = ["# Server memory for one ~100 MB upload", ""]
+    for part in (report, report.get("compare")):
+        if part is None:
+            continue
+        lines += [
+            f"Machine: {part['machine']}. Command: `{part['command']}`." + (f" {part['label']}" if part["label"] else ""),
+            "",
+            f"Upload: ResNet-50 with weights, {part['upload_mb']:.1f} MB. Peak RSS (VmHWM) after the upload minus RSS"
+            " just before it, in a fresh warmed-up server process per run.",
+            "",
+            "| how it is sent | extra peak MB (median) | per run | x upload size | upload to answer s (median) |",
+            "|---|---|---|---|---|",
+        ]
+        for mode, runs in part["runs"].items():
+            extra = part["median_extra_mb"][mode]
+            per_run = " / ".join(f"{r['extra_mb']:.0f}" for r in runs)
+            seconds = statistics.median(r["seconds"] for r in runs)
+            lines.append(f"| {mode} | {extra:.0f} | {per_run} | {extra / part['upload_mb']:.1f} | {seconds:.2f} |")
+        lines.append("")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
