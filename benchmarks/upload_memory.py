@@ -3,7 +3,7 @@
     python -m benchmarks.upload_memory --out benchmarks/results/upload_memory
 
 For each way a client sends a model (raw body to ``/v1/predict/onnx``, multipart ``file`` to it, multipart
-``models`` to ``/v1/calibrate/onnx``), a fresh server process (``python -m service``, CPU, in-process cache) is
+``models`` to ``/v1/calibrate/onnx``), a fresh server process (``archcast serve``, CPU, in-process cache) is
 started, warmed up with a weight-free request (sessions and tokenizer loaded), and sent ResNet-50 with its weights
 once. The figure is the process's peak resident memory (``VmHWM``) after the upload minus its resident memory
 (``VmRSS``) just before it, read from ``/proc``; ``--repeats`` fresh servers per mode, median reported. Linux only.
@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import socket
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,6 +22,7 @@ import httpx
 
 from benchmarks.machine import describe_machine
 from benchmarks.report import write_report
+from benchmarks.service_throughput import free_port, start_server
 
 MODES = ("raw body", "multipart file", "calibration upload")
 
@@ -44,35 +42,6 @@ def proc_kib(pid: int, field: str) -> int:
     raise RuntimeError(f"no {field} in /proc/{pid}/status")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(port: int) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "ARCHCAST_PORT": str(port),
-        "ARCHCAST_PROVIDERS": "cpu",
-        "ARCHCAST_LOG_LEVEL": "warning",
-        "ARCHCAST_WORKERS": "1",
-    }
-    server = subprocess.Popen([sys.executable, "-m", "service"], env=env)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                return server
-        except httpx.TransportError:
-            pass
-        if server.poll() is not None:
-            raise SystemExit(f"server exited with {server.returncode}")
-        time.sleep(0.2)
-    server.kill()
-    raise SystemExit("server not ready after 120 s")
-
-
 def send(client: httpx.Client, mode: str, data: bytes, resolution: int) -> httpx.Response:
     if mode == "raw body":
         return client.post(f"/v1/predict/onnx?resolution={resolution}", content=data)
@@ -85,7 +54,7 @@ def send(client: httpx.Client, mode: str, data: bytes, resolution: int) -> httpx
 
 def one_server(mode: str, heavy: bytes, light: bytes) -> dict:
     port = free_port()
-    server = start_server(port)
+    server = start_server(port, ARCHCAST_PROVIDERS="cpu", ARCHCAST_WORKERS="1")
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=300) as client:
             send(client, "raw body", light, 192).raise_for_status()  # warm-up: sessions, tokenizer, first allocations
