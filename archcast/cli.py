@@ -281,7 +281,8 @@ def _calibrate_network(args: argparse.Namespace, started: float) -> int:
         return _report(exc)
     print(json.dumps(summary, indent=1))
     print(
-        f"{summary['predictor']}: {summary['n_samples']} measured ONNX models, leave-one-out MAPE {summary['loo_mape']:.1f} %; "
+        f"{summary['predictor']}: {summary['n_samples']} measured ONNX models, map {summary['method']}, leave-one-out MAPE "
+        f"{summary['loo_mape']:.1f} %; "
         f"{where} ({time.perf_counter() - started:.1f} s)"
     )
     return 0

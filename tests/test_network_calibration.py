@@ -196,6 +196,7 @@ def test_measure_calibrate_check_from_the_command_line(base_dir: Path, tmp_path:
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout[: done.stdout.rindex("}") + 1])
     assert summary["predictor"] == "calibrated-ci-runner" and summary["n_samples"] == 5 and summary["base"] == BASE
+    assert summary["method"] == "scale" and "5 measured ONNX models, map scale," in done.stdout  # 5 < SLOPE_FROM
     card = json.loads((out / "calibrated-ci-runner.card.json").read_text())
     assert card["device"]["cpu_id"] == records[0]["environment"]["cpu_id"]  # where the measurements were taken
 
