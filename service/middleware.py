@@ -9,6 +9,7 @@ is buffered here, so an upload costs the server only what the route itself keeps
 from __future__ import annotations
 
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import send_error
@@ -52,6 +53,9 @@ class BodySizeLimit:
             if started:
                 raise
             await send_error(send, 413, "body_too_large", exc.detail, [(b"connection", b"close")])
+        except ClientDisconnect:  # the client left mid-body: nobody to answer, and no server error to report
+            if started:
+                raise
 
     async def _refuse(self, send: Send, what: str, limit: int, setting: str) -> None:
         await send_error(send, 413, "body_too_large", limit_message(what, limit, setting), [(b"connection", b"close")])

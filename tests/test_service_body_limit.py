@@ -114,3 +114,27 @@ def test_the_app_reads_each_chunk_before_the_next_arrives() -> None:
     assert events == ["sent 10", "app got 10", "sent 20"]
     assert sent[0]["status"] == 413 and (b"connection", b"close") in sent[0]["headers"]
     assert b"ARCHCAST_MAX_BODY_BYTES" in sent[1]["body"]
+
+
+def test_a_client_leaving_mid_body_is_not_a_server_error() -> None:
+    """A route reading the body sees the disconnect; the middleware ends the request quietly, as before streaming."""
+    from starlette.requests import Request
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await Request(scope, receive).body()  # raises ClientDisconnect at the disconnect
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    messages = iter([{"type": "http.request", "body": b"a" * 10, "more_body": True}, {"type": "http.disconnect"}])
+
+    async def receive() -> Message:
+        return next(messages)
+
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/x", "headers": []}
+    asyncio.run(BodySizeLimit(app, max_body_bytes=100)(scope, receive, send))  # no exception escapes
+    assert sent == []
