@@ -175,3 +175,12 @@ def test_openapi_schema_documents_the_api(client) -> None:
     assert {"/v1/predict", "/v1/predictors", "/healthz", "/readyz"} <= set(schema["paths"])
     models = {"NB201Architecture", "NB101Architecture", "DartsArchitecture", "GraphArchitecture", "PredictResponse"}
     assert models <= set(schema["components"]["schemas"])
+
+
+def test_an_unknown_predictor_is_a_documented_404(client) -> None:
+    """Schemathesis found POST /v1/predict answering 404 without documenting it."""
+    body = {"predictor": "no-such-predictor", "architectures": [{"space": "nb201", "index": 0}]}
+    response = client.post("/v1/predict", json=body)
+    assert response.status_code == 404 and response.json()["error"]["code"] == "unknown_predictor"
+    schema = client.get("/openapi.json").json()
+    assert "404" in schema["paths"]["/v1/predict"]["post"]["responses"]

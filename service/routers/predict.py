@@ -23,7 +23,7 @@ from service.predictor import Registry
 from service.schemas import PredictRequest, PredictResponse, error_responses
 from service.settings import Settings
 
-router = APIRouter(prefix="/v1", tags=["predict"], responses=error_responses(400, 401, 413, 415, 422, 503))
+router = APIRouter(prefix="/v1", tags=["predict"], responses=error_responses(400, 401, 404, 413, 415, 422, 503))
 
 
 @router.post("/predict", response_model=PredictResponse)
