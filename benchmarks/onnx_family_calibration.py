@@ -26,16 +26,12 @@ from benchmarks.machine import describe_machine
 from benchmarks.report import write_report
 from model.calibration import fit_network_calibration, network_design
 from training.latency_metrics import latency_metrics
+from training.netgen.files import latest_records
 
 
 def measured_networks(data: Path) -> dict[int, tuple[float, float, float]]:
-    """id -> (latency ms, MACs, memory bytes) from the dataset's measurements."""
-    out = {}
-    with open(data / "measurements.jsonl") as handle:
-        for line in handle:
-            row = json.loads(line)
-            out[row["id"]] = (row["latency_ms"], row["totals"]["macs"], row["totals"]["memory_bytes"])
-    return out
+    """id -> (latency ms, MACs, memory bytes): each network's current labelled record in the dataset."""
+    return {i: (r["latency_ms"], r["totals"]["macs"], r["totals"]["memory_bytes"]) for i, r in latest_records(data).items()}
 
 
 def split_runs(runs: Path) -> list[dict]:

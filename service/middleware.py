@@ -28,7 +28,7 @@ class BodySizeLimit:
         limit, setting = self.path_limits.get(scope.get("path", ""), (self.max_body_bytes, "ARCHCAST_MAX_BODY_BYTES"))
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await self._refuse(send, f"request body of {int(declared)} bytes", limit, setting)
+            await refuse(send, limit_message(f"request body of {int(declared)} bytes", limit, setting))
             return
         received = 0
         started = False
@@ -52,13 +52,15 @@ class BodySizeLimit:
         except BodyTooLarge as exc:  # reached here only where no app handler rendered it
             if started:
                 raise
-            await send_error(send, 413, "body_too_large", exc.detail, [(b"connection", b"close")])
+            await refuse(send, exc.detail)
         except ClientDisconnect:  # the client left mid-body: nobody to answer, and no server error to report
             if started:
                 raise
 
-    async def _refuse(self, send: Send, what: str, limit: int, setting: str) -> None:
-        await send_error(send, 413, "body_too_large", limit_message(what, limit, setting), [(b"connection", b"close")])
+
+async def refuse(send: Send, message: str) -> None:
+    """The 413 straight from the middleware, closing the connection (the rest of the body is never read)."""
+    await send_error(send, 413, "body_too_large", message, [(b"connection", b"close")])
 
 
 class BodyTooLarge(HTTPException):
