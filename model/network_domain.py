@@ -34,13 +34,43 @@ def unseen_op_types(graph: NetworkGraph, domain: dict[str, Any]) -> list[str]:
     return sorted({node.op_type for node in graph.nodes} - set(domain["op_types"]))
 
 
-def domain_warnings(unseen: Iterable[str], macs: float, nodes: int, domain: dict[str, Any]) -> list[str]:
-    """One sentence per way the network lies outside the training networks; empty when it lies inside."""
+LAYOUT_PREFIX = "nchwc."  # how the parser names onnxruntime's layout-specific ops (``model.onnx_contrib``)
+
+
+def other_precisions(weight_types: Iterable[str], dtype: str | None) -> list[str]:
+    """Element types of the network's weights other than the predictor device's ``dtype`` (none when either is
+    unknown): a float16 or int8-quantized upload runs other kernels than the float32 networks a predictor learnt."""
+    if not dtype:
+        return []
+    return sorted(set(weight_types) - {dtype})
+
+
+def domain_warnings(
+    unseen: Iterable[str],
+    macs: float,
+    nodes: int,
+    domain: dict[str, Any],
+    weight_types: Iterable[str] = (),
+    dtype: str | None = None,
+) -> list[str]:
+    """One sentence per way the network lies outside the training networks; empty when it lies inside. ``dtype`` is
+    the element type of the predictor's device (its card's ``device.dtype``); ``weight_types`` those of the upload."""
     warnings = []
     unseen = sorted(unseen)
     if unseen:
         warnings.append(
             f"op types never seen in this predictor's training networks: {', '.join(unseen)}; their cost is extrapolated"
+        )
+    if any(op.startswith(LAYOUT_PREFIX) for op in unseen):
+        warnings.append(
+            "the model was saved after onnxruntime's layout optimizations for one CPU (com.microsoft.nchwc ops); "
+            "send the model as exported, or as saved at optimization level ORT_ENABLE_EXTENDED or below"
+        )
+    others = other_precisions(weight_types, dtype)
+    if others:
+        warnings.append(
+            f"weights in {', '.join(others)}: this predictor learnt {dtype} networks, and onnxruntime runs "
+            f"{', '.join(others)} models with other kernels; the latency is extrapolated"
         )
     for name, value, unit in (("macs", macs, "MACs"), ("nodes", nodes, "nodes")):
         if name not in domain:

@@ -9,7 +9,13 @@ normalisations, the window area for pooling, the input size for reductions; ``Re
 when nearest, and a multiply-add per interpolation tap when linear or cubic: 2 or 4 taps per resized axis, so a
 bilinear 2-D upsampling costs 8 FLOPs per output element). Parameters are the elements of
 the node's constant inputs (initializers and Constant outputs). Memory traffic is 4 bytes (float32) per
-element read (all inputs, weights included) or written (all outputs). Unknown dimensions (-1) count as 0.
+element read (all inputs, weights included) or written (all outputs), except where the parser gives the tensors'
+own widths (float16, int8, ...: ``element_bytes``). Unknown dimensions (-1) count as 0.
+
+Quantized and onnxruntime-fused products cost what their float op costs: ``ConvInteger`` / ``QLinearConv`` and
+com.microsoft ``FusedConv`` like ``Conv``; ``MatMulInteger`` / ``QLinearMatMul`` and com.microsoft
+``MatMulIntegerToFloat``, ``DynamicQuantizeMatMul`` and ``FusedMatMul`` like ``MatMul``; com.microsoft ``QGemm`` like
+``Gemm`` (``PRODUCT_OPERANDS`` says where their two operands sit).
 """
 
 from __future__ import annotations
@@ -43,6 +49,20 @@ ELEMENTWISE_FACTOR: dict[str, float] = {
 ZERO_COST_OPS = frozenset(
     {"Reshape", "Shape", "Flatten", "Squeeze", "Unsqueeze", "Gather", "Slice", "Constant", "ConstantOfShape", "Identity", "Cast"}
 )
+
+
+# op type -> (the float op it computes, positions of its two operands: data and weight, or A and B)
+PRODUCT_OPERANDS: dict[str, tuple[str, int, int]] = {
+    "ConvInteger": ("Conv", 0, 1),
+    "QLinearConv": ("Conv", 0, 3),
+    "FusedConv": ("Conv", 0, 1),
+    "MatMulInteger": ("MatMul", 0, 1),
+    "QLinearMatMul": ("MatMul", 0, 3),
+    "MatMulIntegerToFloat": ("MatMul", 0, 1),
+    "DynamicQuantizeMatMul": ("MatMul", 0, 1),
+    "FusedMatMul": ("MatMul", 0, 1),
+    "QGemm": ("Gemm", 0, 3),
+}
 
 
 @dataclass(frozen=True)
@@ -79,13 +99,13 @@ def _conv_transpose_macs(in_shapes: Sequence[Shape], attrs: dict[str, Any]) -> f
     return elements(x) * elements(weight[1:])
 
 
-def _matmul_macs(in_shapes: Sequence[Shape], out_shapes: Sequence[Shape]) -> float:
+def _matmul_macs(in_shapes: Sequence[Shape], out_shapes: Sequence[Shape], trans_a: bool = False) -> float:
     if len(in_shapes) < 2 or not out_shapes:
         return 0.0
     a = in_shapes[0]
     if not a:
         return 0.0
-    k = a[-1] if len(a) >= 1 else 1
+    k = a[-2] if trans_a and len(a) >= 2 else a[-1]
     return elements(out_shapes[0]) * max(k, 0)
 
 
@@ -155,9 +175,21 @@ def node_cost(
     out_shapes: Sequence[Shape],
     attrs: dict[str, Any],
     weight_positions: Sequence[int] = (),
+    element_bytes: Sequence[float] | None = None,
 ) -> NodeCost:
-    """MACs, FLOPs, parameters and memory bytes of one node; ``weight_positions`` index its constant inputs."""
-    if op_type == "Conv":
+    """MACs, FLOPs, parameters and memory bytes of one node; ``weight_positions`` index its constant inputs,
+    ``element_bytes`` gives each input's then each output's bytes per element (default: 4 for all)."""
+    product = PRODUCT_OPERANDS.get(op_type)
+    if product is not None:
+        float_op, first, second = product
+        operands = [in_shapes[i] for i in (first, second) if i < len(in_shapes)]
+        if float_op == "Conv":
+            macs = _conv_macs(operands, out_shapes, attrs)
+        elif float_op == "Gemm":
+            macs = _gemm_macs(operands, attrs)
+        else:
+            macs = _matmul_macs(operands, out_shapes, bool(attrs.get("transA", 0)))
+    elif op_type == "Conv":
         macs = _conv_macs(in_shapes, out_shapes, attrs)
     elif op_type == "ConvTranspose":
         macs = _conv_transpose_macs(in_shapes, attrs)
@@ -170,13 +202,17 @@ def node_cost(
         macs = steps * (elements(in_shapes[1]) + elements(in_shapes[2])) if steps else 0.0
     else:
         macs = 0.0
-    flops = 2.0 * macs if macs else _other_flops(op_type, in_shapes, out_shapes, attrs)
+    flops = 2.0 * macs if macs or product else _other_flops(op_type, in_shapes, out_shapes, attrs)
     if op_type in ("Conv", "Gemm", "ConvTranspose") and len(in_shapes) > 2 and out_shapes:
         flops += elements(out_shapes[0])  # bias add
     if op_type in RECURRENT_OPS and macs:  # gate activations: sigmoid / tanh on every gate unit (dirs x gates*H)
         flops += 4.0 * steps * in_shapes[2][0] * in_shapes[2][1]
     params = sum(elements(in_shapes[i]) for i in weight_positions if i < len(in_shapes))
-    traffic = sum(elements(s) for s in in_shapes) + sum(elements(s) for s in out_shapes)
+    shapes = [*in_shapes, *out_shapes]
+    if element_bytes is None or len(element_bytes) != len(shapes):
+        memory = BYTES_PER_ELEMENT * sum(elements(s) for s in shapes)
+    else:
+        memory = sum(width * elements(s) for width, s in zip(element_bytes, shapes, strict=True))
     if op_type in ZERO_COST_OPS and op_type not in ("Gather", "Slice", "Cast"):
-        traffic = 0.0  # metadata-only ops move no data in onnxruntime
-    return NodeCost(macs=macs, flops=flops, params=params, memory_bytes=BYTES_PER_ELEMENT * traffic)
+        memory = 0.0  # metadata-only ops move no data in onnxruntime
+    return NodeCost(macs=macs, flops=flops, params=params, memory_bytes=memory)

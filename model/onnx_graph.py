@@ -23,7 +23,10 @@ from google.protobuf.message import DecodeError
 from onnx import TensorProto, helper, shape_inference
 
 from model.errors import ArchitectureError
-from model.onnx_cost import NodeCost, node_cost
+from model.onnx_contrib import SCALAR, Part, ir_op_type, lower
+from model.onnx_cost import BYTES_PER_ELEMENT, NodeCost, node_cost
+from model.onnx_order import sort_nodes
+from model.onnx_weights import WEIGHT_TYPES
 
 DEFAULT_MAX_NETWORK_NODES = 4096
 DEFAULT_MAX_ELEMENTS = 2**31  # per tensor: guards against giant declared dimensions
@@ -55,6 +58,7 @@ class NetworkGraph:
     producer: str = ""
     unknown_shapes: int = 0
     stats: dict[str, float] = field(default_factory=dict)
+    weight_types: tuple[str, ...] = ()  # element types of the weights ("float32", "int8", ...); () = not recorded
 
     @property
     def n(self) -> int:
@@ -78,6 +82,7 @@ class NetworkGraph:
                 [n.op_type, list(n.inputs), [list(s) for s in n.input_shapes], [list(s) for s in n.output_shapes], n.attrs]
                 for n in self.nodes
             ],
+            **({"weight_types": list(self.weight_types)} if self.weight_types else {}),
         }
 
     @classmethod
@@ -87,10 +92,10 @@ class NetworkGraph:
             in_s = tuple(tuple(s) for s in in_shapes)
             out_s = tuple(tuple(s) for s in out_shapes)
             weights = attrs.get("_weights", [])
-            nodes.append(
-                NetNode(f"n{i}", op_type, tuple(inputs), in_s, out_s, attrs, node_cost(op_type, in_s, out_s, attrs, weights))
-            )
-        return cls(tuple(nodes), {k: tuple(v) for k, v in data["input_shapes"].items()}, int(data["opset"]))
+            cost = node_cost(op_type, in_s, out_s, attrs, weights, attrs.get("_element_bytes"))
+            nodes.append(NetNode(f"n{i}", op_type, tuple(inputs), in_s, out_s, attrs, cost))
+        shapes = {k: tuple(v) for k, v in data["input_shapes"].items()}
+        return cls(tuple(nodes), shapes, int(data["opset"]), weight_types=tuple(data.get("weight_types", ())))
 
 
 @dataclass(frozen=True)
@@ -167,7 +172,21 @@ def _fix_inputs(graph: onnx.GraphProto, initializer_names: set[str], options: Pa
     return shapes
 
 
-FLOAT_TYPES = frozenset({TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16, TensorProto.DOUBLE})
+# memory traffic counts 4 bytes an element (the float32 convention) except for these types, at their own width
+OWN_WIDTH_TYPES = {TensorProto.FLOAT16: 2, TensorProto.BFLOAT16: 2, TensorProto.DOUBLE: 8, TensorProto.INT8: 1,
+                   TensorProto.UINT8: 1, TensorProto.INT4: 0.5, TensorProto.UINT4: 0.5}
+
+
+def type_name(data_type: int) -> str:
+    """``float32``, ``float16``, ``int8``, ... for an ONNX element type."""
+    try:
+        return str(helper.tensor_dtype_to_np_dtype(data_type).name)
+    except (KeyError, TypeError, ValueError):
+        return TensorProto.DataType.Name(data_type).lower() if data_type in TensorProto.DataType.values() else str(data_type)
+
+
+def element_width(data_type: int | None) -> float:
+    return OWN_WIDTH_TYPES.get(data_type, BYTES_PER_ELEMENT) if data_type is not None else BYTES_PER_ELEMENT
 
 
 def _check_names(graph: onnx.GraphProto) -> None:
@@ -236,10 +255,13 @@ def check_external_data(model: onnx.ModelProto) -> None:
             )
 
 
-def _strip_initializers(model: onnx.ModelProto, weights: set[str]) -> dict[str, tuple[int, ...]]:
+def _strip_initializers(
+    model: onnx.ModelProto, weights: set[str], weight_types: set[str] | None = None
+) -> dict[str, tuple[int, ...]]:
     """Replace large (or external) initializers and large Constant nodes by typed inputs; returns their dims.
 
-    Names of floating-point ones (counted as parameters) are added to ``weights``. Large Constant nodes are moved
+    Names of weights (``WEIGHT_TYPES``, counted as parameters) are added to ``weights``, and the element types of
+    those over SMALL_INITIALIZER elements to ``weight_types``. Large Constant nodes are moved
     too: symbolic shape inference would otherwise decode their data into numpy arrays and lists (memory and time
     many times the upload's size).
     """
@@ -266,10 +288,13 @@ def _strip_initializers(model: onnx.ModelProto, weights: set[str]) -> dict[str, 
                 f"initializer {tensor.name!r} declares shape {list(shape)[:16]}, over {MAX_INITIALIZER_ELEMENTS} elements",
             )
         dims[tensor.name] = shape
-        if tensor.data_type in FLOAT_TYPES:
+        large = float(np.prod(shape, dtype=np.float64)) > SMALL_INITIALIZER
+        if tensor.data_type in WEIGHT_TYPES:
             weights.add(tensor.name)
+            if large and weight_types is not None:
+                weight_types.add(type_name(tensor.data_type))
         external = tensor.data_location == TensorProto.EXTERNAL
-        if external or float(np.prod(shape, dtype=np.float64)) > SMALL_INITIALIZER:
+        if external or large:
             moved.append(helper.make_tensor_value_info(tensor.name, tensor.data_type, list(shape)))
         else:
             kept.append(tensor)
@@ -375,6 +400,7 @@ def _symbolic_inference(cls: Any, model: onnx.ModelProto) -> onnx.ModelProto | N
     if _opset(model) < 7:
         return None
     inference = cls(2**31 - 1, True, True, 0)  # int_max, auto_merge, guess_output_rank, verbose
+    _infer_fused_products(inference)
     inference._preprocess(model)
     complete = False
     while inference.run_:
@@ -383,6 +409,66 @@ def _symbolic_inference(cls: Any, model: onnx.ModelProto) -> onnx.ModelProto | N
     if not complete:
         raise RuntimeError("incomplete symbolic shape inference")
     return inference.out_mp_
+
+
+def _infer_fused_products(inference: Any) -> None:
+    """Teach one symbolic inference the shapes of onnxruntime's ``FusedConv`` (a Conv's) and ``FusedMatMul`` (a MatMul's
+    after its transA / transB), which onnxruntime writes into the optimized models it saves, and of the com.microsoft
+    QLinear ops of statically quantized models (QOperator format): its inference knows none of them, and every
+    shape after the first one it misses would stay unknown (no MACs)."""
+
+    def fused_matmul(node: onnx.NodeProto) -> None:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        lhs, rhs = list(inference._get_shape(node, 0)), list(inference._get_shape(node, 1))
+        if len(lhs) < 2 or len(rhs) < 2 or attrs.get("transBatchA", 0) or attrs.get("transBatchB", 0):
+            raise RuntimeError("FusedMatMul with vectors or batch transposes: shape left to onnx inference")
+        if attrs.get("transA", 0):
+            lhs[-2:] = lhs[-1:-3:-1]
+        if attrs.get("transB", 0):
+            rhs[-2:] = rhs[-1:-3:-1]
+        shape = [*inference._broadcast_shapes(lhs[:-2], rhs[:-2]), lhs[-2], rhs[-1]]
+        dtype = inference.known_vi_[node.input[0]].type.tensor_type.elem_type
+        inference.known_vi_[node.output[0]].CopyFrom(helper.make_tensor_value_info(node.output[0], dtype, shape))
+
+    def fused_conv(node: onnx.NodeProto) -> None:
+        conv = helper.make_node("Conv", list(node.input[:3]), [node.output[0]], name=node.name)
+        conv.attribute.extend(a for a in node.attribute if a.name not in ("activation", "activation_params"))
+        inference._onnx_infer_single_node(conv)
+        inference._infer_Conv(conv)
+
+    def set_shape(node: onnx.NodeProto, shape: list[Any], dtype_from: int) -> None:
+        dtype = inference.known_vi_[node.input[dtype_from]].type.tensor_type.elem_type
+        inference.known_vi_[node.output[0]].CopyFrom(helper.make_tensor_value_info(node.output[0], dtype, shape))
+
+    def qlinear_pool(node: onnx.NodeProto) -> None:  # (N, C, 1, 1), or (N, 1, 1, C) when channels_last
+        shape = list(inference._get_shape(node, 0))
+        channels_last = any(a.name == "channels_last" and a.i for a in node.attribute)
+        spatial = range(1, len(shape) - 1) if channels_last else range(2, len(shape))
+        set_shape(node, [1 if axis in spatial else d for axis, d in enumerate(shape)], 0)
+
+    def qlinear_concat(node: onnx.NodeProto) -> None:  # (Y_scale, Y_zero_point, then X, X_scale, X_zero_point per input)
+        shapes = [list(inference._get_shape(node, i)) for i in range(2, len(node.input), 3)]
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 0) % len(shapes[0])
+        out = list(shapes[0])
+        out[axis] = sum(shape[axis] for shape in shapes)
+        set_shape(node, out, 2)
+
+    def qgemm(node: onnx.NodeProto) -> None:  # (A, a_scale, a_zero_point, B, ...) with transA / transB
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        a, b = list(inference._get_shape(node, 0)), list(inference._get_shape(node, 3))
+        m = a[1] if attrs.get("transA", 0) else a[0]
+        n = b[0] if attrs.get("transB", 0) else b[1]
+        dtype = inference.known_vi_[node.output[0]].type.tensor_type.elem_type or TensorProto.FLOAT
+        inference.known_vi_[node.output[0]].CopyFrom(helper.make_tensor_value_info(node.output[0], dtype, [m, n]))
+
+    inference.dispatcher_["FusedConv"] = fused_conv
+    inference.dispatcher_["FusedMatMul"] = fused_matmul
+    for elementwise in ("QLinearSigmoid", "QLinearLeakyRelu", "QLinearSoftmax"):
+        inference.dispatcher_.setdefault(elementwise, inference._pass_on_shape_and_type)
+    for pool in ("QLinearGlobalAveragePool",):
+        inference.dispatcher_.setdefault(pool, qlinear_pool)
+    inference.dispatcher_.setdefault("QLinearConcat", qlinear_concat)
+    inference.dispatcher_.setdefault("QGemm", qgemm)
 
 
 @functools.cache
@@ -417,6 +503,21 @@ def infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
         raise ArchitectureError("invalid_onnx", f"onnx shape inference failed: {str(exc).splitlines()[0][:300]}") from None
 
 
+def _tensor_types(model: onnx.ModelProto) -> dict[str, int]:
+    """Element type of every tensor shape inference typed (values, inputs, outputs, kept initializers)."""
+    types = {t.name: int(t.data_type) for t in model.graph.initializer}
+    for value in [*model.graph.value_info, *model.graph.input, *model.graph.output]:
+        if value.type.HasField("tensor_type") and value.type.tensor_type.elem_type:
+            types.setdefault(value.name, int(value.type.tensor_type.elem_type))
+    return types
+
+
+def _widths(names: list[str], types: dict[str, int]) -> list[float] | None:
+    """Bytes per element of these tensors, or None when all take the 4-byte convention (the float32 case)."""
+    widths = [element_width(types.get(name)) for name in names]
+    return widths if any(w != BYTES_PER_ELEMENT for w in widths) else None
+
+
 def parse_onnx(data: bytes | onnx.ModelProto, options: ParseOptions | None = None) -> NetworkGraph:
     """Parse ONNX bytes (or a decoded model) into a NetworkGraph with shapes and per-node costs."""
     options = options or ParseOptions()
@@ -427,8 +528,10 @@ def parse_onnx(data: bytes | onnx.ModelProto, options: ParseOptions | None = Non
         raise ArchitectureError("too_large", f"the ONNX graph has {len(graph.node)} nodes, the limit is {options.max_nodes}")
     _check_names(graph)
     check_external_data(model)
-    float_constants: set[str] = set()
-    initializer_dims = _strip_initializers(model, float_constants)
+    sort_nodes(graph)
+    float_constants: set[str] = set()  # names of constant weights (WEIGHT_TYPES: floats and 8- / 4-bit integers)
+    weight_types: set[str] = set()
+    initializer_dims = _strip_initializers(model, float_constants, weight_types)
     _check_shape_inputs(graph, initializer_dims)
     input_shapes = _fix_inputs(graph, set(initializer_dims), options)
     inferred = infer_shapes(model)
@@ -439,6 +542,7 @@ def parse_onnx(data: bytes | onnx.ModelProto, options: ParseOptions | None = Non
         if value.type.HasField("tensor_type") and value.type.tensor_type.HasField("shape"):
             shapes.setdefault(value.name, _dims(value.type.tensor_type.shape))
     shapes.update(input_shapes)
+    types = _tensor_types(inferred)
 
     producer: dict[str, int] = {}
     constants: set[str] = set(initializer_dims)
@@ -449,8 +553,10 @@ def parse_onnx(data: bytes | onnx.ModelProto, options: ParseOptions | None = Non
         if proto.op_type == "Constant":
             constants.update(proto.output)
             value = next((a.t for a in proto.attribute if a.name == "value"), None)
-            if value is not None and value.data_type in FLOAT_TYPES:
+            if value is not None and value.data_type in WEIGHT_TYPES:
                 float_constants.update(proto.output)
+                if float(np.prod(value.dims, dtype=np.float64)) > SMALL_INITIALIZER:
+                    weight_types.add(type_name(value.data_type))
             continue
         inputs_resolved = [alias.get(name, name) for name in proto.input]
         if proto.op_type == "Identity" and len(proto.input) == 1:
@@ -462,12 +568,17 @@ def parse_onnx(data: bytes | onnx.ModelProto, options: ParseOptions | None = Non
             continue
         preds = []
         in_shapes = []
+        in_names = []
         weights = []
+        by_position: list[tuple[int | None, bool, tuple[int, ...]]] = []  # (producer, is weight, shape) per position
         for position, name in enumerate(inputs_resolved):
             if not name:
+                by_position.append((None, False, ()))
                 continue
             shape = shapes.get(name, shapes.get(proto.input[position], ()))  # missing: no known shape
             in_shapes.append(shape)
+            in_names.append(name)
+            by_position.append((producer.get(name), name in float_constants, tuple(shape)))
             if name in producer:
                 preds.append(producer[name])
             elif name in constants:
@@ -476,8 +587,7 @@ def parse_onnx(data: bytes | onnx.ModelProto, options: ParseOptions | None = Non
             elif name not in input_shapes:
                 raise ArchitectureError(
                     "invalid_onnx",
-                    f"node {proto.name or proto.op_type!r} reads {name!r}, which no earlier node, input or initializer "
-                    "produces (the graph is cyclic or not topologically sorted)",
+                    f"node {proto.name or proto.op_type!r} reads {name!r}, which no node, input or initializer produces"
                 )
         known = [shapes.get(name) for name in proto.output if name]
         out_shapes = tuple(shape if shape is not None else () for shape in known)
@@ -490,26 +600,66 @@ def parse_onnx(data: bytes | onnx.ModelProto, options: ParseOptions | None = Non
                     f"node {proto.name or proto.op_type!r} produces shape {list(shape)}, over {options.max_elements} elements",
                 )
         attrs = _attributes(proto)
+        op_type = ir_op_type(proto.op_type, proto.domain)
+        name = proto.name or f"{op_type}_{len(nodes)}"
+        out_names = [n for n in proto.output if n]
+        parts = lower(proto.op_type, proto.domain, attrs, [s for _, _, s in by_position], out_shapes)
+        if parts:
+            first = len(nodes)
+            width = element_width(types.get(out_names[0])) if out_names else BYTES_PER_ELEMENT
+            for part in parts:
+                nodes.append(_part_node(part, name, first, by_position, width))
+            for position, output in enumerate(proto.output):
+                if output:
+                    producer[output] = first + next(
+                        (k for k, part in enumerate(parts) if position in part.produces), len(parts) - 1
+                    )
+            continue
         if weights:
             attrs["_weights"] = weights
+        element_bytes = _widths(in_names + out_names, types)
+        if element_bytes is not None:
+            attrs["_element_bytes"] = element_bytes
         in_shapes_t = tuple(tuple(s) for s in in_shapes)
-        cost = node_cost(proto.op_type, in_shapes_t, out_shapes, attrs, weights)
+        cost = node_cost(op_type, in_shapes_t, out_shapes, attrs, weights, element_bytes)
         index = len(nodes)
-        nodes.append(
-            NetNode(
-                proto.name or f"{proto.op_type}_{index}",
-                proto.op_type,
-                tuple(sorted(set(preds))),
-                in_shapes_t,
-                out_shapes,
-                attrs,
-                cost,
-            )
-        )
-        for name in proto.output:
-            if name:
-                producer[name] = index
+        nodes.append(NetNode(name, op_type, tuple(sorted(set(preds))), in_shapes_t, out_shapes, attrs, cost))
+        for output in out_names:
+            producer[output] = index
     if not nodes:
         raise ArchitectureError("invalid_onnx", "the ONNX graph has no computation nodes (only constants)")
     stats = {"shape_inference_s": inferred_at - started, "parse_s": time.perf_counter() - started}
-    return NetworkGraph(tuple(nodes), input_shapes, _opset(model), model.producer_name, unknown, stats)
+    return NetworkGraph(
+        tuple(nodes), input_shapes, _opset(model), model.producer_name, unknown, stats, tuple(sorted(weight_types))
+    )
+
+
+def _part_node(
+    part: Part, name: str, first: int, by_position: list[tuple[int | None, bool, tuple[int, ...]]], width: float
+) -> NetNode:
+    """The IR node of one part of a lowered fused node (``model.onnx_contrib``) whose first part lands at ``first``."""
+    preds: set[int] = set()
+    weights = []
+    for position, ref in enumerate(part.inputs):
+        if ref == SCALAR:
+            weights.append(position)
+            continue
+        if isinstance(ref, str):
+            preds.add(first + int(ref[1:]))
+            continue
+        source, is_weight, _ = by_position[ref]
+        if source is not None:
+            preds.add(source)
+        if is_weight:
+            weights.append(position)
+    attrs = dict(part.attrs)
+    if weights:
+        attrs["_weights"] = weights
+    outs = (part.output_shape,)
+    element_bytes = None
+    if width != BYTES_PER_ELEMENT:
+        element_bytes = [width] * (len(part.input_shapes) + 1)
+        attrs["_element_bytes"] = element_bytes
+    cost = node_cost(part.op_type, part.input_shapes, outs, attrs, weights, element_bytes)
+    suffix = part.op_type.lower()
+    return NetNode(f"{name}/{suffix}", part.op_type, tuple(sorted(preds)), part.input_shapes, outs, attrs, cost)

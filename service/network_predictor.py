@@ -49,6 +49,12 @@ class NetworkPredictor:
     def device(self) -> str:
         return str(self.card.device.get("device", self.card.name))
 
+    @property
+    def dtype(self) -> str | None:
+        """Element type of the networks this predictor learnt (its device's ``dtype``), None when the card says none."""
+        dtype = self.card.device.get("dtype")
+        return str(dtype) if dtype else None
+
     def feeds(self, batch: NetworkTokens) -> dict[str, np.ndarray]:
         """The session's inputs for a tokenized batch: the token columns this predictor's tokenizer version knows."""
         tokens = tokens_for_version(batch.tokens, self.card.tokenizer)
@@ -116,7 +122,10 @@ def predict_onnx_bytes(predictor: NetworkPredictor, data: bytes, options: ParseO
         "input_shapes": {name: list(shape) for name, shape in graph.input_shapes.items()},
         "unknown_shapes": graph.unknown_shapes,
         "unseen_op_types": unseen,
-        "warnings": domain_warnings(unseen, totals["macs"], graph.n, predictor.card.domain),
+        "weight_types": list(graph.weight_types),
+        "warnings": domain_warnings(
+            unseen, totals["macs"], graph.n, predictor.card.domain, graph.weight_types, predictor.dtype
+        ),
         "timing_ms": {"parse": 1e3 * (parsed - started), "predict": 1e3 * (done - parsed)},
         "upload_bytes": len(data),
         "model_sha256": model_digest(data),

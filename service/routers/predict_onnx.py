@@ -30,6 +30,7 @@ from service.settings import Settings
 
 ONNX_PATH = "/v1/predict/onnx"
 UNSEEN_OP = "unseen_op:"  # cached values: one key per op type the predictor's training networks never had
+WEIGHT_TYPE = "weight_type:"  # and one per element type of the upload's weights
 router = APIRouter(prefix="/v1", tags=["predict"], responses=error_responses(400, 401, 404, 413, 415, 422, 503))
 COST_FIELDS = ("flops", "macs", "params", "memory_bytes", "nodes")
 
@@ -153,6 +154,7 @@ async def predict_onnx_route(
     values.update({f"cost_{k}": float(result["cost"][k]) for k in COST_FIELDS})
     values["unknown_shapes"] = float(result["unknown_shapes"])
     values.update({f"{UNSEEN_OP}{op}": 1.0 for op in result["unseen_op_types"]})
+    values.update({f"{WEIGHT_TYPE}{name}": 1.0 for name in result["weight_types"]})
     await cache.set_many({key: values})
     body = _body(chosen, values, shape, cache_hit=False)
     body["input_shapes"] = result["input_shapes"]
@@ -164,6 +166,7 @@ def _body(
     chosen: NetworkPredictor, values: dict[str, float], shape: tuple[int, int, int], cache_hit: bool
 ) -> dict[str, Any]:
     batch, resolution, sequence_length = shape
+    weight_types = sorted(k.removeprefix(WEIGHT_TYPE) for k in values if k.startswith(WEIGHT_TYPE))
     return {
         "predictor": chosen.name,
         "version": chosen.card.version,
@@ -174,11 +177,14 @@ def _body(
         "latency_ms": {"value": values["latency_ms"], "std": values["latency_ms_std"]},
         "cost": {k: (int(values[f"cost_{k}"]) if k == "nodes" else values[f"cost_{k}"]) for k in COST_FIELDS},
         "unknown_shapes": int(values.get("unknown_shapes", 0)),
+        "weight_types": weight_types,
         "warnings": domain_warnings(
             [k.removeprefix(UNSEEN_OP) for k in values if k.startswith(UNSEEN_OP)],
             values["cost_macs"],
             int(values["cost_nodes"]),
             chosen.card.domain,
+            weight_types,
+            chosen.dtype,
         ),
         "cached": cache_hit,
     }

@@ -1,0 +1,201 @@
+"""ONNX files as pipelines ship them: saved by onnxruntime after its optimizations, converted to float16, quantized
+to int8, or with nodes out of order. Each is made with onnxruntime's own tools and parsed for real; the shipped
+``cpu-ort-1t-v1`` predictor answers where a prediction is checked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from fastapi.testclient import TestClient
+from onnx import TensorProto, helper
+from onnx_fixtures import conv_net
+
+from model.card import PREDICTOR_DIR
+from model.errors import ArchitectureError
+from model.onnx_cost import node_cost
+from model.onnx_graph import ParseOptions, parse_onnx
+from model.onnx_weights import weight_free
+from service.app import create_app
+from service.network_predictor import predict_onnx_bytes
+from service.predictor import load_registry
+from service.settings import Settings
+from training.netgen.export import build_network, export_onnx_bytes
+
+RESOLUTION = 64
+
+
+def canonical(name: str) -> bytes:
+    from benchmarks.onnx_realworld import canonical_networks
+
+    family, spec = next((f, s) for f, n, s in canonical_networks() if n == name)
+    return export_onnx_bytes(build_network(family, {**spec, "resolution": RESOLUTION}), RESOLUTION)
+
+
+def ort_optimized(data: bytes, tmp_path: Path, level: ort.GraphOptimizationLevel) -> bytes:
+    options = ort.SessionOptions()
+    options.graph_optimization_level = level
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+    return (tmp_path / "optimized.onnx").read_bytes()
+
+
+def op_types(data: bytes) -> set[tuple[str, str]]:
+    return {(node.domain, node.op_type) for node in onnx.load_from_string(data).graph.node}
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    registry = load_registry(PREDICTOR_DIR, "cpu", 1)
+    return registry.networks["cpu-ort-1t-v1"]
+
+
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2", "efficientnet_b0"])
+def test_an_onnxruntime_optimized_cnn_parses_like_its_export(name: str, tmp_path: Path, shipped) -> None:
+    export = canonical(name)
+    optimized = ort_optimized(export, tmp_path, ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED)
+    assert ("com.microsoft", "FusedConv") in op_types(optimized)  # the file really holds fused convolutions
+    a, b = parse_onnx(export), parse_onnx(optimized)
+    assert b.totals() == a.totals()  # MACs, FLOPs, params, memory and node count: FusedConv became Conv (+Add) + activation
+    assert sorted(n.op_type for n in b.nodes) == sorted(n.op_type for n in a.nodes)
+    assert not {n.op_type for n in b.nodes} - set(shipped.card.domain["op_types"])
+    fp32 = predict_onnx_bytes(shipped, export, ParseOptions())
+    opt = predict_onnx_bytes(shipped, optimized, ParseOptions())
+    assert opt["warnings"] == [] and opt["unseen_op_types"] == []
+    # onnxruntime runs both at the same speed (benchmarks/results/onnx_variants.md); read fused, it was 20-50x too fast
+    assert opt["latency_ms"]["value"] == pytest.approx(fp32["latency_ms"]["value"], rel=0.02)
+
+
+def test_an_onnxruntime_optimized_vit_keeps_its_attention_macs(tmp_path: Path, shipped) -> None:
+    export = canonical("vit_tiny_16")
+    optimized = ort_optimized(export, tmp_path, ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED)
+    fused = {op for domain, op in op_types(optimized) if domain == "com.microsoft"}
+    assert {"FusedMatMul", "Gelu", "SkipLayerNormalization"} <= fused
+    a, b = parse_onnx(export), parse_onnx(optimized)
+    assert b.totals()["macs"] == a.totals()["macs"]  # Q.K^T and A.V included: FusedMatMul has shapes now
+    assert b.unknown_shapes == 0
+    assert not {n.op_type for n in b.nodes} - set(shipped.card.domain["op_types"])
+    fp32 = predict_onnx_bytes(shipped, export, ParseOptions())["latency_ms"]["value"]
+    assert predict_onnx_bytes(shipped, optimized, ParseOptions())["latency_ms"]["value"] == pytest.approx(fp32, rel=0.1)
+
+
+def test_layout_optimized_models_are_named_by_domain_and_warned_about(tmp_path: Path, shipped) -> None:
+    optimized = ort_optimized(canonical("resnet18"), tmp_path, ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
+    if not any(domain == "com.microsoft.nchwc" for domain, _ in op_types(optimized)):
+        pytest.skip("onnxruntime wrote no NCHWc ops on this CPU")
+    body = predict_onnx_bytes(shipped, optimized, ParseOptions())
+    assert "nchwc.Conv" in body["unseen_op_types"]  # not read as a plain Conv: its tensors are blocked
+    assert any("com.microsoft.nchwc" in w and "ORT_ENABLE_EXTENDED" in w for w in body["warnings"])
+
+
+def test_a_float16_conversion_out_of_topological_order_is_accepted(shipped) -> None:
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    export = canonical("resnet18")
+    half = convert_float_to_float16(onnx.load_from_string(export), keep_io_types=True)
+    with pytest.raises(onnx.checker.ValidationError, match="topologically sorted"):
+        onnx.checker.check_model(half)  # the converter appends its input Cast at the end
+    data = half.SerializeToString()
+    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])  # onnxruntime sorts and runs it
+    feed = {session.get_inputs()[0].name: np.ones((1, 3, RESOLUTION, RESOLUTION), np.float32)}
+    assert session.run(None, feed)[0].shape == (1, 1000)
+    a, b = parse_onnx(export), parse_onnx(data)
+    assert a.weight_types == ("float32",) and b.weight_types == ("float16",)
+    assert b.totals()["macs"] == a.totals()["macs"] and b.totals()["params"] == a.totals()["params"]
+    conv_a = next(n for n in a.nodes if n.op_type == "Conv")
+    conv_b = next(n for n in b.nodes if n.op_type == "Conv")
+    assert conv_b.cost.memory_bytes == conv_a.cost.memory_bytes / 2  # 2 bytes an element
+    body = predict_onnx_bytes(shipped, data, ParseOptions())
+    assert body["weight_types"] == ["float16"]
+    assert any(w.startswith("weights in float16: this predictor learnt float32 networks") for w in body["warnings"])
+    assert not any("float16" in w for w in predict_onnx_bytes(shipped, export, ParseOptions())["warnings"])
+
+
+def test_nodes_in_any_order_parse_the_same_and_a_cycle_is_refused() -> None:
+    model = conv_net(1, 32)
+    shuffled = onnx.ModelProto()
+    shuffled.CopyFrom(model)
+    nodes = list(shuffled.graph.node)
+    del shuffled.graph.node[:]
+    shuffled.graph.node.extend(reversed(nodes))
+    assert parse_onnx(shuffled.SerializeToString()).to_dict() == parse_onnx(model.SerializeToString()).to_dict()
+
+    cyclic = onnx.ModelProto()
+    cyclic.CopyFrom(model)
+    cyclic.graph.node[0].input[0] = "y"  # the first Conv reads the Gemm's output
+    with pytest.raises(ArchitectureError, match="cycle"):
+        parse_onnx(cyclic.SerializeToString())
+
+
+class RandomInputs:
+    def __init__(self, shape: tuple[int, ...], count: int = 4) -> None:
+        self.rng, self.shape, self.left = np.random.default_rng(0), shape, count
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        self.left -= 1
+        return {"x": self.rng.random(self.shape, dtype=np.float32)} if self.left >= 0 else None
+
+
+@pytest.mark.parametrize("kind", ["qdq", "qoperator", "dynamic"])
+def test_quantized_models_keep_their_macs_and_parameters_and_are_warned_about(kind: str, tmp_path: Path, shipped) -> None:
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_dynamic, quantize_static
+
+    source = tmp_path / "fp32.onnx"
+    onnx.save(conv_net(1, 32), source)
+    target = tmp_path / f"{kind}.onnx"
+    if kind == "dynamic":
+        quantize_dynamic(source, target, weight_type=QuantType.QInt8)
+    else:
+        reader = type("Reader", (RandomInputs, CalibrationDataReader), {})((1, 3, 32, 32))
+        quant_format = QuantFormat.QDQ if kind == "qdq" else QuantFormat.QOperator
+        quantize_static(source, target, reader, quant_format=quant_format)
+    data = target.read_bytes()
+    expected_op = {"qdq": "DequantizeLinear", "qoperator": "QLinearConv", "dynamic": "ConvInteger"}[kind]
+    assert any(op == expected_op for _, op in op_types(data))
+    fp32, quantized = parse_onnx(source.read_bytes()), parse_onnx(data)
+    assert quantized.totals()["macs"] == fp32.totals()["macs"]  # 110592 + 36864 + 160 (tests/onnx_fixtures.py)
+    assert "int8" in quantized.weight_types or "uint8" in quantized.weight_types
+    weights = {"qdq": 16 * 27 + 16 * 9 + 160, "qoperator": 16 * 27 + 16 * 9 + 160, "dynamic": 16 * 27 + 16 * 9 + 160}[kind]
+    assert quantized.totals()["params"] >= weights  # the int8 weights count (float biases too where they stay float)
+    body = predict_onnx_bytes(shipped, data, ParseOptions())
+    assert any("int8" in w and "this predictor learnt float32 networks" in w for w in body["warnings"])
+    light = weight_free(data, min_bytes=64)
+    assert len(light) < len(data)  # int8 weights are left out of the weight-free copy too
+    same = predict_onnx_bytes(shipped, light, ParseOptions())
+    assert same["latency_ms"] == body["latency_ms"] and same["cost"] == body["cost"]
+
+
+def test_quantized_and_fused_products_cost_what_their_float_op_costs() -> None:
+    conv = node_cost("Conv", ((1, 8, 16, 16), (16, 8, 3, 3)), ((1, 16, 16, 16),), {})
+    quantized_shapes = ((1, 8, 16, 16), (), (), (16, 8, 3, 3), (), (), (), ())
+    assert node_cost("QLinearConv", quantized_shapes, ((1, 16, 16, 16),), {}).macs == conv.macs == 16 * 256 * 72
+    assert node_cost("ConvInteger", ((1, 8, 16, 16), (16, 8, 3, 3)), ((1, 16, 16, 16),), {}).macs == conv.macs
+    matmul = node_cost("MatMul", ((2, 5, 7), (7, 3)), ((2, 5, 3),), {}).macs
+    assert node_cost("MatMulInteger", ((2, 5, 7), (7, 3)), ((2, 5, 3),), {}).macs == matmul == 2 * 5 * 3 * 7
+    assert node_cost("QLinearMatMul", ((2, 5, 7), (), (), (7, 3)), ((2, 5, 3),), {}).macs == matmul
+    # FusedMatMul with transA: A is (K, M) = (7, 5)
+    assert node_cost("FusedMatMul", ((2, 7, 5), (7, 3)), ((2, 5, 3),), {"transA": 1}).macs == matmul
+    assert node_cost("QGemm", ((5, 7), (), (), (3, 7)), ((5, 3),), {"transB": 1}).macs == 5 * 7 * 3
+    # memory at each tensor's own width: int8 in, int8 weights, int32 out
+    int8 = node_cost("ConvInteger", ((1, 8, 16, 16), (16, 8, 3, 3)), ((1, 16, 16, 16),), {}, (), (1, 1, 4))
+    assert int8.memory_bytes == 8 * 256 + 16 * 72 + 4 * 16 * 256
+
+
+def test_the_service_answers_float16_uploads_with_their_weight_types_fresh_and_cached() -> None:
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    model = helper.make_model(conv_net(1, 32).graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    data = convert_float_to_float16(model, keep_io_types=True).SerializeToString()
+    with TestClient(create_app(Settings())) as client:
+        first = client.post("/v1/predict/onnx?predictor=cpu-ort-1t-v1", content=data)
+        second = client.post("/v1/predict/onnx?predictor=cpu-ort-1t-v1", content=data)
+    assert first.status_code == 200, first.text
+    assert first.json()["weight_types"] == ["float16"] and not first.json()["cached"]
+    assert second.json()["cached"] and second.json()["weight_types"] == ["float16"]
+    assert second.json()["warnings"] == first.json()["warnings"]
+    assert any(w.startswith("weights in float16") for w in first.json()["warnings"])
+    assert TensorProto.FLOAT16 in {t.data_type for t in onnx.load_from_string(data).graph.initializer}
