@@ -28,6 +28,9 @@ from model.onnx_cost import BYTES_PER_ELEMENT, NodeCost, node_cost
 from model.onnx_order import sort_nodes
 from model.onnx_weights import WEIGHT_TYPES
 
+# raised whenever parsing an upload can give another answer (caches key ONNX answers on it): 2 = onnxruntime-fused
+# ops lowered, unsorted graphs sorted, quantized products costed, memory at each tensor's width, weight types
+PARSER_VERSION = 2
 DEFAULT_MAX_NETWORK_NODES = 4096
 DEFAULT_MAX_ELEMENTS = 2**31  # per tensor: guards against giant declared dimensions
 MAX_INITIALIZER_ELEMENTS = 2**40  # declared weight shapes only (never allocated); beyond it costs overflow

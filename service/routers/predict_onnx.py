@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException
 
 from model.errors import ArchitectureError
 from model.network_domain import domain_warnings
-from model.onnx_graph import ParseOptions
+from model.onnx_graph import PARSER_VERSION, ParseOptions
 from service.cache import PredictionCache
 from service.calibrate import PREFIX, load_persisted
 from service.deps import get_cache, get_registry, get_settings
@@ -130,7 +130,8 @@ async def predict_onnx_route(
     chosen = choose_network_predictor(registry, predictor, device)
     data = await read_upload(request)
     shape = (batch, resolution, sequence_length)
-    key = f"{chosen.name}@{chosen.card.version}:onnx:{model_digest(data)}:{batch}:{resolution}:{sequence_length}"
+    digest = model_digest(data)
+    key = f"{chosen.name}@{chosen.card.version}:onnx{PARSER_VERSION}:{digest}:{batch}:{resolution}:{sequence_length}"
     (cached,) = await cache.get_many([key])
     if cached is not None:
         return _body(chosen, cached, shape, cache_hit=True)
