@@ -4,9 +4,14 @@
     python -m benchmarks.onnx_variants --measured-from benchmarks/results/onnx_variants.json --out ...   # predict only
 
 A CI pipeline does not always upload the float32 export the dataset holds. Each network of ``--networks`` (canonical
-zoo members at 224, as in ``benchmarks/onnx_realworld.py``) is written six ways with onnxruntime's own tools:
+zoo members at 224, as in ``benchmarks/onnx_realworld.py``) is written eight ways, with torch's exporters and
+onnxruntime's own tools:
 
-- ``float32``: the export itself;
+- ``float32``: the export itself (``torch.onnx.export``, TorchScript exporter, opset 17, constants folded);
+- ``torch_unfolded``: the same exporter with ``do_constant_folding=False`` (BatchNormalization nodes after the
+  convolutions, shape arithmetic left in the graph), as many published ONNX files were written;
+- ``torch_dynamo``: torch's default exporter since 2.9 (``dynamo=True``, opset 20: one-node ``Gelu``, ``ReduceMean``
+  pooling);
 - ``ort_optimized``: the model onnxruntime saves after its extended graph optimizations (``FusedConv``,
   ``FusedMatMul``, ``Gelu``, ``SkipLayerNormalization``: com.microsoft ops), the ``model.opt.onnx`` a pipeline caches;
 - ``float16``: ``onnxruntime.transformers.float16.convert_float_to_float16`` (inputs and outputs kept float32);
@@ -24,6 +29,8 @@ for a variant the predictor never trained on, the warnings are part of the answe
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import sys
 import tempfile
@@ -32,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import torch
 
 from benchmarks.machine import describe_machine
 from benchmarks.onnx_realworld import canonical_networks, measure_in_passes
@@ -44,7 +52,13 @@ from service.routers.predict_onnx import choose_network_predictor
 from training.netgen.export import build_network, export_onnx_bytes
 
 NETWORKS = ("resnet18", "mobilenet_v2", "efficientnet_b0", "squeezenet1_1", "vit_tiny_16", "convnext_tiny")
-VARIANTS = ("float32", "ort_optimized", "float16", "int8_qdq", "int8_qoperator", "int8_dynamic")
+VARIANTS = (
+    "float32", "torch_unfolded", "torch_dynamo", "ort_optimized", "float16", "int8_qdq", "int8_qoperator", "int8_dynamic"
+)
+EXPORTERS: dict[str, dict] = {
+    "torch_unfolded": {"dynamo": False, "opset_version": 17, "do_constant_folding": False},
+    "torch_dynamo": {"dynamo": True},
+}
 CALIBRATION_INPUTS = 8
 
 
@@ -108,9 +122,27 @@ CONVERTERS: dict[str, Callable[[Path, Path], bytes]] = {
 }
 
 
-def variants_of(float32: bytes) -> dict[str, bytes | str]:
-    """Each variant's bytes, or the converter's error message where onnxruntime's tool failed on this network."""
+def exported(module: torch.nn.Module, resolution: int) -> dict[str, bytes | str]:
+    """The network through each of torch's other export paths (``EXPORTERS``), or the exporter's error message."""
+    out: dict[str, bytes | str] = {}
+    example = torch.randn(1, 3, resolution, resolution)
+    for name, options in EXPORTERS.items():
+        buffer = io.BytesIO()
+        try:
+            with torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
+                torch.onnx.export(module, (example,), buffer, **options)
+            out[name] = buffer.getvalue()
+        except Exception as exc:  # noqa: BLE001 - an exporter's failure is a result to report
+            out[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+    return out
+
+
+def variants_of(float32: bytes, module: torch.nn.Module | None = None, resolution: int = 224) -> dict[str, bytes | str]:
+    """Each variant's bytes, or the converter's error message where a tool failed on this network; the exporter
+    variants only when ``module`` is given."""
     out: dict[str, bytes | str] = {"float32": float32}
+    if module is not None:
+        out.update(exported(module, resolution))
     for name, convert in CONVERTERS.items():
         with tempfile.TemporaryDirectory() as tmp:
             work = Path(tmp)
@@ -172,7 +204,8 @@ def main(argv: list[str] | None = None) -> None:
     models: dict[tuple[str, str], bytes | str] = {}
     for network in args.networks:
         fam, spec = specs[network]
-        for variant, data in variants_of(export_onnx_bytes(build_network(fam, spec), 224)).items():
+        module = build_network(fam, spec)
+        for variant, data in variants_of(export_onnx_bytes(module, 224), module, 224).items():
             models[(network, variant)] = data
         print(f"{network}: variants written", flush=True)
 

@@ -9,6 +9,9 @@ to the export when it loads it, so the export's ops are what the predictor knows
 ``lower`` returns the standard ops each fused node stands for (their shapes from the fused node's), and the parser
 puts them in its place. Costs then add up to the export's.
 
+The same goes for the one-node ``Gelu`` of opset 20, which torch's default (dynamo) exporter writes: onnxruntime runs
+the five-node pattern of older exports as the same kernel, so it is read as that pattern.
+
 Layout-specific optimizations (the ``com.microsoft.nchwc`` domain, written at onnxruntime's highest level for one CPU)
 are not lowered: their tensors are in a blocked layout, so the parser names them with their domain and the answer
 warns. Quantized ops (``QLinearConv``, ``ConvInteger``, ...) stay as they are: they are other kernels, not fusions.
@@ -120,11 +123,16 @@ def _skip_layer_norm(attrs: dict[str, Any], shapes: Sequence[Shape], outs: Seque
 
 
 def lower(op_type: str, domain: str, attrs: dict[str, Any], shapes: Sequence[Shape], outs: Sequence[Shape]) -> list[Part]:
-    """The standard ops a com.microsoft fused node stands for, in order; empty when it is not one (or its shapes or
-    attributes are not the ones lowered). Parts produce the fused node's outputs they name, the last one the rest."""
-    if domain != ORT_DOMAIN or not outs or not shapes:
+    """The standard ops a com.microsoft fused node (or opset 20's ``Gelu``) stands for, in order; empty when it is not
+    one (or its shapes or attributes are not the ones lowered). Parts produce the fused node's outputs they name, the
+    last one the rest."""
+    if not outs or not shapes:
         return []
     out = outs[0]
+    if domain in STANDARD_DOMAINS and op_type == "Gelu":  # opset 20's Gelu, as torch's dynamo exporter writes it
+        return _gelu(0, out, [])
+    if domain != ORT_DOMAIN:
+        return []
     if op_type == "FusedConv":
         return _fused_conv(attrs, shapes, out)
     if op_type == "FusedMatMul":

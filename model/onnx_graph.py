@@ -13,8 +13,9 @@ import functools
 import importlib.util
 import math
 import time
+from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -29,7 +30,8 @@ from model.onnx_order import sort_nodes
 from model.onnx_weights import WEIGHT_TYPES
 
 # raised whenever parsing an upload can give another answer (caches key ONNX answers on it): 2 = onnxruntime-fused
-# ops lowered, unsorted graphs sorted, quantized products costed, memory at each tensor's width, weight types
+# ops and opset 20's Gelu lowered, BatchNormalization folded into its Conv and Dropout dropped (as onnxruntime does
+# at load), unsorted graphs sorted, quantized products costed, memory at each tensor's width, weight types
 PARSER_VERSION = 2
 DEFAULT_MAX_NETWORK_NODES = 4096
 DEFAULT_MAX_ELEMENTS = 2**31  # per tensor: guards against giant declared dimensions
@@ -547,6 +549,8 @@ def parse_onnx(data: bytes | onnx.ModelProto, options: ParseOptions | None = Non
     shapes.update(input_shapes)
     types = _tensor_types(inferred)
 
+    readers = Counter(name for node in inferred.graph.node for name in node.input if name)
+    readers.update(value.name for value in inferred.graph.output)
     producer: dict[str, int] = {}
     constants: set[str] = set(initializer_dims)
     alias: dict[str, str] = {}
@@ -568,6 +572,14 @@ def parse_onnx(data: bytes | onnx.ModelProto, options: ParseOptions | None = Non
                 constants.add(proto.output[0])
                 if inputs_resolved[0] in float_constants:
                     float_constants.add(proto.output[0])
+            continue
+        if _removed_at_load(proto, readers):  # Dropout: onnxruntime drops it, as torch's eval-mode export does
+            alias[proto.output[0]] = inputs_resolved[0]
+            continue
+        folded = _conv_of_batch_norm(proto, inputs_resolved, producer, nodes, readers, float_constants)
+        if folded is not None:  # onnxruntime folds it into the Conv, as torch's export does: the Conv gains a bias
+            nodes[folded] = _with_bias(nodes[folded])
+            alias[proto.output[0]] = inputs_resolved[0]
             continue
         preds = []
         in_shapes = []
@@ -635,6 +647,51 @@ def parse_onnx(data: bytes | onnx.ModelProto, options: ParseOptions | None = Non
     return NetworkGraph(
         tuple(nodes), input_shapes, _opset(model), model.producer_name, unknown, stats, tuple(sorted(weight_types))
     )
+
+
+def _removed_at_load(proto: onnx.NodeProto, readers: Counter[str]) -> bool:
+    """A standard Dropout whose mask nobody reads: an identity at inference, removed by onnxruntime at load."""
+    return (
+        proto.op_type == "Dropout"
+        and proto.domain in ("", "ai.onnx")
+        and bool(proto.input)
+        and bool(proto.input[0])
+        and all(not name or readers[name] == 0 for name in proto.output[1:])
+    )
+
+
+def _conv_of_batch_norm(
+    proto: onnx.NodeProto,
+    inputs: list[str],
+    producer: dict[str, int],
+    nodes: list[NetNode],
+    readers: Counter[str],
+    weights: set[str],
+) -> int | None:
+    """The index of the Conv an inference BatchNormalization folds into (onnxruntime's Conv+BatchNormalization
+    fusion at load: the Conv's output read by this node only, scale / bias / mean / variance constant); else None."""
+    if proto.op_type != "BatchNormalization" or proto.domain not in ("", "ai.onnx") or len(inputs) != 5:
+        return None
+    if any(name and readers[name] for name in proto.output[1:]) or not all(name in weights for name in inputs[1:]):
+        return None
+    source = producer.get(inputs[0])
+    if source is None or readers[inputs[0]] != 1 or nodes[source].op_type != "Conv":
+        return None
+    return source
+
+
+def _with_bias(conv: NetNode) -> NetNode:
+    """``conv`` as onnxruntime runs it once a BatchNormalization is folded in: with a bias of its output channels."""
+    if len(conv.input_shapes) >= 3 or not conv.output_shapes or len(conv.output_shapes[0]) < 2:
+        return conv
+    in_shapes = (*conv.input_shapes, (conv.output_shapes[0][1],))
+    attrs = {**conv.attrs, "_weights": [*conv.attrs.get("_weights", []), 2]}
+    element_bytes = attrs.get("_element_bytes")
+    if element_bytes is not None:
+        element_bytes = [*element_bytes[: len(conv.input_shapes)], element_bytes[0], *element_bytes[len(conv.input_shapes) :]]
+        attrs["_element_bytes"] = element_bytes
+    cost = node_cost(conv.op_type, in_shapes, conv.output_shapes, attrs, attrs["_weights"], element_bytes)
+    return replace(conv, input_shapes=in_shapes, attrs=attrs, cost=cost)
 
 
 def _part_node(

@@ -199,3 +199,100 @@ def test_the_service_answers_float16_uploads_with_their_weight_types_fresh_and_c
     assert second.json()["warnings"] == first.json()["warnings"]
     assert any(w.startswith("weights in float16") for w in first.json()["warnings"])
     assert TensorProto.FLOAT16 in {t.data_type for t in onnx.load_from_string(data).graph.initializer}
+
+
+def _conv_net_unfolded(shared_conv_output: bool = False) -> onnx.ModelProto:
+    """conv_net with its first Conv written without bias and followed by a BatchNormalization (as unfolded exports
+    and older zoo files have it), and a Dropout before the Gemm; its BN statistics make the same function as b1."""
+    model = conv_net(1, 32)
+    graph = model.graph
+    b1 = next(t for t in graph.initializer if t.name == "b1")
+    conv1 = graph.node[0]
+    del conv1.input[2]
+    conv1.output[0] = "c1_raw"
+    zeros, ones = np.zeros(16, np.float32), np.ones(16, np.float32)
+    graph.initializer.extend(
+        [onnx.numpy_helper.from_array(a, n) for a, n in ((ones, "bn_s"), (zeros, "bn_m"), (ones, "bn_v"))]
+    )
+    bn = helper.make_node("BatchNormalization", ["c1_raw", "bn_s", "b1", "bn_m", "bn_v"], ["c1"], epsilon=0.0)
+    dropout = helper.make_node("Dropout", ["f"], ["f_dropped"], name="dropout")
+    nodes = list(graph.node)
+    nodes.insert(1, bn)
+    gemm = nodes[-1]
+    gemm.input[0] = "f_dropped"
+    nodes.insert(len(nodes) - 1, dropout)
+    if shared_conv_output:  # the raw Conv output is also a graph output: the BN cannot fold
+        graph.output.append(helper.make_tensor_value_info("c1_raw", TensorProto.FLOAT, [1, 16, 16, 16]))
+    del graph.node[:]
+    graph.node.extend(nodes)
+    assert b1.name == "b1"
+    return model
+
+
+def test_batch_norm_after_a_conv_folds_and_dropout_drops_as_onnxruntime_does_at_load() -> None:
+    reference = conv_net(1, 32)
+    unfolded = _conv_net_unfolded()
+    x = {"x": np.random.default_rng(0).random((1, 3, 32, 32), dtype=np.float32)}
+    sessions = [ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]) for m in (reference, unfolded)]
+    run = [session.run(None, x)[0] for session in sessions]
+    np.testing.assert_allclose(run[0], run[1], rtol=1e-5, atol=1e-5)  # one function, two spellings
+    assert parse_onnx(unfolded.SerializeToString()).to_dict() == parse_onnx(reference.SerializeToString()).to_dict()
+    kept = parse_onnx(_conv_net_unfolded(shared_conv_output=True).SerializeToString())
+    assert [n.op_type for n in kept.nodes][:3] == ["Conv", "BatchNormalization", "Relu"]
+
+
+def test_torch_exports_without_constant_folding_and_from_dynamo_read_like_the_default_export(shipped) -> None:
+    import io
+
+    import torch
+
+    from benchmarks.onnx_realworld import canonical_networks
+
+    family, spec = next((f, s) for f, n, s in canonical_networks() if n == "mobilenet_v2")
+    module = build_network(family, {**spec, "resolution": RESOLUTION})
+    reference = parse_onnx(export_onnx_bytes(module, RESOLUTION))
+    example = torch.randn(1, 3, RESOLUTION, RESOLUTION)
+    for options in ({"dynamo": False, "opset_version": 17, "do_constant_folding": False}, {"dynamo": True}):
+        buffer = io.BytesIO()
+        with torch.no_grad():
+            torch.onnx.export(module, (example,), buffer, **options)
+        data = buffer.getvalue()
+        graph = parse_onnx(data)
+        assert graph.totals()["macs"] == reference.totals()["macs"]
+        if not options["dynamo"]:  # (dynamo leaves out the all-zero conv biases of this untrained network)
+            assert graph.totals()["params"] == reference.totals()["params"]
+            assert ("", "BatchNormalization") in op_types(data)  # 52 of them in the file; none in the IR
+            assert graph.to_dict()["nodes"] == reference.to_dict()["nodes"]
+        assert predict_onnx_bytes(shipped, data, ParseOptions())["warnings"] == []
+
+
+def test_opset_20_gelu_reads_as_the_five_node_export() -> None:
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 32])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 32])
+    one = helper.make_model(
+        helper.make_graph([helper.make_node("Gelu", ["x"], ["y"])], "g", [x], [y]),
+        opset_imports=[helper.make_opsetid("", 20)],
+    )
+    c = [onnx.numpy_helper.from_array(np.asarray(v, np.float32), n) for v, n in ((2**0.5, "c0"), (1.0, "c1"), (0.5, "c2"))]
+    five = helper.make_model(
+        helper.make_graph(
+            [
+                helper.make_node("Constant", [], ["k0"], value=c[0]),
+                helper.make_node("Div", ["x", "k0"], ["d"]),
+                helper.make_node("Erf", ["d"], ["e"]),
+                helper.make_node("Constant", [], ["k1"], value=c[1]),
+                helper.make_node("Add", ["e", "k1"], ["a"]),
+                helper.make_node("Mul", ["x", "a"], ["m"]),
+                helper.make_node("Constant", [], ["k2"], value=c[2]),
+                helper.make_node("Mul", ["m", "k2"], ["y"]),
+            ],
+            "g",
+            [x],
+            [y],
+        ),
+        opset_imports=[helper.make_opsetid("", 17)],
+    )
+    a, b = parse_onnx(one.SerializeToString()), parse_onnx(five.SerializeToString())
+    assert [n.op_type for n in a.nodes] == ["Div", "Erf", "Add", "Mul", "Mul"]
+    assert [n.inputs for n in a.nodes] == [n.inputs for n in b.nodes]
+    assert [n.cost for n in a.nodes] == [n.cost for n in b.nodes]
