@@ -15,7 +15,8 @@ own widths (float16, int8, ...: ``element_bytes``). Unknown dimensions (-1) coun
 Quantized and onnxruntime-fused products cost what their float op costs: ``ConvInteger`` / ``QLinearConv`` and
 com.microsoft ``FusedConv`` like ``Conv``; ``MatMulInteger`` / ``QLinearMatMul`` and com.microsoft
 ``MatMulIntegerToFloat``, ``DynamicQuantizeMatMul`` and ``FusedMatMul`` like ``MatMul``; com.microsoft ``QGemm`` like
-``Gemm`` (``PRODUCT_OPERANDS`` says where their two operands sit).
+``Gemm`` (``PRODUCT_OPERANDS`` says where their two operands sit); com.microsoft ``Attention`` and
+``MultiHeadAttention`` (onnxruntime's transformer optimizer writes them) count their projections, Q.K^T and A.V.
 """
 
 from __future__ import annotations
@@ -63,6 +64,29 @@ PRODUCT_OPERANDS: dict[str, tuple[str, int, int]] = {
     "FusedMatMul": ("MatMul", 0, 1),
     "QGemm": ("Gemm", 0, 3),
 }
+
+
+def _attention_macs(op_type: str, in_shapes: Sequence[Shape], attrs: dict[str, Any]) -> float:
+    """com.microsoft ``Attention`` (input (B, S, H_in) projected by weights (H_in, Q+K+V), then Q.K^T and A.V) and
+    ``MultiHeadAttention`` (query (B, S, Q), key (B, L, Q), value (B, L, V), already projected): the products, summed
+    over heads. 0 where the shapes are not these (packed or past-key layouts)."""
+    if op_type == "Attention":
+        if len(in_shapes) < 2 or len(in_shapes[0]) != 3 or len(in_shapes[1]) != 2:
+            return 0.0
+        batch, seq, width = in_shapes[0]
+        total = in_shapes[1][1]
+        sizes = attrs.get("qkv_hidden_sizes") or [total // 3] * 3
+        if len(sizes) != 3 or min(batch, seq, width, total) < 0:
+            return 0.0
+        query, _, value = sizes
+        return float(batch * seq * width * total + batch * seq * seq * (query + value))
+    if len(in_shapes) < 3 or any(len(shape) != 3 or min(shape) < 0 for shape in in_shapes[:3]):
+        return 0.0
+    (batch, seq, query), (_, length, _), (_, _, value) = in_shapes[:3]
+    return float(batch * seq * length * (query + value))
+
+
+ATTENTION_OPS = frozenset({"Attention", "MultiHeadAttention"})
 
 
 @dataclass(frozen=True)
@@ -189,6 +213,8 @@ def node_cost(
             macs = _gemm_macs(operands, attrs)
         else:
             macs = _matmul_macs(operands, out_shapes, bool(attrs.get("transA", 0)))
+    elif op_type in ATTENTION_OPS:
+        macs = _attention_macs(op_type, in_shapes, attrs)
     elif op_type == "Conv":
         macs = _conv_macs(in_shapes, out_shapes, attrs)
     elif op_type == "ConvTranspose":
@@ -202,7 +228,7 @@ def node_cost(
         macs = steps * (elements(in_shapes[1]) + elements(in_shapes[2])) if steps else 0.0
     else:
         macs = 0.0
-    flops = 2.0 * macs if macs or product else _other_flops(op_type, in_shapes, out_shapes, attrs)
+    flops = 2.0 * macs if macs or product or op_type in ATTENTION_OPS else _other_flops(op_type, in_shapes, out_shapes, attrs)
     if op_type in ("Conv", "Gemm", "ConvTranspose") and len(in_shapes) > 2 and out_shapes:
         flops += elements(out_shapes[0])  # bias add
     if op_type in RECURRENT_OPS and macs:  # gate activations: sigmoid / tanh on every gate unit (dirs x gates*H)

@@ -296,3 +296,14 @@ def test_opset_20_gelu_reads_as_the_five_node_export() -> None:
     assert [n.op_type for n in a.nodes] == ["Div", "Erf", "Add", "Mul", "Mul"]
     assert [n.inputs for n in a.nodes] == [n.inputs for n in b.nodes]
     assert [n.cost for n in a.nodes] == [n.cost for n in b.nodes]
+
+
+def test_onnxruntime_attention_ops_count_their_projections_and_both_products() -> None:
+    batch, seq, width, heads = 2, 16, 64, 4
+    fused = node_cost("Attention", ((batch, seq, width), (width, 3 * width), (3 * width,)), ((batch, seq, width),),
+                      {"num_heads": heads})
+    # the export: x @ W_qkv (B*S*H*3H), then per head Q.K^T and A.V (S*S*H/heads each, times heads)
+    assert fused.macs == batch * seq * width * 3 * width + 2 * batch * seq * seq * width
+    mha = node_cost("MultiHeadAttention", ((batch, seq, width), (batch, 8, width), (batch, 8, 32)), ((batch, seq, 32),), {})
+    assert mha.macs == batch * seq * 8 * width + batch * seq * 8 * 32
+    assert node_cost("Attention", ((batch, seq, width),), ((batch, seq, width),), {}).macs == 0  # shapes not known
