@@ -19,11 +19,12 @@ onnxruntime's own tools:
   random calibration inputs) in QDQ and in QOperator format (``QLinearConv``, ``QLinearMatMul``, ...);
 - ``int8_dynamic``: ``quantize_dynamic`` with int8 weights (``ConvInteger``, ``MatMulInteger``).
 
-Each variant is measured on this machine like the dataset (1 thread, batch 1; ``--passes`` passes over the whole set in
-shuffled orders, minimum kept) and predicted by the shipped whole-network predictor. The predictor's device is
-another CPU unless this machine is it, so the figure that carries over is the ratio: each variant's latency over its
-float32 export's, measured against predicted. The answer's parsed cost (MACs, parameters) and warnings are recorded:
-for a variant the predictor never trained on, the warnings are part of the answer.
+Each variant is measured on this machine like the dataset (1 thread, batch 1; ``--passes`` passes, in each a network's
+variants back to back in a shuffled order) and predicted by the shipped whole-network predictor. The predictor's
+device is another CPU unless this machine is it, so the figure that carries over is the ratio: each variant's latency
+over its float32 export's measured in the same pass (median over passes), against the predicted ratio. The answer's
+parsed cost (MACs, parameters) and warnings are recorded: for a variant the predictor never trained on, the warnings
+are part of the answer.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import argparse
 import contextlib
 import io
 import json
+import random
 import sys
 import tempfile
 from collections.abc import Callable
@@ -42,7 +44,7 @@ import onnx
 import torch
 
 from benchmarks.machine import describe_machine
-from benchmarks.onnx_realworld import canonical_networks, measure_in_passes
+from benchmarks.onnx_realworld import canonical_networks
 from model.card import PREDICTOR_DIR
 from model.errors import ArchitectureError
 from model.onnx_graph import ParseOptions
@@ -50,6 +52,7 @@ from service.network_predictor import predict_onnx_bytes
 from service.predictor import load_registry
 from service.routers.predict_onnx import choose_network_predictor
 from training.netgen.export import build_network, export_onnx_bytes
+from training.netgen.measure import measure_pass
 
 NETWORKS = ("resnet18", "mobilenet_v2", "efficientnet_b0", "squeezenet1_1", "vit_tiny_16", "convnext_tiny")
 VARIANTS = (
@@ -154,6 +157,26 @@ def variants_of(float32: bytes, module: torch.nn.Module | None = None, resolutio
     return out
 
 
+def measure_side_by_side(
+    models: dict[tuple[str, str], bytes | str], passes: int, seed: int
+) -> dict[tuple[str, str], list[float]]:
+    """``passes`` passes; in each, the networks in a shuffled order and each network's variants back to back (also
+    shuffled), so that a variant and its float32 export share the machine's state of the moment (this CPU has slow
+    spells of tens of seconds). Minimum time of each model in each pass."""
+    rng = random.Random(seed)
+    networks = sorted({network for network, _ in models})
+    out: dict[tuple[str, str], list[float]] = {key: [] for key, data in models.items() if isinstance(data, bytes)}
+    for index in range(passes):
+        rng.shuffle(networks)
+        for network in networks:
+            keys = [key for key in out if key[0] == network]
+            rng.shuffle(keys)
+            for key in keys:
+                out[key].append(measure_pass(models[key]).min_ms)  # type: ignore[arg-type]
+        print(f"pass {index + 1}/{passes} done", flush=True)
+    return out
+
+
 def predict(predictor: object, data: bytes) -> dict:
     try:
         body = predict_onnx_bytes(predictor, data, ParseOptions())  # type: ignore[arg-type]
@@ -191,7 +214,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/onnx_variants"))
     parser.add_argument("--networks", nargs="+", default=list(NETWORKS))
-    parser.add_argument("--passes", type=int, default=3)
+    parser.add_argument("--passes", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--predictor", default="cpu-ort-1t-v1")
     parser.add_argument("--measured-from", type=Path, default=None, help="reuse the measurements of an earlier report")
@@ -210,13 +233,12 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{network}: variants written", flush=True)
 
     earlier = json.loads(args.measured_from.read_text()) if args.measured_from else None
+    passes: dict[tuple[str, str], list[float]] = {}
     if earlier is not None:
-        measured = {(r["network"], r["variant"]): r.get("measured_ms") for r in earlier["rows"]}
+        passes = {(r["network"], r["variant"]): r["passes_ms"] for r in earlier["rows"] if r.get("passes_ms")}
         measured_on = earlier["measured_on"]
     else:
-        runnable = {f"{n}/{v}": d for (n, v), d in models.items() if isinstance(d, bytes)}
-        passes = measure_in_passes(runnable, args.passes, args.seed)
-        measured = {tuple(key.split("/")): min(times) for key, times in passes.items()}
+        passes = measure_side_by_side(models, args.passes, args.seed)
         measured_on = describe_machine()
 
     registry = load_registry(PREDICTOR_DIR, "cpu", 1)
@@ -227,13 +249,19 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(data, str):
             row["conversion_failed"] = data
         else:
-            row.update({"bytes": len(data), "measured_ms": measured.get((network, variant)), **predict(predictor, data)})
+            times = passes.get((network, variant))
+            row.update({"bytes": len(data), **predict(predictor, data)})
+            if times:
+                row.update({"passes_ms": times, "measured_ms": min(times)})
         rows.append(row)
     base = {r["network"]: r for r in rows if r["variant"] == "float32"}
     for row in rows:
         ref = base[row["network"]]
-        if row.get("measured_ms") and "archcast_ms" in row and "archcast_ms" in ref:
-            row["measured_ratio"] = row["measured_ms"] / ref["measured_ms"]
+        if row.get("passes_ms") and ref.get("passes_ms") and "archcast_ms" in row and "archcast_ms" in ref:
+            # each pass measured a network's variants back to back: the ratio is taken within a pass, then the median
+            per_pass = [a / b for a, b in zip(row["passes_ms"], ref["passes_ms"], strict=True)]
+            row["measured_ratio"] = float(np.median(per_pass))
+            row["measured_ratio_range"] = [min(per_pass), max(per_pass)]
             row["predicted_ratio"] = row["archcast_ms"] / ref["archcast_ms"]
             row["ratio_error"] = 100 * (row["predicted_ratio"] / row["measured_ratio"] - 1)
         print(json.dumps(row), flush=True)
@@ -253,6 +281,13 @@ def main(argv: list[str] | None = None) -> None:
     print(markdown(report))
 
 
+def _ratio(row: dict) -> str:
+    if "measured_ratio" not in row:
+        return "-"
+    low, high = row["measured_ratio_range"]
+    return f"{row['measured_ratio']:.2f} ({low:.2f}-{high:.2f})"
+
+
 def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
@@ -265,7 +300,8 @@ def markdown(report: dict) -> str:
         f"Predictor: {report['predictor']}, whose device is {report.get('predictor_cpu') or 'recorded in its card'}. "
         f"Command: `{report['command']}`.",
         "",
-        "Ratio = the variant's latency over the same network's float32 export (measured, and predicted). "
+        "Ratio = the variant's latency over the same network's float32 export: measured in the same pass (median over "
+        "passes, range in brackets), and predicted. "
         "Ratio error = predicted ratio / measured ratio - 1.",
         "",
         "| network | variant | measured ms | ratio | ArchCast ms (std) | predicted ratio | ratio error % | GMACs | "
@@ -284,7 +320,7 @@ def markdown(report: dict) -> str:
             continue
         warnings = "; ".join(r["warnings"]) if r["warnings"] else "none"
         lines.append(
-            f"| {r['network']} | {r['variant']} | {_fmt(r.get('measured_ms'), '.2f')} | {_fmt(r.get('measured_ratio'), '.2f')} | "
+            f"| {r['network']} | {r['variant']} | {_fmt(r.get('measured_ms'), '.2f')} | {_ratio(r)} | "
             f"{r['archcast_ms']:.2f} ({r['archcast_std_ms']:.2f}) | {_fmt(r.get('predicted_ratio'), '.2f')} | "
             f"{_fmt(r.get('ratio_error'), '+.0f')} | {r['gmacs']:.3f} | {r['mparams']:.2f} | {r['nodes']} | {warnings[:160]} |"
         )
