@@ -4,12 +4,13 @@
     python -m benchmarks.onnx_variants --measured-from benchmarks/results/onnx_variants.json --out ...   # predict only
 
 A CI pipeline does not always upload the float32 export the dataset holds. Each network of ``--networks`` (canonical
-zoo members at 224, as in ``benchmarks/onnx_realworld.py``) is written eight ways, with torch's exporters and
+zoo members at 224, as in ``benchmarks/onnx_realworld.py``) is written nine ways, with torch's exporters and
 onnxruntime's own tools:
 
 - ``float32``: the export itself (``torch.onnx.export``, TorchScript exporter, opset 17, constants folded);
 - ``torch_unfolded``: the same exporter with ``do_constant_folding=False`` (BatchNormalization nodes after the
   convolutions, shape arithmetic left in the graph), as many published ONNX files were written;
+- ``torch_opset13``: the TorchScript exporter at opset 13 (no LayerNormalization op: layer norms as nine nodes);
 - ``torch_dynamo``: torch's default exporter since 2.9 (``dynamo=True``, opset 20: one-node ``Gelu``, ``ReduceMean``
   pooling);
 - ``ort_optimized``: the model onnxruntime saves after its extended graph optimizations (``FusedConv``,
@@ -56,10 +57,12 @@ from training.netgen.measure import measure_pass
 
 NETWORKS = ("resnet18", "mobilenet_v2", "efficientnet_b0", "squeezenet1_1", "vit_tiny_16", "convnext_tiny")
 VARIANTS = (
-    "float32", "torch_unfolded", "torch_dynamo", "ort_optimized", "float16", "int8_qdq", "int8_qoperator", "int8_dynamic"
+    "float32", "torch_unfolded", "torch_opset13", "torch_dynamo", "ort_optimized", "float16", "int8_qdq", "int8_qoperator",
+    "int8_dynamic",
 )
 EXPORTERS: dict[str, dict] = {
     "torch_unfolded": {"dynamo": False, "opset_version": 17, "do_constant_folding": False},
+    "torch_opset13": {"dynamo": False, "opset_version": 13},
     "torch_dynamo": {"dynamo": True},
 }
 CALIBRATION_INPUTS = 8

@@ -27,11 +27,13 @@ from model.errors import ArchitectureError
 from model.onnx_contrib import SCALAR, Part, ir_op_type, lower
 from model.onnx_cost import BYTES_PER_ELEMENT, NodeCost, node_cost
 from model.onnx_order import sort_nodes
+from model.onnx_patterns import fuse_layer_norms
 from model.onnx_weights import WEIGHT_TYPES
 
 # raised whenever parsing an upload can give another answer (caches key ONNX answers on it): 2 = onnxruntime-fused
-# ops and opset 20's Gelu lowered, BatchNormalization folded into its Conv and Dropout dropped (as onnxruntime does
-# at load), unsorted graphs sorted, quantized products costed, memory at each tensor's width, weight types
+# ops and opset 20's Gelu lowered, BatchNormalization folded into its Conv, Dropout dropped and decomposed layer
+# norms fused (as onnxruntime does at load), unsorted graphs sorted, quantized products costed, memory at each
+# tensor's width, weight types
 PARSER_VERSION = 2
 DEFAULT_MAX_NETWORK_NODES = 4096
 DEFAULT_MAX_ELEMENTS = 2**31  # per tensor: guards against giant declared dimensions
@@ -643,6 +645,7 @@ def parse_onnx(data: bytes | onnx.ModelProto, options: ParseOptions | None = Non
             producer[output] = index
     if not nodes:
         raise ArchitectureError("invalid_onnx", "the ONNX graph has no computation nodes (only constants)")
+    nodes = fuse_layer_norms(nodes, {producer[v.name] for v in inferred.graph.output if v.name in producer})
     stats = {"shape_inference_s": inferred_at - started, "parse_s": time.perf_counter() - started}
     return NetworkGraph(
         tuple(nodes), input_shapes, _opset(model), model.producer_name, unknown, stats, tuple(sorted(weight_types))

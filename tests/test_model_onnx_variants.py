@@ -307,3 +307,68 @@ def test_onnxruntime_attention_ops_count_their_projections_and_both_products() -
     mha = node_cost("MultiHeadAttention", ((batch, seq, width), (batch, 8, width), (batch, 8, 32)), ((batch, seq, 32),), {})
     assert mha.macs == batch * seq * 8 * width + batch * seq * 8 * 32
     assert node_cost("Attention", ((batch, seq, width),), ((batch, seq, width),), {}).macs == 0  # shapes not known
+
+
+def _decomposed_layer_norm(axis: int = -1, leak: bool = False) -> onnx.ModelProto:
+    """x(1,8,16) -> the nine nodes torch writes for nn.LayerNorm below opset 17 (``axis``: the reduced axis; ``leak``:
+    the centred values are also a graph output)."""
+    inits = [
+        onnx.numpy_helper.from_array(np.asarray(2.0, np.float32), "two"),
+        onnx.numpy_helper.from_array(np.asarray(1e-5, np.float32), "eps"),
+        onnx.numpy_helper.from_array(np.ones(16 if axis == -1 else 8, np.float32)[:: 1], "gamma"),
+        onnx.numpy_helper.from_array(np.zeros(16 if axis == -1 else 8, np.float32), "beta"),
+    ]
+    if axis != -1:  # scale / bias broadcast over the reduced axis 1: (8, 1)
+        inits[2] = onnx.numpy_helper.from_array(np.ones((8, 1), np.float32), "gamma")
+        inits[3] = onnx.numpy_helper.from_array(np.zeros((8, 1), np.float32), "beta")
+    nodes = [
+        helper.make_node("ReduceMean", ["x"], ["mean"], axes=[axis]),
+        helper.make_node("Sub", ["x", "mean"], ["d"]),
+        helper.make_node("Pow", ["d", "two"], ["sq"]),
+        helper.make_node("ReduceMean", ["sq"], ["var"], axes=[axis]),
+        helper.make_node("Add", ["var", "eps"], ["ve"]),
+        helper.make_node("Sqrt", ["ve"], ["std"]),
+        helper.make_node("Div", ["d", "std"], ["n"]),
+        helper.make_node("Mul", ["n", "gamma"], ["s"]),
+        helper.make_node("Add", ["s", "beta"], ["y"]),
+        helper.make_node("Relu", ["y"], ["z"]),
+    ]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 16])
+    outputs = [helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, 8, 16])]
+    if leak:
+        outputs.append(helper.make_tensor_value_info("d", TensorProto.FLOAT, [1, 8, 16]))
+    model = helper.make_model(helper.make_graph(nodes, "g", [x], outputs, inits), opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    return model
+
+
+def test_a_decomposed_layer_norm_reads_as_one_layer_normalization_as_onnxruntime_fuses_it() -> None:
+    graph = parse_onnx(_decomposed_layer_norm().SerializeToString())
+    assert [n.op_type for n in graph.nodes] == ["LayerNormalization", "Relu"]
+    norm = graph.nodes[0]
+    assert norm.input_shapes == ((1, 8, 16), (16,), (16,)) and norm.attrs["_weights"] == [1, 2]
+    assert norm.cost == node_cost("LayerNormalization", norm.input_shapes, ((1, 8, 16),), norm.attrs, [1, 2])
+    assert graph.nodes[1].inputs == (0,)
+    for model in (_decomposed_layer_norm(leak=True), _decomposed_layer_norm(axis=1)):  # onnxruntime leaves these
+        assert "Sqrt" in {n.op_type for n in parse_onnx(model.SerializeToString()).nodes}
+
+
+def test_an_opset_13_vit_export_reads_like_the_opset_17_one(shipped) -> None:
+    import io
+
+    import torch
+
+    from benchmarks.onnx_realworld import canonical_networks
+
+    family, spec = next((f, s) for f, n, s in canonical_networks() if n == "vit_tiny_16")
+    module = build_network(family, {**spec, "resolution": RESOLUTION})
+    buffer = io.BytesIO()
+    with torch.no_grad():
+        torch.onnx.export(module, (torch.randn(1, 3, RESOLUTION, RESOLUTION),), buffer, dynamo=False, opset_version=13)
+    old, new = buffer.getvalue(), export_onnx_bytes(module, RESOLUTION)
+    assert ("", "Sqrt") in op_types(old) and ("", "LayerNormalization") not in op_types(old)
+    a, b = parse_onnx(old), parse_onnx(new)
+    assert sorted(n.op_type for n in a.nodes) == sorted(n.op_type for n in b.nodes)
+    assert a.totals()["macs"] == b.totals()["macs"]
+    first, second = (predict_onnx_bytes(shipped, data, ParseOptions()) for data in (old, new))
+    assert first["warnings"] == [] and first["latency_ms"]["value"] == pytest.approx(second["latency_ms"]["value"], rel=0.01)
