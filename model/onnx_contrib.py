@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 ORT_DOMAIN = "com.microsoft"
-LAYOUT_DOMAIN = "com.microsoft.nchwc"
 STANDARD_DOMAINS = frozenset({"", "ai.onnx"})
 ACTIVATIONS = frozenset({"Relu", "Sigmoid", "Tanh", "LeakyRelu", "Clip", "HardSigmoid", "Elu", "Selu", "Softplus"})
 

@@ -24,7 +24,7 @@ from google.protobuf.message import DecodeError
 from onnx import TensorProto, helper, shape_inference
 
 from model.errors import ArchitectureError
-from model.onnx_contrib import SCALAR, Part, ir_op_type, lower
+from model.onnx_contrib import SCALAR, STANDARD_DOMAINS, Part, ir_op_type, lower
 from model.onnx_cost import BYTES_PER_ELEMENT, NodeCost, node_cost
 from model.onnx_order import sort_nodes
 from model.onnx_patterns import fuse_layer_norms
@@ -472,8 +472,7 @@ def _infer_fused_products(inference: Any) -> None:
     inference.dispatcher_["FusedMatMul"] = fused_matmul
     for elementwise in ("QLinearSigmoid", "QLinearLeakyRelu", "QLinearSoftmax"):
         inference.dispatcher_.setdefault(elementwise, inference._pass_on_shape_and_type)
-    for pool in ("QLinearGlobalAveragePool",):
-        inference.dispatcher_.setdefault(pool, qlinear_pool)
+    inference.dispatcher_.setdefault("QLinearGlobalAveragePool", qlinear_pool)
     inference.dispatcher_.setdefault("QLinearConcat", qlinear_concat)
     inference.dispatcher_.setdefault("QGemm", qgemm)
 
@@ -536,9 +535,9 @@ def parse_onnx(data: bytes | onnx.ModelProto, options: ParseOptions | None = Non
     _check_names(graph)
     check_external_data(model)
     sort_nodes(graph)
-    float_constants: set[str] = set()  # names of constant weights (WEIGHT_TYPES: floats and 8- / 4-bit integers)
+    weight_constants: set[str] = set()  # names of constant weights (WEIGHT_TYPES: floats and 8- / 4-bit integers)
     weight_types: set[str] = set()
-    initializer_dims = _strip_initializers(model, float_constants, weight_types)
+    initializer_dims = _strip_initializers(model, weight_constants, weight_types)
     _check_shape_inputs(graph, initializer_dims)
     input_shapes = _fix_inputs(graph, set(initializer_dims), options)
     inferred = infer_shapes(model)
@@ -563,7 +562,7 @@ def parse_onnx(data: bytes | onnx.ModelProto, options: ParseOptions | None = Non
             constants.update(proto.output)
             value = next((a.t for a in proto.attribute if a.name == "value"), None)
             if value is not None and value.data_type in WEIGHT_TYPES:
-                float_constants.update(proto.output)
+                weight_constants.update(proto.output)
                 if float(np.prod(value.dims, dtype=np.float64)) > SMALL_INITIALIZER:
                     weight_types.add(type_name(value.data_type))
             continue
@@ -572,13 +571,13 @@ def parse_onnx(data: bytes | onnx.ModelProto, options: ParseOptions | None = Non
             alias[proto.output[0]] = inputs_resolved[0]
             if inputs_resolved[0] in constants:
                 constants.add(proto.output[0])
-                if inputs_resolved[0] in float_constants:
-                    float_constants.add(proto.output[0])
+                if inputs_resolved[0] in weight_constants:
+                    weight_constants.add(proto.output[0])
             continue
         if _removed_at_load(proto, readers):  # Dropout: onnxruntime drops it, as torch's eval-mode export does
             alias[proto.output[0]] = inputs_resolved[0]
             continue
-        folded = _conv_of_batch_norm(proto, inputs_resolved, producer, nodes, readers, float_constants)
+        folded = _conv_of_batch_norm(proto, inputs_resolved, producer, nodes, readers, weight_constants)
         if folded is not None:  # onnxruntime folds it into the Conv, as torch's export does: the Conv gains a bias
             nodes[folded] = _with_bias(nodes[folded])
             alias[proto.output[0]] = inputs_resolved[0]
@@ -595,11 +594,11 @@ def parse_onnx(data: bytes | onnx.ModelProto, options: ParseOptions | None = Non
             shape = shapes.get(name, shapes.get(proto.input[position], ()))  # missing: no known shape
             in_shapes.append(shape)
             in_names.append(name)
-            by_position.append((producer.get(name), name in float_constants, tuple(shape)))
+            by_position.append((producer.get(name), name in weight_constants, tuple(shape)))
             if name in producer:
                 preds.append(producer[name])
             elif name in constants:
-                if name in float_constants:
+                if name in weight_constants:
                     weights.append(position)
             elif name not in input_shapes:
                 raise ArchitectureError(
@@ -656,7 +655,7 @@ def _removed_at_load(proto: onnx.NodeProto, readers: Counter[str]) -> bool:
     """A standard Dropout whose mask nobody reads: an identity at inference, removed by onnxruntime at load."""
     return (
         proto.op_type == "Dropout"
-        and proto.domain in ("", "ai.onnx")
+        and proto.domain in STANDARD_DOMAINS
         and bool(proto.input)
         and bool(proto.input[0])
         and all(not name or readers[name] == 0 for name in proto.output[1:])
@@ -673,7 +672,7 @@ def _conv_of_batch_norm(
 ) -> int | None:
     """The index of the Conv an inference BatchNormalization folds into (onnxruntime's Conv+BatchNormalization
     fusion at load: the Conv's output read by this node only, scale / bias / mean / variance constant); else None."""
-    if proto.op_type != "BatchNormalization" or proto.domain not in ("", "ai.onnx") or len(inputs) != 5:
+    if proto.op_type != "BatchNormalization" or proto.domain not in STANDARD_DOMAINS or len(inputs) != 5:
         return None
     if any(name and readers[name] for name in proto.output[1:]) or not all(name in weights for name in inputs[1:]):
         return None
