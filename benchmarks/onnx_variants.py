@@ -128,16 +128,20 @@ CONVERTERS: dict[str, Callable[[Path, Path], bytes]] = {
 }
 
 
+def export_as(module: torch.nn.Module, resolution: int, exporter: str) -> bytes:
+    """The network through one of torch's other export paths (``EXPORTERS``)."""
+    buffer = io.BytesIO()
+    with torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
+        torch.onnx.export(module, (torch.randn(1, 3, resolution, resolution),), buffer, **EXPORTERS[exporter])
+    return buffer.getvalue()
+
+
 def exported(module: torch.nn.Module, resolution: int) -> dict[str, bytes | str]:
-    """The network through each of torch's other export paths (``EXPORTERS``), or the exporter's error message."""
+    """The network through each of torch's other export paths, or the exporter's error message."""
     out: dict[str, bytes | str] = {}
-    example = torch.randn(1, 3, resolution, resolution)
-    for name, options in EXPORTERS.items():
-        buffer = io.BytesIO()
+    for name in EXPORTERS:
         try:
-            with torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
-                torch.onnx.export(module, (example,), buffer, **options)
-            out[name] = buffer.getvalue()
+            out[name] = export_as(module, resolution, name)
         except Exception as exc:  # noqa: BLE001 - an exporter's failure is a result to report
             out[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
     return out

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from model.onnx_contrib import LAYOUT_DOMAIN, ir_op_type
 from model.onnx_graph import NetworkGraph
 
 
@@ -34,7 +35,7 @@ def unseen_op_types(graph: NetworkGraph, domain: dict[str, Any]) -> list[str]:
     return sorted({node.op_type for node in graph.nodes} - set(domain["op_types"]))
 
 
-LAYOUT_PREFIX = "nchwc."  # how the parser names onnxruntime's layout-specific ops (``model.onnx_contrib``)
+LAYOUT_PREFIX = ir_op_type("", LAYOUT_DOMAIN)  # "nchwc.": how the parser names onnxruntime's layout-specific ops
 
 
 def other_precisions(weight_types: Iterable[str], dtype: str | None) -> list[str]:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 ORT_DOMAIN = "com.microsoft"
+LAYOUT_DOMAIN = "com.microsoft.nchwc"  # onnxruntime's blocked-layout ops, written at ORT_ENABLE_ALL for one CPU
 STANDARD_DOMAINS = frozenset({"", "ai.onnx"})
 ACTIVATIONS = frozenset({"Relu", "Sigmoid", "Tanh", "LeakyRelu", "Clip", "HardSigmoid", "Elu", "Selu", "Softplus"})
 

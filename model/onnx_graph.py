@@ -263,7 +263,7 @@ def check_external_data(model: onnx.ModelProto) -> None:
 
 
 def _strip_initializers(
-    model: onnx.ModelProto, weights: set[str], weight_types: set[str] | None = None
+    model: onnx.ModelProto, weights: set[str], weight_types: set[str]
 ) -> dict[str, tuple[int, ...]]:
     """Replace large (or external) initializers and large Constant nodes by typed inputs; returns their dims.
 
@@ -298,7 +298,7 @@ def _strip_initializers(
         large = float(np.prod(shape, dtype=np.float64)) > SMALL_INITIALIZER
         if tensor.data_type in WEIGHT_TYPES:
             weights.add(tensor.name)
-            if large and weight_types is not None:
+            if large:
                 weight_types.add(type_name(tensor.data_type))
         external = tensor.data_location == TensorProto.EXTERNAL
         if external or large:

@@ -10,10 +10,13 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+import torch
 from fastapi.testclient import TestClient
 from onnx import TensorProto, helper
 from onnx_fixtures import conv_net
 
+from benchmarks.onnx_realworld import canonical_networks
+from benchmarks.onnx_variants import export_as
 from model.card import PREDICTOR_DIR
 from model.errors import ArchitectureError
 from model.onnx_cost import node_cost
@@ -28,11 +31,14 @@ from training.netgen.export import build_network, export_onnx_bytes
 RESOLUTION = 64
 
 
-def canonical(name: str) -> bytes:
-    from benchmarks.onnx_realworld import canonical_networks
-
+def module_of(name: str) -> torch.nn.Module:
+    """The canonical zoo member ``name`` at RESOLUTION."""
     family, spec = next((f, s) for f, n, s in canonical_networks() if n == name)
-    return export_onnx_bytes(build_network(family, {**spec, "resolution": RESOLUTION}), RESOLUTION)
+    return build_network(family, {**spec, "resolution": RESOLUTION})
+
+
+def canonical(name: str) -> bytes:
+    return export_onnx_bytes(module_of(name), RESOLUTION)
 
 
 def ort_optimized(data: bytes, tmp_path: Path, level: ort.GraphOptimizationLevel) -> bytes:
@@ -158,7 +164,7 @@ def test_quantized_models_keep_their_macs_and_parameters_and_are_warned_about(ki
     fp32, quantized = parse_onnx(source.read_bytes()), parse_onnx(data)
     assert quantized.totals()["macs"] == fp32.totals()["macs"]  # 110592 + 36864 + 160 (tests/onnx_fixtures.py)
     assert "int8" in quantized.weight_types or "uint8" in quantized.weight_types
-    weights = {"qdq": 16 * 27 + 16 * 9 + 160, "qoperator": 16 * 27 + 16 * 9 + 160, "dynamic": 16 * 27 + 16 * 9 + 160}[kind]
+    weights = 16 * 27 + 16 * 9 + 160  # conv1, depthwise and Gemm weights
     assert quantized.totals()["params"] >= weights  # the int8 weights count (float biases too where they stay float)
     body = predict_onnx_bytes(shipped, data, ParseOptions())
     assert any("int8" in w and "this predictor learnt float32 networks" in w for w in body["warnings"])
@@ -206,7 +212,6 @@ def _conv_net_unfolded(shared_conv_output: bool = False) -> onnx.ModelProto:
     and older zoo files have it), and a Dropout before the Gemm; its BN statistics make the same function as b1."""
     model = conv_net(1, 32)
     graph = model.graph
-    b1 = next(t for t in graph.initializer if t.name == "b1")
     conv1 = graph.node[0]
     del conv1.input[2]
     conv1.output[0] = "c1_raw"
@@ -225,7 +230,6 @@ def _conv_net_unfolded(shared_conv_output: bool = False) -> onnx.ModelProto:
         graph.output.append(helper.make_tensor_value_info("c1_raw", TensorProto.FLOAT, [1, 16, 16, 16]))
     del graph.node[:]
     graph.node.extend(nodes)
-    assert b1.name == "b1"
     return model
 
 
@@ -242,24 +246,13 @@ def test_batch_norm_after_a_conv_folds_and_dropout_drops_as_onnxruntime_does_at_
 
 
 def test_torch_exports_without_constant_folding_and_from_dynamo_read_like_the_default_export(shipped) -> None:
-    import io
-
-    import torch
-
-    from benchmarks.onnx_realworld import canonical_networks
-
-    family, spec = next((f, s) for f, n, s in canonical_networks() if n == "mobilenet_v2")
-    module = build_network(family, {**spec, "resolution": RESOLUTION})
+    module = module_of("mobilenet_v2")
     reference = parse_onnx(export_onnx_bytes(module, RESOLUTION))
-    example = torch.randn(1, 3, RESOLUTION, RESOLUTION)
-    for options in ({"dynamo": False, "opset_version": 17, "do_constant_folding": False}, {"dynamo": True}):
-        buffer = io.BytesIO()
-        with torch.no_grad():
-            torch.onnx.export(module, (example,), buffer, **options)
-        data = buffer.getvalue()
+    for exporter in ("torch_unfolded", "torch_dynamo"):
+        data = export_as(module, RESOLUTION, exporter)
         graph = parse_onnx(data)
         assert graph.totals()["macs"] == reference.totals()["macs"]
-        if not options["dynamo"]:  # (dynamo leaves out the all-zero conv biases of this untrained network)
+        if exporter == "torch_unfolded":  # (dynamo leaves out the all-zero conv biases of this untrained network)
             assert graph.totals()["params"] == reference.totals()["params"]
             assert ("", "BatchNormalization") in op_types(data)  # 52 of them in the file; none in the IR
             assert graph.to_dict()["nodes"] == reference.to_dict()["nodes"]
@@ -312,15 +305,13 @@ def test_onnxruntime_attention_ops_count_their_projections_and_both_products() -
 def _decomposed_layer_norm(axis: int = -1, leak: bool = False) -> onnx.ModelProto:
     """x(1,8,16) -> the nine nodes torch writes for nn.LayerNorm below opset 17 (``axis``: the reduced axis; ``leak``:
     the centred values are also a graph output)."""
+    affine = (16,) if axis == -1 else (8, 1)  # scale / bias broadcast over the reduced axis
     inits = [
         onnx.numpy_helper.from_array(np.asarray(2.0, np.float32), "two"),
         onnx.numpy_helper.from_array(np.asarray(1e-5, np.float32), "eps"),
-        onnx.numpy_helper.from_array(np.ones(16 if axis == -1 else 8, np.float32)[:: 1], "gamma"),
-        onnx.numpy_helper.from_array(np.zeros(16 if axis == -1 else 8, np.float32), "beta"),
+        onnx.numpy_helper.from_array(np.ones(affine, np.float32), "gamma"),
+        onnx.numpy_helper.from_array(np.zeros(affine, np.float32), "beta"),
     ]
-    if axis != -1:  # scale / bias broadcast over the reduced axis 1: (8, 1)
-        inits[2] = onnx.numpy_helper.from_array(np.ones((8, 1), np.float32), "gamma")
-        inits[3] = onnx.numpy_helper.from_array(np.zeros((8, 1), np.float32), "beta")
     nodes = [
         helper.make_node("ReduceMean", ["x"], ["mean"], axes=[axis]),
         helper.make_node("Sub", ["x", "mean"], ["d"]),
@@ -354,18 +345,8 @@ def test_a_decomposed_layer_norm_reads_as_one_layer_normalization_as_onnxruntime
 
 
 def test_an_opset_13_vit_export_reads_like_the_opset_17_one(shipped) -> None:
-    import io
-
-    import torch
-
-    from benchmarks.onnx_realworld import canonical_networks
-
-    family, spec = next((f, s) for f, n, s in canonical_networks() if n == "vit_tiny_16")
-    module = build_network(family, {**spec, "resolution": RESOLUTION})
-    buffer = io.BytesIO()
-    with torch.no_grad():
-        torch.onnx.export(module, (torch.randn(1, 3, RESOLUTION, RESOLUTION),), buffer, dynamo=False, opset_version=13)
-    old, new = buffer.getvalue(), export_onnx_bytes(module, RESOLUTION)
+    module = module_of("vit_tiny_16")
+    old, new = export_as(module, RESOLUTION, "torch_opset13"), export_onnx_bytes(module, RESOLUTION)
     assert ("", "Sqrt") in op_types(old) and ("", "LayerNormalization") not in op_types(old)
     a, b = parse_onnx(old), parse_onnx(new)
     assert sorted(n.op_type for n in a.nodes) == sorted(n.op_type for n in b.nodes)
