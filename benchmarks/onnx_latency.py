@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from benchmarks.machine import describe_machine
 from benchmarks.report import provenance_lines
+from model.network_tokenizer import TOKENIZER_VERSION
 from training.latency_baselines import fit_flops_loglog, fit_gbm, fit_kernel_sum, gbm_inputs, kind_sums
 from training.latency_data import (
     LatencyDataset,
@@ -249,6 +250,7 @@ def main(argv: list[str] | None = None) -> None:
         "measured_on": meta.get("cpu", "unknown"),
         "device": meta.get("device", "cpu-ort-1t"),
         "readout": args.readout,
+        "tokenizer": TOKENIZER_VERSION,
         "order": args.order,
         "methods": list(methods),
         "network": {**LatencyTrainConfig().network, **network},
@@ -296,7 +298,7 @@ def summaries(per_job: list[dict], methods: Sequence[str], families: Sequence[st
 
 
 MERGE_MUST_AGREE = (
-    "device", "measured_on", "readout", "order", "methods", "network", "weight_decay", "train_fraction",
+    "device", "measured_on", "readout", "tokenizer", "order", "methods", "network", "weight_decay", "train_fraction",
     "in_domain_split", "lofo_validation", "dataset", "ids_below",
 )  # fmt: skip
 
@@ -355,7 +357,8 @@ def markdown(report: dict) -> str:
         f"{len(report['runs'])} splits (reused runs included, 1 thread each) "
         f"{sum(j['archcast_train_seconds'] for j in report['runs']) / 60:.0f} min.",
         "",
-        f"ArchCast readout: `{report.get('readout', 'contextual')}` (`training/whole_network.py`); node orders in "
+        f"ArchCast readout: `{report.get('readout', 'contextual')}` (`training/whole_network.py`); whole-network "
+        f"tokenizer {report.get('tokenizer', 'not recorded')} (`model/network_tokenizer.py`); node orders in "
         f"training: `{report.get('order', 'random')}` (`--order`); leave-one-family-out "
         f"checkpoints chosen on {report.get('lofo_validation', 'random networks of the other families')}.",
         "",
