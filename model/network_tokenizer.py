@@ -39,8 +39,7 @@ prefixes.
 Recurrent lowering (version 6, same width): an LSTM / GRU / RNN node becomes the input-projection product, the
 step-by-step recurrent product and a gate node (``model.recurrent``), so a recurrent network reads as matrix
 products every family teaches instead of one op code only the sequence family has. ``graph_for_version`` applies it;
-a predictor of version 5 or earlier gets the graph as exported. Version 8 (same width) counts the recurrent step
-product's weight traffic per step (``model.recurrent``); versions 6 and 7 keep R counted once.
+a predictor of version 5 or earlier gets the graph as exported.
 
 Layout flags (version 7): onnxruntime runs convolutions, pools and the elementwise ops between them in a
 channel-blocked layout and copies an activation whenever it meets an op that cannot read that layout (a grouped
@@ -88,11 +87,9 @@ N_NUMBERS = len(NUMBER_NAMES)
 # Bumped whenever the meaning of a token or feature column changes, even at the same width; recorded in every network
 # predictor's card and checked at load. 1: before the alignment flags (240-wide tokens); 2: flags on every node (255);
 # 3: channel flags on convolutions only, +1 / -1 / 0; 4: the fusion flag column at the end; 5: the GEMM view after it;
-# 6: recurrent ops lowered to their products (same width as 5); 7: the layout flags after the GEMM view; 8: the
-# recurrent step product reads R once per step (same width as 7).
-TOKENIZER_VERSION = "8"
+# 6: recurrent ops lowered to their products (same width as 5); 7: the layout flags after the GEMM view.
+TOKENIZER_VERSION = "7"
 LOWERED_FROM_VERSION = 6
-REREAD_FROM_VERSION = 8
 ALIGNED_NAMES: tuple[str, ...] = (
     "in_channels",
     "out_channels",
@@ -119,7 +116,6 @@ TOKEN_WIDTHS: dict[str, int] = {
     "5": NETWORK_TOKEN_DIM - LAYOUT_DIM,
     "6": NETWORK_TOKEN_DIM - LAYOUT_DIM,
     "7": NETWORK_TOKEN_DIM,
-    "8": NETWORK_TOKEN_DIM,
 }
 OP_KINDS: dict[str, tuple[str, ...]] = {
     "conv": ("Conv", "ConvTranspose"),
@@ -296,11 +292,8 @@ def gemm_view(node: NetNode) -> tuple[float, float, float, float]:
 
 
 def graph_for_version(graph: NetworkGraph, version: str = TOKENIZER_VERSION) -> NetworkGraph:
-    """The graph as a predictor of tokenizer ``version`` reads it: recurrent ops lowered from version 6 on, their
-    step weights read per step from version 8 on."""
-    if int(version) < LOWERED_FROM_VERSION:
-        return graph
-    return lower_recurrent(graph, reread_weights=int(version) >= REREAD_FROM_VERSION)
+    """The graph as a predictor of tokenizer ``version`` reads it: recurrent ops lowered from version 6 on."""
+    return lower_recurrent(graph) if int(version) >= LOWERED_FROM_VERSION else graph
 
 
 def tokens_for_version(tokens: np.ndarray, version: str) -> np.ndarray:

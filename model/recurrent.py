@@ -14,13 +14,11 @@ What it bought (``benchmarks/results/onnx_latency_tokenizer6_5254.md``): in-doma
 fell from 10.4 to 6.3 %. Held out, it still misses by ~60 % (``onnx_latency_lofo_rnn_tokenizer6.md``), read 2.3-2.5x
 fast: no other family has a loop of small sequential products, so none teaches what each step costs.
 
-Tokenizer 8 counts the step product's memory traffic as onnxruntime incurs it: every step multiplies one hidden
-row by its direction's whole R, so R is read once per step (T times per direction), not once. Each step is a
-matrix-vector product bound by reading its weights, the regime of every classifier head (a 1-row ``Gemm``), which
-every family teaches. Read 2.3x fast before, the miss grew with the hidden size as weight traffic would (held
-out, seed 0: 1.5x at H = 64, 1.7x at 192, 3.3x at 384, 5.8-6.4x from 512 on; R is 4H x H floats, 16 MB per
-direction at H = 1,024).
-``lower_recurrent(graph, reread_weights=False)`` keeps tokenizer 6 and 7's costs (R counted once).
+R is counted once below, though each step reads it again. Counting it once per step was tried (session 33, at
+03e7cf1 as tokenizer 8; ``benchmarks/results/onnx_latency_lofo20_tokenizer8_compare.md``): held-out rnn then ranked
+far better (Spearman 0.973-0.975 -> 0.989-0.992) but missed as much the other way (MAPE 58.9 % -> 58.5 % over
+3 seeds: networks whose R fits in cache read ~2x slow), and over the other families' splits validation got no
+better, so it was not adopted.
 """
 
 from __future__ import annotations
@@ -46,10 +44,9 @@ def _dims(node: NetNode) -> tuple[int, int, int, int, int, int] | None:
     return steps, rows, inputs, directions, gate_units, hidden
 
 
-def lowered_nodes(node: NetNode, inputs: tuple[int, ...], first: int, reread_weights: bool = True) -> list[NetNode]:
+def lowered_nodes(node: NetNode, inputs: tuple[int, ...], first: int) -> list[NetNode]:
     """The three nodes standing for one recurrent node whose predecessors are ``inputs`` (already renumbered), the
-    first placed at index ``first``; the node itself where its shapes are not known. ``reread_weights``: the step
-    product's bytes count R once per step (tokenizer 8) instead of once."""
+    first placed at index ``first``; the node itself where its shapes are not known."""
     dims = _dims(node)
     if dims is None:
         return [replace(node, inputs=inputs)]
@@ -69,8 +66,7 @@ def lowered_nodes(node: NetNode, inputs: tuple[int, ...], first: int, reread_wei
     step_shapes = ((sequential, rows, hidden), (sequential, hidden, gate_units))
     step_out = ((sequential, rows, gate_units),)
     step_cost = node_cost("MatMul", step_shapes, step_out, {})
-    recurrent_weights = float(directions * gate_units * hidden)  # R of every direction
-    weight_reads = recurrent_weights * (steps if reread_weights else 1)  # each step reads its direction's whole R
+    recurrent_weights = float(directions * gate_units * hidden)  # R, read by every step (from cache after the first)
     step = NetNode(
         name=f"{node.name}/recurrent_steps",
         op_type="MatMul",
@@ -82,7 +78,7 @@ def lowered_nodes(node: NetNode, inputs: tuple[int, ...], first: int, reread_wei
             macs=step_cost.macs,
             flops=step_cost.flops,
             params=recurrent_weights,
-            memory_bytes=BYTES_PER_ELEMENT * (weight_reads + elements(step_shapes[0]) + elements(step_out[0])),
+            memory_bytes=BYTES_PER_ELEMENT * (recurrent_weights + elements(step_shapes[0]) + elements(step_out[0])),
         ),
     )
     original = node.cost
@@ -104,7 +100,7 @@ def lowered_nodes(node: NetNode, inputs: tuple[int, ...], first: int, reread_wei
     return [projection, step, gates]
 
 
-def lower_recurrent(graph: NetworkGraph, reread_weights: bool = True) -> NetworkGraph:
+def lower_recurrent(graph: NetworkGraph) -> NetworkGraph:
     """``graph`` with each LSTM / GRU / RNN node replaced by its lowered nodes (``lowered_nodes``), in place, so
     the order stays topological; the same graph object when it has none."""
     if not any(node.op_type in RECURRENT_OPS for node in graph.nodes):
@@ -114,7 +110,7 @@ def lower_recurrent(graph: NetworkGraph, reread_weights: bool = True) -> Network
     for node in graph.nodes:
         inputs = tuple(new_index[p] for p in node.inputs)
         if node.op_type in RECURRENT_OPS:
-            nodes += lowered_nodes(node, inputs, len(nodes), reread_weights)
+            nodes += lowered_nodes(node, inputs, len(nodes))
         else:
             nodes.append(replace(node, inputs=inputs))
         new_index.append(len(nodes) - 1)

@@ -64,20 +64,3 @@ def test_tokenizer_6_lowers_and_earlier_versions_read_the_graph_as_exported() ->
     assert tokenize_networks([graph], version="6").tokens.shape == (1, 5, NETWORK_TOKEN_DIM)
     # the node limit bounds the exported graph, not what lowering adds
     assert tokenize_networks([graph], max_nodes=3, version="6").mask.sum() == 5
-
-
-@pytest.mark.parametrize(("op", "gates", "direction", "dirs"), [("LSTM", 4, "forward", 1), ("GRU", 3, "bidirectional", 2)])
-def test_tokenizer_8_reads_the_recurrent_weights_once_per_step(op: str, gates: int, direction: str, dirs: int) -> None:
-    """Each of the T steps multiplies the hidden state by its direction's whole R (gates*H x H): tokenizer 8's step
-    product moves T x R floats, tokenizers 6 and 7 count R once; nothing else changes."""
-    graph = recurrent_net(op, gates, direction, dirs)
-    steps, hidden, rows = 5, 4, 2
-    r_floats = dirs * gates * hidden * hidden
-    activations = dirs * steps * rows * hidden + dirs * steps * rows * gates * hidden  # hidden states in, gate rows out
-    old, new = (graph_for_version(graph, v).nodes[2] for v in ("7", "8"))
-    assert old.cost.memory_bytes == 4 * (r_floats + activations)
-    assert new.cost.memory_bytes == 4 * (steps * r_floats + activations)
-    assert (new.cost.macs, new.cost.flops, new.cost.params) == (old.cost.macs, old.cost.flops, old.cost.params)
-    assert [n.cost for i, n in enumerate(graph_for_version(graph, "8").nodes) if i != 2] == [
-        n.cost for i, n in enumerate(graph_for_version(graph, "7").nodes) if i != 2
-    ]
