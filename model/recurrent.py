@@ -16,7 +16,7 @@ fast: no other family has a loop of small sequential products, so none teaches w
 
 R is counted once below, though each step reads it again. Counting it once per step was tried (session 33, at
 03e7cf1 as tokenizer 8; ``benchmarks/results/onnx_latency_lofo20_tokenizer8_compare.md``): held-out rnn then ranked
-far better (Spearman 0.973-0.975 -> 0.989-0.992) but missed as much the other way (MAPE 58.9 % -> 58.5 % over
+far better (Spearman 0.973-0.975 -> 0.989-0.992) but missed as much the other way (MAPE 58.9 % -> 58.4 % over
 3 seeds: networks whose R fits in cache read ~2x slow), and over the other families' splits validation got no
 better, so it was not adopted.
 """
