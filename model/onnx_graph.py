@@ -26,6 +26,7 @@ from onnx import TensorProto, helper, shape_inference
 from model.errors import ArchitectureError
 from model.onnx_contrib import SCALAR, STANDARD_DOMAINS, Part, ir_op_type, lower
 from model.onnx_cost import BYTES_PER_ELEMENT, NodeCost, node_cost
+from model.onnx_einsum import einsum_parts
 from model.onnx_order import sort_nodes
 from model.onnx_patterns import fuse_layer_norms
 from model.onnx_weights import WEIGHT_TYPES
@@ -33,8 +34,8 @@ from model.onnx_weights import WEIGHT_TYPES
 # raised whenever parsing an upload can give another answer (caches key ONNX answers on it): 2 = onnxruntime-fused
 # ops and opset 20's Gelu lowered, BatchNormalization folded into its Conv, Dropout dropped and decomposed layer
 # norms fused (as onnxruntime does at load), unsorted graphs sorted, quantized products costed, memory at each
-# tensor's width, weight types
-PARSER_VERSION = 2
+# tensor's width, weight types; 3 = two-operand Einsums read as the Transposes and MatMul they compute
+PARSER_VERSION = 3
 DEFAULT_MAX_NETWORK_NODES = 4096
 DEFAULT_MAX_ELEMENTS = 2**31  # per tensor: guards against giant declared dimensions
 MAX_INITIALIZER_ELEMENTS = 2**40  # declared weight shapes only (never allocated); beyond it costs overflow
@@ -342,7 +343,8 @@ def _attributes(node: onnx.NodeProto) -> dict[str, Any]:
         elif attr.type == onnx.AttributeProto.INTS:
             attrs[attr.name] = [int(v) for v in attr.ints][:16]
         elif attr.type == onnx.AttributeProto.STRING:
-            attrs[attr.name] = attr.s.decode("utf-8", "replace")[:32]
+            limit = 256 if attr.name == "equation" else 32  # an Einsum's equation is read whole
+            attrs[attr.name] = attr.s.decode("utf-8", "replace")[:limit]
     _check_attributes(node, attrs)
     return attrs
 
@@ -619,7 +621,10 @@ def parse_onnx(data: bytes | onnx.ModelProto, options: ParseOptions | None = Non
         op_type = ir_op_type(proto.op_type, proto.domain)
         name = proto.name or f"{op_type}_{len(nodes)}"
         out_names = [n for n in proto.output if n]
-        parts = lower(proto.op_type, proto.domain, attrs, [s for _, _, s in by_position], out_shapes)
+        operand_shapes = [s for _, _, s in by_position]
+        parts = lower(proto.op_type, proto.domain, attrs, operand_shapes, out_shapes)
+        if proto.op_type == "Einsum" and proto.domain in STANDARD_DOMAINS and out_shapes:
+            parts = einsum_parts(attrs, operand_shapes, out_shapes[0])
         if parts:
             first = len(nodes)
             width = element_width(types.get(out_names[0])) if out_names else BYTES_PER_ELEMENT
