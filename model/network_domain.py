@@ -1,9 +1,11 @@
 """What a whole-network predictor was trained on, and the warnings for an upload that lies outside it.
 
-A network predictor's card carries ``domain``: the ONNX op types of its training networks and their range of MACs
-and node counts. An upload with an op type never seen in training (an LSTM, say), or with more MACs or nodes than
-any training network, is answered as usual plus a warning per reason: the prediction extrapolates, and its std may
-not say so (``benchmarks/results/onnx_out_of_scope.md``).
+A network predictor's card carries ``domain``: the ONNX op types of its training networks, their range of MACs
+and node counts, and their convolutions (``conv``: the spatial ranks, 1 for Conv1d, 2 for Conv2d, and the widest
+kernel along any axis). An upload with an op type never seen in training (an LSTM, say), more MACs or nodes than any
+training network, a convolution over another number of spatial axes (a video network's Conv3d) or a wider kernel
+(a 31 x 31 depthwise) is answered as usual plus a warning per reason: the prediction extrapolates, and its std may
+not say so (``benchmarks/results/onnx_out_of_scope.md``, ``benchmarks/results/onnx_unusual.md``).
 """
 
 from __future__ import annotations
@@ -14,18 +16,46 @@ from typing import Any
 from model.onnx_contrib import LAYOUT_DOMAIN, ir_op_type
 from model.onnx_graph import NetworkGraph
 
+CONV_OPS = frozenset({"Conv", "ConvTranspose"})
+
+
+def convolutions(graph: NetworkGraph) -> dict[str, Any]:
+    """``ranks``: the numbers of spatial axes the network's convolutions slide over; ``kernel``: their widest kernel
+    along an axis where windows overlap (stride below the kernel; 0 where none does). A patch embedding (kernel =
+    stride, a ViT's 16 or 32) is a plain matrix product per patch, so it does not count. Kernels are read from the
+    weights' shapes, (C_out, C_in / groups, *kernel)."""
+    ranks: set[int] = set()
+    kernel = 0
+    for node in graph.nodes:
+        if node.op_type in CONV_OPS and len(node.input_shapes) > 1 and len(node.input_shapes[1]) > 2:
+            spatial = node.input_shapes[1][2:]
+            ranks.add(len(spatial))
+            strides = node.attrs.get("strides") or [1] * len(spatial)
+            kernel = max([kernel, *(k for k, s in zip(spatial, strides, strict=False) if s < k)])
+    return {"ranks": sorted(ranks), "kernel": kernel}
+
 
 def training_domain(graphs: Iterable[NetworkGraph]) -> dict[str, Any]:
     """The card's ``domain`` of these training networks."""
     op_types: set[str] = set()
     macs, nodes = [], []
+    ranks: set[int] = set()
+    kernel = 0
     for graph in graphs:
         op_types.update(node.op_type for node in graph.nodes)
         macs.append(graph.totals()["macs"])
         nodes.append(graph.n)
+        conv = convolutions(graph)
+        ranks.update(conv["ranks"])
+        kernel = max(kernel, conv["kernel"])
     if not macs:
         raise ValueError("no training networks")
-    return {"op_types": sorted(op_types), "macs": [min(macs), max(macs)], "nodes": [min(nodes), max(nodes)]}
+    return {
+        "op_types": sorted(op_types),
+        "macs": [min(macs), max(macs)],
+        "nodes": [min(nodes), max(nodes)],
+        "conv": {"ranks": sorted(ranks), "kernel": kernel},
+    }
 
 
 def unseen_op_types(graph: NetworkGraph, domain: dict[str, Any]) -> list[str]:
@@ -53,9 +83,13 @@ def domain_warnings(
     domain: dict[str, Any],
     weight_types: Iterable[str] = (),
     dtype: str | None = None,
+    conv: dict[str, Any] | None = None,
+    einsums: int = 0,
 ) -> list[str]:
     """One sentence per way the network lies outside the training networks; empty when it lies inside. ``dtype`` is
-    the element type of the predictor's device (its card's ``device.dtype``); ``weight_types`` those of the upload."""
+    the element type of the predictor's device (its card's ``device.dtype``); ``weight_types`` those of the upload;
+    ``conv`` its ``convolutions`` (checked where the card records them); ``einsums`` the Einsum nodes the parser read as
+    Transposes and a MatMul (``model.onnx_einsum``)."""
     warnings = []
     unseen = sorted(unseen)
     if unseen:
@@ -81,4 +115,31 @@ def domain_warnings(
             warnings.append(f"{value:.4g} {unit}, more than any training network ({high:.4g})")
         elif value < low:
             warnings.append(f"{value:.4g} {unit}, fewer than any training network ({low:.4g})")
+    warnings += _conv_warnings(conv, domain.get("conv"))
+    if einsums:
+        warnings.append(
+            f"{einsums} Einsum node{'s' if einsums > 1 else ''} read as the Transposes and MatMul computing the same "
+            "product; onnxruntime's own Einsum kernel can run slower than that (attention: 1.3-1.6x, "
+            "benchmarks/results/onnx_unusual.md)"
+        )
+    return warnings
+
+
+def _conv_warnings(conv: dict[str, Any] | None, seen: dict[str, Any] | None) -> list[str]:
+    if not conv or not seen:
+        return []
+    warnings = []
+    new_ranks = sorted(set(conv["ranks"]) - set(seen["ranks"]))
+    if new_ranks:
+        ranks = " and ".join(str(rank) for rank in new_ranks)
+        known = " and ".join(str(rank) for rank in seen["ranks"]) or "no"
+        warnings.append(
+            f"convolutions over {ranks} spatial axes ({', '.join(f'Conv{rank}d' for rank in new_ranks)}); the training "
+            f"networks convolve over {known} only: their cost is extrapolated"
+        )
+    if conv["kernel"] > seen["kernel"]:
+        warnings.append(
+            f"a convolution kernel {conv['kernel']} wide, wider than any training network's ({seen['kernel']}): "
+            "its cost is extrapolated"
+        )
     return warnings

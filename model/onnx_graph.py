@@ -559,6 +559,7 @@ def parse_onnx(data: bytes | onnx.ModelProto, options: ParseOptions | None = Non
     alias: dict[str, str] = {}
     nodes: list[NetNode] = []
     unknown = 0
+    einsums = 0  # Einsum nodes read as their Transposes and MatMul
     for proto in inferred.graph.node:
         if proto.op_type == "Constant":
             constants.update(proto.output)
@@ -625,6 +626,7 @@ def parse_onnx(data: bytes | onnx.ModelProto, options: ParseOptions | None = Non
         parts = lower(proto.op_type, proto.domain, attrs, operand_shapes, out_shapes)
         if proto.op_type == "Einsum" and proto.domain in STANDARD_DOMAINS and out_shapes:
             parts = einsum_parts(attrs, operand_shapes, out_shapes[0])
+            einsums += bool(parts)
         if parts:
             first = len(nodes)
             width = element_width(types.get(out_names[0])) if out_names else BYTES_PER_ELEMENT
@@ -650,7 +652,7 @@ def parse_onnx(data: bytes | onnx.ModelProto, options: ParseOptions | None = Non
     if not nodes:
         raise ArchitectureError("invalid_onnx", "the ONNX graph has no computation nodes (only constants)")
     nodes = fuse_layer_norms(nodes, {producer[v.name] for v in inferred.graph.output if v.name in producer})
-    stats = {"shape_inference_s": inferred_at - started, "parse_s": time.perf_counter() - started}
+    stats = {"shape_inference_s": inferred_at - started, "parse_s": time.perf_counter() - started, "einsums": einsums}
     return NetworkGraph(
         tuple(nodes), input_shapes, _opset(model), model.producer_name, unknown, stats, tuple(sorted(weight_types))
     )

@@ -49,6 +49,43 @@ def conv_net(batch: str | int = "N", resolution: str | int = "H") -> onnx.ModelP
     return model_from(nodes, [x], [y], inits)
 
 
+def conv_stack(kernel: int, rank: int = 2, stride: int = 1, size: int = 16) -> onnx.ModelProto:
+    """x(1,16,size,...) over ``rank`` spatial axes -> depthwise Conv (``kernel`` wide, ``stride``) -> GlobalAveragePool
+    -> Flatten -> Gemm (16 -> 10)."""
+    conv = helper.make_node(
+        "Conv",
+        ["x", "w", "b"],
+        ["c"],
+        kernel_shape=[kernel] * rank,
+        strides=[stride] * rank,
+        pads=[kernel // 2 if stride == 1 else 0] * 2 * rank,
+        group=16,
+    )
+    nodes = [
+        conv,
+        helper.make_node("GlobalAveragePool", ["c"], ["p"]),
+        helper.make_node("Flatten", ["p"], ["f"]),
+        helper.make_node("Gemm", ["f", "w3", "b3"], ["y"], transB=1),
+    ]
+    inits = [_weight("w", 16, 1, *[kernel] * rank), _weight("b", 16), _weight("w3", 10, 16), _weight("b3", 10)]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16, *[size] * rank])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])
+    return model_from(nodes, [x], [y], inits)
+
+
+def einsum_model(
+    equation: str, a: tuple[int, ...], b: tuple[int, ...], out: tuple[int, ...], weight: bool = False
+) -> onnx.ModelProto:
+    """One Einsum of input ``a`` and ``b`` (an input, or a weight when ``weight``)."""
+    inputs = [helper.make_tensor_value_info("a", TensorProto.FLOAT, a)]
+    initializers = [_weight("b", *b)] if weight else []
+    if not weight:
+        inputs.append(helper.make_tensor_value_info("b", TensorProto.FLOAT, b))
+    node = helper.make_node("Einsum", ["a", "b"], ["y"], equation=equation)
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, out)]
+    return model_from([node], inputs, outputs, initializers)
+
+
 def attention_block(tokens: int = 50, dim: int = 64, heads: int = 4) -> onnx.ModelProto:
     """x(1,T,D) -> LayerNorm -> MatMul W_qkv (D,3D) -> Reshape (1,T,3,h,D/h) -> Transpose (2,0,3,1,4) -> Split 3 ->
     Squeeze x3 -> Transpose K -> MatMul Q.K^T (1,h,T,T) -> Softmax -> MatMul A.V -> Transpose -> Reshape (1,T,D)

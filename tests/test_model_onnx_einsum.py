@@ -10,22 +10,12 @@ import onnx
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
-from onnx_fixtures import _weight, model_from
+from onnx_fixtures import einsum_model, model_from
 
 from model.network_tokenizer import gemm_view, network_token_matrix
 from model.onnx_graph import parse_onnx
 
 B, N, M, H, D = 1, 10, 12, 4, 8
-
-
-def einsum_model(equation: str, a: tuple[int, ...], b: tuple[int, ...], out: tuple[int, ...], weight: bool = False):
-    inputs = [helper.make_tensor_value_info("a", TensorProto.FLOAT, a)]
-    initializers = [_weight("b", *b)] if weight else []
-    if not weight:
-        inputs.append(helper.make_tensor_value_info("b", TensorProto.FLOAT, b))
-    node = helper.make_node("Einsum", ["a", "b"], ["y"], equation=equation)
-    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, out)]
-    return model_from([node], inputs, outputs, initializers)
 
 
 def run(model: onnx.ModelProto, *arrays: np.ndarray) -> np.ndarray:

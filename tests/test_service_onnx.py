@@ -15,7 +15,7 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 from live_server import LiveServer
-from onnx_fixtures import attention_block, conv_net, recurrent_model
+from onnx_fixtures import attention_block, conv_net, conv_stack, einsum_model, recurrent_model
 
 from archcast.cli import main as cli_main
 from archcast.client import Client
@@ -282,6 +282,7 @@ def domain_predictor_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     graphs = [parse_onnx(conv_net().SerializeToString(), ParseOptions(resolution=r)) for r in (32, 64)]
     domain = training_domain(graphs)
     assert domain["op_types"] == ["Conv", "Flatten", "Gemm", "GlobalAveragePool", "Relu"]
+    assert domain["conv"] == {"ranks": [2], "kernel": 3}
     write_network_card(
         directory / "net-domain.onnx", "net-domain", "0.1", {"device": "cpu-ort-1t"}, {"mape": 1.0}, {}, domain=domain
     )
@@ -308,6 +309,49 @@ def test_uploads_outside_the_training_networks_are_answered_with_warnings(
     model.write_bytes(attention)
     assert cli_main(["check", str(model), "--max-latency-ms", "1e9"]) == 0  # a warning does not fail the gate
     assert "warning: op types never seen" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("kernel", "rank", "stride", "expected"),
+    [
+        (3, 2, 1, []),
+        (8, 2, 8, []),  # a patch embedding (kernel = stride): no overlapping windows, not a wide kernel
+        (7, 2, 1, ["a convolution kernel 7 wide, wider than any training network's (3): its cost is extrapolated"]),
+        (
+            3,
+            3,
+            1,
+            [
+                "convolutions over 3 spatial axes (Conv3d); the training networks convolve over 2 only: "
+                "their cost is extrapolated"
+            ],
+        ),
+    ],
+)
+def test_convolutions_unlike_the_training_networks_are_warned_about(
+    domain_predictor_dir: Path, kernel: int, rank: int, stride: int, expected: list[str]
+) -> None:
+    data = conv_stack(kernel, rank, stride).SerializeToString()
+    with TestClient(create_app(Settings(predictor_dir=domain_predictor_dir))) as client:
+        first, again = (client.post("/v1/predict/onnx", content=data).json() for _ in range(2))
+    assert again["cached"] is True
+    for body in (first, again):  # the second rebuilt from the cached values
+        assert body["convolutions"]["ranks"] == [rank]
+        assert body["convolutions"]["kernel"] == (kernel if stride < kernel else 0)
+        assert [w for w in body["warnings"] if "convol" in w] == expected
+
+
+def test_an_einsum_read_as_a_matmul_is_said_so_from_the_cache_too(domain_predictor_dir: Path) -> None:
+    data = einsum_model("bnhd,bmhd->bhnm", (1, 10, 4, 8), (1, 12, 4, 8), (1, 4, 10, 12)).SerializeToString()
+    with TestClient(create_app(Settings(predictor_dir=domain_predictor_dir))) as client:
+        first, again = (client.post("/v1/predict/onnx", content=data).json() for _ in range(2))
+    assert again["cached"] is True
+    for body in (first, again):
+        assert body["einsums"] == 1 and body["cost"]["macs"] == 4 * 10 * 12 * 8
+        assert [w for w in body["warnings"] if "Einsum" in w] == [
+            "1 Einsum node read as the Transposes and MatMul computing the same product; onnxruntime's own Einsum "
+            "kernel can run slower than that (attention: 1.3-1.6x, benchmarks/results/onnx_unusual.md)"
+        ]
 
 
 def test_a_card_without_a_domain_gives_no_warnings(client: TestClient) -> None:

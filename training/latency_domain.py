@@ -1,4 +1,4 @@
-"""Write a shipped network predictor's training ``domain`` (op types, MACs and node range) into its card.
+"""Write a shipped network predictor's training ``domain`` (op types, MACs and node range, convolutions) into its card.
 
     python -m training.latency_domain model/predictors/cpu-ort-1t-v1.card.json
     python -m training.latency_domain model/predictors/cpu-ort-1t-epyc-v1.card.json --aligned-to training/datasets/cpu-ort-1t
