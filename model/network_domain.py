@@ -10,7 +10,8 @@ not say so (``benchmarks/results/onnx_out_of_scope.md``, ``benchmarks/results/on
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from model.onnx_contrib import LAYOUT_DOMAIN, ir_op_type
@@ -33,6 +34,38 @@ def convolutions(graph: NetworkGraph) -> dict[str, Any]:
             strides = node.attrs.get("strides") or [1] * len(spatial)
             kernel = max([kernel, *(k for k, s in zip(spatial, strides, strict=False) if s < k)])
     return {"ranks": sorted(ranks), "kernel": kernel}
+
+
+@dataclass(frozen=True)
+class GraphFacts:
+    """What the warnings read of an upload besides its op types, MACs and nodes: ``conv`` (its ``convolutions``),
+    ``einsums`` (Einsum nodes the parser read as Transposes and a MatMul, ``model.onnx_einsum``), and its control-flow
+    nodes (If / Loop / Scan by op type) with the nodes inside them, which are not costed."""
+
+    conv: dict[str, Any] = field(default_factory=lambda: {"ranks": [], "kernel": 0})
+    einsums: int = 0
+    control_flow: dict[str, int] = field(default_factory=dict)
+    inner_nodes: int = 0
+
+    @classmethod
+    def of(cls, graph: NetworkGraph) -> GraphFacts:
+        return cls(convolutions(graph), int(graph.stats.get("einsums", 0)), dict(graph.control_flow), graph.inner_nodes)
+
+    def to_values(self) -> dict[str, float]:
+        """Flat float values, as a prediction cache stores them."""
+        values = {f"conv_rank:{rank}": 1.0 for rank in self.conv["ranks"]}
+        values.update({f"control_flow:{op}": float(count) for op, count in self.control_flow.items()})
+        return {**values, "conv_kernel": float(self.conv["kernel"]), "einsums": float(self.einsums),
+                "inner_nodes": float(self.inner_nodes)}  # fmt: skip
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, float]) -> GraphFacts:
+        def keyed(prefix: str) -> dict[str, float]:
+            return {k.removeprefix(prefix): v for k, v in values.items() if k.startswith(prefix)}
+
+        conv = {"ranks": sorted(int(r) for r in keyed("conv_rank:")), "kernel": int(values.get("conv_kernel", 0))}
+        control_flow = {op: int(count) for op, count in keyed("control_flow:").items()}
+        return cls(conv, int(values.get("einsums", 0)), control_flow, int(values.get("inner_nodes", 0)))
 
 
 def training_domain(graphs: Iterable[NetworkGraph]) -> dict[str, Any]:
@@ -83,13 +116,12 @@ def domain_warnings(
     domain: dict[str, Any],
     weight_types: Iterable[str] = (),
     dtype: str | None = None,
-    conv: dict[str, Any] | None = None,
-    einsums: int = 0,
+    facts: GraphFacts | None = None,
 ) -> list[str]:
     """One sentence per way the network lies outside the training networks; empty when it lies inside. ``dtype`` is
     the element type of the predictor's device (its card's ``device.dtype``); ``weight_types`` those of the upload;
-    ``conv`` its ``convolutions`` (checked where the card records them); ``einsums`` the Einsum nodes the parser read as
-    Transposes and a MatMul (``model.onnx_einsum``)."""
+    ``facts`` the rest (its convolutions are checked where the card records them)."""
+    facts = facts or GraphFacts()
     warnings = []
     unseen = sorted(unseen)
     if unseen:
@@ -112,21 +144,32 @@ def domain_warnings(
             continue
         low, high = domain[name]
         if value > high:
-            warnings.append(f"{value:.4g} {unit}, more than any training network ({high:.4g})")
+            warnings.append(f"{value:.4g} {_plural(value, unit)}, more than any training network ({high:.4g})")
         elif value < low:
-            warnings.append(f"{value:.4g} {unit}, fewer than any training network ({low:.4g})")
-    warnings += _conv_warnings(conv, domain.get("conv"))
-    if einsums:
+            warnings.append(f"{value:.4g} {_plural(value, unit)}, fewer than any training network ({low:.4g})")
+    warnings += _conv_warnings(facts.conv, domain.get("conv"))
+    if facts.einsums:
         warnings.append(
-            f"{einsums} Einsum node{'s' if einsums > 1 else ''} read as the Transposes and MatMul computing the same "
-            "product; onnxruntime's own Einsum kernel can run slower than that (attention: 1.3-1.6x, "
+            f"{facts.einsums} Einsum {_plural(facts.einsums, 'nodes')} read as the Transposes and MatMul computing the "
+            "same product; onnxruntime's own Einsum kernel can run slower than that (attention: 1.3-1.6x, "
             "benchmarks/results/onnx_unusual.md)"
+        )
+    if facts.control_flow:
+        kinds = ", ".join(f"{count} {op}" for op, count in sorted(facts.control_flow.items()))
+        warnings.append(
+            f"control flow ({kinds}) with {facts.inner_nodes} {_plural(facts.inner_nodes, 'nodes')} inside: what runs "
+            "inside is known only at run time and is not costed, so the latency leaves it out"
         )
     return warnings
 
 
-def _conv_warnings(conv: dict[str, Any] | None, seen: dict[str, Any] | None) -> list[str]:
-    if not conv or not seen:
+def _plural(count: float, noun: str) -> str:
+    """``noun`` (a plural) for ``count``: "1 node", "2 nodes" ("MACs" stays)."""
+    return noun[:-1] if count == 1 and noun.endswith("s") and noun != "MACs" else noun
+
+
+def _conv_warnings(conv: dict[str, Any], seen: dict[str, Any] | None) -> list[str]:
+    if not seen:
         return []
     warnings = []
     new_ranks = sorted(set(conv["ranks"]) - set(seen["ranks"]))

@@ -67,6 +67,10 @@ class NetworkGraph:
     unknown_shapes: int = 0
     stats: dict[str, float] = field(default_factory=dict)
     weight_types: tuple[str, ...] = ()  # element types of the weights ("float32", "int8", ...); () = not recorded
+    # control-flow nodes (If, Loop, Scan) by op type, and the nodes inside their subgraphs: not costed (a Loop's trip
+    # count or an If's branch is known only when it runs)
+    control_flow: dict[str, int] = field(default_factory=dict)
+    inner_nodes: int = 0
 
     @property
     def n(self) -> int:
@@ -218,6 +222,15 @@ def _is_unsafe_location(location: str) -> bool:
     """onnx.checker's rule: an external-data location must be relative and must not climb out with '..'."""
     parts = location.replace("\\", "/").split("/")
     return location.startswith(("/", "\\")) or (len(location) > 1 and location[1] == ":") or ".." in parts
+
+
+def inner_nodes(node: onnx.NodeProto) -> int:
+    """The nodes inside a control-flow node's subgraphs (an If's branches, a Loop's or Scan's body), nested ones too."""
+    total = 0
+    for attr in node.attribute:
+        for subgraph in (*([attr.g] if attr.HasField("g") else []), *attr.graphs):
+            total += sum(1 + inner_nodes(child) for child in subgraph.node)
+    return total
 
 
 def _graph_tensors(graph: onnx.GraphProto, top: bool) -> Iterator[tuple[onnx.TensorProto, str, bool]]:
@@ -560,6 +573,8 @@ def parse_onnx(data: bytes | onnx.ModelProto, options: ParseOptions | None = Non
     nodes: list[NetNode] = []
     unknown = 0
     einsums = 0  # Einsum nodes read as their Transposes and MatMul
+    control_flow: Counter[str] = Counter()  # If / Loop / Scan nodes by type, and the nodes inside them (not costed)
+    inner = 0
     for proto in inferred.graph.node:
         if proto.op_type == "Constant":
             constants.update(proto.output)
@@ -620,6 +635,10 @@ def parse_onnx(data: bytes | onnx.ModelProto, options: ParseOptions | None = Non
                 )
         attrs = _attributes(proto)
         op_type = ir_op_type(proto.op_type, proto.domain)
+        inside = inner_nodes(proto)
+        if inside or any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in proto.attribute):
+            control_flow[op_type] += 1
+            inner += inside
         name = proto.name or f"{op_type}_{len(nodes)}"
         out_names = [n for n in proto.output if n]
         operand_shapes = [s for _, _, s in by_position]
@@ -654,7 +673,15 @@ def parse_onnx(data: bytes | onnx.ModelProto, options: ParseOptions | None = Non
     nodes = fuse_layer_norms(nodes, {producer[v.name] for v in inferred.graph.output if v.name in producer})
     stats = {"shape_inference_s": inferred_at - started, "parse_s": time.perf_counter() - started, "einsums": einsums}
     return NetworkGraph(
-        tuple(nodes), input_shapes, _opset(model), model.producer_name, unknown, stats, tuple(sorted(weight_types))
+        tuple(nodes),
+        input_shapes,
+        _opset(model),
+        model.producer_name,
+        unknown,
+        stats,
+        tuple(sorted(weight_types)),
+        dict(control_flow),
+        inner,
     )
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import onnxruntime as ort
 
 from model.card import ModelCard
-from model.network_domain import convolutions, domain_warnings, unseen_op_types
+from model.network_domain import GraphFacts, domain_warnings, unseen_op_types
 from model.network_tokenizer import (
     GRAPH_FEATURE_DIM,
     TOKEN_WIDTHS,
@@ -107,7 +107,7 @@ def predict_onnx_bytes(predictor: NetworkPredictor, data: bytes, options: ParseO
     done = time.perf_counter()
     totals = graph.totals()
     unseen = unseen_op_types(graph, predictor.card.domain)
-    conv = convolutions(graph)
+    facts = GraphFacts.of(graph)
     return {
         "predictor": predictor.name,
         "version": predictor.card.version,
@@ -124,17 +124,12 @@ def predict_onnx_bytes(predictor: NetworkPredictor, data: bytes, options: ParseO
         "unknown_shapes": graph.unknown_shapes,
         "unseen_op_types": unseen,
         "weight_types": list(graph.weight_types),
-        "convolutions": conv,
-        "einsums": int(graph.stats.get("einsums", 0)),
+        "convolutions": facts.conv,
+        "einsums": facts.einsums,
+        "control_flow": facts.control_flow,
+        "inner_nodes": facts.inner_nodes,
         "warnings": domain_warnings(
-            unseen,
-            totals["macs"],
-            graph.n,
-            predictor.card.domain,
-            graph.weight_types,
-            predictor.dtype,
-            conv,
-            int(graph.stats.get("einsums", 0)),
+            unseen, totals["macs"], graph.n, predictor.card.domain, graph.weight_types, predictor.dtype, facts
         ),
         "timing_ms": {"parse": 1e3 * (parsed - started), "predict": 1e3 * (done - parsed)},
         "upload_bytes": len(data),

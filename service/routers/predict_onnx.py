@@ -16,7 +16,7 @@ from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 
 from model.errors import ArchitectureError
-from model.network_domain import domain_warnings
+from model.network_domain import GraphFacts, domain_warnings
 from model.onnx_graph import PARSER_VERSION, ParseOptions
 from service.cache import PredictionCache
 from service.calibrate import PREFIX, load_persisted
@@ -31,7 +31,6 @@ from service.settings import Settings
 ONNX_PATH = "/v1/predict/onnx"
 UNSEEN_OP = "unseen_op:"  # cached values: one key per op type the predictor's training networks never had
 WEIGHT_TYPE = "weight_type:"  # and one per element type of the upload's weights
-CONV_RANK = "conv_rank:"  # and one per number of spatial axes its convolutions slide over
 router = APIRouter(prefix="/v1", tags=["predict"], responses=error_responses(400, 401, 404, 413, 415, 422, 503))
 COST_FIELDS = ("flops", "macs", "params", "memory_bytes", "nodes")
 
@@ -157,9 +156,8 @@ async def predict_onnx_route(
     values["unknown_shapes"] = float(result["unknown_shapes"])
     values.update({f"{UNSEEN_OP}{op}": 1.0 for op in result["unseen_op_types"]})
     values.update({f"{WEIGHT_TYPE}{name}": 1.0 for name in result["weight_types"]})
-    values.update({f"{CONV_RANK}{rank}": 1.0 for rank in result["convolutions"]["ranks"]})
-    values["conv_kernel"] = float(result["convolutions"]["kernel"])
-    values["einsums"] = float(result["einsums"])
+    facts = GraphFacts(result["convolutions"], result["einsums"], result["control_flow"], result["inner_nodes"])
+    values.update(facts.to_values())
     await cache.set_many({key: values})
     body = _body(chosen, values, shape, cache_hit=False)
     body["input_shapes"] = result["input_shapes"]
@@ -172,10 +170,7 @@ def _body(
 ) -> dict[str, Any]:
     batch, resolution, sequence_length = shape
     weight_types = sorted(k.removeprefix(WEIGHT_TYPE) for k in values if k.startswith(WEIGHT_TYPE))
-    conv = {
-        "ranks": sorted(int(k.removeprefix(CONV_RANK)) for k in values if k.startswith(CONV_RANK)),
-        "kernel": int(values.get("conv_kernel", 0)),
-    }
+    facts = GraphFacts.from_values(values)
     return {
         "predictor": chosen.name,
         "version": chosen.card.version,
@@ -187,8 +182,10 @@ def _body(
         "cost": {k: (int(values[f"cost_{k}"]) if k == "nodes" else values[f"cost_{k}"]) for k in COST_FIELDS},
         "unknown_shapes": int(values.get("unknown_shapes", 0)),
         "weight_types": weight_types,
-        "convolutions": conv,
-        "einsums": int(values.get("einsums", 0)),
+        "convolutions": facts.conv,
+        "einsums": facts.einsums,
+        "control_flow": facts.control_flow,
+        "inner_nodes": facts.inner_nodes,
         "warnings": domain_warnings(
             [k.removeprefix(UNSEEN_OP) for k in values if k.startswith(UNSEEN_OP)],
             values["cost_macs"],
@@ -196,8 +193,7 @@ def _body(
             chosen.card.domain,
             weight_types,
             chosen.dtype,
-            conv,
-            int(values.get("einsums", 0)),
+            facts,
         ),
         "cached": cache_hit,
     }
