@@ -274,8 +274,11 @@ def main(argv: list[str] | None = None) -> None:
 
     meta = json.loads((args.data / META).read_text())
     networks = NETWORK_SETS[args.networks]()
+    measured_on = describe_machine()
     if args.measured_from is not None:
-        passes = {r["network"]: r["passes_ms"] for r in json.loads(args.measured_from.read_text())["networks"]}
+        earlier = json.loads(args.measured_from.read_text())
+        passes = {r["network"]: r["passes_ms"] for r in earlier["networks"]}
+        measured_on = earlier.get("measured_on", earlier["machine"])
     else:
         mismatch = device_mismatch(meta)
         if mismatch:
@@ -319,6 +322,7 @@ def main(argv: list[str] | None = None) -> None:
     report = {
         "command": "python -m benchmarks.onnx_out_of_scope " + " ".join(sys.argv[1:] if argv is None else argv),
         "machine": describe_machine(),
+        "measured_on": measured_on,
         "predictor": f"{predictor.name} {predictor.card.version}",
         "set": args.networks,
         "device": meta["device"],
@@ -340,9 +344,9 @@ def markdown(report: dict) -> str:
     lines = [
         f"# {TITLES[report.get('set', 'out_of_scope')]}, on {report['device']}",
         "",
-        f"Machine (measured and predicted): {report['machine']}. Predictor: {report['predictor']}. "
-        f"Command: `{report['command']}`. Measured: minimum of {len(report['networks'][0]['passes_ms'])} passes over "
-        "the set, each in its own shuffled order.",
+        f"Measured on: {report.get('measured_on', report['machine'])}. Predicted on: {report['machine']}. Predictor: "
+        f"{report['predictor']}. Command: `{report['command']}`. Measured: minimum of "
+        f"{len(report['networks'][0]['passes_ms'])} passes over the set, each in its own shuffled order.",
         "",
         "| network | what it is | GMACs | nodes | measured ms | ArchCast ms (std) | error % | error / std | "
         "kernel-sum ms | FLOPs fit ms |",
