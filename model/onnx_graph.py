@@ -34,7 +34,8 @@ from model.onnx_weights import WEIGHT_TYPES
 # raised whenever parsing an upload can give another answer (caches key ONNX answers on it): 2 = onnxruntime-fused
 # ops and opset 20's Gelu lowered, BatchNormalization folded into its Conv, Dropout dropped and decomposed layer
 # norms fused (as onnxruntime does at load), unsorted graphs sorted, quantized products costed, memory at each
-# tensor's width, weight types; 3 = two-operand Einsums read as the Transposes and MatMul they compute
+# tensor's width, weight types; 3 = two-operand Einsums read as the Transposes and MatMul they compute, channels-last
+# image inputs' symbolic height and width set from the resolution
 PARSER_VERSION = 3
 DEFAULT_MAX_NETWORK_NODES = 4096
 DEFAULT_MAX_ELEMENTS = 2**31  # per tensor: guards against giant declared dimensions
@@ -145,7 +146,8 @@ def _dims(shape: onnx.TensorShapeProto) -> tuple[int, ...]:
 
 
 def _fix_inputs(graph: onnx.GraphProto, initializer_names: set[str], options: ParseOptions) -> dict[str, tuple[int, ...]]:
-    """Set symbolic dims of the real inputs: axis 0 = batch; axes 2 and 3 of a 4-D input = resolution; the other axes
+    """Set symbolic dims of the real inputs: axis 0 = batch; axes 2 and 3 of a 4-D input = resolution, or axes 1 and 2
+    when the input is channels-last (axis 1 symbolic, axis 3 fixed: a TF / Keras model's (N, H, W, C)); the other axes
     of a 2-D or 3-D input (token ids, per-step features) = sequence length; anything else = 1. A named dimension that
     is axis 0 of some input is the batch on every input (an LSTM's initial state, (directions, batch, hidden))."""
     real = [v for v in graph.input if v.name not in initializer_names and v.type.HasField("tensor_type")]
@@ -158,6 +160,7 @@ def _fix_inputs(graph: onnx.GraphProto, initializer_names: set[str], options: Pa
     for value in real:
         tensor_shape = value.type.tensor_type.shape
         rank = len(tensor_shape.dim)
+        image_axes = (1, 2) if rank == 4 and _channels_last(tensor_shape) else (2, 3) if rank == 4 else ()
         for axis, dim in enumerate(tensor_shape.dim):
             if dim.HasField("dim_value") and dim.dim_value > 0:
                 continue
@@ -169,7 +172,7 @@ def _fix_inputs(graph: onnx.GraphProto, initializer_names: set[str], options: Pa
                 )
             if axis == 0 or (dim.dim_param and dim.dim_param in batch_names):
                 fill = options.batch
-            elif rank == 4 and axis >= 2:
+            elif axis in image_axes:
                 fill = options.resolution
             else:
                 fill = options.sequence_length if rank in (2, 3) else 1
@@ -182,6 +185,14 @@ def _fix_inputs(graph: onnx.GraphProto, initializer_names: set[str], options: Pa
             )
         shapes[value.name] = dims
     return shapes
+
+
+def _channels_last(shape: onnx.TensorShapeProto) -> bool:
+    """A 4-D image input laid out (N, H, W, C): height symbolic, channels fixed."""
+    def fixed(dim: onnx.TensorShapeProto.Dimension) -> bool:
+        return dim.HasField("dim_value") and dim.dim_value > 0
+
+    return not fixed(shape.dim[1]) and fixed(shape.dim[3])
 
 
 # memory traffic counts 4 bytes an element (the float32 convention) except for these types, at their own width

@@ -60,6 +60,28 @@ def test_dynamic_dims_follow_request() -> None:
     assert graph.nodes[0].cost.macs == 4 * 16 * 32 * 32 * 27
 
 
+def channels_last_conv_net() -> onnx.ModelProto:
+    """conv_net behind a Transpose from (N, H, W, 3), as a TF / Keras model converted to ONNX takes its images."""
+    model = conv_net()
+    graph = model.graph
+    graph.node.insert(0, helper.make_node("Transpose", ["x_nhwc"], ["x"], perm=[0, 3, 1, 2]))
+    del graph.input[:]
+    graph.input.append(helper.make_tensor_value_info("x_nhwc", TensorProto.FLOAT, ["N", "H", "W", 3]))
+    return model
+
+
+def test_channels_last_images_take_the_resolution_on_height_and_width() -> None:
+    model = channels_last_conv_net()
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    session.run(None, {"x_nhwc": np.zeros((2, 64, 64, 3), np.float32)})  # a valid model
+    graph = parse_onnx(model.SerializeToString(), ParseOptions(batch=4, resolution=64))
+    assert graph.input_shapes == {"x_nhwc": (4, 64, 64, 3)}
+    first_conv = by_op(graph, "Conv")[0]
+    assert first_conv.output_shapes == ((4, 16, 32, 32),) and first_conv.cost.macs == 4 * 16 * 32 * 32 * 27
+    same = parse_onnx(conv_net().SerializeToString(), ParseOptions(batch=4, resolution=64))
+    assert graph.totals()["macs"] == same.totals()["macs"]
+
+
 def test_a_named_batch_dimension_is_the_batch_on_every_input() -> None:
     """A batch-first LSTM as torch exports it: x (batch, seq, 8) and h0 (layers, batch, 16) share the name "batch"."""
     hidden, features = 16, 8
