@@ -40,21 +40,25 @@ def convolutions(graph: NetworkGraph) -> dict[str, Any]:
 class GraphFacts:
     """What the warnings read of an upload besides its op types, MACs and nodes: ``conv`` (its ``convolutions``),
     ``einsums`` (Einsum nodes the parser read as Transposes and a MatMul, ``model.onnx_einsum``), and its control-flow
-    nodes (If / Loop / Scan by op type) with the nodes inside them, which are not costed."""
+    nodes (If / Loop / Scan by op type) with the nodes inside them, which are not costed; the symbolic input dimensions
+    no request parameter sets (read as 1)."""
 
     conv: dict[str, Any] = field(default_factory=lambda: {"ranks": [], "kernel": 0})
     einsums: int = 0
     control_flow: dict[str, int] = field(default_factory=dict)
     inner_nodes: int = 0
+    defaulted_dims: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, graph: NetworkGraph) -> GraphFacts:
-        return cls(convolutions(graph), int(graph.stats.get("einsums", 0)), dict(graph.control_flow), graph.inner_nodes)
+        einsums = int(graph.stats.get("einsums", 0))
+        return cls(convolutions(graph), einsums, dict(graph.control_flow), graph.inner_nodes, graph.defaulted_dims)
 
     def to_values(self) -> dict[str, float]:
         """Flat float values, as a prediction cache stores them."""
         values = {f"conv_rank:{rank}": 1.0 for rank in self.conv["ranks"]}
         values.update({f"control_flow:{op}": float(count) for op, count in self.control_flow.items()})
+        values.update({f"defaulted:{k}:{dim}": 1.0 for k, dim in enumerate(self.defaulted_dims)})
         return {**values, "conv_kernel": float(self.conv["kernel"]), "einsums": float(self.einsums),
                 "inner_nodes": float(self.inner_nodes)}  # fmt: skip
 
@@ -65,7 +69,8 @@ class GraphFacts:
 
         conv = {"ranks": sorted(int(r) for r in keyed("conv_rank:")), "kernel": int(values.get("conv_kernel", 0))}
         control_flow = {op: int(count) for op, count in keyed("control_flow:").items()}
-        return cls(conv, int(values.get("einsums", 0)), control_flow, int(values.get("inner_nodes", 0)))
+        defaulted = tuple(key.split(":", 1)[1] for key in sorted(keyed("defaulted:"), key=lambda k: int(k.split(":")[0])))
+        return cls(conv, int(values.get("einsums", 0)), control_flow, int(values.get("inner_nodes", 0)), defaulted)
 
 
 def training_domain(graphs: Iterable[NetworkGraph]) -> dict[str, Any]:
@@ -153,6 +158,11 @@ def domain_warnings(
             f"{facts.einsums} Einsum {_plural(facts.einsums, 'nodes')} read as the Transposes and MatMul computing the "
             "same product; onnxruntime's own Einsum kernel can run slower than that (attention: 1.3-1.6x, "
             "benchmarks/results/onnx_unusual.md)"
+        )
+    if facts.defaulted_dims:
+        warnings.append(
+            f"symbolic input dimensions that no request parameter sets, read as 1: {', '.join(facts.defaulted_dims)}; "
+            "export the model with them fixed if they are larger"
         )
     if facts.control_flow:
         kinds = ", ".join(f"{count} {op}" for op, count in sorted(facts.control_flow.items()))

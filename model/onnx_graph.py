@@ -72,6 +72,7 @@ class NetworkGraph:
     # count or an If's branch is known only when it runs)
     control_flow: dict[str, int] = field(default_factory=dict)
     inner_nodes: int = 0
+    defaulted_dims: tuple[str, ...] = ()  # symbolic input dimensions no request parameter sets, read as 1
 
     @property
     def n(self) -> int:
@@ -145,11 +146,15 @@ def _dims(shape: onnx.TensorShapeProto) -> tuple[int, ...]:
     return tuple(int(d.dim_value) if d.HasField("dim_value") else -1 for d in shape.dim)
 
 
-def _fix_inputs(graph: onnx.GraphProto, initializer_names: set[str], options: ParseOptions) -> dict[str, tuple[int, ...]]:
+def _fix_inputs(
+    graph: onnx.GraphProto, initializer_names: set[str], options: ParseOptions, defaulted: list[str]
+) -> dict[str, tuple[int, ...]]:
     """Set symbolic dims of the real inputs: axis 0 = batch; axes 2 and 3 of a 4-D input = resolution, or axes 1 and 2
-    when the input is channels-last (axis 1 symbolic, axis 3 fixed: a TF / Keras model's (N, H, W, C)); the other axes
-    of a 2-D or 3-D input (token ids, per-step features) = sequence length; anything else = 1. A named dimension that
-    is axis 0 of some input is the batch on every input (an LSTM's initial state, (directions, batch, hidden))."""
+    when the input is channels-last (axis 1 symbolic, axis 3 fixed: a TF / Keras model's (N, H, W, C)); axes 3 and 4
+    of a 5-D input (N, C, T, H, W: video) = resolution and its axis 2 (frames) = sequence length; the other axes of a
+    2-D or 3-D input (token ids, per-step features) = sequence length; anything else = 1, named in ``defaulted``. A
+    named dimension that is axis 0 of some input is the batch on every input (an LSTM's initial state, (directions,
+    batch, hidden))."""
     real = [v for v in graph.input if v.name not in initializer_names and v.type.HasField("tensor_type")]
     batch_names = {
         v.type.tensor_type.shape.dim[0].dim_param
@@ -161,6 +166,8 @@ def _fix_inputs(graph: onnx.GraphProto, initializer_names: set[str], options: Pa
         tensor_shape = value.type.tensor_type.shape
         rank = len(tensor_shape.dim)
         image_axes = (1, 2) if rank == 4 and _channels_last(tensor_shape) else (2, 3) if rank == 4 else ()
+        image_axes = (3, 4) if rank == 5 else image_axes
+        sequence_axes = (2,) if rank == 5 else tuple(range(1, rank)) if rank in (2, 3) else ()
         for axis, dim in enumerate(tensor_shape.dim):
             if dim.HasField("dim_value") and dim.dim_value > 0:
                 continue
@@ -174,8 +181,11 @@ def _fix_inputs(graph: onnx.GraphProto, initializer_names: set[str], options: Pa
                 fill = options.batch
             elif axis in image_axes:
                 fill = options.resolution
+            elif axis in sequence_axes:
+                fill = options.sequence_length
             else:
-                fill = options.sequence_length if rank in (2, 3) else 1
+                fill = 1
+                defaulted.append(f"{value.name} axis {axis}" + (f" ({dim.dim_param!r})" if dim.dim_param else ""))
             dim.Clear()
             dim.dim_value = fill
         dims = _dims(tensor_shape)
@@ -565,7 +575,8 @@ def parse_onnx(data: bytes | onnx.ModelProto, options: ParseOptions | None = Non
     weight_types: set[str] = set()
     initializer_dims = _strip_initializers(model, weight_constants, weight_types)
     _check_shape_inputs(graph, initializer_dims)
-    input_shapes = _fix_inputs(graph, set(initializer_dims), options)
+    defaulted: list[str] = []
+    input_shapes = _fix_inputs(graph, set(initializer_dims), options, defaulted)
     inferred = infer_shapes(model)
     inferred_at = time.perf_counter()
 
@@ -693,6 +704,7 @@ def parse_onnx(data: bytes | onnx.ModelProto, options: ParseOptions | None = Non
         tuple(sorted(weight_types)),
         dict(control_flow),
         inner,
+        tuple(defaulted),
     )
 
 

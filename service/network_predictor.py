@@ -128,6 +128,7 @@ def predict_onnx_bytes(predictor: NetworkPredictor, data: bytes, options: ParseO
         "einsums": facts.einsums,
         "control_flow": facts.control_flow,
         "inner_nodes": facts.inner_nodes,
+        "defaulted_dims": list(facts.defaulted_dims),
         "warnings": domain_warnings(
             unseen, totals["macs"], graph.n, predictor.card.domain, graph.weight_types, predictor.dtype, facts
         ),

@@ -12,6 +12,7 @@ from onnx import TensorProto, helper
 from onnx_fixtures import attention_block, conv_net, model_from
 
 from model.errors import ArchitectureError
+from model.network_domain import GraphFacts, domain_warnings
 from model.network_tokenizer import (
     ALIGNED_NAMES,
     ALIGNMENT_DIM,
@@ -80,6 +81,25 @@ def test_channels_last_images_take_the_resolution_on_height_and_width() -> None:
     assert first_conv.output_shapes == ((4, 16, 32, 32),) and first_conv.cost.macs == 4 * 16 * 32 * 32 * 27
     same = parse_onnx(conv_net().SerializeToString(), ParseOptions(batch=4, resolution=64))
     assert graph.totals()["macs"] == same.totals()["macs"]
+
+
+def test_video_frames_take_the_sequence_length_and_unset_axes_are_named() -> None:
+    """(N, C, T, H, W) with every axis symbolic: frames from sequence_length, height and width from the resolution,
+    the channels read as 1 and named in a warning."""
+    conv = helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[3, 3, 3], pads=[1] * 6)
+    weight = helper.make_tensor("w", TensorProto.FLOAT, [8, 1, 3, 3, 3], np.zeros(8 * 27))
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", "C", "T", "H", "W"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    model = model_from([conv], [x], [y], [weight])
+    graph = parse_onnx(model.SerializeToString(), ParseOptions(batch=2, resolution=32, sequence_length=8))
+    assert graph.input_shapes == {"x": (2, 1, 8, 32, 32)}
+    assert graph.defaulted_dims == ("x axis 1 ('C')",)
+    assert graph.nodes[0].cost.macs == 2 * 8 * 8 * 32 * 32 * 27
+    assert parse_onnx(conv_net().SerializeToString()).defaulted_dims == ()
+    assert domain_warnings([], 1.0, 1, {}, facts=GraphFacts.of(graph)) == [
+        "symbolic input dimensions that no request parameter sets, read as 1: x axis 1 ('C'); export the model with "
+        "them fixed if they are larger"
+    ]
 
 
 def test_a_named_batch_dimension_is_the_batch_on_every_input() -> None:

@@ -67,6 +67,8 @@ def test_control_flow_is_counted_with_the_nodes_inside():
     assert graph.totals()["macs"] == 0  # the work inside is not costed
     facts = GraphFacts.of(graph)
     assert GraphFacts.from_values(facts.to_values()) == facts
+    many = GraphFacts(defaulted_dims=tuple(f"x axis {k} ('d{k}')" for k in range(12)))  # order kept past 10
+    assert GraphFacts.from_values(many.to_values()) == many
 
 
 WARNING = (

@@ -156,7 +156,13 @@ async def predict_onnx_route(
     values["unknown_shapes"] = float(result["unknown_shapes"])
     values.update({f"{UNSEEN_OP}{op}": 1.0 for op in result["unseen_op_types"]})
     values.update({f"{WEIGHT_TYPE}{name}": 1.0 for name in result["weight_types"]})
-    facts = GraphFacts(result["convolutions"], result["einsums"], result["control_flow"], result["inner_nodes"])
+    facts = GraphFacts(
+        result["convolutions"],
+        result["einsums"],
+        result["control_flow"],
+        result["inner_nodes"],
+        tuple(result["defaulted_dims"]),
+    )
     values.update(facts.to_values())
     await cache.set_many({key: values})
     body = _body(chosen, values, shape, cache_hit=False)
@@ -186,6 +192,7 @@ def _body(
         "einsums": facts.einsums,
         "control_flow": facts.control_flow,
         "inner_nodes": facts.inner_nodes,
+        "defaulted_dims": list(facts.defaulted_dims),
         "warnings": domain_warnings(
             [k.removeprefix(UNSEEN_OP) for k in values if k.startswith(UNSEEN_OP)],
             values["cost_macs"],
