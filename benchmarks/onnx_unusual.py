@@ -19,7 +19,6 @@ passes over the whole set, each in its own shuffled order, minimum kept.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import statistics
 import sys
@@ -33,6 +32,7 @@ from torch import nn
 
 from benchmarks.machine import describe_machine
 from benchmarks.onnx_realworld import canonical_networks
+from benchmarks.report import write_report
 from model.card import PREDICTOR_DIR
 from model.onnx_graph import ParseOptions
 from service.network_predictor import predict_onnx_bytes
@@ -292,10 +292,7 @@ def main(argv: list[str] | None = None) -> None:
         "reference": reference,
         "networks": rows,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(report, indent=1))
-    args.out.with_suffix(".md").write_text(markdown(report))
-    print(markdown(report))
+    write_report(args.out, report, markdown(report))
 
 
 def markdown(report: dict) -> str:
