@@ -41,18 +41,26 @@ class GraphFacts:
     """What the warnings read of an upload besides its op types, MACs and nodes: ``conv`` (its ``convolutions``),
     ``einsums`` (Einsum nodes the parser read as Transposes and a MatMul, ``model.onnx_einsum``), and its control-flow
     nodes (If / Loop / Scan by op type) with the nodes inside them, which are not costed; the symbolic input dimensions
-    no request parameter sets (read as 1)."""
+    no request parameter sets (read as 1); the node outputs whose shapes inference left unknown."""
 
     conv: dict[str, Any] = field(default_factory=lambda: {"ranks": [], "kernel": 0})
     einsums: int = 0
     control_flow: dict[str, int] = field(default_factory=dict)
     inner_nodes: int = 0
     defaulted_dims: tuple[str, ...] = ()
+    unknown_shapes: int = 0
 
     @classmethod
     def of(cls, graph: NetworkGraph) -> GraphFacts:
         einsums = int(graph.stats.get("einsums", 0))
-        return cls(convolutions(graph), einsums, dict(graph.control_flow), graph.inner_nodes, graph.defaulted_dims)
+        return cls(
+            convolutions(graph),
+            einsums,
+            dict(graph.control_flow),
+            graph.inner_nodes,
+            graph.defaulted_dims,
+            graph.unknown_shapes,
+        )
 
     def to_values(self) -> dict[str, float]:
         """Flat float values, as a prediction cache stores them."""
@@ -60,7 +68,7 @@ class GraphFacts:
         values.update({f"control_flow:{op}": float(count) for op, count in self.control_flow.items()})
         values.update({f"defaulted:{k}:{dim}": 1.0 for k, dim in enumerate(self.defaulted_dims)})
         return {**values, "conv_kernel": float(self.conv["kernel"]), "einsums": float(self.einsums),
-                "inner_nodes": float(self.inner_nodes)}  # fmt: skip
+                "inner_nodes": float(self.inner_nodes), "unknown_shapes": float(self.unknown_shapes)}  # fmt: skip
 
     @classmethod
     def from_values(cls, values: Mapping[str, float]) -> GraphFacts:
@@ -70,7 +78,9 @@ class GraphFacts:
         conv = {"ranks": sorted(int(r) for r in keyed("conv_rank:")), "kernel": int(values.get("conv_kernel", 0))}
         control_flow = {op: int(count) for op, count in keyed("control_flow:").items()}
         defaulted = tuple(key.split(":", 1)[1] for key in sorted(keyed("defaulted:"), key=lambda k: int(k.split(":")[0])))
-        return cls(conv, int(values.get("einsums", 0)), control_flow, int(values.get("inner_nodes", 0)), defaulted)
+        counts = (int(values.get(k, 0)) for k in ("einsums", "inner_nodes", "unknown_shapes"))
+        einsums, inner_nodes, unknown_shapes = counts
+        return cls(conv, einsums, control_flow, inner_nodes, defaulted, unknown_shapes)
 
 
 def training_domain(graphs: Iterable[NetworkGraph]) -> dict[str, Any]:
@@ -158,6 +168,12 @@ def domain_warnings(
             f"{facts.einsums} Einsum {_plural(facts.einsums, 'nodes')} read as the Transposes and MatMul computing the "
             "same product; onnxruntime's own Einsum kernel can run slower than that (attention: 1.3-1.6x, "
             "benchmarks/results/onnx_unusual.md)"
+        )
+    if facts.unknown_shapes:
+        warnings.append(
+            f"shape inference could not tell {facts.unknown_shapes} node output "
+            f"{_plural(facts.unknown_shapes, 'shapes')}; a node whose shapes are unknown costs 0, so the latency may be "
+            "low (does onnxruntime load the model?)"
         )
     if facts.defaulted_dims:
         warnings.append(

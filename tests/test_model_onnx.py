@@ -102,6 +102,20 @@ def test_video_frames_take_the_sequence_length_and_unset_axes_are_named() -> Non
     ]
 
 
+def test_outputs_of_unknown_shape_are_warned_about() -> None:
+    """An input declared without a shape: the MatMul's output shape stays unknown, it costs 0, and the answer says so."""
+    weight = helper.make_tensor("w", TensorProto.FLOAT, [8, 8], np.zeros(64))
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, None)
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    graph = parse_onnx(model_from([helper.make_node("MatMul", ["x", "w"], ["y"])], [x], [y], [weight]).SerializeToString())
+    assert graph.unknown_shapes == 1 and graph.totals()["macs"] == 0
+    assert domain_warnings([], 0.0, 1, {}, facts=GraphFacts.of(graph)) == [
+        "shape inference could not tell 1 node output shape; a node whose shapes are unknown costs 0, so the latency "
+        "may be low (does onnxruntime load the model?)"
+    ]
+    assert domain_warnings([], 0.0, 1, {}, facts=GraphFacts.of(parse_onnx(conv_net().SerializeToString()))) == []
+
+
 def test_a_named_batch_dimension_is_the_batch_on_every_input() -> None:
     """A batch-first LSTM as torch exports it: x (batch, seq, 8) and h0 (layers, batch, 16) share the name "batch"."""
     hidden, features = 16, 8

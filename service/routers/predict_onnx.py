@@ -153,7 +153,6 @@ async def predict_onnx_route(
         raise ServiceError(status, exc.code, exc.message) from None
     values = {"latency_ms": result["latency_ms"]["value"], "latency_ms_std": result["latency_ms"]["std"]}
     values.update({f"cost_{k}": float(result["cost"][k]) for k in COST_FIELDS})
-    values["unknown_shapes"] = float(result["unknown_shapes"])
     values.update({f"{UNSEEN_OP}{op}": 1.0 for op in result["unseen_op_types"]})
     values.update({f"{WEIGHT_TYPE}{name}": 1.0 for name in result["weight_types"]})
     facts = GraphFacts(
@@ -162,6 +161,7 @@ async def predict_onnx_route(
         result["control_flow"],
         result["inner_nodes"],
         tuple(result["defaulted_dims"]),
+        result["unknown_shapes"],
     )
     values.update(facts.to_values())
     await cache.set_many({key: values})
