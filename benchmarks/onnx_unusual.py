@@ -4,10 +4,11 @@ not, and whether its warnings say so.
     python -m benchmarks.onnx_unusual --out benchmarks/results/onnx_unusual
 
 Users send what their work needs, not what a dataset sampled: a batch of 8, a 512-pixel input, a video network's
-Conv3d, a GPT decoder with a causal mask, a speech model's wide Conv1d kernels, a 31 x 31 depthwise convolution
-(RepLKNet-style), a PointNet's max over points, attention written with ``Einsum``, a super-resolution network's
-``DepthToSpace``, a style-transfer network's instance norms and reflection padding. Each is written here in torch and
-exported like the dataset's networks (opset 17, float32, BN folded).
+Conv3d, a GPT decoder with a causal mask, a Llama-style decoder (RMSNorm, rotary embeddings, gated MLP), a speech
+model's wide Conv1d kernels, a 31 x 31 depthwise convolution (RepLKNet-style), a PointNet's max over points, attention
+written with ``Einsum``, a super-resolution network's ``DepthToSpace``, a style-transfer network's instance norms and
+reflection padding. Each is written here in torch and exported like the dataset's networks (opset 17, float32, BN
+folded).
 
 The predictor's device is one CPU; this benchmark runs on whichever CPU is at hand. So the 19 canonical classifiers of
 ``benchmarks/onnx_realworld.py`` are measured in the same passes, and their median measured / predicted ratio (the
@@ -89,6 +90,61 @@ class Decoder(nn.Module):
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.head(self.norm(self.blocks(self.embed(tokens) + self.position)))
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.weight * x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6)
+
+
+def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    return x * cos + torch.cat((-x[..., half:], x[..., :half]), -1) * sin
+
+
+class LlamaBlock(nn.Module):
+    def __init__(self, dim: int, heads: int, hidden: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.norm1, self.norm2 = RMSNorm(dim), RMSNorm(dim)
+        self.q, self.k, self.v, self.o = (nn.Linear(dim, dim, bias=False) for _ in range(4))
+        self.gate, self.up = nn.Linear(dim, hidden, bias=False), nn.Linear(dim, hidden, bias=False)
+        self.down = nn.Linear(hidden, dim, bias=False)
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        b, n, d = x.shape
+        h = self.norm1(x)
+        q, k, v = (p(h).reshape(b, n, self.heads, d // self.heads).transpose(1, 2) for p in (self.q, self.k, self.v))
+        out = F.scaled_dot_product_attention(rotate(q, cos, sin), rotate(k, cos, sin), v, is_causal=True)
+        x = x + self.o(out.transpose(1, 2).reshape(b, n, d))
+        h = self.norm2(x)
+        return x + self.down(F.silu(self.gate(h)) * self.up(h))
+
+
+class Llama(nn.Module):
+    """Llama-style decoder: RMSNorm, rotary position embeddings, SiLU-gated MLP, causal attention; 4 blocks of width
+    512, 256 tokens, an 8,000-word head."""
+
+    def __init__(self, dim: int = 512, heads: int = 8, depth: int = 4, vocab: int = 8000, tokens: int = 256) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab, dim)
+        self.blocks = nn.ModuleList(LlamaBlock(dim, heads, 1376) for _ in range(depth))
+        self.norm = RMSNorm(dim)
+        self.head = nn.Linear(dim, vocab, bias=False)
+        angles = torch.arange(tokens)[:, None] / 10000 ** (torch.arange(0, dim // heads, 2) / (dim // heads))
+        angles = torch.cat((angles, angles), -1)
+        self.register_buffer("cos", angles.cos())
+        self.register_buffer("sin", angles.sin())
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        x = self.embed(tokens)
+        for block in self.blocks:
+            x = block(x, self.cos, self.sin)
+        return self.head(self.norm(x))
 
 
 def wav2letter() -> nn.Module:
@@ -225,6 +281,7 @@ UNUSUAL: dict[str, tuple[str, Callable[[], bytes]]] = {
     "convnext_tiny_288": ("288 x 288 input", _zoo("convnext_tiny", 288)),
     "video_r3d": ("Conv3d over 8 frames of 112 x 112", _torch(VideoNet, torch.randn(1, 3, 8, 112, 112))),
     "gpt_decoder": ("causal self-attention (Trilu mask), 256 tokens, 8,000-word head", _torch(Decoder, TOKENS)),
+    "llama_decoder": ("RMSNorm, rotary embeddings, SiLU-gated MLP, causal attention; 256 tokens", _torch(Llama, TOKENS)),
     "wav2letter": ("Conv1d with kernels 48 and 32, 2,000 channels", _torch(wav2letter, torch.randn(1, 80, 800))),
     "large_kernel_31": ("31 x 31 depthwise convolutions", _torch(LargeKernel, torch.randn(1, 3, 224, 224))),
     "pointnet": ("per-point Conv1d, ReduceMax over 1,024 points", _torch(PointNet, torch.randn(1, 3, 1024))),
