@@ -2,10 +2,12 @@
 
 A network predictor's card carries ``domain``: the ONNX op types of its training networks, their range of MACs
 and node counts, and their convolutions (``conv``: the spatial ranks, 1 for Conv1d, 2 for Conv2d, and the widest
-kernel along any axis). An upload with an op type never seen in training (an LSTM, say), more MACs or nodes than any
-training network, a convolution over another number of spatial axes (a video network's Conv3d) or a wider kernel
-(a 31 x 31 depthwise) is answered as usual plus a warning per reason: the prediction extrapolates, and its std may
-not say so (``benchmarks/results/onnx_out_of_scope.md``, ``benchmarks/results/onnx_unusual.md``).
+overlapping kernel along any axis). An upload with an op type never seen in training (an LSTM, say), more MACs or
+nodes than any training network, a convolution over another number of spatial axes (a video network's Conv3d) or a
+wider kernel (a 31 x 31 depthwise) is answered as usual plus a warning per reason: the prediction extrapolates, and
+its std may not say so (``benchmarks/results/onnx_out_of_scope.md``, ``benchmarks/results/onnx_unusual.md``). So are
+uploads the parser could not read whole (``GraphFacts``): Einsums read as MatMuls, control flow, symbolic input axes
+no request parameter sets, node outputs of unknown shape.
 """
 
 from __future__ import annotations
