@@ -168,7 +168,7 @@ def domain_warnings(
     if facts.einsums:
         warnings.append(
             f"{facts.einsums} Einsum {_plural(facts.einsums, 'nodes')} read as the Transposes and MatMul computing the "
-            "same product; onnxruntime's own Einsum kernel can run slower than that (attention: 1.3-1.6x, "
+            "same product; onnxruntime's own Einsum kernel can run slower than that (attention: 1.2-1.6x, "
             "benchmarks/results/onnx_unusual.md)"
         )
     if facts.unknown_shapes:
