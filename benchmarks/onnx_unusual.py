@@ -375,6 +375,12 @@ def markdown(report: dict) -> str:
             f"| {r['network']} | {r['what']} | {r['gmacs']:.2f} | {r['nodes']} | {r['measured_ms']:.2f} | "
             f"{f * r['predicted_ms']:.2f} ({f * r['std_ms']:.2f}) | {r['error_pct']:+.1f} | {len(r['warnings'])} |"
         )
+    spreads = [max(r["passes_ms"]) / min(r["passes_ms"]) for r in report["networks"] + report["reference"]]
+    lines += [
+        "",
+        f"Slowest over fastest pass of a network: median {statistics.median(spreads):.2f}x, max {max(spreads):.2f}x "
+        "(the minimum is kept).",
+    ]
     lines += ["", "Warnings in each answer:", ""]
     lines += [f"- {r['network']}: " + ("; ".join(r["warnings"]) or "none") for r in report["networks"]]
     lines += ["", "The canonical classifiers (the yardstick):", "", "| network | measured ms | predicted ms x factor | error % |"]

@@ -55,3 +55,4 @@ def test_report_names_the_factor_and_every_network():
     text = markdown(report)
     assert "**2.00x**" in text and "| video_r3d | Conv3d |" in text and "- video_r3d: w" in text
     assert "| resnet18 | 2.00 | 2.00 | +0.0 |" in text
+    assert "Slowest over fastest pass of a network: median 1.10x, max 1.10x" in text
