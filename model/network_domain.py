@@ -54,14 +54,35 @@ class GraphFacts:
 
     @classmethod
     def of(cls, graph: NetworkGraph) -> GraphFacts:
-        einsums = int(graph.stats.get("einsums", 0))
         return cls(
             convolutions(graph),
-            einsums,
+            graph.einsums,
             dict(graph.control_flow),
             graph.inner_nodes,
             graph.defaulted_dims,
             graph.unknown_shapes,
+        )
+
+    def to_body(self) -> dict[str, Any]:
+        """The answer's fields for these facts (``from_body`` reads them back)."""
+        return {
+            "unknown_shapes": self.unknown_shapes,
+            "convolutions": self.conv,
+            "einsums": self.einsums,
+            "control_flow": self.control_flow,
+            "inner_nodes": self.inner_nodes,
+            "defaulted_dims": list(self.defaulted_dims),
+        }
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> GraphFacts:
+        return cls(
+            body["convolutions"],
+            body["einsums"],
+            body["control_flow"],
+            body["inner_nodes"],
+            tuple(body["defaulted_dims"]),
+            body["unknown_shapes"],
         )
 
     def to_values(self) -> dict[str, float]:

@@ -34,8 +34,9 @@ from model.onnx_weights import WEIGHT_TYPES
 # raised whenever parsing an upload can give another answer (caches key ONNX answers on it): 2 = onnxruntime-fused
 # ops and opset 20's Gelu lowered, BatchNormalization folded into its Conv, Dropout dropped and decomposed layer
 # norms fused (as onnxruntime does at load), unsorted graphs sorted, quantized products costed, memory at each
-# tensor's width, weight types; 3 = two-operand Einsums read as the Transposes and MatMul they compute, channels-last
-# image inputs' symbolic height and width set from the resolution
+# tensor's width, weight types; 3 = two-operand Einsums read as the Transposes and MatMul they compute, the symbolic
+# height and width of channels-last and 5-D (video) inputs set from the resolution and a video's frames from the
+# sequence length, and the facts new warnings read (control flow, axes read as 1, unknown shapes, convolutions)
 PARSER_VERSION = 3
 DEFAULT_MAX_NETWORK_NODES = 4096
 DEFAULT_MAX_ELEMENTS = 2**31  # per tensor: guards against giant declared dimensions
@@ -73,6 +74,7 @@ class NetworkGraph:
     control_flow: dict[str, int] = field(default_factory=dict)
     inner_nodes: int = 0
     defaulted_dims: tuple[str, ...] = ()  # symbolic input dimensions no request parameter sets, read as 1
+    einsums: int = 0  # Einsum nodes read as the Transposes and MatMul they compute (model.onnx_einsum)
 
     @property
     def n(self) -> int:
@@ -693,7 +695,7 @@ def parse_onnx(data: bytes | onnx.ModelProto, options: ParseOptions | None = Non
     if not nodes:
         raise ArchitectureError("invalid_onnx", "the ONNX graph has no computation nodes (only constants)")
     nodes = fuse_layer_norms(nodes, {producer[v.name] for v in inferred.graph.output if v.name in producer})
-    stats = {"shape_inference_s": inferred_at - started, "parse_s": time.perf_counter() - started, "einsums": einsums}
+    stats = {"shape_inference_s": inferred_at - started, "parse_s": time.perf_counter() - started}
     return NetworkGraph(
         tuple(nodes),
         input_shapes,
@@ -705,6 +707,7 @@ def parse_onnx(data: bytes | onnx.ModelProto, options: ParseOptions | None = Non
         dict(control_flow),
         inner,
         tuple(defaulted),
+        einsums,
     )
 
 

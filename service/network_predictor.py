@@ -121,14 +121,9 @@ def predict_onnx_bytes(predictor: NetworkPredictor, data: bytes, options: ParseO
             "nodes": int(totals["nodes"]),
         },
         "input_shapes": {name: list(shape) for name, shape in graph.input_shapes.items()},
-        "unknown_shapes": graph.unknown_shapes,
         "unseen_op_types": unseen,
         "weight_types": list(graph.weight_types),
-        "convolutions": facts.conv,
-        "einsums": facts.einsums,
-        "control_flow": facts.control_flow,
-        "inner_nodes": facts.inner_nodes,
-        "defaulted_dims": list(facts.defaulted_dims),
+        **facts.to_body(),
         "warnings": domain_warnings(
             unseen, totals["macs"], graph.n, predictor.card.domain, graph.weight_types, predictor.dtype, facts
         ),

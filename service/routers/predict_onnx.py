@@ -155,15 +155,7 @@ async def predict_onnx_route(
     values.update({f"cost_{k}": float(result["cost"][k]) for k in COST_FIELDS})
     values.update({f"{UNSEEN_OP}{op}": 1.0 for op in result["unseen_op_types"]})
     values.update({f"{WEIGHT_TYPE}{name}": 1.0 for name in result["weight_types"]})
-    facts = GraphFacts(
-        result["convolutions"],
-        result["einsums"],
-        result["control_flow"],
-        result["inner_nodes"],
-        tuple(result["defaulted_dims"]),
-        result["unknown_shapes"],
-    )
-    values.update(facts.to_values())
+    values.update(GraphFacts.from_body(result).to_values())
     await cache.set_many({key: values})
     body = _body(chosen, values, shape, cache_hit=False)
     body["input_shapes"] = result["input_shapes"]
@@ -186,13 +178,8 @@ def _body(
         "sequence_length": sequence_length,
         "latency_ms": {"value": values["latency_ms"], "std": values["latency_ms_std"]},
         "cost": {k: (int(values[f"cost_{k}"]) if k == "nodes" else values[f"cost_{k}"]) for k in COST_FIELDS},
-        "unknown_shapes": int(values.get("unknown_shapes", 0)),
         "weight_types": weight_types,
-        "convolutions": facts.conv,
-        "einsums": facts.einsums,
-        "control_flow": facts.control_flow,
-        "inner_nodes": facts.inner_nodes,
-        "defaulted_dims": list(facts.defaulted_dims),
+        **facts.to_body(),
         "warnings": domain_warnings(
             [k.removeprefix(UNSEEN_OP) for k in values if k.startswith(UNSEEN_OP)],
             values["cost_macs"],
