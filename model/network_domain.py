@@ -101,8 +101,7 @@ class GraphFacts:
         conv = {"ranks": sorted(int(r) for r in keyed("conv_rank:")), "kernel": int(values.get("conv_kernel", 0))}
         control_flow = {op: int(count) for op, count in keyed("control_flow:").items()}
         defaulted = tuple(key.split(":", 1)[1] for key in sorted(keyed("defaulted:"), key=lambda k: int(k.split(":")[0])))
-        counts = (int(values.get(k, 0)) for k in ("einsums", "inner_nodes", "unknown_shapes"))
-        einsums, inner_nodes, unknown_shapes = counts
+        einsums, inner_nodes, unknown_shapes = (int(values.get(k, 0)) for k in ("einsums", "inner_nodes", "unknown_shapes"))
         return cls(conv, einsums, control_flow, inner_nodes, defaulted, unknown_shapes)
 
 

@@ -38,14 +38,13 @@ def _letters(equation: str) -> tuple[list[str], str] | None:
     return operands, rhs
 
 
-def _transposed(ref: Ref, letters: str, shape: Shape, order: str, parts: list[Part]) -> tuple[Ref, Shape]:
+def _transposed(ref: Ref, letters: str, shape: Shape, order: str, parts: list[Part]) -> Ref:
     """``ref`` with its axes in ``order``: a Transpose part when they are not already."""
     perm = [letters.index(c) for c in order]
     if perm == sorted(perm):
-        return ref, shape
-    out = tuple(shape[p] for p in perm)
-    parts.append(Part("Transpose", (ref,), (shape,), out, {"perm": perm}))
-    return f"p{len(parts) - 1}", out
+        return ref
+    parts.append(Part("Transpose", (ref,), (shape,), tuple(shape[p] for p in perm), {"perm": perm}))
+    return f"p{len(parts) - 1}"
 
 
 def einsum_parts(attrs: dict[str, Any], shapes: Sequence[Shape], out: Shape) -> list[Part]:
@@ -70,8 +69,8 @@ def einsum_parts(attrs: dict[str, Any], shapes: Sequence[Shape], out: Shape) -> 
     if len(batch) + len(rows) + len(inner) != len(left) or len(batch) + len(cols) + len(inner) != len(right):
         return []  # a letter summed out of one operand alone: a reduction, not a product
     parts: list[Part] = []
-    a, _ = _transposed(0, left, shapes[0], "".join(batch + rows + inner), parts)
-    b, _ = _transposed(1, right, shapes[1], "".join(batch + inner + cols), parts)
+    a = _transposed(0, left, shapes[0], "".join(batch + rows + inner), parts)
+    b = _transposed(1, right, shapes[1], "".join(batch + inner + cols), parts)
     lead = tuple(size[c] for c in batch)
     m, k, n = (math.prod(size[c] for c in group) for group in (rows, inner, cols))
     product_shape = (*lead, m, n)
