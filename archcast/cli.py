@@ -281,7 +281,8 @@ def _calibrate_network(args: argparse.Namespace, started: float) -> int:
         return _report(exc)
     print(json.dumps(summary, indent=1))
     print(
-        f"{summary['predictor']}: {summary['n_samples']} measured ONNX models, map {summary['method']}, leave-one-out MAPE "
+        f"{summary['predictor']}: {summary['n_samples']} measured ONNX models, base {summary['base']}, map "
+        f"{summary['method']}, leave-one-out MAPE "
         f"{summary['loo_mape']:.1f} %; "
         f"{where} ({time.perf_counter() - started:.1f} s)"
     )
@@ -396,7 +397,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="JSON lines {architecture, latency_ms} or CSV with columns arch,latency_ms (cell predictors), or JSON lines "
         "{onnx, latency_ms} from `archcast measure` (a whole-network predictor)",
     )
-    calibrate.add_argument("--base", help="multi-device predictor to calibrate (default: ARCHCAST_CALIBRATION_BASE)")
+    calibrate.add_argument(
+        "--base",
+        help="predictor to calibrate (cells: default ARCHCAST_CALIBRATION_BASE; measured ONNX models: default the shipped "
+        "network predictor whose map fits them best by leave-one-out error)",
+    )
     calibrate.add_argument(
         "--method",
         choices=["auto", "scale", "single", "ridge"],

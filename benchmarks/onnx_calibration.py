@@ -95,6 +95,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--target", type=Path, required=True, help="dataset of the same networks measured on another CPU")
     parser.add_argument("--base-data", type=Path, default=Path("training/datasets/cpu-ort-1t"), help="the predictor's data")
     parser.add_argument("--predictor", default="cpu-ort-1t-v1")
+    parser.add_argument(
+        "--common-with",
+        nargs="+",
+        default=[],
+        metavar="PREDICTOR",
+        help="keep only networks that are also in these shipped predictors' test splits, so that reports with "
+        "different --predictor score the same networks",
+    )
     parser.add_argument("--realworld", type=Path, default=None, help="onnx_realworld report measured on the target CPU")
     parser.add_argument("--base-realworld", type=Path, default=None, help="onnx_realworld report of --predictor's version")
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
@@ -108,7 +116,10 @@ def main(argv: list[str] | None = None) -> None:
     meta = json.loads((args.target / "meta.json").read_text())
     version = f"{args.predictor} {card['version']}"
     target = load_latency_dataset(args.target, progress=False)
-    rows = np.flatnonzero(np.isin(network_keys(target), sorted(base_test_keys(card, args.base_data))))
+    keys = base_test_keys(card, args.base_data)
+    for other in args.common_with:
+        keys &= base_test_keys(json.loads((PREDICTORS / f"{other}.card.json").read_text()), args.base_data)
+    rows = np.flatnonzero(np.isin(network_keys(target), sorted(keys)))
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     session = ort.InferenceSession(str(PREDICTORS / f"{args.predictor}.onnx"), options, ["CPUExecutionProvider"])
@@ -120,7 +131,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.realworld:
         names, real_base, real_true = realworld_pairs(args.realworld, args.base_realworld, version)
         real = names, network_design(real_base[:, 0], *realworld_costs(names)), real_base[:, 1], real_true
-    print(f"{len(rows)} target networks in {args.predictor}'s test split; predicted in {time.time() - started:.0f} s")
+    print(
+        f"{len(rows)} target networks in the test split of {', '.join([args.predictor, *args.common_with])}; "
+        f"predicted in {time.time() - started:.0f} s"
+    )
 
     report: dict = {
         "command": "python -m benchmarks.onnx_calibration " + " ".join(sys.argv[1:] if argv is None else argv),
@@ -129,6 +143,7 @@ def main(argv: list[str] | None = None) -> None:
         "target": str(args.target),
         "target_cpu": {k: meta.get(k) for k in ("cpu", "cpu_id", "onnxruntime")},
         "networks": len(rows),
+        "common_with": args.common_with,
         "draws": args.draws,
         "zero_shot": {"pool": latency_metrics(base[:, 0], true)},
         "calibrated": {},
@@ -201,13 +216,15 @@ def _cell(summary: dict[str, list[float]], key: str) -> str:
 
 def markdown(report: dict) -> str:
     cpu = report["target_cpu"]
+    common = report.get("common_with") or []
+    split = "the predictor's test split" + (f" and in that of {', '.join(common)}" if common else "")
     lines = [
         f"# Calibrating {report['predictor']} to another CPU from measured ONNX models",
         "",
         f"Machine: {report['machine']}. Command: `{report['command']}` ({report['seconds']:.0f} s).",
         "",
         f"Target: `{report['target']}`, measured on {cpu.get('cpu', '?')} ({cpu.get('cpu_id', '?')}), onnxruntime "
-        f"{cpu.get('onnxruntime', '?')}; {report['networks']} of its networks lie in the predictor's test split (never "
+        f"{cpu.get('onnxruntime', '?')}; {report['networks']} of its networks lie in {split} (never "
         f"trained on, never used to choose a checkpoint). Each k: {report['draws']} random draws of k networks calibrate "
         "(`model.calibration.fit_network_calibration`, the map `archcast calibrate` appends to the ONNX graph); the "
         "other networks of the split, and the real-world classifiers, are predicted. Mean ± std over draws. Methods: "

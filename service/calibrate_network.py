@@ -2,11 +2,13 @@
 
 A CI runner or a user's CPU is rarely the device a shipped network predictor was measured on (the shipped
 ``cpu-ort-1t`` predictor predicts 34 % low on another Xeon). Given 10-50 ONNX models measured there
-(``archcast measure``), ``fit_network_device`` predicts them with the base network predictor, fits
-``log y = a + b log p`` (from 20 models on, if it lowers the leave-one-out error, a ridge map that also reads the
-models' MACs and memory traffic: ``model.calibration.fit_network_calibration``) and builds ``calibrated-<device>``: the base
-graph plus that map, a network predictor card for device ``<device>`` that ``archcast check --device`` and
-``POST /v1/predict/onnx?device=`` use like a shipped one.
+(``archcast measure``), ``fit_network_device`` predicts them with the named base network predictor, or with every
+shipped one, fits ``log y = a + b log p`` (from 20 models on, if it lowers the leave-one-out error, a ridge map that
+also reads the models' MACs and memory traffic: ``model.calibration.fit_network_calibration``), keeps the base whose
+one-factor fit has the lowest leave-one-out error (``model.calibration.choose_network_base``: an AMD CPU follows the shipped
+EPYC far more closely than the Xeon) and builds ``calibrated-<device>``: that base's graph plus its map, a network
+predictor card for device ``<device>`` that ``archcast check --device`` and ``POST /v1/predict/onnx?device=`` use
+like a shipped one.
 
 The measurements are JSON lines, one ``{"onnx": <model>, "latency_ms": x}`` each (what ``archcast measure`` writes;
 optional ``batch``, ``resolution``, ``sequence_length``, ``environment``): ``network_measurements`` reads them for
@@ -28,7 +30,12 @@ from typing import Any
 import numpy as np
 import onnx
 
-from model.calibration import MIN_SAMPLES, calibrated_network_onnx, fit_network_calibration, network_design
+from model.calibration import (
+    MIN_SAMPLES,
+    calibrated_network_onnx,
+    choose_network_base,
+    network_design,
+)
 from model.card import ModelCard, TargetCard
 from model.errors import ArchitectureError
 from model.onnx_graph import ParseOptions, parse_onnx
@@ -143,14 +150,15 @@ def uploaded_measurements(text: str, models: dict[str, bytes]) -> list[NetworkMe
 
 
 def base_predictions(
-    base: NetworkPredictor, measurements: Sequence[NetworkMeasurement], settings: Settings
-) -> tuple[np.ndarray, int]:
-    """``network_design`` of every measured model (the base predictor's ms, its MACs and memory traffic), (N, 3), and
-    how many distinct (model, shape) pairs there are.
+    bases: Sequence[NetworkPredictor], measurements: Sequence[NetworkMeasurement], settings: Settings
+) -> tuple[dict[str, np.ndarray], int]:
+    """``network_design`` of every measured model under each base predictor (its ms, the model's MACs and memory
+    traffic), (N, 3) per base name, and how many distinct (model, shape) pairs there are. Each model is read and
+    parsed once, whatever the number of bases.
 
     A model that cannot be read is a 422, one over ``max_onnx_bytes`` a 413, one that does not parse a 413 / 422.
     """
-    rows = []
+    rows: dict[str, list[tuple[float, float, float]]] = {base.name: [] for base in bases}
     distinct = set()
     for number, item in enumerate(measurements):
         where = item.label or f"measurements.{number}"
@@ -178,9 +186,32 @@ def base_predictions(
             status = 413 if exc.code == "too_large" else 422
             raise ServiceError(status, exc.code, f"{where}: {exc.message}") from None
         totals = graph.totals()
-        rows.append((base.run(graph)[0], totals["macs"], totals["memory_bytes"]))
-    values = np.asarray(rows, dtype=np.float64).reshape(-1, 3)
-    return network_design(values[:, 0], values[:, 1], values[:, 2]), len(distinct)
+        for base in bases:
+            rows[base.name].append((base.run(graph)[0], totals["macs"], totals["memory_bytes"]))
+    designs = {}
+    for name, values in rows.items():
+        array = np.asarray(values, dtype=np.float64).reshape(-1, 3)
+        designs[name] = network_design(array[:, 0], array[:, 1], array[:, 2])
+    return designs, len(distinct)
+
+
+def candidate_bases(registry: Registry, base_name: str | None, device: str) -> list[NetworkPredictor]:
+    """The named base, or every shipped network predictor (the default first): a calibration without ``base`` maps
+    from whichever of them fits the measurements best (``model.calibration.choose_network_base``). Calibrated
+    predictors are not bases: their own map was fitted to a handful of models. The new device may not be named as
+    a shipped predictor's device (its requests would reach two predictors)."""
+    shipped = sorted(
+        (p for p in registry.networks.values() if not p.card.calibration), key=lambda p: (-p.card.priority, p.name)
+    )
+    bases = [choose_network_predictor(registry, base_name, None)] if base_name is not None else shipped
+    if not bases:
+        raise ServiceError(404, "no_network_predictor", "no shipped whole-network (ONNX) predictor is loaded")
+    owner = next((p.name for p in [*bases, *shipped] if p.device == device), None)
+    if owner is not None:
+        raise ServiceError(
+            422, "invalid_measurements", f"device {device!r} is the own device of predictor {owner}; name the new device"
+        )
+    return bases
 
 
 def fit_network_device(
@@ -203,12 +234,8 @@ def fit_network_device(
         )
     if count < MIN_SAMPLES:
         raise ServiceError(422, "invalid_measurements", f"{count} measurement(s); a calibration needs at least {MIN_SAMPLES}")
-    base = choose_network_predictor(registry, base_name, None)  # the named one, or the default
-    if device == base.device:
-        raise ServiceError(
-            422, "invalid_measurements", f"device {device!r} is the base predictor's own device; name the new device"
-        )
-    design, distinct = base_predictions(base, measurements, settings)
+    bases = candidate_bases(registry, base_name, device)
+    designs, distinct = base_predictions(bases, measurements, settings)
     if distinct < MIN_SAMPLES:
         raise ServiceError(
             422,
@@ -217,9 +244,10 @@ def fit_network_device(
         )
     measured = np.array([m.latency_ms for m in measurements], dtype=np.float64)
     try:
-        calibration = fit_network_calibration(design, measured, method)
+        chosen, calibration, scores = choose_network_base(designs, measured, method)
     except ValueError as exc:
         raise ServiceError(422, "invalid_measurements", str(exc)) from None
+    base = next(b for b in bases if b.name == chosen)
     if base.onnx_path is None:
         raise ServiceError(422, "invalid_base", f"network predictor {base.name!r} was not loaded from a file; name another base")
     model = calibrated_network_onnx(onnx.load(str(base.onnx_path)), calibration)
@@ -251,6 +279,12 @@ def fit_network_device(
         device={**measured_on, "device": device, "calibrated_from": base.device},
         tokenizer=base.card.tokenizer,
         domain=base.card.domain,
-        calibration={"base": base.name, "base_version": base.card.version, "device": device, **calibration.to_dict()},
+        calibration={
+            "base": base.name,
+            "base_version": base.card.version,
+            "device": device,
+            "bases_scale_loo_rmse_log": scores,  # every base tried: its one-factor fit's leave-one-out RMSE (lowest chosen)
+            **calibration.to_dict(),
+        },
     )
     return CalibratedPredictor(card=card, onnx_bytes=data, calibration=calibration)

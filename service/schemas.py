@@ -146,6 +146,11 @@ class CalibrateResponse(BaseModel):
         description="Std of log latency every prediction carries: loo_rmse_log inflated for the number of measurements."
     )
     sources: dict[str, float] = Field(description="Base latency heads used and their weights (largest first, at most 10).")
+    bases_scale_loo_rmse_log: dict[str, float] | None = Field(
+        default=None,
+        description="ONNX calibrations: every network predictor tried as the base (all shipped ones when no base is "
+        "named), by the leave-one-out RMSE of a one-factor fit on it; 'base' is the lowest.",
+    )
     persisted: bool = Field(description="Written to ARCHCAST_CALIBRATION_DIR (visible to every worker).")
 
 

@@ -25,6 +25,7 @@ from model.calibration import (
     SLOPE_FROM,
     Calibration,
     calibrated_network_onnx,
+    choose_network_base,
     fit_network_calibration,
     network_design,
 )
@@ -123,6 +124,48 @@ def test_scale_is_one_factor_with_exact_leave_one_out_and_auto_takes_it_below_te
     assert fit_network_calibration(design[:SLOPE_FROM], measured[:SLOPE_FROM]).method == "scale"
 
 
+def test_choose_network_base_keeps_the_base_the_measurements_follow() -> None:
+    rng = np.random.default_rng(2)
+    a_ms = rng.uniform(1, 100, 12)
+    b_ms = a_ms * rng.lognormal(0, 0.3, 12)  # two base devices that disagree model by model
+    macs, memory = rng.uniform(1e6, 1e10, 12), rng.uniform(1e6, 1e9, 12)
+    designs = {"a": network_design(a_ms, macs, memory), "b": network_design(b_ms, macs, memory)}
+    measured = 2.0 * b_ms * rng.lognormal(0, 0.02, 12)  # a new device of b's kind, twice as slow
+    name, fit, scores = choose_network_base(designs, measured, "single")
+    assert name == "b" and set(scores) == {"a", "b"} and scores["b"] < scores["a"] / 5
+    assert scores["b"] == pytest.approx(fit_network_calibration(designs["b"], measured, "scale").loo_rmse_log)
+    assert fit.method == "single" and fit.weights[0] == pytest.approx(1.0, abs=0.05)  # the fit asked for, on base b
+    assert choose_network_base({"first": designs["b"], "second": designs["b"]}, measured)[0] == "first"  # tie
+    with pytest.raises(ValueError, match="no base"):
+        choose_network_base({}, measured)
+
+
+def test_without_a_base_the_calibration_maps_from_the_shipped_predictor_that_fits_best(tmp_path: Path) -> None:
+    directory = tmp_path / "bases"
+    directory.mkdir()
+    for name in (BASE, "cpu-ort-1t-epyc-v1"):
+        for suffix in (".onnx", ".card.json"):
+            shutil.copy(ROOT / "model" / "predictors" / f"{name}{suffix}", directory)
+    settings = Settings(predictor_dir=directory, providers="cpu")
+    registry = load_for_local(settings)
+    data = conv_net().SerializeToString()
+    epyc_ms = [predict_onnx_local(data, resolution=r, predictor="cpu-ort-1t-epyc-v1", settings=settings) for r in RESOLUTIONS]
+    measurements = [  # a new AMD CPU: 1.7x the shipped EPYC on every model
+        NetworkMeasurement(data, 1.7 * body["latency_ms"]["value"], resolution=r)
+        for body, r in zip(epyc_ms, RESOLUTIONS, strict=True)
+    ]
+    chosen = fit_network_device("zen4", measurements, registry, settings)
+    tried = chosen.card.calibration["bases_scale_loo_rmse_log"]
+    assert chosen.card.calibration["base"] == "cpu-ort-1t-epyc-v1" and chosen.card.device["calibrated_from"] == "cpu-ort-1t-epyc"
+    assert set(tried) == {BASE, "cpu-ort-1t-epyc-v1"} and tried["cpu-ort-1t-epyc-v1"] < tried[BASE]
+    assert chosen.calibration.method == "scale" and chosen.calibration.bias == pytest.approx(np.log(1.7), abs=1e-4)
+    assert chosen.summary()["bases_scale_loo_rmse_log"] == tried
+    named = fit_network_device("zen4", measurements, registry, settings, base_name=BASE)
+    assert named.card.calibration["base"] == BASE and set(named.card.calibration["bases_scale_loo_rmse_log"]) == {BASE}
+    with pytest.raises(ServiceError, match="own device of predictor cpu-ort-1t-epyc-v1"):
+        fit_network_device("cpu-ort-1t-epyc", measurements, registry, settings, base_name=BASE)
+
+
 def test_fit_recovers_the_new_device_and_predicts_unseen_models(base_dir: Path) -> None:
     settings = Settings(predictor_dir=base_dir, providers="cpu")
     calibrated = fit_network_device("my-cpu", conv_measurements(settings), load_for_local(settings), settings)
@@ -150,12 +193,12 @@ def test_bad_measurements_get_clear_errors(base_dir: Path, tmp_path: Path) -> No
     cases = [
         (good[:4], 422, "at least 5"),
         ([good[0]] * 6, 422, "6 measurement"),  # counted below: 1 distinct model
-        (good, 422, "base predictor's own device"),
+        (good, 422, "own device of predictor cpu-ort-1t-v1"),
         ([*good, NetworkMeasurement(b"not onnx", 1.0, label="bad.jsonl:3")], 422, "bad.jsonl:3"),
         ([*good, NetworkMeasurement(tmp_path / "gone.onnx", 1.0, label="m.jsonl:9")], 422, "cannot read the model"),
     ]
     for measurements, status, fragment in cases:
-        device = "cpu-ort-1t" if fragment.startswith("base") else "dev"
+        device = "cpu-ort-1t" if fragment.startswith("own device") else "dev"
         with pytest.raises(ServiceError) as raised:
             fit_network_device(device, measurements, registry, settings)
         assert raised.value.status == status
@@ -196,7 +239,7 @@ def test_measure_calibrate_check_from_the_command_line(base_dir: Path, tmp_path:
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout[: done.stdout.rindex("}") + 1])
     assert summary["predictor"] == "calibrated-ci-runner" and summary["n_samples"] == 5 and summary["base"] == BASE
-    assert summary["method"] == "scale" and "5 measured ONNX models, map scale," in done.stdout  # 5 < SLOPE_FROM
+    assert summary["method"] == "scale" and f"5 measured ONNX models, base {BASE}, map scale," in done.stdout  # 5 < SLOPE_FROM
     card = json.loads((out / "calibrated-ci-runner.card.json").read_text())
     assert card["device"]["cpu_id"] == records[0]["environment"]["cpu_id"]  # where the measurements were taken
 

@@ -104,7 +104,11 @@ async def _uploaded_models(form: FormData) -> dict[str, bytes]:
                                 '"resolution", "sequence_length"} as `archcast measure` writes them',
                             },
                             "models": {"type": "array", "items": {"type": "string", "format": "binary"}},
-                            "base": {"type": "string"},
+                            "base": {
+                                "type": "string",
+                                "description": "network predictor to calibrate; omitted: the shipped one whose "
+                                "one-factor fit has the lowest leave-one-out error",
+                            },
                             "method": {"type": "string", "enum": list(CALIBRATION_METHODS)},
                         },
                     }
