@@ -90,6 +90,14 @@ def realworld_pairs(report: Path, base_report: Path | None, version: str) -> tup
     return names, np.array([base[n] for n in names]), np.array([n["measured_ms"] for n in measured["networks"]])
 
 
+def add_draw_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every calibration benchmark shares: measured-model counts, draws per count, their seed, output."""
+    parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES), help="measured models per calibration")
+    parser.add_argument("--draws", type=int, default=20, help="random draws of that many models per size")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the draws")
+    parser.add_argument("--out", type=Path, required=True, help="report path without a suffix")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--target", type=Path, required=True, help="dataset of the same networks measured on another CPU")
@@ -105,10 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--realworld", type=Path, default=None, help="onnx_realworld report measured on the target CPU")
     parser.add_argument("--base-realworld", type=Path, default=None, help="onnx_realworld report of --predictor's version")
-    parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
-    parser.add_argument("--draws", type=int, default=20)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, required=True)
+    add_draw_arguments(parser)
     args = parser.parse_args(argv)
     started = time.time()
 

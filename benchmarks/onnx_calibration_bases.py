@@ -28,7 +28,7 @@ import numpy as np
 import onnxruntime as ort
 
 from benchmarks.machine import describe_machine
-from benchmarks.onnx_calibration import SIZES, base_test_keys, calibrated, coverage, summarise
+from benchmarks.onnx_calibration import add_draw_arguments, base_test_keys, calibrated, coverage, summarise
 from benchmarks.report import write_report
 from model.calibration import choose_network_base, fit_network_calibration, network_design
 from model.onnx_graph import ParseOptions, parse_onnx
@@ -94,10 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bases", nargs="+", default=list(BASES), help="shipped network predictors to calibrate from")
     parser.add_argument("--base-data", type=Path, default=Path("training/datasets/cpu-ort-1t"))
     parser.add_argument("--realworld", type=Path, default=None, help="onnx_realworld report measured on the target CPU")
-    parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
-    parser.add_argument("--draws", type=int, default=20)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, required=True)
+    add_draw_arguments(parser)
     args = parser.parse_args(argv)
     started = time.time()
 
