@@ -400,7 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument(
         "--base",
         help="predictor to calibrate (cells: default ARCHCAST_CALIBRATION_BASE; measured ONNX models: default the shipped "
-        "network predictor whose map fits them best by leave-one-out error)",
+        "network predictor whose one-factor fit has the lowest leave-one-out error)",
     )
     calibrate.add_argument(
         "--method",

@@ -54,7 +54,7 @@ class CalibratedPredictor:
             "loo_rmse_log": fit.loo_rmse_log,
             "std_log": fit.std_log,
             "sources": dict(ranked),
-            **{k: self.card.calibration[k] for k in ("bases_scale_loo_rmse_log",) if k in self.card.calibration},
+            "bases_scale_loo_rmse_log": self.card.calibration.get("bases_scale_loo_rmse_log"),  # ONNX calibrations
         }
 
 

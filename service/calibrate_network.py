@@ -30,12 +30,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from model.calibration import (
-    MIN_SAMPLES,
-    calibrated_network_onnx,
-    choose_network_base,
-    network_design,
-)
+from model.calibration import MIN_SAMPLES, calibrated_network_onnx, choose_network_base, network_design
 from model.card import ModelCard, TargetCard
 from model.errors import ArchitectureError
 from model.onnx_graph import ParseOptions, parse_onnx
