@@ -28,7 +28,14 @@ import numpy as np
 import onnxruntime as ort
 
 from benchmarks.machine import describe_machine
-from benchmarks.onnx_calibration import add_draw_arguments, base_test_keys, calibrated, coverage, summarise
+from benchmarks.onnx_calibration import (
+    PREDICTORS,
+    add_draw_arguments,
+    base_test_keys,
+    calibrated,
+    coverage,
+    summarise,
+)
 from benchmarks.report import write_report
 from model.calibration import choose_network_base, fit_network_calibration, network_design
 from model.onnx_graph import ParseOptions, parse_onnx
@@ -37,7 +44,6 @@ from training.latency_data import load_latency_dataset, network_keys
 from training.latency_metrics import latency_metrics
 from training.latency_ship import predict_onnx_rows
 
-PREDICTORS = Path("model/predictors")
 BASES = ("cpu-ort-1t-v1", "cpu-ort-1t-epyc-v1", "cuda-ort-h200-v1")
 CHOSEN = "chosen by leave-one-out"
 
