@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from model.canonical import canonicalize
+from model.cell_cost import nb201_cost
 from model.errors import ArchitectureError
 from model.ir import validate
-from model.parsers import NB201_OPS, nb201_arch_str, parse_darts, parse_json_dag, parse_nb101, parse_nb201
+from model.parsers import NB201_OPS, nb201_arch_str, nb201_twin, parse_darts, parse_json_dag, parse_nb101, parse_nb201
 from model.parsers.darts import DARTS_OPS
 from model.parsers.nb201 import NB201_NUM_CELLS, nb201_graph
 
@@ -114,6 +115,23 @@ def test_nb201_all_cells_round_trip_and_distinct_keys_match_isomorphism_classes(
     # the structure is rigid, so every cell is its own class
     assert len(label_autos) == 1
     assert len(keys) == NB201_NUM_CELLS == 15625
+
+
+def test_nb201_twins_swap_the_intermediate_nodes_when_no_edge_joins_them():
+    ops = ("nor_conv_3x3", "avg_pool_3x3", "none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3")
+    assert nb201_twin(ops) == ("avg_pool_3x3", "nor_conv_3x3", "none", "skip_connect", "nor_conv_3x3", "nor_conv_1x1")
+    assert nb201_twin(("nor_conv_3x3", "avg_pool_3x3", "skip_connect", "none", "none", "none")) is None  # 1->2 joined
+    assert nb201_twin(("nor_conv_3x3", "nor_conv_3x3", "none", "none", "none", "none")) is None  # its own mirror
+    with_twin = 0
+    for cell in itertools.product(NB201_OPS, repeat=6):
+        twin = nb201_twin(cell)
+        if twin is None:
+            continue
+        with_twin += 1
+        assert twin != cell and nb201_twin(twin) == cell
+        # one network: the cost model, which follows the tensors through the cell, counts the same work
+        assert nb201_cost(nb201_graph(twin)) == nb201_cost(nb201_graph(cell))
+    assert with_twin == 5**5 - 5**3  # edge 1->2 none, minus the cells that are their own mirror: 1,500 pairs
 
 
 @pytest.mark.parametrize(

@@ -26,6 +26,7 @@ STAGES: dict[str, tuple[list[str], float]] = {  # name -> (module and arguments,
     "network_spaces": (["benchmarks.quality.network_spaces"], 70),
     "small_sample": (["benchmarks.quality.small_sample", "--steps", "1000"], 50),
     "scatter": (["benchmarks.quality.scatter"], 2),
+    "label_noise": (["benchmarks.quality.label_noise"], 0.5),
     "summary": (["benchmarks.quality.summary"], 0.1),
 }
 

@@ -195,6 +195,25 @@ def uncertainty_section() -> list[str]:
     return [*lines, ""]
 
 
+def label_noise_section() -> list[str]:
+    data = _load("label_noise")
+    if data is None:
+        return ["(no `label_noise.json`)", ""]
+    goals = {t: r["goal"] for t, r in data["targets"].items() if "goal" in r}
+    lines = [
+        f"{data['pairs']:,} pairs of twin cells (one network, two table rows, measured separately) show each table's own "
+        "noise and the best any predictor can score against it: the Spearman ceiling sqrt(twin Spearman) and an "
+        "Acc(10 %) bound. For the 900-cell goal on the mobile / edge devices:",
+        "",
+        "| verdict | devices |",
+        "|---|---|",
+    ]
+    for verdict in sorted(set(goals.values())):
+        names = [t.removeprefix("latency_").removesuffix("_ms") for t, v in goals.items() if v == verdict]
+        lines.append(f"| {verdict} | {len(names)}: {', '.join(names)} |")
+    return [*lines, ""]
+
+
 def build() -> str:
     lines = [
         "# Predictor quality: the full table",
@@ -229,6 +248,9 @@ def build() -> str:
         "`nb201-latency-v1` trains 100 epochs; these runs do the same (6,200 steps) on the same splits and seeds.",
         "",
         *sizes_section("latency_pretraining", "spearman", folder="long"),
+        "## What the NB201 latency labels allow (`label_noise.md`)",
+        "",
+        *label_noise_section(),
         "## FBNet and OFA latency (`network_spaces.md`)",
         "",
         "ArchCast here is each shipped card's configuration (pre-trained encoder; with or without augmentation as "

@@ -52,6 +52,21 @@ def nb201_arch_str(ops: list[str] | tuple[str, ...]) -> str:
     return f"|{o[0]}~0|+|{o[1]}~0|{o[2]}~1|+|{o[3]}~0|{o[4]}~1|{o[5]}~2|"
 
 
+def nb201_twin(ops: list[str] | tuple[str, ...]) -> tuple[str, ...] | None:
+    """The six edge ops of the cell that computes the same network with cell nodes 1 and 2 swapped, or None.
+
+    Only a cell whose edge 1->2 is ``none`` has such a twin: swapping the two intermediate nodes then keeps every
+    edge pointing forward, so both cells run the same ops on the same tensors (the ``none`` edge stays a zero of
+    the same shape). Twins are different arch strings and table rows for one network: any difference between their
+    measured values is measurement (or training) noise. None also when the swap gives the cell itself.
+    """
+    o = tuple(ops)
+    if len(o) != 6 or o[2] != "none":
+        return None
+    twin = (o[1], o[0], "none", o[3], o[5], o[4])
+    return None if twin == o else twin
+
+
 def _ops_from_string(arch: str) -> list[str]:
     parts = arch.split("+")
     if len(parts) != 3:
