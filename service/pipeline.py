@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from model.canonical import canonicalize
 from model.errors import ArchitectureError
 from model.ir import ArchGraph, validate
-from model.parsers import parse_darts, parse_json_dag, parse_nb101, parse_nb201
+from model.parsers import parse_darts, parse_json_dag, parse_nb101, parse_nb201_network
 from model.parsers.fbnet import parse_fbnet
 from model.parsers.ofa import parse_ofa
 from model.tokenizer import tokenize_graphs
@@ -60,8 +60,12 @@ def _canonical(graph: ArchGraph, max_nodes: int) -> Prepared:
 
 @lru_cache(maxsize=NB201_MEMO_SIZE)
 def _prepare_nb201(arch: str, max_nodes: int) -> Prepared:
-    """Parse + validate + canonicalize of an NB201 arch string (pure, so memoised; errors are not cached)."""
-    return _canonical(parse_nb201(arch), max_nodes)
+    """Parse + validate + canonicalize of an NB201 arch string (pure, so memoised; errors are not cached).
+
+    A cell with a twin (the same network with its intermediate nodes swapped) becomes the pair's representative, so
+    both arch strings share one cache key and one answer.
+    """
+    return _canonical(parse_nb201_network(arch), max_nodes)
 
 
 def prepare(arch: Architecture, max_nodes: int, data_dir: Path | None) -> Prepared:

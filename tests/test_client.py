@@ -27,7 +27,7 @@ from archcast.client import (
     nb201_index,
 )
 from model.canonical import canonicalize
-from model.parsers import NB201_OPS, nb201_arch_str, parse_nb201
+from model.parsers import NB201_OPS, nb201_arch_str, parse_nb201, parse_nb201_network
 from service.app import create_app
 from service.errors import error_body
 from service.settings import Settings
@@ -42,7 +42,7 @@ def cells(count: int, seed: int) -> list[str]:
     found: dict[str, str] = {}
     while len(found) < count:
         arch = nb201_arch_str([NB201_OPS[k] for k in rng.integers(0, 5, size=6)])
-        found.setdefault(canonicalize(parse_nb201(arch)).key, arch)
+        found.setdefault(canonicalize(parse_nb201_network(arch)).key, arch)
     return list(found.values())
 
 
@@ -125,7 +125,7 @@ def test_sync_and_async_predictions_match_the_model(server: LiveServer, toy_pred
 
     async_results, ready = asyncio.run(run_async())
     assert ready is True and async_results == results
-    assert [r["key"] for r in results] == [canonicalize(parse_nb201(a)).key for a in archs]
+    assert [r["key"] for r in results] == [canonicalize(parse_nb201_network(a)).key for a in archs]
     graphs = [(g := parse_nb201(a)).renumbered(canonicalize(g).order) for a in archs]
     expected = toy.expected(graphs)[:, [2, 0]]  # gpu_latency, cifar10_test_acc
     got = [[r["predictions"][t]["value"] for t in ("gpu_latency", "cifar10_test_acc")] for r in results]
@@ -149,7 +149,7 @@ def test_long_lists_are_split_into_requests_in_order(server: LiveServer, mode: s
         body = asyncio.run(run_async())
     assert predict_requests(server) - before == 3  # 3 + 3 + 1
     assert body["predictor"] == "toy-cell"
-    assert [r["key"] for r in body["results"]] == [canonicalize(parse_nb201(a)).key for a in archs]
+    assert [r["key"] for r in body["results"]] == [canonicalize(parse_nb201_network(a)).key for a in archs]
     with Client(server.url) as client:
         assert client.predict(archs) == body["results"]  # the same as one request
 
@@ -248,7 +248,7 @@ def test_connection_refused_then_accepting(toy_predictors, mode: str) -> None:
             results = asyncio.run(run_async())
     finally:
         live.stop()
-    assert results[0]["key"] == canonicalize(parse_nb201(arch)).key
+    assert results[0]["key"] == canonicalize(parse_nb201_network(arch)).key
     assert len(retries) == 1 and retries[0][1].startswith("ConnectError")
 
 

@@ -11,7 +11,16 @@ from model.canonical import canonicalize
 from model.cell_cost import nb201_cost
 from model.errors import ArchitectureError
 from model.ir import validate
-from model.parsers import NB201_OPS, nb201_arch_str, nb201_twin, parse_darts, parse_json_dag, parse_nb101, parse_nb201
+from model.parsers import (
+    NB201_OPS,
+    nb201_arch_str,
+    nb201_representative,
+    nb201_twin,
+    parse_darts,
+    parse_json_dag,
+    parse_nb101,
+    parse_nb201,
+)
 from model.parsers.darts import DARTS_OPS
 from model.parsers.nb201 import NB201_NUM_CELLS, nb201_graph
 
@@ -130,7 +139,10 @@ def test_nb201_twins_swap_the_intermediate_nodes_when_no_edge_joins_them():
         with_twin += 1
         assert twin != cell and nb201_twin(twin) == cell
         # one network: the cost model, which follows the tensors through the cell, counts the same work
+        assert nb201_representative(cell) == nb201_representative(twin) in (cell, twin)
         assert nb201_cost(nb201_graph(twin)) == nb201_cost(nb201_graph(cell))
+    assert nb201_representative(ops) == nb201_representative(nb201_twin(ops)) == ops  # conv 3x3 comes before avg pool
+    assert nb201_representative(ops[:2] + ("skip_connect",) + ops[3:]) == ops[:2] + ("skip_connect",) + ops[3:]
     assert with_twin == 5**5 - 5**3  # edge 1->2 none, minus the cells that are their own mirror: 1,500 pairs
 
 

@@ -10,7 +10,7 @@ from conftest import ToyPredictor
 from fastapi.testclient import TestClient
 
 from model.canonical import canonicalize
-from model.parsers import NB201_OPS, nb201_arch_str, parse_json_dag, parse_nb201
+from model.parsers import NB201_OPS, nb201_arch_str, parse_json_dag, parse_nb201, parse_nb201_network
 from model.parsers.nb201 import NB201_EDGES
 from model.tables import nb201_arch_strings
 from model.tokenizer import tokenize_graphs
@@ -20,7 +20,7 @@ CELL_TARGETS = {"cifar10_test_acc": "%", "cifar100_test_acc": "%", "gpu_latency"
 
 
 def canonical_graph(arch: str):
-    graph = parse_nb201(arch)
+    graph = parse_nb201_network(arch)
     return graph.renumbered(canonicalize(graph).order)
 
 
@@ -106,7 +106,7 @@ def test_nb201_index_with_explicit_data_dir(make_client) -> None:
     assert response.status_code == 200, response.text
     keys = [r["key"] for r in response.json()["results"]]
     strings = nb201_arch_strings()
-    assert keys == [canonicalize(parse_nb201(strings[0])).key, canonicalize(parse_nb201(strings[15624])).key]
+    assert keys == [canonicalize(parse_nb201_network(strings[0])).key, canonicalize(parse_nb201_network(strings[15624])).key]
 
 
 def test_batch_keeps_request_order_in_one_onnx_run(client: TestClient, toy_predictors) -> None:
@@ -118,7 +118,7 @@ def test_batch_keeps_request_order_in_one_onnx_run(client: TestClient, toy_predi
     assert response.status_code == 200, response.text
     assert predictor.runs == runs_before + 1  # one session.run for the whole batch
     results = response.json()["results"]
-    assert [r["key"] for r in results] == [canonicalize(parse_nb201(a)).key for a in archs]
+    assert [r["key"] for r in results] == [canonicalize(parse_nb201_network(a)).key for a in archs]
     expected = toy.expected([canonical_graph(a) for a in archs])
     got = np.array([[r["predictions"][t]["value"] for t in CELL_TARGETS] for r in results])
     np.testing.assert_allclose(got, expected, rtol=1e-5)
@@ -187,6 +187,24 @@ def test_cache_hit_returns_identical_answer(client: TestClient) -> None:
     assert [r["predictions"]["gpu_latency"] for r in subset["results"]] == [
         r["predictions"]["gpu_latency"] for r in first.json()["results"]
     ]
+
+
+def test_nb201_twins_are_one_network_with_one_answer_and_one_cache_entry(client: TestClient) -> None:
+    """Cells whose edge 1->2 is none, with their intermediate nodes swapped, are one network under two arch strings."""
+    from model.parsers import nb201_twin
+
+    cell = ("nor_conv_3x3", "avg_pool_3x3", "none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3")
+    twin = nb201_twin(cell)
+    assert twin is not None and canonicalize(parse_nb201(nb201_arch_str(cell))).key != canonicalize(
+        parse_nb201(nb201_arch_str(twin))
+    ).key  # the line graphs differ: without the representative the two would be two cache entries
+    cache = client.app.state.cache
+    first = client.post("/v1/predict", json={"architectures": [{"space": "nb201", "arch": nb201_arch_str(cell)}]})
+    hits = cache.hits
+    second = client.post("/v1/predict", json={"architectures": [{"space": "nb201", "arch": nb201_arch_str(twin)}]})
+    assert first.status_code == second.status_code == 200
+    assert first.json()["results"] == second.json()["results"]
+    assert cache.hits == hits + 1
 
 
 def test_partial_cache_hits_and_duplicates(client: TestClient) -> None:

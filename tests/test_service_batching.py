@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from scrape import scrape_text
 
 from model.canonical import canonicalize
-from model.parsers import NB201_OPS, nb201_arch_str, parse_nb101, parse_nb201
+from model.parsers import NB201_OPS, nb201_arch_str, parse_nb101, parse_nb201_network
 from service.app import create_app
 from service.batcher import Batcher
 from service.errors import ServiceError
@@ -52,7 +52,7 @@ def mixed_architectures(count: int, seed: int) -> list[dict]:
 
 
 def graph_of(arch: dict):
-    graph = parse_nb201(arch["arch"]) if arch["space"] == "nb201" else parse_nb101(arch["matrix"], arch["ops"])
+    graph = parse_nb201_network(arch["arch"]) if arch["space"] == "nb201" else parse_nb101(arch["matrix"], arch["ops"])
     return graph.renumbered(canonicalize(graph).order)
 
 

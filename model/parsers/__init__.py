@@ -4,7 +4,7 @@ from model.parsers.darts import parse_darts
 from model.parsers.fbnet import FBNET_CHOICES, fbnet_spec, parse_fbnet
 from model.parsers.json_dag import parse_json_dag
 from model.parsers.nb101 import parse_nb101
-from model.parsers.nb201 import NB201_OPS, nb201_arch_str, nb201_twin, parse_nb201
+from model.parsers.nb201 import NB201_OPS, nb201_arch_str, nb201_representative, nb201_twin, parse_nb201, parse_nb201_network
 from model.parsers.ofa import ofa_spec, parse_ofa
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "NB201_OPS",
     "fbnet_spec",
     "nb201_arch_str",
+    "nb201_representative",
     "nb201_twin",
     "ofa_spec",
     "parse_darts",
@@ -19,5 +20,6 @@ __all__ = [
     "parse_json_dag",
     "parse_nb101",
     "parse_nb201",
+    "parse_nb201_network",
     "parse_ofa",
 ]

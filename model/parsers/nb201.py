@@ -67,6 +67,25 @@ def nb201_twin(ops: list[str] | tuple[str, ...]) -> tuple[str, ...] | None:
     return None if twin == o else twin
 
 
+def nb201_representative(ops: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """One form for a cell and its twin: of the two, the one whose op codes come first (``NB201_OPS`` order).
+
+    The service predicts and caches this form, so a network answers the same whichever of its two arch strings is
+    asked (the line-graph IR keeps ``none`` nodes, so twins have different canonical keys and token sequences).
+    """
+    twin = nb201_twin(ops)
+    if twin is None:
+        return tuple(ops)
+    code = {op: i for i, op in enumerate(NB201_OPS)}
+    return min(tuple(ops), twin, key=lambda o: [code[op] for op in o])
+
+
+def parse_nb201_network(arch: str) -> ArchGraph:
+    """The IR of an arch string's network: ``parse_nb201`` of the string, or of its twin where that is the
+    representative (``nb201_representative``). What the service predicts and caches."""
+    return nb201_graph(nb201_representative(parse_nb201(arch).ops[1:-1]))
+
+
 def _ops_from_string(arch: str) -> list[str]:
     parts = arch.split("+")
     if len(parts) != 3:
