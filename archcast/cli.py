@@ -125,12 +125,30 @@ def _onnx_prediction(args: argparse.Namespace) -> dict:
                 args.device,
                 sequence_length=args.sequence_length,
                 weight_free=not args.send_weights,
+                breakdown=args.breakdown,
             )
     from service.local import predict_onnx_local
 
     return predict_onnx_local(
-        data, args.batch, args.resolution, args.predictor, args.device, sequence_length=args.sequence_length
+        data,
+        args.batch,
+        args.resolution,
+        args.predictor,
+        args.device,
+        sequence_length=args.sequence_length,
+        breakdown=args.breakdown,
     )
+
+
+def _print_breakdown(body: dict, op_types: int = 8) -> None:
+    """Where the predicted time goes, as a short table (``--breakdown``)."""
+    lines = ["op type              nodes        ms   share  compute  memory  per-node"]
+    for row in body["breakdown"]["by_op_type"][:op_types]:
+        lines.append(
+            f"{row['op_type'][:20]:20s} {row['nodes']:5d} {row['ms']:9.3f} {100 * row['share']:6.1f} % "
+            f"{100 * row['compute']:6.0f} % {100 * row['memory']:5.0f} % {100 * row['per_node']:7.0f} %"
+        )
+    print("\n".join(lines))
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
@@ -175,6 +193,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
         f"budget {args.max_latency_ms} ms "
         f"({body['cost']['flops'] / 1e9:.2f} GFLOPs, {body['cost']['params'] / 1e6:.2f} M params, {body['cost']['nodes']} ops)"
     )
+    if args.breakdown:
+        _print_breakdown(body)
     for warning in body.get("warnings", []):  # outside the predictor's training networks: the figure extrapolates
         print(f"warning: {warning}", file=sys.stderr)
     return 0 if verdict == "PASS" else 1
@@ -187,6 +207,9 @@ def _onnx_options(parser: argparse.ArgumentParser) -> None:
         "--sequence-length", type=int, default=128, help="ONNX models: length for symbolic dims of 2-D / 3-D inputs"
     )
     parser.add_argument("--device", help="ONNX models: device to predict for, e.g. cpu-ort-1t (default: the loaded one)")
+    parser.add_argument(
+        "--breakdown", action="store_true", help="ONNX models: also say where the predicted time goes (per op type, top nodes)"
+    )
     _send_weights_option(parser)
 
 

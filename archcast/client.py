@@ -213,9 +213,12 @@ def _onnx_request(
     device: str | None,
     sequence_length: int,
     weight_free: bool,
+    breakdown: bool = False,
 ) -> tuple[bytes, dict[str, Any]]:
     data = _model_bytes(model, weight_free)
-    given = {"batch": batch, "resolution": resolution, "sequence_length": sequence_length}
+    given: dict[str, Any] = {"batch": batch, "resolution": resolution, "sequence_length": sequence_length}
+    if breakdown:
+        given["breakdown"] = "true"
     return data, {k: v for k, v in {**given, "predictor": predictor, "device": device}.items() if v is not None}
 
 
@@ -353,12 +356,13 @@ class Client:
         device: str | None = None,
         sequence_length: int = 128,
         weight_free: bool = False,
+        breakdown: bool = False,
     ) -> dict[str, Any]:
         """Predicted latency (value, std in ms) and cost summary of a whole ONNX network (``POST /v1/predict/onnx``).
 
         ``weight_free=True`` uploads the model without its large float weights (``model.onnx_weights``): the same
-        answer from a fraction of the bytes."""
-        data, params = _onnx_request(model, batch, resolution, predictor, device, sequence_length, weight_free)
+        answer from a fraction of the bytes. ``breakdown=True`` adds where the predicted time goes."""
+        data, params = _onnx_request(model, batch, resolution, predictor, device, sequence_length, weight_free, breakdown)
         return self._request("POST", "/v1/predict/onnx", content=data, params=params)
 
     def calibrate(
@@ -471,9 +475,10 @@ class AsyncClient:
         device: str | None = None,
         sequence_length: int = 128,
         weight_free: bool = False,
+        breakdown: bool = False,
     ) -> dict[str, Any]:
         """``Client.predict_onnx``, awaited."""
-        data, params = _onnx_request(model, batch, resolution, predictor, device, sequence_length, weight_free)
+        data, params = _onnx_request(model, batch, resolution, predictor, device, sequence_length, weight_free, breakdown)
         return await self._request("POST", "/v1/predict/onnx", content=data, params=params)
 
     async def calibrate(

@@ -89,6 +89,7 @@ def predict_onnx_local(
     device: str | None = None,
     settings: Settings | None = None,
     sequence_length: int = 128,
+    breakdown: bool = False,
 ) -> dict[str, Any]:
     """The ``POST /v1/predict/onnx`` body for one ONNX model, in-process (``archcast predict model.onnx``)."""
     from model.onnx_graph import ParseOptions
@@ -104,4 +105,4 @@ def predict_onnx_local(
     options = ParseOptions(
         batch=batch, resolution=resolution, sequence_length=sequence_length, max_nodes=settings.max_network_nodes
     )
-    return predict_onnx_bytes(chosen, data, options)
+    return predict_onnx_bytes(chosen, data, options, with_breakdown=breakdown)

@@ -27,6 +27,7 @@ from model.network_tokenizer import (
     tokens_for_version,
 )
 from model.onnx_graph import NetworkGraph, ParseOptions, parse_onnx
+from service.breakdown import breakdown
 from service.errors import ServiceError
 
 log = logging.getLogger("archcast.service")
@@ -40,6 +41,7 @@ class NetworkPredictor:
     provider: str
     onnx_path: Path | None = None  # where the graph was loaded from (a calibration builds on it)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    breakdown_session: Any = field(default=None, repr=False)  # service.breakdown's session, built on first use
 
     @property
     def name(self) -> str:
@@ -98,13 +100,17 @@ def model_digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def predict_onnx_bytes(predictor: NetworkPredictor, data: bytes, options: ParseOptions) -> dict[str, Any]:
-    """The response body for one uploaded ONNX model (runs in a worker thread: parsing is CPU work)."""
+def predict_onnx_bytes(
+    predictor: NetworkPredictor, data: bytes, options: ParseOptions, with_breakdown: bool = False
+) -> dict[str, Any]:
+    """The response body for one uploaded ONNX model (runs in a worker thread: parsing is CPU work); with
+    ``with_breakdown`` also where the predicted time goes (``service.breakdown``)."""
     started = time.perf_counter()
     graph = parse_onnx(data, options)
     parsed = time.perf_counter()
     value, std = predictor.run(graph)
     done = time.perf_counter()
+    extra = {"breakdown": breakdown(predictor, graph, value)} if with_breakdown else {}
     totals = graph.totals()
     unseen = unseen_op_types(graph, predictor.card.domain)
     facts = GraphFacts.of(graph)
@@ -133,4 +139,5 @@ def predict_onnx_bytes(predictor: NetworkPredictor, data: bytes, options: ParseO
         "batch": options.batch,
         "resolution": options.resolution,
         "sequence_length": options.sequence_length,
+        **extra,
     }

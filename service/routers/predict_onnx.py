@@ -104,6 +104,9 @@ async def predict_onnx_route(
     ] = 128,
     predictor: Annotated[str | None, Query(description="Network predictor name; default: the only/first one.")] = None,
     device: Annotated[str | None, Query(description="Device the latency is predicted for, e.g. cpu-ort-1t.")] = None,
+    breakdown: Annotated[
+        bool, Query(description="Also say where the predicted time goes: per op type and the top nodes (not cached).")
+    ] = False,
 ) -> dict[str, Any]:
     """Predicted latency (value and std, ms) of an uploaded ONNX model on the predictor's device, plus its cost summary."""
     if batch > settings.max_onnx_batch:
@@ -133,14 +136,14 @@ async def predict_onnx_route(
     digest = model_digest(data)
     key = f"{chosen.name}@{chosen.card.version}:onnx{PARSER_VERSION}:{digest}:{batch}:{resolution}:{sequence_length}"
     (cached,) = await cache.get_many([key])
-    if cached is not None:
+    if cached is not None and not breakdown:  # a breakdown needs the parsed graph: no shortcut
         return _body(chosen, cached, shape, cache_hit=True)
     options = ParseOptions(
         batch=batch, resolution=resolution, sequence_length=sequence_length, max_nodes=settings.max_network_nodes
     )
     try:
         result = await asyncio.wait_for(
-            run_in_threadpool(predict_onnx_bytes, chosen, data, options), settings.parse_timeout_seconds
+            run_in_threadpool(predict_onnx_bytes, chosen, data, options, breakdown), settings.parse_timeout_seconds
         )
     except TimeoutError:
         raise ServiceError(
@@ -160,6 +163,8 @@ async def predict_onnx_route(
     body = _body(chosen, values, shape, cache_hit=False)
     body["input_shapes"] = result["input_shapes"]
     body["timing_ms"] = result["timing_ms"]
+    if breakdown:
+        body["breakdown"] = result["breakdown"]
     return body
 
 
