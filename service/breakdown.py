@@ -96,32 +96,86 @@ def node_shares(built: BreakdownSession, feeds: dict[str, np.ndarray], n: int) -
     return shares, terms
 
 
+CONV_ACTIVATIONS = frozenset({"Relu", "Clip", "LeakyRelu", "HardSwish", "HardSigmoid", "Sigmoid", "Tanh"})
+GEMM_ACTIVATIONS = frozenset({"Relu", "Clip", "LeakyRelu", "Sigmoid", "Tanh"})
+
+
+def runtime_roots(graph: NetworkGraph) -> list[int]:
+    """Per node, the node whose kernel runs it on onnxruntime's CPU provider: itself, or the ``Conv`` / ``MatMul`` /
+    ``Gemm`` it is fused into. A convolution absorbs one ``Add`` (a residual sum) and then one activation; a matrix
+    product one bias ``Add`` (an added weight) and then one activation; each only when the node before is read by
+    nothing else. These are the fusions the profiler shows on the published classifiers
+    (``benchmarks/onnx_breakdown.py``): there every ``Relu``, ``Clip``, ``HardSwish`` and residual ``Add`` after a
+    convolution, and every bias ``Add`` after a ``MatMul``, has no kernel of its own."""
+    consumers = [0] * graph.n
+    for node in graph.nodes:
+        for p in set(node.inputs):
+            consumers[p] += 1
+    root = list(range(graph.n))
+    stage = [0] * graph.n  # per root: 0 nothing absorbed, 1 an Add, 2 an activation
+    for j, node in enumerate(graph.nodes):
+        for p in reversed(node.inputs):
+            r = root[p]
+            kind = graph.nodes[r].op_type
+            if consumers[p] != 1 or kind not in ("Conv", "MatMul", "Gemm"):
+                continue
+            if node.op_type == "Add" and stage[r] == 0:
+                bias = len(node.inputs) == 1 and bool(node.attrs.get("_weights"))
+                joins = kind == "Conv" or bias
+                new_stage = 1
+            else:
+                joins = node.op_type in (CONV_ACTIVATIONS if kind == "Conv" else GEMM_ACTIVATIONS) and stage[r] < 2
+                new_stage = 2
+            if joins:
+                root[j], stage[r] = r, new_stage
+                break
+    return root
+
+
 def breakdown(predictor: Any, graph: NetworkGraph, value_ms: float) -> dict[str, Any]:
-    """Per op type (sorted by time) and the top nodes: predicted ms, share, and the compute / memory / per-node split."""
+    """Per op type (sorted by time) and the top kernels: predicted ms, share, and the compute / memory / per-node
+    split. Nodes onnxruntime fuses into a convolution or matrix product (``runtime_roots``) count in its row and are
+    listed under ``fused``."""
     built = breakdown_session(predictor)
     read = graph_for_version(graph, predictor.card.tokenizer)  # the nodes the predictor sees, in token order
     feeds = predictor.feeds(tokenize_networks([graph], max_nodes=max(graph.n, 1), version=predictor.card.tokenizer))
     shares, terms = node_shares(built, feeds, read.n)
+    roots = runtime_roots(read)
+    members: dict[int, list[int]] = defaultdict(list)
+    for j, r in enumerate(roots):
+        members[r].append(j)
+    kernel_share = {r: float(shares[rows].sum()) for r, rows in members.items()}
+    kernel_terms = {
+        r: (shares[rows, None] * terms[rows]).sum(axis=0) / max(kernel_share[r], 1e-30) for r, rows in members.items()
+    }
     by_type: dict[str, list[int]] = defaultdict(list)
-    for i, node in enumerate(read.nodes):
-        by_type[node.op_type].append(i)
+    for r in members:
+        by_type[read.nodes[r].op_type].append(r)
     op_types = []
-    for op_type, rows in by_type.items():
-        share = float(shares[rows].sum())
-        split = (shares[rows, None] * terms[rows]).sum(axis=0) / max(share, 1e-30)
+    for op_type, kernels in by_type.items():
+        share = sum(kernel_share[r] for r in kernels)
+        split = sum(kernel_share[r] * kernel_terms[r] for r in kernels) / max(share, 1e-30)
+        fused: dict[str, int] = defaultdict(int)
+        for r in kernels:
+            for j in members[r][1:]:
+                fused[read.nodes[j].op_type] += 1
         op_types.append({
-            "op_type": op_type, "nodes": len(rows), "ms": share * value_ms, "share": share,
-            **{term: float(s) for term, s in zip(TERMS, split, strict=True)},
+            "op_type": op_type, "nodes": len(kernels), "fused": dict(fused), "ms": share * value_ms, "share": share,
+            **{term: float(x) for term, x in zip(TERMS, split, strict=True)},
         })  # fmt: skip
-    op_types.sort(key=lambda r: -r["share"])
-    top = np.argsort(-shares)[:TOP_NODES]
+    op_types.sort(key=lambda row: -row["share"])
+    top = sorted(members, key=lambda r: -kernel_share[r])[:TOP_NODES]
     nodes = [
         {
-            "index": int(i), "name": read.nodes[i].name, "op_type": read.nodes[i].op_type,
-            "output_shape": list(read.nodes[i].output_shapes[0]) if read.nodes[i].output_shapes else [],
-            "ms": float(shares[i]) * value_ms, "share": float(shares[i]),
-            **{term: float(s) for term, s in zip(TERMS, terms[i], strict=True)},
+            "index": r, "name": read.nodes[r].name, "op_type": read.nodes[r].op_type,
+            "ops": [read.nodes[j].op_type for j in members[r]],
+            "output_shape": list(read.nodes[members[r][-1]].output_shapes[0]) if read.nodes[members[r][-1]].output_shapes else [],
+            "ms": kernel_share[r] * value_ms, "share": kernel_share[r],
+            **{term: float(x) for term, x in zip(TERMS, kernel_terms[r], strict=True)},
         }
-        for i in top
+        for r in top
     ]  # fmt: skip
-    return {"by_op_type": op_types, "top_nodes": nodes, "nodes": read.n, "members": len(built.cost_outputs)}
+    return {
+        "by_op_type": op_types, "top_nodes": nodes, "nodes": read.n, "kernels": len(members),
+        "members": len(built.cost_outputs),
+    }  # fmt: skip
