@@ -313,6 +313,13 @@ def test_service_calibrates_uploaded_onnx_models(base_dir: Path, tmp_path: Path)
         predicted = client.post("/v1/predict/onnx?device=up-cpu&resolution=64", content=data)
         assert predicted.status_code == 200, predicted.text
         assert predicted.json()["latency_ms"]["value"] == pytest.approx(new_device(base_ms(local, data, 64)), rel=1e-3)
+        # where the time goes on the new device: the base's shares, scaled to the calibrated value
+        parts = client.post("/v1/predict/onnx?device=up-cpu&resolution=64&breakdown=true", content=data).json()
+        base = client.post(f"/v1/predict/onnx?predictor={BASE}&resolution=64&breakdown=true", content=data).json()
+        value = predicted.json()["latency_ms"]["value"]
+        assert sum(r["ms"] for r in parts["breakdown"]["by_op_type"]) == pytest.approx(value, rel=1e-5)
+        shares = {r["op_type"]: r["share"] for r in parts["breakdown"]["by_op_type"]}
+        assert shares == pytest.approx({r["op_type"]: r["share"] for r in base["breakdown"]["by_op_type"]}, rel=1e-5)
     assert (tmp_path / "cal" / "calibrated-up-cpu.card.json").is_file()  # every worker and a restart serve it
 
 
