@@ -113,31 +113,16 @@ def _api_errors() -> tuple[type[Exception], ...]:
 def _onnx_prediction(args: argparse.Namespace) -> dict:
     """The ONNX latency response for ``args.model`` (a .onnx file), in-process or through ``args.url``."""
     data = Path(args.model).read_bytes()
+    shape = {"batch": args.batch, "resolution": args.resolution, "sequence_length": args.sequence_length}
+    chosen = {"predictor": args.predictor, "device": args.device, "breakdown": args.breakdown}
     if args.url:
         from archcast.client import Client
 
         with Client(args.url) as client:
-            return client.predict_onnx(
-                data,
-                args.batch,
-                args.resolution,
-                args.predictor,
-                args.device,
-                sequence_length=args.sequence_length,
-                weight_free=not args.send_weights,
-                breakdown=args.breakdown,
-            )
+            return client.predict_onnx(data, weight_free=not args.send_weights, **shape, **chosen)
     from service.local import predict_onnx_local
 
-    return predict_onnx_local(
-        data,
-        args.batch,
-        args.resolution,
-        args.predictor,
-        args.device,
-        sequence_length=args.sequence_length,
-        breakdown=args.breakdown,
-    )
+    return predict_onnx_local(data, **shape, **chosen)
 
 
 def _print_breakdown(body: dict, op_types: int = 8) -> None:
