@@ -1,17 +1,17 @@
-"""Which op category carries a held-out family's error: leave-one-family-out predictors taken apart
-(``service.breakdown``'s per-node shares) against onnxruntime's profiler.
+"""Which op category carries a held-out family's error: a leave-one-family-out predictor and the shipped
+in-domain one, both taken apart by op category (per-node shares, ``service.breakdown``), on the same networks.
 
     python -m benchmarks.onnx_lofo_breakdown --runs runs/lofo_bd --families shufflenet mnasnet mobilenetv3 resnet
-        [--data training/datasets/cpu-ort-1t-epyc] [--per-family 30] [--out benchmarks/results/onnx_lofo_breakdown]
+        [--data training/datasets/cpu-ort-1t-epyc] [--per-family 60] [--out benchmarks/results/onnx_lofo_breakdown]
 
-For each family: the leave-one-family-out model of ``--runs`` (``benchmarks.onnx_latency --protocol lofo``, which
-never saw the family) and, for reference, the shipped predictor of the dataset's device (``--reference``, which saw
-the family in training) predict ``--per-family`` of the family's networks from the reference's test split. Each
-network's measured latency (the dataset's label) is split into op categories by the shares onnxruntime's profiler
-gives on this machine (``benchmarks.onnx_breakdown``); each prediction by its own per-node shares, nodes fused at run
-time counted in their kernel (``service.breakdown.runtime_roots``). The table gives, per category, the mean of
-(predicted - measured) / measured latency: the categories' errors add up to the whole network's. Profiled shares
-come from this machine's CPU, so the reference's own per-category errors show how far that alone moves them.
+For each family: the seed-0 leave-one-family-out model of ``--runs`` (``benchmarks.onnx_latency --protocol lofo``,
+which never saw the family) and the shipped predictor of the dataset's device (``--reference``, which saw it, and
+lands within a few % on its test networks) predict ``--per-family`` of the family's networks from the reference's
+test split. Each prediction is split into op categories (convolutions further into depthwise, 1x1 and dense k x k)
+by its own per-node shares, nodes fused at run time counted in their kernel (``service.breakdown.runtime_roots``).
+Per category, (leave-one-family-out ms - reference ms) / measured latency says where the model that never saw the
+family departs from one that did; the categories add up to the difference of the two whole-network errors.
+No measurement: about 1 min.
 """
 
 from __future__ import annotations
@@ -26,12 +26,12 @@ import numpy as np
 import torch
 
 from benchmarks.machine import describe_machine
-from benchmarks.onnx_breakdown import ORDER, category, profiled_shares
+from benchmarks.onnx_breakdown import ORDER, category
 from benchmarks.onnx_calibration import base_test_keys
 from model.card import PREDICTOR_DIR
 from model.network_tokenizer import graph_for_version, tokenize_networks, tokens_for_version
 from model.onnx_graph import ParseOptions, parse_onnx
-from service.breakdown import breakdown
+from service.breakdown import breakdown_session, node_shares, runtime_roots
 from service.predictor import load_registry
 from training.latency_data import load_latency_dataset, network_keys
 from training.latency_trainer import LatencyTrainConfig
@@ -50,30 +50,49 @@ def lofo_model(runs: Path, family: str) -> tuple[WholeNetworkTransformer, str]:
     return model.eval(), str(result.get("tokenizer", ""))
 
 
-def lofo_shares(model: WholeNetworkTransformer, graph, version: str) -> tuple[dict[str, float], float]:
-    """Category shares of the model's per-node sum (fused nodes in their kernel's category) and its predicted ms."""
-    from service.breakdown import runtime_roots
+CONV_KINDS = ("depthwise conv", "1x1 conv", "dense kxk conv")
+GROUPS = (*CONV_KINDS, *(c for c in ORDER if c != "convolution"))
 
+
+def group_of(node) -> str:  # noqa: ANN001 - a model.onnx_graph.NetNode
+    """The op category, with convolutions split into depthwise (one group per channel), 1x1 and dense k x k."""
+    kind = category(node.op_type)
+    if kind != "convolution":
+        return kind
+    groups = int(node.attrs.get("group", 1))
+    channels = node.input_shapes[0][1] if node.input_shapes and len(node.input_shapes[0]) > 1 else 0
+    if groups > 1 and groups == channels:
+        return "depthwise conv"
+    return "1x1 conv" if all(int(k) == 1 for k in node.attrs.get("kernel_shape", [1])) else "dense kxk conv"
+
+
+def grouped(read, shares: np.ndarray) -> dict[str, float]:  # noqa: ANN001 - the graph the predictor reads
+    """Per group, the summed share of the nodes, each counted in the kernel onnxruntime runs it in."""
+    roots = runtime_roots(read)
+    out: dict[str, float] = defaultdict(float)
+    for j, share in enumerate(shares):
+        out[group_of(read.nodes[roots[j]])] += float(share)
+    return {g: out.get(g, 0.0) for g in GROUPS}
+
+
+def lofo_shares(model: WholeNetworkTransformer, graph, version: str) -> tuple[dict[str, float], float]:  # noqa: ANN001
+    """Group shares of the model's per-node sum and its predicted ms."""
     read = graph_for_version(graph, version)
     batch = tokenize_networks([graph], max_nodes=max(graph.n, 1), version=version)
     tokens = torch.from_numpy(tokens_for_version(batch.tokens, version))
     with torch.no_grad():
         _, _, cost = model.node_costs(tokens, torch.from_numpy(batch.mask))
     cost = cost[0, : read.n].double()
-    shares = torch.softmax(cost, dim=0).numpy()
-    roots = runtime_roots(read)
-    out: dict[str, float] = defaultdict(float)
-    for j, share in enumerate(shares):
-        out[category(read.nodes[roots[j]].op_type)] += float(share)
-    return {c: out.get(c, 0.0) for c in ORDER}, float(torch.logsumexp(cost, dim=0).exp())
+    return grouped(read, torch.softmax(cost, dim=0).numpy()), float(torch.logsumexp(cost, dim=0).exp())
 
 
-def reference_shares(predictor, graph) -> tuple[dict[str, float], float]:
+def reference_shares(predictor, graph) -> tuple[dict[str, float], float]:  # noqa: ANN001
+    """The same for a shipped predictor, from the per-node tensors of its ONNX graph (``service.breakdown``)."""
     value, _ = predictor.run(graph)
-    out: dict[str, float] = defaultdict(float)
-    for row in breakdown(predictor, graph, value)["by_op_type"]:
-        out[category(row["op_type"])] += row["share"]
-    return {c: out.get(c, 0.0) for c in ORDER}, value
+    read = graph_for_version(graph, predictor.card.tokenizer)
+    feeds = predictor.feeds(tokenize_networks([graph], max_nodes=max(graph.n, 1), version=predictor.card.tokenizer))
+    shares, _ = node_shares(breakdown_session(predictor), feeds, read.n)
+    return grouped(read, shares), value
 
 
 def main() -> None:
@@ -84,8 +103,8 @@ def main() -> None:
     parser.add_argument("--reference", default="cpu-ort-1t-epyc-v1")
     parser.add_argument("--split-data", type=Path, default=Path("training/datasets/cpu-ort-1t"),
                         help="the dataset whose in-domain split the reference's test networks come from")  # fmt: skip
-    parser.add_argument("--per-family", type=int, default=30)
-    parser.add_argument("--runs-per-profile", type=int, default=10)
+    parser.add_argument("--per-family", type=int, default=60)
+    parser.add_argument("--trained-by", default="", help="the command that trained --runs, quoted in the report")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/onnx_lofo_breakdown"))
     args = parser.parse_args()
     reference = load_registry(PREDICTOR_DIR, providers="cpu").networks[args.reference]
@@ -100,23 +119,26 @@ def main() -> None:
         version = version or reference.card.tokenizer
         rows = [i for i, k in enumerate(keys) if k in test_keys and data.families[i] == family]
         rows = sorted(random.Random(0).sample(rows, min(args.per_family, len(rows))))
-        errors: dict[str, list[dict[str, float]]] = {"lofo": [], "reference": []}
+        gaps: list[dict[str, float]] = []
+        totals: dict[str, list[float]] = {"lofo": [], "reference": []}
         for r in rows:
             record = records[int(data.ids[r])]
             onnx_bytes = export_spec(record["family"], record["spec"])
             graph = parse_onnx(onnx_bytes, ParseOptions())
-            measured, _ = profiled_shares(onnx_bytes, args.runs_per_profile)
             label = float(data.latency_ms[r])
-            for name, (shares, value) in (("lofo", lofo_shares(model, graph, version)),
-                                          ("reference", reference_shares(reference, graph))):  # fmt: skip
-                errors[name].append({c: (shares[c] * value - measured[c] * label) / label for c in ORDER}
-                                    | {"total": (value - label) / label})  # fmt: skip
+            (lofo, lofo_ms), (ref, ref_ms) = lofo_shares(model, graph, version), reference_shares(reference, graph)
+            gaps.append({c: (lofo[c] * lofo_ms - ref[c] * ref_ms) / label for c in GROUPS})
+            totals["lofo"].append((lofo_ms - label) / label)
+            totals["reference"].append((ref_ms - label) / label)
         report["families"][family] = {
-            name: {k: float(np.mean([e[k] for e in errs])) for k in (*ORDER, "total")} for name, errs in errors.items()
-        } | {"networks": len(rows), "mape": {name: float(np.mean([abs(e["total"]) for e in errs])) for name, errs in
-                                             errors.items()}}  # fmt: skip
-        print(family, json.dumps(report["families"][family]["lofo"]))
-    meta = {"machine": describe_machine(), "runs": str(args.runs), "reference": args.reference,
+            "networks": len(rows),
+            "signed": {c: float(np.mean([g[c] for g in gaps])) for c in GROUPS},
+            "absolute": {c: float(np.mean([abs(g[c]) for g in gaps])) for c in GROUPS},
+            "error": {name: float(np.mean(errs)) for name, errs in totals.items()},
+            "mape": {name: float(np.mean(np.abs(errs))) for name, errs in totals.items()},
+        }
+        print(family, json.dumps(report["families"][family]))
+    meta = {"machine": describe_machine(), "runs": str(args.runs), "reference": args.reference, "trained_by": args.trained_by,
             "command": f"python -m benchmarks.onnx_lofo_breakdown --runs {args.runs} --families {' '.join(args.families)} "
                        f"--per-family {args.per_family} --out {args.out}"}  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -127,24 +149,26 @@ def main() -> None:
 
 
 def markdown(report: dict, meta: dict) -> str:
-    shown = [c for c in ORDER if any(abs(f[m][c]) >= 0.005 for f in report["families"].values() for m in ("lofo", "reference"))]
+    families = report["families"]
+    shown = [c for c in GROUPS if any(f["absolute"][c] >= 0.002 for f in families.values())]
     lines = [
         "# Leave-one-family-out error, taken apart by op category",
         "",
         f"Machine: {meta['machine']}. Command: `{meta['command']}`. Leave-one-family-out models: seed 0 of "
-        f"`{meta['runs']}`; reference: the shipped `{meta['reference']}` (saw every family). Each cell: mean over the "
-        "family's networks of (predicted - measured) ms in that category / measured latency, %; the categories add up "
-        "to `total`, the signed error of the whole network. Measured ms per category = the dataset's label x the "
-        "profiled share on this machine.",
+        f"`{meta['runs']}`" + (f" (trained by `{meta['trained_by']}`)" if meta.get("trained_by") else "")
+        + f"; reference: the shipped `{meta['reference']}`, which saw every family. Each category cell: "
+        "mean over the family's networks of (leave-one-family-out ms - reference ms) in that category / measured "
+        "latency, % (signed, then mean absolute in brackets). The signed cells add up to the difference of the two "
+        "mean signed errors.",
         "",
-        "| family | networks | model | " + " | ".join(shown) + " | total | MAPE |",
-        "|---|---|---|" + "---|" * (len(shown) + 2),
+        "| family | networks | " + " | ".join(shown) + " | error, leave-one-family-out | error, reference | MAPE lofo / ref |",
+        "|---|---|" + "---|" * (len(shown) + 3),
     ]
-    for family, f in report["families"].items():
-        for name in ("lofo", "reference"):
-            cells = " | ".join(f"{100 * f[name][c]:+.1f}" for c in shown)
-            lines.append(f"| {family} | {f['networks']} | {name} | {cells} | {100 * f[name]['total']:+.1f} | "
-                         f"{100 * f['mape'][name]:.1f} |")  # fmt: skip
+    for family, f in families.items():
+        cells = " | ".join(f"{100 * f['signed'][c]:+.1f} ({100 * f['absolute'][c]:.1f})" for c in shown)
+        lines.append(f"| {family} | {f['networks']} | {cells} | {100 * f['error']['lofo']:+.1f} | "
+                     f"{100 * f['error']['reference']:+.1f} | {100 * f['mape']['lofo']:.1f} / "
+                     f"{100 * f['mape']['reference']:.1f} |")  # fmt: skip
     return "\n".join([*lines, ""])
 
 
