@@ -127,11 +127,13 @@ def noise_ceiling(values: np.ndarray, pairs: np.ndarray, kind: str) -> dict:
     return out
 
 
-def _figure(name: str, summary: dict, size: str, metric: str) -> float | None:
-    method = summary.get(name)
+def _figure(method_name: str, summary: dict, size: str, key: tuple[str, str]) -> float | None:
+    """The mean over seeds of one (target, metric) of one method at one training size, None when not run."""
+    method = summary.get(method_name)
     if method is None or size not in method:
         return None
-    return method[size]["targets"].get(metric[0], {}).get(metric[1], [None])[0]
+    target, metric = key
+    return method[size]["targets"].get(target, {}).get(metric, [None])[0]
 
 
 def verdict(row: dict, model: dict) -> str:
