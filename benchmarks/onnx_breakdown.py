@@ -30,7 +30,7 @@ import onnxruntime as ort
 from benchmarks.machine import describe_machine
 from benchmarks.onnx_realworld import canonical_networks
 from model.card import PREDICTOR_DIR
-from model.network_tokenizer import graph_for_version, tokenize_networks
+from model.network_tokenizer import graph_for_version
 from model.onnx_graph import ParseOptions, parse_onnx
 from service.breakdown import breakdown, breakdown_session, node_shares
 from service.predictor import load_registry
@@ -103,7 +103,7 @@ def predicted_shares(predictor, data: bytes) -> tuple[dict[str, float], dict[str
     for row in breakdown(predictor, graph, value)["by_op_type"]:
         kernels[category(row["op_type"])] += row["share"]
     read = graph_for_version(graph, predictor.card.tokenizer)
-    feeds = predictor.feeds(tokenize_networks([graph], max_nodes=graph.n, version=predictor.card.tokenizer))
+    feeds = predictor.graph_feeds(graph)
     shares, _ = node_shares(breakdown_session(predictor), feeds, read.n)
     nodes: dict[str, float] = defaultdict(float)
     for node, share in zip(read.nodes, shares, strict=True):

@@ -90,7 +90,7 @@ def reference_shares(predictor, graph) -> tuple[dict[str, float], float]:  # noq
     """The same for a shipped predictor, from the per-node tensors of its ONNX graph (``service.breakdown``)."""
     value, _ = predictor.run(graph)
     read = graph_for_version(graph, predictor.card.tokenizer)
-    feeds = predictor.feeds(tokenize_networks([graph], max_nodes=max(graph.n, 1), version=predictor.card.tokenizer))
+    feeds = predictor.graph_feeds(graph)
     shares, _ = node_shares(breakdown_session(predictor), feeds, read.n)
     return grouped(read, shares), value
 

@@ -22,7 +22,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from model.network_tokenizer import graph_for_version, tokenize_networks
+from model.network_tokenizer import graph_for_version
 from model.onnx_graph import NetworkGraph
 from service.errors import ServiceError
 
@@ -135,13 +135,15 @@ def runtime_roots(graph: NetworkGraph) -> list[int]:
     return root
 
 
-def breakdown(predictor: Any, graph: NetworkGraph, value_ms: float) -> dict[str, Any]:
+def breakdown(
+    predictor: Any, graph: NetworkGraph, value_ms: float, feeds: dict[str, np.ndarray] | None = None
+) -> dict[str, Any]:
     """Per op type (sorted by time) and the top kernels: predicted ms, share, and the compute / memory / per-node
     split. Nodes onnxruntime fuses into a convolution or matrix product (``runtime_roots``) count in its row and are
     listed under ``fused``."""
     built = breakdown_session(predictor)
     read = graph_for_version(graph, predictor.card.tokenizer)  # the nodes the predictor sees, in token order
-    feeds = predictor.feeds(tokenize_networks([graph], max_nodes=max(graph.n, 1), version=predictor.card.tokenizer))
+    feeds = feeds if feeds is not None else predictor.graph_feeds(graph)  # the same inputs the answer came from
     shares, terms = node_shares(built, feeds, read.n)
     roots = runtime_roots(read)
     members: dict[int, list[int]] = defaultdict(list)
