@@ -7,11 +7,12 @@ Networks: the 19 published classifiers of ``benchmarks.onnx_realworld`` (with ``
 ``benchmarks.onnx_unusual``). Each is run on this machine as the dataset measures it (1 intra-op thread, all graph
 optimisations) with onnxruntime's profiler on: 3 warm-up runs, then ``--runs`` profiled runs; every kernel's time is
 summed per op category (onnxruntime's ``op_name``: a fused ``Conv`` + ``Relu`` counts as convolution, its layout
-reorders as data movement). The predictor's breakdown is summed over the same categories from the op types of the
-uploaded graph, so an op that onnxruntime fuses into its producer keeps a predicted share of its own: that
-difference is real, and the table shows it. Compared: each category's share of the network's time, predicted and
-profiled. Shares, not milliseconds, so the profiled CPU need not be the predictor's device; the profiler adds a few
-microseconds per kernel, which inflates the shares of small ops a little. About 3 min on 2 cores.
+reorders as data movement). The predictor's breakdown is summed over the same categories as the service reports it,
+the nodes onnxruntime fuses into a convolution or matrix product counted in that kernel
+(``service.breakdown.runtime_roots``); the report also gives the figures with every node in its own op type.
+Compared: each category's share of the network's time, predicted and profiled. Shares, not milliseconds, so the
+profiled CPU need not be the predictor's device; the profiler adds a few microseconds per kernel, which inflates the
+shares of small ops a little. About 3 min on 2 cores.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
 from benchmarks.machine import describe_machine
 from benchmarks.onnx_realworld import canonical_networks
@@ -35,7 +35,7 @@ from model.onnx_graph import ParseOptions, parse_onnx
 from service.breakdown import breakdown, breakdown_session, node_shares
 from service.predictor import load_registry
 from training.netgen.export import build_network, export_onnx_bytes
-from training.netgen.measure import session_feed
+from training.netgen.measure import make_session, session_feed
 
 CATEGORIES: dict[str, tuple[str, ...]] = {
     "convolution": ("Conv", "FusedConv", "ConvTranspose", "NchwcConv", "QLinearConv", "ConvInteger"),
@@ -62,14 +62,14 @@ def category(op_type: str) -> str:
 
 
 def profiled_shares(data: bytes, runs: int) -> tuple[dict[str, float], float]:
-    """Each category's share of the summed kernel time over ``runs`` profiled runs, and the median kernel ms per run."""
-    profiled = _profiled_session(data)
-    feed = session_feed(profiled)
-    for _ in range(WARMUP):
-        profiled.run(None, feed)
-    for _ in range(runs):
-        profiled.run(None, feed)
-    events = json.loads(Path(profiled.end_profiling()).read_text())
+    """Each category's share of the summed kernel time over ``runs`` profiled runs, and the median kernel ms per run;
+    the session has the measurer's settings (``training.netgen.measure.make_session``) with the profiler on."""
+    with tempfile.TemporaryDirectory(prefix="archcast-profile-") as folder:
+        profiled = make_session(data, profile_prefix=os.path.join(folder, "run"))
+        feed = session_feed(profiled)
+        for _ in range(WARMUP + runs):
+            profiled.run(None, feed)
+        events = json.loads(Path(profiled.end_profiling()).read_text())
     kernels = [e for e in events if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time")]
     per_run = len(kernels) // (WARMUP + runs)
     kernels = kernels[WARMUP * per_run :]
@@ -81,29 +81,16 @@ def profiled_shares(data: bytes, runs: int) -> tuple[dict[str, float], float]:
     return {c: totals.get(c, 0.0) / whole for c in ORDER}, float(np.median(run_ms))
 
 
-def _profiled_session(data: bytes) -> ort.InferenceSession:
-    """A session with the measurer's settings (``training.netgen.measure.make_session``) and the profiler on."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
-    options.enable_profiling = True
-    options.profile_file_prefix = os.path.join(tempfile.mkdtemp(prefix="archcast-profile-"), "run")
-    return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
-
-
 def predicted_shares(predictor, data: bytes) -> tuple[dict[str, float], dict[str, float], float]:
     """Category shares as the service reports them (fused nodes in their kernel's row), the same with every node
     in its own op type's row, and the predicted ms."""
     graph = parse_onnx(data, ParseOptions())
-    value, _ = predictor.run(graph)
+    feeds = predictor.graph_feeds(graph)
+    value, _ = predictor.run(graph, feeds)
     kernels: dict[str, float] = defaultdict(float)
-    for row in breakdown(predictor, graph, value)["by_op_type"]:
+    for row in breakdown(predictor, graph, value, feeds)["by_op_type"]:
         kernels[category(row["op_type"])] += row["share"]
     read = graph_for_version(graph, predictor.card.tokenizer)
-    feeds = predictor.graph_feeds(graph)
     shares, _ = node_shares(breakdown_session(predictor), feeds, read.n)
     nodes: dict[str, float] = defaultdict(float)
     for node, share in zip(read.nodes, shares, strict=True):

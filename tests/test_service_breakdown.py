@@ -12,14 +12,14 @@ from onnx import TensorProto, helper
 from onnx_fixtures import _weight, attention_block, conv_net, model_from
 
 from archcast.cli import main as cli_main
-from model.network_tokenizer import log2_column, tokenize_networks
+from model.network_tokenizer import tokenize_networks
 from model.onnx_graph import ParseOptions, parse_onnx
 from service.app import create_app
 from service.breakdown import runtime_roots
 from service.settings import Settings
 from training.latency_export import export_ensemble, write_network_card
 from training.network import NetworkConfig
-from training.whole_network import LOG2_CODE_TO_LN, WholeNetworkTransformer
+from training.whole_network import WholeNetworkTransformer
 
 CFG = NetworkConfig(n_targets=1, d_model=32, n_heads=2, n_layers=1, dropout=0.0)
 
@@ -59,14 +59,8 @@ def _member_shares(directory: Path, data: bytes) -> np.ndarray:
     shares = []
     with torch.no_grad():
         for m in members:
-            x = m.token_proj(tokens)
-            for block in m.encoder:
-                x = block(x, None, mask)
-            rates = m.node_rates(m.ln_nodes(x))
-            ln_flops = tokens[..., log2_column("flops")] * LOG2_CODE_TO_LN
-            ln_bytes = tokens[..., log2_column("memory_bytes")] * LOG2_CODE_TO_LN
-            terms = torch.stack([ln_flops + rates[..., 0], ln_bytes + rates[..., 1], rates[..., 2]], dim=-1)
-            shares.append(torch.softmax(torch.logsumexp(terms, dim=-1)[0], dim=0).numpy())
+            _, _, cost = m.node_costs(tokens, mask)
+            shares.append(torch.softmax(cost[0], dim=0).numpy())
     return np.mean(shares, axis=0)
 
 

@@ -45,14 +45,20 @@ class PassResult:
 PROVIDERS = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}
 
 
-def make_session(onnx_bytes: bytes, threads: int = 1, provider: str = "cpu") -> ort.InferenceSession:
-    """A measuring session; with ``provider="cuda"`` it must really run on CUDA (no silent CPU fallback)."""
+def make_session(
+    onnx_bytes: bytes, threads: int = 1, provider: str = "cpu", profile_prefix: str | None = None
+) -> ort.InferenceSession:
+    """A measuring session; with ``provider="cuda"`` it must really run on CUDA (no silent CPU fallback). With
+    ``profile_prefix`` onnxruntime's profiler is on and writes there (``session.end_profiling()`` names the file)."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
+    if profile_prefix is not None:
+        options.enable_profiling = True
+        options.profile_file_prefix = profile_prefix
     session = ort.InferenceSession(onnx_bytes, options, providers=PROVIDERS[provider])
     if session.get_providers()[0] != PROVIDERS[provider][0]:
         raise RuntimeError(f"onnxruntime could not create a {PROVIDERS[provider][0]} session here")
