@@ -122,6 +122,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--heads", type=int, default=None, help="attention heads (default: LatencyTrainConfig's)")
     parser.add_argument("--dropout", type=float, default=None, help="transformer dropout (default: LatencyTrainConfig's)")
     parser.add_argument(
+        "--attention-hops",
+        type=int,
+        default=None,
+        help="a node's attention reads only nodes within this many graph hops (default: every node)",
+    )
+    parser.add_argument(
         "--weight-decay", type=float, default=None, help="AdamW weight decay (default: LatencyTrainConfig's)"
     )
     parser.add_argument(
@@ -174,7 +180,13 @@ def main(argv: list[str] | None = None) -> None:
     sums = np.stack([kind_sums(g) for g in data.graphs])
     families = sorted(set(data.families))
     lofo_seeds = args.lofo_seeds or args.seeds
-    sizes = {"d_model": args.d_model, "n_layers": args.layers, "n_heads": args.heads, "dropout": args.dropout}
+    sizes = {
+        "d_model": args.d_model,
+        "n_layers": args.layers,
+        "n_heads": args.heads,
+        "dropout": args.dropout,
+        "attention_hops": args.attention_hops,
+    }
     network = {k: v for k, v in sizes.items() if v is not None}
     # in-domain: one split (seed 0) shared by every training seed, so the seeds form an honest ensemble on one test set
     split0 = in_domain_split(data.families, 0)

@@ -10,6 +10,7 @@ torch = pytest.importorskip("torch")
 from model.network_tokenizer import GRAPH_FEATURE_DIM, NETWORK_TOKEN_DIM  # noqa: E402
 from training.latency_data import (  # noqa: E402
     aligned_split,
+    hop_neighbours,
     in_domain_split,
     leave_out_split,
     subsample_train,
@@ -123,6 +124,30 @@ def test_padding_does_not_change_any_readout() -> None:
     for readout in READOUTS:
         model = _model(readout)
         assert model(tokens, mask, features).item() == pytest.approx(model(padded, padded_mask, features).item(), rel=1e-5)
+
+
+def test_hop_neighbours_follow_edges_both_ways_up_to_the_hop_count() -> None:
+    src, dst = np.array([0, 1, 2, 3, 0]), np.array([1, 2, 3, 4, 2])  # a chain 0-1-2-3-4 and a skip 0->2
+    one = hop_neighbours(5, src, dst, 1).toarray()
+    assert [set(np.flatnonzero(row)) for row in one] == [{0, 1, 2}, {0, 1, 2}, {0, 1, 2, 3}, {2, 3, 4}, {3, 4}]
+    two = hop_neighbours(5, src, dst, 2).toarray()
+    assert set(np.flatnonzero(two[4])) == {2, 3, 4} and set(np.flatnonzero(two[0])) == {0, 1, 2, 3}
+    assert (two == two.T).all() and hop_neighbours(5, src, dst, 3).toarray().all()
+
+
+def test_attention_within_hops_ignores_nodes_further_away() -> None:
+    """With a neighbour mask a node's cost reads only its neighbours: changing a far node's token leaves it alone."""
+    tokens, mask, features = _inputs(batch=1)
+    neighbours = torch.from_numpy(hop_neighbours(6, np.arange(5), np.arange(1, 6), 1).toarray())[None]  # a chain
+    changed = tokens.clone()
+    changed[0, 5] += 1.0
+    model = _model("additive")
+    near = [model.node_costs(t, mask, neighbours)[2][0] for t in (tokens, changed)]
+    assert torch.equal(near[0][:4], near[1][:4]) and not torch.equal(near[0][4], near[1][4])
+    everywhere = [model.node_costs(t, mask)[2][0] for t in (tokens, changed)]
+    assert not torch.equal(everywhere[0][0], everywhere[1][0])
+    full = torch.ones(1, 6, 6, dtype=torch.bool)  # every node a neighbour: the same as no neighbour mask
+    assert torch.allclose(model(tokens, mask, features, full), model(tokens, mask, features))
 
 
 def test_an_unknown_readout_is_refused() -> None:

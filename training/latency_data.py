@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import heapq
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from scipy import sparse
 from tqdm import tqdm
 
 from model.network_tokenizer import (
@@ -41,6 +42,14 @@ class LatencyDataset:
     edges: list[tuple[np.ndarray, np.ndarray]]
     features: np.ndarray  # (N, GRAPH_FEATURE_DIM)
     tokenizer: str = TOKENIZER_VERSION  # the tokenizer version that made nodes / edges / features
+    neighbour_cache: dict = field(default_factory=dict, repr=False)  # (row, hops) -> hop_neighbours
+
+    def neighbours(self, row: int, hops: int) -> sparse.csr_matrix:
+        key = (int(row), hops)
+        if key not in self.neighbour_cache:
+            src, dst = self.edges[row]
+            self.neighbour_cache[key] = hop_neighbours(self.nodes[row].shape[0], src, dst, hops)
+        return self.neighbour_cache[key]
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -210,6 +219,16 @@ def leave_out_split(families: np.ndarray, family: str, seed: int, val_frac: floa
     rest = np.random.default_rng(seed).permutation(np.flatnonzero(families != family))
     n_val = round(val_frac * len(rest))
     return Split(f"leave_out_{family}_seed{seed}", np.sort(rest[n_val:]), np.sort(rest[:n_val]), test)
+
+
+def hop_neighbours(n: int, src: np.ndarray, dst: np.ndarray, hops: int) -> sparse.csr_matrix:
+    """(n, n) boolean: node pairs at most ``hops`` edges apart, edge direction ignored; every node is its own."""
+    step = sparse.coo_matrix((np.ones(len(src), dtype=np.int32), (src, dst)), shape=(n, n)).tocsr()
+    step = ((step + step.T + sparse.identity(n, dtype=np.int32, format="csr")) > 0).astype(np.int32)
+    reach = step
+    for _ in range(hops - 1):
+        reach = ((reach @ step) > 0).astype(np.int32)
+    return reach > 0
 
 
 def random_topological_order(n: int, src: np.ndarray, dst: np.ndarray, rng: random.Random) -> np.ndarray:

@@ -79,19 +79,26 @@ def make_batches(rows: np.ndarray, lengths: np.ndarray, max_tokens: int, max_bat
 
 
 def batch_tensors(
-    data: LatencyDataset, rows: np.ndarray, rng: random.Random | None = None
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Padded tokens, mask and features; with ``rng`` each network gets a random topological order."""
+    data: LatencyDataset, rows: np.ndarray, rng: random.Random | None = None, hops: int = 0
+) -> tuple[torch.Tensor, ...]:
+    """Padded tokens, mask and features; with ``rng`` each network gets a random topological order. With ``hops``
+    also the (B, L, L) neighbour mask of ``WholeNetworkTransformer`` (padding reads itself only)."""
     length = max(data.nodes[r].shape[0] for r in rows)
     tokens = np.zeros((len(rows), length, NETWORK_TOKEN_DIM), dtype=np.float32)
     mask = np.zeros((len(rows), length), dtype=bool)
+    neighbours = np.zeros((len(rows), length, length), dtype=bool) if hops else None
     for b, r in enumerate(rows):
         n = data.nodes[r].shape[0]
         src, dst = data.edges[r]
         order = random_topological_order(n, src, dst, rng) if rng is not None else None
         tokens[b, :n] = assemble_tokens(data.nodes[r], src, dst, order)
         mask[b, :n] = True
-    return torch.from_numpy(tokens), torch.from_numpy(mask), torch.from_numpy(data.features[rows])
+        if neighbours is not None:
+            reach = data.neighbours(r, hops).toarray()
+            neighbours[b, :n, :n] = reach if order is None else reach[np.ix_(order, order)]
+            neighbours[b, np.arange(n, length), np.arange(n, length)] = True
+    tensors = (torch.from_numpy(tokens), torch.from_numpy(mask), torch.from_numpy(data.features[rows]))
+    return tensors if neighbours is None else (*tensors, torch.from_numpy(neighbours))
 
 
 @torch.no_grad()
@@ -100,7 +107,7 @@ def predict_log(model: torch.nn.Module, data: LatencyDataset, rows: np.ndarray, 
     out = np.zeros(len(rows))
     position = {int(r): i for i, r in enumerate(rows)}
     for batch in make_batches(rows, data.lengths, max_tokens, 256, random.Random(0)):
-        pred = model(*batch_tensors(data, batch)).squeeze(-1).numpy()
+        pred = model(*batch_tensors(data, batch, hops=model.cfg.attention_hops)).squeeze(-1).numpy()
         out[[position[int(r)] for r in batch]] = pred
     return out
 
@@ -113,6 +120,7 @@ def train_latency(data: LatencyDataset, split: Split, cfg: LatencyTrainConfig, r
     rng = random.Random(cfg.seed)
     y = np.log(data.latency_ms)
     model = WholeNetworkTransformer(cfg.network_config(), cfg.readout)
+    hops = model.cfg.attention_hops
     if cfg.init is not None:  # a resumed run overwrites these weights from last.pt below
         model.load_state_dict(torch.load(cfg.init))
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay))
@@ -144,13 +152,13 @@ def train_latency(data: LatencyDataset, split: Split, cfg: LatencyTrainConfig, r
         twin_phase = (cfg.augment or cfg.anchor) and bool(cfg.consistency_weight) and orders_phase
         for rows in make_batches(split.train, data.lengths, cfg.max_tokens, cfg.max_batch, rng):
             target = torch.from_numpy(y[rows]).float()
-            pred = model(*batch_tensors(data, rows, rng if renumber else None)).squeeze(-1)
+            pred = model(*batch_tensors(data, rows, rng if renumber else None, hops)).squeeze(-1)
             loss = torch.nn.functional.mse_loss(pred, target)
             if cfg.pair_weight and len(rows) > 1:
                 partner = torch.randperm(len(rows))
                 loss = loss + cfg.pair_weight * ((pred - pred[partner]) - (target - target[partner])).abs().mean()
             if twin_phase:
-                twin = model(*batch_tensors(data, rows, rng)).squeeze(-1)
+                twin = model(*batch_tensors(data, rows, rng, hops)).squeeze(-1)
                 loss = loss + cfg.consistency_weight * (pred - twin).abs().mean()
             optimiser.zero_grad(set_to_none=True)
             loss.backward()

@@ -32,13 +32,14 @@ class NetworkConfig:
     dropout: float = 0.1
     queries: tuple[int, ...] = (4, 2, 1)
     node_sum: bool = False
+    attention_hops: int = 0  # whole networks: a node attends only to nodes within this many graph hops (0: all)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 class Attention(nn.Module):
-    """Multi-head attention with an optional key mask (True = attend)."""
+    """Multi-head attention with an optional key mask (True = attend), per key or per (query, key) pair."""
 
     def __init__(self, d_model: int, n_heads: int, dropout: float) -> None:
         super().__init__()
@@ -56,8 +57,9 @@ class Attention(nn.Module):
         q = self.q(x).view(b, lq, h, d // h).transpose(1, 2)
         k, v = self.kv(memory).view(b, lk, 2, h, d // h).permute(2, 0, 3, 1, 4).unbind(0)
         scores = (q @ k.transpose(-2, -1)) * self.scale
-        if key_mask is not None:
-            scores = scores.masked_fill(~key_mask[:, None, None, :], float("-inf"))
+        if key_mask is not None:  # (B, Lk): keys each query may read; (B, Lq, Lk): per query
+            allowed = key_mask[:, None, None, :] if key_mask.dim() == 2 else key_mask[:, None, :, :]
+            scores = scores.masked_fill(~allowed, float("-inf"))
         weights = self.dropout(torch.softmax(scores, dim=-1))
         out = (weights @ v).transpose(1, 2).reshape(b, lq, d)
         return self.proj(out)

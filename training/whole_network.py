@@ -51,22 +51,27 @@ class WholeNetworkTransformer(nn.Module):
         with torch.no_grad():  # ln ms per FLOP (~100 GFLOP/s), per byte (~10 GB/s) and per node (~3 us) on one core
             self.node_rates.bias.copy_(torch.tensor([-18.4, -16.1, -5.8]))
 
-    def node_costs(self, tokens: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def node_costs(
+        self, tokens: torch.Tensor, mask: torch.Tensor, neighbours: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The encoded nodes (B, L, d), each node's three log roofline terms (B, L, 3: compute, memory, per node)
-        and its log cost (B, L; -1e4 on padding), which the additive readout sums."""
+        and its log cost (B, L; -1e4 on padding), which the additive readout sums. ``neighbours`` (B, L, L): which
+        nodes each node's attention reads (``cfg.attention_hops``); None reads every node of its network."""
         x = self.token_proj(tokens)
         local = x
         if self.readout != "local_additive":
             for block in self.encoder:
-                x = block(x, None, mask)
+                x = block(x, None, mask if neighbours is None else neighbours)
         rates = self.node_rates(self.ln_nodes(local if self.readout.startswith("local") else x))
         ln_flops = tokens[..., log2_column("flops")] * LOG2_CODE_TO_LN
         ln_bytes = tokens[..., log2_column("memory_bytes")] * LOG2_CODE_TO_LN
         terms = torch.stack([ln_flops + rates[..., 0], ln_bytes + rates[..., 1], rates[..., 2]], dim=-1)
         return x, terms, torch.logsumexp(terms, dim=-1).masked_fill(~mask, -1e4)
 
-    def forward(self, tokens: torch.Tensor, mask: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
-        x, _, node_log_cost = self.node_costs(tokens, mask)
+    def forward(
+        self, tokens: torch.Tensor, mask: torch.Tensor, features: torch.Tensor, neighbours: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        x, _, node_log_cost = self.node_costs(tokens, mask, neighbours)
         additive = torch.logsumexp(node_log_cost, dim=1, keepdim=True)
         if self.readout.endswith("additive"):  # features stay a graph input (the service's ONNX interface), unused
             return additive + 0.0 * features[:, :1]
