@@ -150,6 +150,15 @@ def test_attention_within_hops_ignores_nodes_further_away() -> None:
     assert torch.allclose(model(tokens, mask, features, full), model(tokens, mask, features))
 
 
+def test_a_member_that_attends_within_hops_is_not_exported(tmp_path) -> None:  # noqa: ANN001
+    from training.latency_export import export_ensemble
+
+    cfg = LatencyTrainConfig(network={**LatencyTrainConfig().network, "attention_hops": 2}).network_config()
+    with pytest.raises(ValueError, match="no neighbour mask"):
+        export_ensemble([WholeNetworkTransformer(cfg, "additive")], tmp_path / "m.onnx")
+    assert not (tmp_path / "m.onnx").exists()
+
+
 def test_an_unknown_readout_is_refused() -> None:
     with pytest.raises(ValueError, match="readout must be one of"):
         WholeNetworkTransformer(LatencyTrainConfig().network_config(), "sum")

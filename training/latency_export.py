@@ -20,6 +20,9 @@ OPSET = 17
 
 
 def export_ensemble(members: list[WholeNetworkTransformer], onnx_path: Path, std_scale: float = 1.0) -> None:
+    hops = sorted({m.cfg.attention_hops for m in members if m.cfg.attention_hops})
+    if hops:  # the service feeds tokens, mask and features only: such a member would read every node instead
+        raise ValueError(f"members attend within {hops} graph hops; the service's ONNX interface has no neighbour mask")
     ensemble = LatencyEnsemble(members, std_scale).eval()
     length = 7
     example = (
