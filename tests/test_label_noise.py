@@ -52,3 +52,12 @@ def test_kendall_from_spearman_follows_the_normal_copula() -> None:
     rho_s, tau = stats.spearmanr(x, y).statistic, stats.kendalltau(x, y).statistic
     assert abs(spearman_to_kendall(rho_s) - tau) < 0.01
     assert spearman_to_kendall(1.0) == pytest.approx(1.0)
+
+
+def test_a_table_with_two_modes_shows_twins_far_apart() -> None:
+    """Noise keeps twins within percents; a label that jumps between a fast and a slow mode puts them 2x apart."""
+    labels, pairs, _ = _synthetic(0.05)
+    assert noise_ceiling(labels, pairs, "latency")["twin_over_2x_share"] == 0.0
+    slow = np.random.default_rng(1).random(labels.size) < 0.3  # 30 % of the measurements hit a 4x slower mode
+    share = noise_ceiling(np.where(slow, 4 * labels, labels), pairs, "latency")["twin_over_2x_share"]
+    assert share == pytest.approx(2 * 0.3 * 0.7, abs=0.03)  # one twin slow, the other fast
