@@ -175,6 +175,18 @@ def test_the_blend_weight_is_the_validation_mape_minimiser() -> None:
     assert blend_weight(high, low, true) == 0.5
 
 
+def test_one_blend_weight_minimises_the_validation_mape_summed_over_splits() -> None:
+    """Split A's trees are 2x off, split B's archcast 1.1x: each alone picks its exact side, together archcast."""
+    from benchmarks.onnx_latency import blend_curve, blend_weight, one_blend_weight
+
+    true = np.array([1.0, 2.0, 4.0])
+    curves = [blend_curve(true, 2 * true, true), blend_curve(1.1 * true, true, true)]
+    assert [blend_weight(true, 2 * true, true), blend_weight(1.1 * true, true, true)] == [0.0, 1.0]
+    assert curves[0][0] == pytest.approx(0.0) and curves[1][0] == pytest.approx(10.0)
+    assert one_blend_weight(curves) == 0.0
+    assert one_blend_weight([curves[1]]) == 1.0
+
+
 def test_an_extension_with_new_families_leaves_the_earlier_families_split_unchanged() -> None:
     base = np.array(["resnet", "vgg", "vit", "swin"] * 30)
     extended = np.concatenate([base, np.array(["unet", "fpn", "deeplab"] * 20)])  # "deeplab" sorts before "resnet"
