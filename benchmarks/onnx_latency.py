@@ -76,14 +76,19 @@ def blend_curve(archcast_val: np.ndarray, gbm_val: np.ndarray, true_val: np.ndar
     return [float(100 * np.mean(np.abs(archcast_val ** (1 - w) * gbm_val**w / true_val - 1))) for w in BLEND_WEIGHTS]
 
 
+def best_weight(curve: Sequence[float]) -> float:
+    """The w of ``BLEND_WEIGHTS`` at the lowest point of a validation MAPE curve."""
+    return float(BLEND_WEIGHTS[int(np.argmin(curve))])
+
+
 def blend_weight(archcast_val: np.ndarray, gbm_val: np.ndarray, true_val: np.ndarray) -> float:
     """The trees' share w of the log-space blend archcast^(1-w) * gbm^w with the lowest validation MAPE."""
-    return float(BLEND_WEIGHTS[int(np.argmin(blend_curve(archcast_val, gbm_val, true_val)))])
+    return best_weight(blend_curve(archcast_val, gbm_val, true_val))
 
 
 def one_blend_weight(curves: Sequence[Sequence[float]]) -> float:
     """The w whose validation MAPE, averaged over several splits' ``blend_curve``, is lowest: one choice for all."""
-    return float(BLEND_WEIGHTS[int(np.argmin(np.mean(np.asarray(curves), axis=0)))])
+    return best_weight(np.mean(np.asarray(curves), axis=0))
 
 
 def add_one_weight_blend(
@@ -252,7 +257,7 @@ def main(argv: list[str] | None = None) -> None:
         weight, curve = None, None
         if args.blend:
             curve = blend_curve(np.asarray(result["val_pred_ms"]), gbm_val, data.latency_ms[split.val])
-            weight = float(BLEND_WEIGHTS[int(np.argmin(curve))])
+            weight = best_weight(curve)
             predictions[BLEND] = predictions["archcast"] ** (1 - weight) * predictions["gbm"] ** weight
         true = data.latency_ms[split.test]
         entry = {

@@ -222,7 +222,9 @@ def leave_out_split(families: np.ndarray, family: str, seed: int, val_frac: floa
 
 
 def hop_neighbours(n: int, src: np.ndarray, dst: np.ndarray, hops: int) -> sparse.csr_matrix:
-    """(n, n) boolean: node pairs at most ``hops`` edges apart, edge direction ignored; every node is its own."""
+    """(n, n) boolean: node pairs at most ``hops`` (>= 1) edges apart, edge direction ignored; every node is its own."""
+    if hops < 1:
+        raise ValueError(f"hops must be at least 1, got {hops}")
     step = sparse.coo_matrix((np.ones(len(src), dtype=np.int32), (src, dst)), shape=(n, n)).tocsr()
     step = ((step + step.T + sparse.identity(n, dtype=np.int32, format="csr")) > 0).astype(np.int32)
     reach = step

@@ -14,10 +14,9 @@ rates read from its own token before attention, plus the correction) and "local_
 kernel sum: per-op rates from the op's own token, nothing else). Chosen on held-out validation families:
 "additive" (``benchmarks/results/onnx_latency_readouts.md``), which the shipped ``cpu-ort-1t-v1`` 1.2.0 uses.
 Attention (``cfg.attention_hops``): every node reads every node of its network (0, what the shipped predictors do),
-or only the nodes within that many graph hops (``training.latency_data.hop_neighbours``), a screen of whether a
-whole-network view lets a held-out family's ops borrow costs from the families they resemble
-(``benchmarks/results/onnx_latency_epyc_hops2_compare.md``). The service's ONNX interface has no neighbour mask, so
-such members are not exported.
+or only the nodes within that many graph hops (``training.latency_data.hop_neighbours``). Two hops did no better on
+held-out families than the whole network (``benchmarks/results/onnx_latency_epyc_hops2_compare.md``). The service's
+ONNX interface has no neighbour mask, so such members are not exported.
 Output: natural log of latency in milliseconds (B, 1).
 """
 
