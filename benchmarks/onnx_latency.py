@@ -17,6 +17,7 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,7 @@ from training.latency_data import (
     in_domain_split,
     leave_out_split,
     load_latency_dataset,
+    pretraining_split,
     subsample_train,
     train_ids_below,
 )
@@ -187,6 +189,16 @@ def main(argv: list[str] | None = None) -> None:
         "--val-family", action="store_true", help="leave-one-family-out validates on one other whole family"
     )
     parser.add_argument(
+        "--pretrain-on",
+        type=Path,
+        default=None,
+        help="leave-one-family-out: first train on this dataset (the same generator's networks measured on another "
+        "device) without the held-out and the validation family, then train from those weights",
+    )
+    parser.add_argument(
+        "--pretrain-epochs", type=int, default=None, help="epochs of --pretrain-on (default --lofo-epochs)"
+    )
+    parser.add_argument(
         "--protocol", choices=("all", "in_domain", "lofo"), default="all", help="run only part (parallel workers)"
     )
     parser.add_argument(
@@ -241,6 +253,7 @@ def main(argv: list[str] | None = None) -> None:
             for s in lofo_seeds
         ]
 
+    pretrain = load_latency_dataset(args.pretrain_on, progress=False) if args.pretrain_on is not None else None
     per_job, in_domain_preds = [], []
     blend_parts: list[tuple[dict, np.ndarray, np.ndarray, np.ndarray]] = []
     lofo_preds: dict[str, list[np.ndarray]] = {}
@@ -251,6 +264,11 @@ def main(argv: list[str] | None = None) -> None:
         cfg.network.update(network)
         if args.weight_decay is not None:
             cfg.weight_decay = args.weight_decay
+        if pretrain is not None and protocol.startswith("lofo:"):
+            source_cfg = replace(cfg, epochs=args.pretrain_epochs or epochs)
+            source_split = pretraining_split(pretrain.families, data.families, split)
+            train_latency(pretrain, source_split, source_cfg, args.runs / f"{split.name}__pretrain", progress=False)
+            cfg.init = str(args.runs / f"{split.name}__pretrain" / "best.pt")
         result = train_latency(data, split, cfg, args.runs / split.name, progress=False)
         predictions, gbm_val = baseline_predictions(data, split, sums, seed)
         predictions["archcast"] = np.asarray(result["test_pred_ms"])
@@ -302,6 +320,9 @@ def main(argv: list[str] | None = None) -> None:
         "readout": args.readout,
         "tokenizer": TOKENIZER_VERSION,
         "order": args.order,
+        "pretrain_on": None
+        if pretrain is None
+        else {"data": str(args.pretrain_on), "epochs": args.pretrain_epochs or args.lofo_epochs},
         "methods": list(methods),
         "network": {**LatencyTrainConfig().network, **network},
         "weight_decay": LatencyTrainConfig().weight_decay if args.weight_decay is None else args.weight_decay,
@@ -349,8 +370,8 @@ def summaries(per_job: list[dict], methods: Sequence[str], families: Sequence[st
 
 
 MERGE_MUST_AGREE = (
-    "device", "measured_on", "readout", "tokenizer", "order", "methods", "network", "weight_decay", "train_fraction",
-    "in_domain_split", "lofo_validation", "dataset", "ids_below",
+    "device", "measured_on", "readout", "tokenizer", "order", "pretrain_on", "methods", "network", "weight_decay",
+    "train_fraction", "in_domain_split", "lofo_validation", "dataset", "ids_below",
 )  # fmt: skip
 
 

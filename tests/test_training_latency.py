@@ -13,6 +13,7 @@ from training.latency_data import (  # noqa: E402
     hop_neighbours,
     in_domain_split,
     leave_out_split,
+    pretraining_split,
     subsample_train,
     train_ids_below,
 )
@@ -80,6 +81,27 @@ def test_family_validation_holds_out_one_whole_other_family() -> None:
         assert family in split.name
         held.add(family)
     assert held == {"resnet", "vgg", "swin"}  # the seed varies which one
+
+
+def test_pretraining_on_another_device_never_sees_the_held_out_or_the_validation_family() -> None:
+    source = np.array(["resnet"] * 6 + ["vit"] * 3 + ["unet"] * 4 + ["vgg"] * 5 + ["swin"] * 2)  # one family more
+    for seed in range(6):
+        split = leave_out_split(FAMILIES, "vit", seed, val_family=True)
+        (val_family,) = set(FAMILIES[split.val])
+        first = pretraining_split(source, FAMILIES, split)
+        assert set(source[first.train]) == {"resnet", "unet", "vgg", "swin"} - {val_family}
+        assert set(source[first.val]) == {val_family} and len(first.val) == list(source).count(val_family)
+        assert len(first.test) == 0 and first.name == f"{split.name}__pretrain"
+    with pytest.raises(ValueError, match="validation family of its own"):
+        pretraining_split(source, FAMILIES, leave_out_split(FAMILIES, "vit", 0))
+    with pytest.raises(ValueError, match="no network of the validation family"):
+        pretraining_split(np.array(["unet"] * 3), FAMILIES, leave_out_split(FAMILIES, "vit", 0, val_family=True))
+
+
+def test_metrics_of_no_networks_are_empty_not_nan() -> None:
+    from training.latency_metrics import latency_metrics
+
+    assert latency_metrics(np.array([]), np.array([])) == {"n": 0.0}
 
 
 def _inputs(batch: int = 2, length: int = 6, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -221,6 +221,21 @@ def leave_out_split(families: np.ndarray, family: str, seed: int, val_frac: floa
     return Split(f"leave_out_{family}_seed{seed}", np.sort(rest[n_val:]), np.sort(rest[:n_val]), test)
 
 
+def pretraining_split(source_families: np.ndarray, target_families: np.ndarray, split: Split) -> Split:
+    """The split of a dataset on another device that a model trains on first, for one leave-one-family-out ``split``
+    of the target dataset (families by row in ``source_families`` / ``target_families``): training on every family
+    except the split's held-out and validation families, validation on the validation family's networks (their
+    labels on the other device), no test. Nothing of the held-out family is seen on either device."""
+    held, val = set(target_families[split.test].tolist()), set(target_families[split.val].tolist())
+    if not val.isdisjoint(target_families[split.train].tolist()):
+        raise ValueError("pretraining needs a validation family of its own (--val-family)")
+    val_rows = np.flatnonzero(np.isin(source_families, sorted(val)))
+    if len(val_rows) == 0:
+        raise ValueError(f"the pretraining dataset has no network of the validation family {sorted(val)}")
+    train = np.flatnonzero(~np.isin(source_families, sorted(held | val)))
+    return Split(f"{split.name}__pretrain", train, val_rows, np.array([], dtype=np.int64))
+
+
 def hop_neighbours(n: int, src: np.ndarray, dst: np.ndarray, hops: int) -> sparse.csr_matrix:
     """(n, n) boolean: node pairs at most ``hops`` (>= 1) edges apart, edge direction ignored; every node is its own."""
     if hops < 1:
