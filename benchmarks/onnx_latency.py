@@ -417,6 +417,19 @@ def write(report: dict, out: Path, runs: Path) -> None:
     print(markdown(report))
 
 
+def pretraining_lines(pretrain_on: dict | None) -> list[str]:
+    """The report's sentence on ``--pretrain-on``, if it was used."""
+    if not pretrain_on:
+        return []
+    return [
+        f"Each leave-one-family-out split first trained {pretrain_on['epochs']} epochs on `{pretrain_on['data']}` (the "
+        "same generator's networks measured on another device) without its held-out and its validation family, its "
+        "checkpoint chosen on the validation family's labels there, then trained from those weights (`--pretrain-on`); "
+        "that first training is not in the times above.",
+        "",
+    ]
+
+
 def markdown(report: dict) -> str:
     noise = report["noise_floor"]
     methods = report.get("methods", METHODS)
@@ -434,6 +447,7 @@ def markdown(report: dict) -> str:
         f"training: `{report.get('order', 'random')}` (`--order`); leave-one-family-out "
         f"checkpoints chosen on {report.get('lofo_validation', 'random networks of the other families')}.",
         "",
+        *pretraining_lines(report.get("pretrain_on")),
         *provenance_lines(report, "the dataset"),
         "Noise floor (pass A vs pass B, median |diff| / mean): "
         f"**{noise['median_abs_pct']:.2f} %** (p90 {noise['p90_abs_pct']:.2f} %).",
