@@ -254,6 +254,7 @@ def main(argv: list[str] | None = None) -> None:
         ]
 
     pretrain = load_latency_dataset(args.pretrain_on, progress=False) if args.pretrain_on is not None else None
+    pretrain_epochs = args.pretrain_epochs or args.lofo_epochs
     per_job, in_domain_preds = [], []
     blend_parts: list[tuple[dict, np.ndarray, np.ndarray, np.ndarray]] = []
     lofo_preds: dict[str, list[np.ndarray]] = {}
@@ -265,10 +266,10 @@ def main(argv: list[str] | None = None) -> None:
         if args.weight_decay is not None:
             cfg.weight_decay = args.weight_decay
         if pretrain is not None and protocol.startswith("lofo:"):
-            source_cfg = replace(cfg, epochs=args.pretrain_epochs or epochs)
             source_split = pretraining_split(pretrain.families, data.families, split)
-            train_latency(pretrain, source_split, source_cfg, args.runs / f"{split.name}__pretrain", progress=False)
-            cfg.init = str(args.runs / f"{split.name}__pretrain" / "best.pt")
+            first_run = args.runs / source_split.name
+            train_latency(pretrain, source_split, replace(cfg, epochs=pretrain_epochs), first_run, progress=False)
+            cfg.init = str(first_run / "best.pt")
         result = train_latency(data, split, cfg, args.runs / split.name, progress=False)
         predictions, gbm_val = baseline_predictions(data, split, sums, seed)
         predictions["archcast"] = np.asarray(result["test_pred_ms"])
@@ -322,7 +323,7 @@ def main(argv: list[str] | None = None) -> None:
         "order": args.order,
         "pretrain_on": None
         if pretrain is None
-        else {"data": str(args.pretrain_on), "epochs": args.pretrain_epochs or args.lofo_epochs},
+        else {"data": str(args.pretrain_on), "epochs": pretrain_epochs},
         "methods": list(methods),
         "network": {**LatencyTrainConfig().network, **network},
         "weight_decay": LatencyTrainConfig().weight_decay if args.weight_decay is None else args.weight_decay,
