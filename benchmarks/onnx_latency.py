@@ -31,9 +31,11 @@ from training.latency_data import (
     LatencyDataset,
     Split,
     aligned_in_domain_split,
+    in_domain_pretraining_split,
     in_domain_split,
     leave_out_split,
     load_latency_dataset,
+    network_keys,
     pretraining_split,
     subsample_train,
     train_ids_below,
@@ -192,8 +194,9 @@ def main(argv: list[str] | None = None) -> None:
         "--pretrain-on",
         type=Path,
         default=None,
-        help="leave-one-family-out: first train on this dataset (the same generator's networks measured on another "
-        "device) without the held-out and the validation family, then train from those weights",
+        help="first train on this dataset (the same generator's networks measured on another device), then train from "
+        "those weights; leave-one-family-out without the held-out and the validation family, in-domain without the "
+        "validation and test networks",
     )
     parser.add_argument(
         "--pretrain-epochs", type=int, default=None, help="epochs of --pretrain-on (default --lofo-epochs)"
@@ -255,9 +258,8 @@ def main(argv: list[str] | None = None) -> None:
 
     pretrain = load_latency_dataset(args.pretrain_on, progress=False) if args.pretrain_on is not None else None
     pretrain_epochs = args.pretrain_epochs or args.lofo_epochs
-    per_job, in_domain_preds = [], []
+    per_job: list[dict] = []
     blend_parts: list[tuple[dict, np.ndarray, np.ndarray, np.ndarray]] = []
-    lofo_preds: dict[str, list[np.ndarray]] = {}
     bar = tqdm(jobs, desc="splits", unit="split")
     for protocol, split, seed, epochs in bar:
         bar.set_postfix(split=split.name)
@@ -265,8 +267,12 @@ def main(argv: list[str] | None = None) -> None:
         cfg.network.update(network)
         if args.weight_decay is not None:
             cfg.weight_decay = args.weight_decay
-        if pretrain is not None and protocol.startswith("lofo:"):
-            source_split = pretraining_split(pretrain.families, data.families, split)
+        if pretrain is not None:
+            source_split = (
+                pretraining_split(pretrain.families, data.families, split)
+                if protocol.startswith("lofo:")
+                else in_domain_pretraining_split(network_keys(pretrain), network_keys(data), split)
+            )
             first_run = args.runs / source_split.name
             train_latency(pretrain, source_split, replace(cfg, epochs=pretrain_epochs), first_run, progress=False)
             cfg.init = str(first_run / "best.pt")
@@ -289,13 +295,13 @@ def main(argv: list[str] | None = None) -> None:
             "archcast_val_mape": result["best_val_mape"],
             **({"blend_gbm_weight": weight, "blend_val_mape_per_weight": curve} if args.blend else {}),
             "metrics": {m: latency_metrics(p, true) for m, p in predictions.items()},
+            # kept so that seed ensembles can be formed again when reports are merged
+            "archcast_test_pred_ms": [float(f"{x:.6g}") for x in predictions["archcast"]],
+            "test_true_ms": true.tolist(),
         }
         if args.blend:  # kept until every split of the protocol is in, for the one-w blend
             blend_parts.append((entry, predictions["archcast"], predictions["gbm"], true))
-        if protocol.startswith("lofo:"):  # the test set is the whole held-out family for every seed
-            lofo_preds.setdefault(protocol.removeprefix("lofo:"), []).append(predictions["archcast"])
         if protocol == "in_domain":
-            in_domain_preds.append(predictions["archcast"])
             entry["per_family"] = {
                 f: {
                     m: latency_metrics(p[data.families[split.test] == f], true[data.families[split.test] == f])
@@ -337,19 +343,37 @@ def main(argv: list[str] | None = None) -> None:
         "seconds": time.time() - started,
         "runs": per_job,
         **({"blend_one_weight": one_weight} if one_weight else {}),
+        **seed_ensembles(per_job),
     }
-    if len(in_domain_preds) > 1:  # the seeds share one test set: their geometric mean is the shipped ensemble
-        ensemble = np.exp(np.mean(np.log(in_domain_preds), axis=0))
-        report["in_domain_ensemble"] = latency_metrics(ensemble, data.latency_ms[base.test])
-    lofo_ensemble = {  # each held-out family's seeds as one ensemble, as a shipped predictor would be
-        f: latency_metrics(np.exp(np.mean(np.log(preds), axis=0)), data.latency_ms[data.families == f])
-        for f, preds in lofo_preds.items()
-        if len(preds) > 1
-    }
-    if lofo_ensemble:
-        report["lofo_ensemble"] = lofo_ensemble
-        report["lofo_ensemble_average"] = {m: float(np.mean([e[m] for e in lofo_ensemble.values()])) for m in METRICS}
     write(report, args.out, args.runs)
+
+
+def seed_ensembles(runs: Sequence[dict]) -> dict:
+    """ArchCast's seeds of one test set as one ensemble (geometric mean of their predictions), as a shipped predictor
+    is built: ``in_domain_ensemble`` and, per held-out family, ``lofo_ensemble`` with its ``lofo_ensemble_average``.
+    A protocol gets one only if every run of it kept its predictions (reports before they were kept did not), so an
+    average never silently covers fewer families than the table."""
+
+    def ensemble(group: list[dict]) -> dict | None:
+        true = np.asarray(group[0]["test_true_ms"])
+        if len(group) < 2 or any(not np.array_equal(np.asarray(j["test_true_ms"]), true) for j in group[1:]):
+            return None
+        return latency_metrics(np.exp(np.mean(np.log([j["archcast_test_pred_ms"] for j in group]), axis=0)), true)
+
+    out: dict = {}
+    in_domain = [j for j in runs if j["protocol"] == "in_domain"]
+    if in_domain and all("archcast_test_pred_ms" in j for j in in_domain) and (e := ensemble(in_domain)):
+        out["in_domain_ensemble"] = e
+    lofo = [j for j in runs if j["protocol"].startswith("lofo:")]
+    if lofo and all("archcast_test_pred_ms" in j for j in lofo):
+        families = dict.fromkeys(j["protocol"].removeprefix("lofo:") for j in lofo)
+        per_family = {f: ensemble([j for j in lofo if j["protocol"] == f"lofo:{f}"]) for f in families}
+        if all(per_family.values()):
+            out["lofo_ensemble"] = per_family
+            out["lofo_ensemble_average"] = {
+                m: float(np.mean([e[m] for e in per_family.values()])) for m in METRICS
+            }
+    return out
 
 
 def summaries(per_job: list[dict], methods: Sequence[str], families: Sequence[str]) -> dict:
@@ -378,8 +402,8 @@ MERGE_MUST_AGREE = (
 
 def merge_reports(paths: Sequence[Path], command: str) -> dict:
     """One report from several of the same protocol and options with different seeds: their runs joined, the
-    summaries recomputed, each part's machine and command named. Seed ensembles are not recomputed (the reports
-    do not keep every prediction)."""
+    summaries and seed ensembles recomputed (ensembles only where every run kept its predictions), each part's
+    machine and command named."""
     reports = [json.loads(Path(p).read_text()) for p in paths]
     first = reports[0]
     for path, other in zip(paths[1:], reports[1:], strict=True):
@@ -406,6 +430,7 @@ def merge_reports(paths: Sequence[Path], command: str) -> dict:
         note="Merged (`--merge`) from " + "; ".join(parts) + ". Training on different CPUs is not bit-identical, so "
         "a seed run on another machine is another draw of the same protocol.",
         **summaries(runs, first["methods"], first["dataset"]["families"]),
+        **seed_ensembles(runs),
     )
     return merged
 
@@ -423,10 +448,11 @@ def pretraining_lines(pretrain_on: dict | None) -> list[str]:
     if not pretrain_on:
         return []
     return [
-        f"Each leave-one-family-out split first trained {pretrain_on['epochs']} epochs on `{pretrain_on['data']}` (the "
-        "same generator's networks measured on another device) without its held-out and its validation family, its "
-        "checkpoint chosen on the validation family's labels there, then trained from those weights (`--pretrain-on`); "
-        "that first training is not in the times above.",
+        f"Each split first trained {pretrain_on['epochs']} epochs on `{pretrain_on['data']}` (the same generator's "
+        "networks measured on another device), then trained from those weights (`--pretrain-on`): a leave-one-family-out "
+        "split without its held-out and its validation family, its checkpoint chosen on the validation family's labels "
+        "there; an in-domain split without its validation and test networks, its checkpoint chosen on the validation "
+        "networks' labels there. That first training is not in the times above.",
         "",
     ]
 

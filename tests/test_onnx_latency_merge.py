@@ -12,7 +12,12 @@ from benchmarks.onnx_latency import main, merge_reports
 METHODS = ["archcast", "gbm"]
 
 
-def report(seed: int, mapes: dict[str, float], machine: str, readout: str = "additive") -> dict:
+TRUE_MS = [1.0, 2.0, 4.0]
+
+
+def report(
+    seed: int, mapes: dict[str, float], machine: str, readout: str = "additive", preds: list[float] | None = None
+) -> dict:
     runs = [
         {
             "protocol": f"lofo:{family}",
@@ -23,6 +28,7 @@ def report(seed: int, mapes: dict[str, float], machine: str, readout: str = "add
             "archcast_best_epoch": 1,
             "archcast_val_mape": 1.0,
             "metrics": {m: {"mape": mape * (2 if m == "gbm" else 1), "acc10": 50.0, "spearman": 0.9} for m in METHODS},
+            **({"archcast_test_pred_ms": preds, "test_true_ms": TRUE_MS} if preds is not None else {}),
         }
         for family, mape in mapes.items()
     ]
@@ -58,7 +64,7 @@ def test_merge_joins_seeds_and_names_each_machine(tmp_path: Path) -> None:
     assert merged["lofo"]["b"]["gbm"]["mape"]["mean"] == pytest.approx(50.0)
     assert merged["lofo_average"]["archcast"]["mape"] == pytest.approx((11.0 + 25.0) / 2)
     assert merged["machine"] == "EPYC; Xeon" and "seeds [1] on Xeon" in merged["note"]
-    assert "lofo_ensemble" not in merged  # not recomputable from the reports: dropped, not carried over stale
+    assert "lofo_ensemble" not in merged  # no predictions kept: dropped, not carried over stale
     main(["--merge", *map(str, paths), "--out", str(tmp_path / "merged"), "--runs", str(tmp_path / "runs")])
     text = (tmp_path / "merged.md").read_text()
     assert "| a | 11.0 ± 1.0 (0.900)" in text and "Merged (`--merge`)" in text
@@ -73,3 +79,18 @@ def test_merge_refuses_other_protocols_and_repeated_seeds(tmp_path: Path) -> Non
         merge_reports([one, other], "merge")
     with pytest.raises(SystemExit, match="lofo:a seed 0 is in two reports"):
         merge_reports([one, again], "merge")
+
+
+def test_merge_recomputes_seed_ensembles_from_kept_predictions(tmp_path: Path) -> None:
+    """Two seeds at -50 % and +100 % on every network: their geometric mean is exact, MAPE 0."""
+    low, high = tmp_path / "low.json", tmp_path / "high.json"
+    low.write_text(json.dumps(report(0, {"a": 50.0, "b": 50.0}, "x", preds=[t / 2 for t in TRUE_MS])))
+    high.write_text(json.dumps(report(1, {"a": 100.0, "b": 100.0}, "x", preds=[t * 2 for t in TRUE_MS])))
+    merged = merge_reports([low, high], "merge")
+    assert set(merged["lofo_ensemble"]) == {"a", "b"}
+    assert merged["lofo_ensemble"]["a"]["mape"] == pytest.approx(0.0)
+    assert merged["lofo_ensemble_average"]["acc10"] == pytest.approx(100.0)
+    old = tmp_path / "old.json"  # a report from before predictions were kept: no ensemble over part of the seeds
+    old.write_text(json.dumps(report(2, {"a": 1.0, "b": 1.0}, "y")))
+    assert "lofo_ensemble" not in merge_reports([low, high, old], "merge")
+    assert "lofo_ensemble" not in merge_reports([low], "merge")  # one seed is not an ensemble

@@ -11,6 +11,7 @@ from model.network_tokenizer import GRAPH_FEATURE_DIM, NETWORK_TOKEN_DIM  # noqa
 from training.latency_data import (  # noqa: E402
     aligned_split,
     hop_neighbours,
+    in_domain_pretraining_split,
     in_domain_split,
     leave_out_split,
     pretraining_split,
@@ -265,3 +266,17 @@ def test_an_aligned_split_draws_its_own_held_out_parts_for_families_the_source_n
     # every row lands in exactly one part
     together = np.concatenate([split.train, split.val, split.test])
     assert sorted(together.tolist()) == list(range(len(target.ids)))
+
+
+def test_in_domain_pretraining_on_another_device_never_sees_a_target_test_network() -> None:
+    target = np.array([f"{i}:resnet" for i in range(10)] + [f"{i}:vit" for i in range(10, 20)])
+    source = np.array([f"{i}:resnet" for i in range(12)] + [f"{i}:unet" for i in range(10, 16)])  # 10-11 resnet: not in target
+    split = in_domain_split(np.array([k.split(":")[1] for k in target]), 0)
+    first = in_domain_pretraining_split(source, target, split)
+    assert set(source[first.val]) == set(target[split.val]) & set(source)
+    assert set(source[first.train]).isdisjoint(set(target[split.val]) | set(target[split.test]))
+    assert set(source[first.train]) | set(source[first.val]) | set(target[split.test]) >= set(source)  # nothing else left out
+    assert "10:unet" in set(source[first.train])  # the same id in another family is another network
+    assert len(first.test) == 0 and first.name == f"{split.name}__pretrain"
+    with pytest.raises(ValueError, match="none of the target's validation networks"):
+        in_domain_pretraining_split(np.array(["99:unet"]), target, split)

@@ -236,6 +236,18 @@ def pretraining_split(source_families: np.ndarray, target_families: np.ndarray, 
     return Split(f"{split.name}__pretrain", train, val_rows, np.array([], dtype=np.int64))
 
 
+def in_domain_pretraining_split(source_keys: np.ndarray, target_keys: np.ndarray, split: Split) -> Split:
+    """The split of a dataset on another device (the same generator's networks) that a model trains on first, for an
+    in-domain ``split`` of the target dataset (``network_keys`` by row of each): training on every source network that
+    is not a target validation or test network, validation on the target's validation networks (their labels on the
+    other device), no test. No target test network is seen on either device."""
+    val_rows = np.flatnonzero(np.isin(source_keys, target_keys[split.val]))
+    if len(val_rows) == 0:
+        raise ValueError("the pretraining dataset holds none of the target's validation networks")
+    train = np.flatnonzero(~np.isin(source_keys, np.concatenate([target_keys[split.val], target_keys[split.test]])))
+    return Split(f"{split.name}__pretrain", train, val_rows, np.array([], dtype=np.int64))
+
+
 def hop_neighbours(n: int, src: np.ndarray, dst: np.ndarray, hops: int) -> sparse.csr_matrix:
     """(n, n) boolean: node pairs at most ``hops`` (>= 1) edges apart, edge direction ignored; every node is its own."""
     if hops < 1:
