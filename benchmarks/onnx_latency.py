@@ -355,17 +355,18 @@ def seed_ensembles(runs: Sequence[dict]) -> dict:
     average never silently covers fewer families than the table."""
 
     def ensemble(group: list[dict]) -> dict | None:
+        if len(group) < 2 or any("archcast_test_pred_ms" not in j for j in group):
+            return None
         true = np.asarray(group[0]["test_true_ms"])
-        if len(group) < 2 or any(not np.array_equal(np.asarray(j["test_true_ms"]), true) for j in group[1:]):
+        if any(not np.array_equal(np.asarray(j["test_true_ms"]), true) for j in group[1:]):
             return None
         return latency_metrics(np.exp(np.mean(np.log([j["archcast_test_pred_ms"] for j in group]), axis=0)), true)
 
     out: dict = {}
-    in_domain = [j for j in runs if j["protocol"] == "in_domain"]
-    if in_domain and all("archcast_test_pred_ms" in j for j in in_domain) and (e := ensemble(in_domain)):
+    if e := ensemble([j for j in runs if j["protocol"] == "in_domain"]):
         out["in_domain_ensemble"] = e
     lofo = [j for j in runs if j["protocol"].startswith("lofo:")]
-    if lofo and all("archcast_test_pred_ms" in j for j in lofo):
+    if lofo:
         families = dict.fromkeys(j["protocol"].removeprefix("lofo:") for j in lofo)
         per_family = {f: ensemble([j for j in lofo if j["protocol"] == f"lofo:{f}"]) for f in families}
         if all(per_family.values()):
