@@ -111,6 +111,13 @@ def main(argv: list[str] | None = None) -> None:
         help="keep only networks that are also in these shipped predictors' test splits, so that reports with "
         "different --predictor score the same networks",
     )
+    parser.add_argument(
+        "--pool",
+        choices=("base-test", "unseen"),
+        default="base-test",
+        help="the networks scored: those of the predictor's test split (base-test), or the target's networks with ids "
+        "at or above the bound of the ids the predictor was trained below (unseen: generated after its training)",
+    )
     parser.add_argument("--realworld", type=Path, default=None, help="onnx_realworld report measured on the target CPU")
     parser.add_argument("--base-realworld", type=Path, default=None, help="onnx_realworld report of --predictor's version")
     add_draw_arguments(parser)
@@ -121,10 +128,15 @@ def main(argv: list[str] | None = None) -> None:
     meta = json.loads((args.target / "meta.json").read_text())
     version = f"{args.predictor} {card['version']}"
     target = load_latency_dataset(args.target, progress=False)
-    keys = base_test_keys(card, args.base_data)
-    for other in args.common_with:
-        keys &= base_test_keys(json.loads((PREDICTORS / f"{other}.card.json").read_text()), args.base_data)
-    rows = np.flatnonzero(np.isin(network_keys(target), sorted(keys)))
+    if args.pool == "unseen":
+        rows = np.flatnonzero(target.ids >= trained_ids_below(card["training"]))
+        pool = f"generated after {args.predictor}'s training (ids from {trained_ids_below(card['training'])} on)"
+    else:
+        keys = base_test_keys(card, args.base_data)
+        for other in args.common_with:
+            keys &= base_test_keys(json.loads((PREDICTORS / f"{other}.card.json").read_text()), args.base_data)
+        rows = np.flatnonzero(np.isin(network_keys(target), sorted(keys)))
+        pool = "in the test split of " + ", ".join([args.predictor, *args.common_with])
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     session = ort.InferenceSession(str(PREDICTORS / f"{args.predictor}.onnx"), options, ["CPUExecutionProvider"])
@@ -137,7 +149,7 @@ def main(argv: list[str] | None = None) -> None:
         names, real_base, real_true = realworld_pairs(args.realworld, args.base_realworld, version)
         real = names, network_design(real_base[:, 0], *realworld_costs(names)), real_base[:, 1], real_true
     print(
-        f"{len(rows)} target networks in the test split of {', '.join([args.predictor, *args.common_with])}; "
+        f"{len(rows)} target networks {pool}; "
         f"predicted in {time.time() - started:.0f} s"
     )
 
@@ -146,8 +158,9 @@ def main(argv: list[str] | None = None) -> None:
         "machine": describe_machine(),
         "predictor": version,
         "target": str(args.target),
-        "target_cpu": {k: meta.get(k) for k in ("cpu", "cpu_id", "onnxruntime")},
+        "target_cpu": {k: meta.get(k) for k in ("cpu", "cpu_id", "onnxruntime", "gpu") if k in meta},
         "networks": len(rows),
+        "pool": args.pool,
         "common_with": args.common_with,
         "draws": args.draws,
         "zero_shot": {"pool": latency_metrics(base[:, 0], true)},
@@ -223,12 +236,15 @@ def markdown(report: dict) -> str:
     cpu = report["target_cpu"]
     common = report.get("common_with") or []
     split = "the predictor's test split" + (f" and in that of {', '.join(common)}" if common else "")
+    if report.get("pool") == "unseen":
+        split = "no data the predictor was made from (generated after its training)"
     lines = [
-        f"# Calibrating {report['predictor']} to another CPU from measured ONNX models",
+        f"# Calibrating {report['predictor']} to another {'machine' if cpu.get('gpu') else 'CPU'} from measured ONNX models",
         "",
         f"Machine: {report['machine']}. Command: `{report['command']}` ({report['seconds']:.0f} s).",
         "",
-        f"Target: `{report['target']}`, measured on {cpu.get('cpu', '?')} ({cpu.get('cpu_id', '?')}), onnxruntime "
+        f"Target: `{report['target']}`, measured on {cpu['gpu'] + ' with host ' if cpu.get('gpu') else ''}"
+        f"{cpu.get('cpu', '?')} ({cpu.get('cpu_id', '?')}), onnxruntime "
         f"{cpu.get('onnxruntime', '?')}; {report['networks']} of its networks lie in {split} (never "
         f"trained on, never used to choose a checkpoint). Each k: {report['draws']} random draws of k networks calibrate "
         "(`model.calibration.fit_network_calibration`, the map `archcast calibrate` appends to the ONNX graph); the "

@@ -421,3 +421,19 @@ def test_async_client_calibrates_and_predicts_whole_networks(base_dir: Path, tmp
     assert predicted["predictor"] == "calibrated-async-cpu" and predicted["latency_ms"] == same["latency_ms"]
     assert predicted["cost"] == same["cost"] and not same["cached"]  # another upload, the same answer
     assert predicted["latency_ms"]["value"] == pytest.approx(new_device(base_ms(local, data, 224)), rel=1e-3)
+
+
+def test_calibration_benchmark_scores_networks_generated_after_training(tmp_path: Path) -> None:
+    """``--pool unseen``: the H200 predictor was trained on ids below 476; the second machine's ids from 476 on are scored."""
+    from benchmarks import onnx_calibration
+
+    target = Path(__file__).parents[1] / "training" / "datasets" / "cuda-ort-h200-b"
+    out = tmp_path / "calibration"
+    onnx_calibration.main(
+        ["--target", str(target), "--predictor", "cuda-ort-h200-v1", "--pool", "unseen", "--sizes", "5", "--draws", "2",
+         "--out", str(out)]
+    )
+    report = json.loads(out.with_suffix(".json").read_text())
+    ids = [json.loads(line)["id"] for line in (target / "measurements.jsonl").read_text().splitlines()]
+    assert report["pool"] == "unseen" and report["networks"] == sum(i >= 476 for i in ids) == 140
+    assert "generated after its training" in out.with_suffix(".md").read_text()
