@@ -134,7 +134,7 @@ def test_shipped_network_predictor_reproduces_its_card_metrics(name: str, datase
     """Each shipped whole-network ensemble, run through the service's own path, gives its card's test MAPE."""
     from model.network_tokenizer import tokenize_networks
     from service.predictor import load_registry
-    from training.latency_data import shipping_split, trained_ids_below
+    from training.latency_data import aligned_in_domain_split, load_latency_dataset, shipping_split, trained_ids_below
     from training.latency_metrics import latency_metrics
 
     datasets = Path(__file__).parents[1] / "training" / "datasets"
@@ -147,8 +147,11 @@ def test_shipped_network_predictor_reproduces_its_card_metrics(name: str, datase
     # benchmarks/onnx_latency_versions.py); an aligned dataset's split comes from the whole source dataset, whose
     # earlier families never changed their split
     shipped_with = trained_ids_below(json.loads((PREDICTOR_DIR / f"{name}.card.json").read_text())["training"])
-    below = None if aligned_to else shipped_with
-    data, split = shipping_split(datasets / dataset, datasets / aligned_to if aligned_to else None, ids_below=below)
+    if aligned_to:
+        data = load_latency_dataset(datasets / dataset, progress=False, ids_below=shipped_with)
+        split = aligned_in_domain_split(data, load_latency_dataset(datasets / aligned_to, progress=False))
+    else:
+        data, split = shipping_split(datasets / dataset, ids_below=shipped_with)
     predictions = []
     for start in range(0, len(split.test), 64):
         batch = tokenize_networks([data.graphs[r] for r in split.test[start : start + 64]], version=network.card.tokenizer)
