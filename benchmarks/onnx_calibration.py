@@ -31,7 +31,7 @@ import onnxruntime as ort
 from benchmarks.machine import describe_machine
 from model.calibration import Calibration, fit_network_calibration, network_design
 from model.onnx_graph import ParseOptions, parse_onnx
-from training.latency_data import in_domain_split, load_latency_dataset, network_keys, trained_ids_below
+from training.latency_data import LatencyDataset, in_domain_split, load_latency_dataset, network_keys, trained_ids_below
 from training.latency_metrics import latency_metrics
 from training.latency_ship import predict_onnx_rows
 
@@ -77,6 +77,17 @@ def base_test_keys(card: dict, base_data: Path) -> set[str]:
     """Keys of the networks in the base predictor's test split (in-domain seed 0 over the ids it was trained below)."""
     data = load_latency_dataset(base_data, progress=False, ids_below=trained_ids_below(card["training"]))
     return set(network_keys(data)[in_domain_split(data.families, 0).test].tolist())
+
+
+def base_design(predictor: str, card: dict, target: LatencyDataset, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The shipped predictor's answers on ``rows`` of ``target``: ``network_design`` rows (base ms, MACs, memory
+    traffic) and its (N, 2) output (ms, std ms)."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(str(PREDICTORS / f"{predictor}.onnx"), options, ["CPUExecutionProvider"])
+    base = predict_onnx_rows(session, target, rows, card["tokenizer"])
+    totals = [target.graphs[r].totals() for r in rows]
+    return network_design(base[:, 0], [t["macs"] for t in totals], [t["memory_bytes"] for t in totals]), base
 
 
 def realworld_pairs(report: Path, base_report: Path | None, version: str) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -137,12 +148,7 @@ def main(argv: list[str] | None = None) -> None:
             keys &= base_test_keys(json.loads((PREDICTORS / f"{other}.card.json").read_text()), args.base_data)
         rows = np.flatnonzero(np.isin(network_keys(target), sorted(keys)))
         pool = "in the test split of " + ", ".join([args.predictor, *args.common_with])
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    session = ort.InferenceSession(str(PREDICTORS / f"{args.predictor}.onnx"), options, ["CPUExecutionProvider"])
-    base = predict_onnx_rows(session, target, rows, card["tokenizer"])
-    totals = [target.graphs[r].totals() for r in rows]
-    design = network_design(base[:, 0], [t["macs"] for t in totals], [t["memory_bytes"] for t in totals])
+    design, base = base_design(args.predictor, card, target, rows)
     true = target.latency_ms[rows]
     real = None
     if args.realworld:

@@ -28,13 +28,11 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
 from benchmarks.machine import describe_machine
-from benchmarks.onnx_calibration import PREDICTORS, base_test_keys
-from model.calibration import NETWORK_STD_INFLATION, STD_INFLATION, fit_network_calibration, network_design
+from benchmarks.onnx_calibration import PREDICTORS, base_design, base_test_keys
+from model.calibration import NETWORK_STD_INFLATION, STD_INFLATION, fit_network_calibration
 from training.latency_data import LatencyDataset, load_latency_dataset, network_keys, trained_ids_below
-from training.latency_ship import predict_onnx_rows
 
 DATA = Path("training/datasets")
 SIZES = (5, 10, 15, 20, 30, 50)
@@ -69,12 +67,7 @@ def pair_rows(predictor: str, target_name: str, pool: str) -> dict[str, np.ndarr
         rows = np.flatnonzero(np.isin(network_keys(target), sorted(test_keys(predictor))))
     if len(rows) < MIN_POOL:
         return None
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    session = ort.InferenceSession(str(PREDICTORS / f"{predictor}.onnx"), options, ["CPUExecutionProvider"])
-    base = predict_onnx_rows(session, target, rows, card["tokenizer"])
-    totals = [target.graphs[r].totals() for r in rows]
-    design = network_design(base[:, 0], [t["macs"] for t in totals], [t["memory_bytes"] for t in totals])
+    design, base = base_design(predictor, card, target, rows)
     return {"design": design, "base_std": base[:, 1], "true": target.latency_ms[rows]}
 
 
