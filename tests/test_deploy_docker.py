@@ -118,7 +118,8 @@ def test_build_context_holds_exactly_the_package() -> None:
     for source in sources:
         assert in_build_context(source.rstrip("/"), patterns), f"COPY source {source} is excluded by .dockerignore"
     for private in (".venv/bin/python", ".git/HEAD", "runs/x/ckpt.pt", "tests/conftest.py", "docs/deploy.md", ".env",
-                    "model/__pycache__/card.cpython-311.pyc", "archcast.egg-info/PKG-INFO"):
+                    "model/__pycache__/card.cpython-311.pyc", "archcast.egg-info/PKG-INFO",
+                    "training/datasets/cpu-ort-1t/measurements.jsonl"):
         assert not in_build_context(private, patterns), f"{private} would be sent to the builder"
     files = build_context_files()
     assert any(f.startswith("model/predictors/") and f.endswith(".onnx") for f in files) or not list(
