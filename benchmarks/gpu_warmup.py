@@ -17,17 +17,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
 import tarfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from training.netgen.measure import MeasureSettings, environment, make_session, session_feed
+from training.netgen.measure import MeasureSettings, environment, make_session, session_feed, timed_runs
 from training.netgen.pack import INDEX, restore_weights
 
 PROTOCOLS = ("short", "sustained", "short_again")
@@ -43,16 +43,6 @@ def sm_clock_mhz() -> float | None:
         return None
 
 
-def timed(session: Any, feed: dict, min_runs: int, max_runs: int, min_time_s: float) -> dict[str, float]:
-    times: list[float] = []
-    started = time.perf_counter()
-    while len(times) < max_runs and (len(times) < min_runs or time.perf_counter() - started < min_time_s):
-        t0 = time.perf_counter()
-        session.run(None, feed)
-        times.append((time.perf_counter() - t0) * 1e3)
-    return {"min_ms": min(times), "median_ms": statistics.median(times), "runs": len(times)}
-
-
 def measure_network(onnx_bytes: bytes, provider: str, sustain_s: float) -> dict[str, Any]:
     settings = MeasureSettings(provider=provider, min_time_s=0.1)
     clock_idle = sm_clock_mhz()
@@ -61,13 +51,13 @@ def measure_network(onnx_bytes: bytes, provider: str, sustain_s: float) -> dict[
     for _ in range(settings.warmup):
         session.run(None, feed)
     result: dict[str, Any] = {"clock_idle_mhz": clock_idle}
-    result["short"] = timed(session, feed, settings.min_runs, settings.max_runs, settings.min_time_s)
+    result["short"] = asdict(timed_runs(session, feed, settings.min_runs, settings.max_runs, settings.min_time_s))
     end = time.perf_counter() + sustain_s
     while time.perf_counter() < end:
         session.run(None, feed)
-    result["sustained"] = timed(session, feed, settings.min_runs, 1000, 0.2)
+    result["sustained"] = asdict(timed_runs(session, feed, settings.min_runs, 1000, 0.2))
     result["clock_busy_mhz"] = sm_clock_mhz()
-    result["short_again"] = timed(session, feed, settings.min_runs, settings.max_runs, settings.min_time_s)
+    result["short_again"] = asdict(timed_runs(session, feed, settings.min_runs, settings.max_runs, settings.min_time_s))
     return result
 
 

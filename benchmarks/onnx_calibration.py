@@ -40,12 +40,15 @@ SIZES = (5, 10, 20, 50)
 METHODS = ("scale", "single", "ridge", "auto")  # one factor; latency only; latency + MACs + memory traffic; the default
 
 
+def base_std_part(fit: Calibration, design: np.ndarray, base_std: np.ndarray) -> np.ndarray:
+    """The base ensemble's share of the calibrated log-space std: its relative spread times the map's latency weight."""
+    weight_ms = dict(zip(fit.columns, fit.weights, strict=True)).get(0, 0.0)
+    return weight_ms * base_std / np.maximum(design[:, 0], 1e-12)
+
+
 def calibrated(fit: Calibration, design: np.ndarray, base_std: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Calibrated latency and its log-space std (the ONNX graph's map) from ``network_design`` rows and the base std."""
-    value = fit.predict(design)
-    weight_ms = dict(zip(fit.columns, fit.weights, strict=True)).get(0, 0.0)
-    relative = weight_ms * base_std / np.maximum(design[:, 0], 1e-12)
-    return value, np.sqrt(relative**2 + fit.std_log**2)
+    return fit.predict(design), np.sqrt(base_std_part(fit, design, base_std) ** 2 + fit.std_log**2)
 
 
 def realworld_costs(names: list[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.machine import describe_machine
-from benchmarks.onnx_calibration import PREDICTORS, base_design, base_test_keys
+from benchmarks.onnx_calibration import PREDICTORS, base_design, base_std_part, base_test_keys
 from model.calibration import NETWORK_STD_INFLATION, STD_INFLATION, fit_network_calibration
 from training.latency_data import LatencyDataset, load_latency_dataset, network_keys, trained_ids_below
 
@@ -79,8 +79,7 @@ def draws_of(pair: dict[str, np.ndarray], k: int, draws: int, rng: np.random.Gen
         rest = np.setdiff1d(np.arange(len(pair["true"])), chosen)
         fit = fit_network_calibration(pair["design"][chosen], pair["true"][chosen], "auto")
         value = fit.predict(pair["design"][rest])
-        weight_ms = dict(zip(fit.columns, fit.weights, strict=True)).get(0, 0.0)
-        base_part = weight_ms * pair["base_std"][rest] / np.maximum(pair["design"][rest, 0], 1e-12)
+        base_part = base_std_part(fit, pair["design"][rest], pair["base_std"][rest])
         out.append({"error": np.abs(np.log(pair["true"][rest] / value)), "loo": max(fit.loo_rmse_log, 1e-9), "base": base_part})
     return out
 

@@ -89,11 +89,16 @@ def measure_pass(
     feed = feed if feed is not None else session_feed(session)
     for _ in range(settings.warmup):
         session.run(None, feed)
+    return timed_runs(session, feed, settings.min_runs, settings.max_runs, settings.min_time_s)
+
+
+def timed_runs(
+    session: ort.InferenceSession, feed: dict[str, np.ndarray], min_runs: int, max_runs: int, min_time_s: float
+) -> PassResult:
+    """Run ``session`` on ``feed`` at least ``min_runs`` times and for ``min_time_s``, at most ``max_runs`` times."""
     times: list[float] = []
     started = time.perf_counter()
-    while len(times) < settings.max_runs and (
-        len(times) < settings.min_runs or time.perf_counter() - started < settings.min_time_s
-    ):
+    while len(times) < max_runs and (len(times) < min_runs or time.perf_counter() - started < min_time_s):
         t0 = time.perf_counter()
         session.run(None, feed)
         times.append((time.perf_counter() - t0) * 1e3)
