@@ -166,6 +166,8 @@ def generate(
     done = done_ids(directory)
     if meta_path.exists():
         previous = json.loads(meta_path.read_text())
+        if "parts" in previous:
+            raise SystemExit(f"{directory} combines other datasets (training.netgen.combine); extend one of its parts")
         extensions = list(previous.get("extensions", []))
         if previous.get("seed") != seed or previous.get("families") != list(families):
             raise SystemExit(f"{directory} holds a dataset with another seed or family list; use another directory")
