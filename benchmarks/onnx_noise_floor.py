@@ -172,12 +172,15 @@ def main(argv: list[str] | None = None) -> None:
         "--pair", nargs=2, action="append", default=[], metavar="FILE",
         help="two remeasure files of the same networks, also scored as one fresh label (their mean, as the dataset's)",
     )  # fmt: skip
+    parser.add_argument(
+        "--aligned-to", type=Path, default=None, help="the predictor's split places networks as in this dataset's split"
+    )
     parser.add_argument("--min-networks", type=int, default=10, help="skip a file / group with fewer test networks")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/onnx_noise_floor"))
     args = parser.parse_args(argv)
 
     card = json.loads((PREDICTORS / f"{args.name}.card.json").read_text())
-    data, split = shipping_split(args.data, ids_below=trained_ids_below(card["training"]))
+    data, split = shipping_split(args.data, args.aligned_to, trained_ids_below(card["training"]))
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     session = ort.InferenceSession(str(PREDICTORS / f"{args.name}.onnx"), options)

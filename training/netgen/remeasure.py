@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from training.latency_data import in_domain_split
+from training.latency_data import in_domain_split, shipping_split
 from training.netgen.export import export_spec
 from training.netgen.files import META, latest_records, read_jsonl
 from training.netgen.measure import device_mismatch, measure_pass
@@ -33,11 +33,18 @@ REMEASURE = "remeasure.jsonl"
 PARTS = ("all", "train", "val", "test")
 
 
-def split_part_ids(records: dict[int, dict], part: str) -> set[int]:
+def split_part_ids(
+    records: dict[int, dict], part: str, directory: Path | None = None, aligned_to: Path | None = None
+) -> set[int]:
     """Ids of ``records`` in ``part`` of the in-domain split (seed 0) the shipped predictors are trained and scored on;
-    the rows are the records in id order, as ``training.latency_data.load_latency_dataset`` reads them."""
+    the rows are the records in id order, as ``training.latency_data.load_latency_dataset`` reads them. With
+    ``aligned_to``, the split of a predictor whose networks are placed as in that dataset's split (the dataset in
+    ``directory``, read whole: ``training.latency_data.shipping_split``)."""
     if part == "all":
         return set(records)
+    if aligned_to is not None:
+        data, aligned = shipping_split(directory, aligned_to)
+        return {int(i) for i in data.ids[getattr(aligned, part)].tolist()} & set(records)
     ids = sorted(records)
     split = in_domain_split(np.array([records[i]["family"] for i in ids]), 0)
     return {ids[row] for row in getattr(split, part).tolist()}
@@ -51,6 +58,7 @@ def remeasure(
     file: str = REMEASURE,
     part: str = "all",
     families: list[str] | None = None,
+    aligned_to: Path | None = None,
 ) -> dict[str, float]:
     mismatch = device_mismatch(json.loads((directory / META).read_text()))
     if mismatch:
@@ -61,7 +69,7 @@ def remeasure(
         if (ids_below is None or i < ids_below) and (families is None or r["family"] in families)
     }
     done = {int(r["id"]): r for r in read_jsonl(directory / file)}
-    pool = sorted(split_part_ids(records, part))
+    pool = sorted(split_part_ids(records, part, directory, aligned_to))
     sample = random.Random(seed).sample(pool, min(count, len(pool)))
     with (directory / file).open("a") as handle:
         for i in tqdm([i for i in sample if i not in done], desc="remeasure", unit="net"):
@@ -92,8 +100,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--file", default=REMEASURE, help="results file inside the dataset directory")
     parser.add_argument("--part", choices=PARTS, default="all", help="sample only this part of the in-domain split")
     parser.add_argument("--families", nargs="+", default=None, help="sample only networks of these families")
+    parser.add_argument(
+        "--aligned-to", type=Path, default=None, help="--part of the split placed as in this dataset's (an aligned predictor's)"
+    )
     args = parser.parse_args(argv)
-    drift = remeasure(args.data, args.count, args.seed, args.ids_below, args.file, args.part, args.families)
+    drift = remeasure(args.data, args.count, args.seed, args.ids_below, args.file, args.part, args.families, args.aligned_to)
     print(json.dumps(drift, indent=1))
 
 
