@@ -1,9 +1,8 @@
 """The machine's speed while a dataset was labelled, against another dataset's labels, measured afterwards.
 
     python -m training.netgen.speed --data training/datasets/cpu-ort-1t-epyc-ext6300 \\
-        --samples remeasure_2026-12-04_speed.jsonl remeasure_2026-12-04_speed_seed2.jsonl \\
-        --reference training/datasets/cpu-ort-1t-epyc \\
-        --reference-samples remeasure_2026-12-04_speed_start.jsonl remeasure_2026-12-04_speed_end.jsonl --bins 4
+        --samples remeasure_2026-12-04_test_interleaved.jsonl \\
+        --reference training/datasets/cpu-ort-1t-epyc --reference-samples remeasure_2026-12-04_test_interleaved.jsonl
 
 A shared host runs the same network at a speed that moves by several % over hours. Two datasets labelled on
 different days (or one labelled while the machine slowed) then disagree by that much on equal networks, and a model
@@ -12,6 +11,9 @@ in one sitting (``training.netgen.remeasure``) tells how fast each was labelled:
 ``log(now / label)`` minus the median of the same over the reference's sample is how much faster (> 0) or slower (< 0)
 the machine was when that label was taken than when the reference's were. Its median within each of ``--bins`` equal
 stretches of the labelling run (by the middle time of a network's two passes) is the run's speed at that moment.
+Measure both samples interleaved, in one random order (``remeasure`` on a combined dataset of both, then the lines
+split by part): the machine's speed moves within minutes, and a reference measured only before and after the other
+sample pinned it 2-4 % off (``training/datasets/cpu-ort-1t-epyc-20/README.md``).
 
 Writes ``speed.json`` into ``--data``: per bin its time range, the sample count and ``factor`` = exp(median), the
 multiplier that brings a label of that moment to the reference's speed (``training.netgen.files.speed_corrected``
