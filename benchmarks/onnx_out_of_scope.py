@@ -4,6 +4,7 @@ std says so.
     python -m benchmarks.onnx_out_of_scope --out benchmarks/results/onnx_out_of_scope
     python -m benchmarks.onnx_out_of_scope --networks yolo --out benchmarks/results/onnx_yolo   # published YOLOv8 scales
     python -m benchmarks.onnx_out_of_scope --networks sequence --out benchmarks/results/onnx_sequence
+    python -m benchmarks.onnx_out_of_scope --networks decoder --out benchmarks/results/onnx_decoder
 
 The dataset's first 14 families are image classifiers. Users also send segmentation, detection, MLP and sequence
 models. Five such networks, written here in torch (not from the zoo's samplers) and exported like the dataset's
@@ -23,7 +24,12 @@ GRU network with a Conv2d front end (the ``rnn`` family has Conv1d only), Zaremb
 (a 10,000-word softmax layer on each of 35 steps), and the LSTM above.
 
 Each is measured in 3 passes over the set (shuffled orders, minimum kept) on the dataset's device only, and
-predicted by the shipped predictor of that device. The std is judged against the 19 in-family real-world networks
+predicted by the shipped predictor of that device. With ``--reference N``, N networks of the dataset's reference part
+(labels as measured) are measured in the same passes, interleaved: the median of their ``now / label`` is the
+machine's speed in this sitting against the labels the predictor learned (a shared host moves by 5-10 % over hours),
+and the report also scores the predictor against each measurement brought to the labels' speed.
+
+The std is judged against the 19 in-family real-world networks
 of ``benchmarks/onnx_realworld.py``, predicted in the same run: a predictor that knows it is outside its data gives
 these networks a wider relative std.
 """
@@ -51,7 +57,7 @@ from training.latency_data import load_latency_dataset
 from training.latency_metrics import latency_metrics
 from training.netgen.blocks import Mlp, MultiHeadAttention
 from training.netgen.export import build_network, export_onnx_bytes, export_spec, export_with_input
-from training.netgen.files import META
+from training.netgen.files import META, dataset_parts, latest_records
 from training.netgen.measure import device_mismatch
 
 
@@ -250,19 +256,62 @@ def yolo_networks() -> dict[str, tuple[str, bytes]]:
     }  # fmt: skip
 
 
-NETWORK_SETS = {"out_of_scope": out_of_scope_networks, "yolo": yolo_networks, "sequence": sequence_networks}
+def decoder_networks() -> dict[str, tuple[str, bytes]]:
+    """Published decoder shapes (``decoder`` family's canonical members) taking one generation step with a KV cache."""
+    module = __import__("training.netgen.zoo.decoder", fromlist=["canonical"])
+    return {
+        spec["name"]: (f"{spec['layers']} x {spec['dim']} {spec['style']} decoder, one step after {spec['past']} tokens",
+                       export_spec("decoder", spec))
+        for spec in module.canonical()
+    }  # fmt: skip
+
+
+NETWORK_SETS = {
+    "out_of_scope": out_of_scope_networks,
+    "yolo": yolo_networks,
+    "sequence": sequence_networks,
+    "decoder": decoder_networks,
+}
 TITLES = {
     "out_of_scope": "Networks outside the dataset's families",
     "yolo": "Published YOLOv8 scales",
     "sequence": "Sequence models (text encoders, recurrent networks)",
+    "decoder": "Published decoder shapes, one generation step",
 }
+
+
+REFERENCE_PREFIX = "reference:"
+
+
+def reference_networks(data: Path, count: int, seed: int = 0) -> dict[str, tuple[dict, bytes]]:
+    """``count`` random networks of the first part of ``data`` (the part whose speed every label is brought to),
+    keyed ``reference:<id>``: (record, ONNX bytes)."""
+    import random
+
+    records = latest_records(dataset_parts(data)[0][0])
+    chosen = random.Random(f"reference:{seed}").sample(sorted(records), min(count, len(records)))
+    return {f"{REFERENCE_PREFIX}{i}": (records[i], export_spec(records[i]["family"], records[i]["spec"])) for i in chosen}
+
+
+def sitting_speed(references: dict[str, tuple[dict, bytes]], passes: dict[str, list[float]]) -> dict:
+    """How fast this sitting ran against the labels: per reference network ``log(min over passes / label)``; the
+    median's exp is the factor ``now / label`` (below 1: faster now)."""
+    logs = np.array([np.log(min(passes[name]) / record["latency_ms"]) for name, (record, _) in references.items()])
+    return {
+        "n": len(logs),
+        "now_over_label": float(np.exp(np.median(logs))),
+        "iqr_pct": float(100 * np.subtract(*np.percentile(logs, [75, 25]))),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--networks", choices=sorted(NETWORK_SETS), default="out_of_scope", help="which set: the five networks "
-        "written apart from the zoo, the published YOLOv8 scales, or the sequence models"
+        "--networks",
+        choices=sorted(NETWORK_SETS),
+        default="out_of_scope",
+        help="which set: the five networks "
+        "written apart from the zoo, the published YOLOv8 scales, the sequence models, or the published decoder shapes",
     )
     parser.add_argument("--data", type=Path, default=Path("training/datasets/cpu-ort-1t"))
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/onnx_out_of_scope"))
@@ -270,20 +319,32 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--measured-from", type=Path, default=None, help="reuse the measured passes of this earlier report (JSON)"
     )
+    parser.add_argument(
+        "--reference", type=int, default=0, metavar="N",
+        help="also measure N dataset networks in the same passes: the sitting's speed against the labels",
+    )  # fmt: skip
     args = parser.parse_args(argv)
 
     meta = json.loads((args.data / META).read_text())
     networks = NETWORK_SETS[args.networks]()
     measured_on = describe_machine()
+    speed = None
     if args.measured_from is not None:
         earlier = json.loads(args.measured_from.read_text())
         passes = {r["network"]: r["passes_ms"] for r in earlier["networks"]}
         measured_on = earlier.get("measured_on", earlier["machine"])
+        speed = earlier.get("sitting_speed")
     else:
         mismatch = device_mismatch(meta)
         if mismatch:
             raise SystemExit(f"cannot measure here: {mismatch}")
-        passes = measure_in_passes({name: onnx_bytes for name, (_, onnx_bytes) in networks.items()}, args.passes, seed=0)
+        references = reference_networks(args.data, args.reference)
+        to_measure = {name: onnx_bytes for name, (_, onnx_bytes) in networks.items()}
+        passes = measure_in_passes(
+            to_measure | {name: onnx_bytes for name, (_, onnx_bytes) in references.items()}, args.passes, seed=0
+        )
+        if references:
+            speed = sitting_speed(references, passes)
 
     registry = load_registry(PREDICTOR_DIR, "cpu", 1)
     predictor = choose_network_predictor(registry, None, meta["device"])
@@ -296,6 +357,7 @@ def main(argv: list[str] | None = None) -> None:
         body = predict_onnx_bytes(predictor, onnx_bytes, ParseOptions())
         graph = parse_onnx(onnx_bytes)
         measured, value, std = min(passes[name]), body["latency_ms"]["value"], body["latency_ms"]["std"]
+        at_label_speed = measured / speed["now_over_label"] if speed else None
         rows.append(
             {
                 "network": name,
@@ -304,6 +366,7 @@ def main(argv: list[str] | None = None) -> None:
                 "nodes": graph.n,
                 "measured_ms": measured,
                 "passes_ms": passes[name],
+                **({"at_label_speed_ms": at_label_speed} if at_label_speed else {}),
                 "archcast_ms": value,
                 "archcast_std_ms": std,
                 "relative_std": std / value,
@@ -328,11 +391,17 @@ def main(argv: list[str] | None = None) -> None:
         "device": meta["device"],
         "networks": rows,
         "summary": {
-            m: latency_metrics(np.array([r[f"{m}_ms"] for r in rows]), true)
-            for m in ("archcast", "kernel_sum", "flops_loglog")
+            m: latency_metrics(np.array([r[f"{m}_ms"] for r in rows]), true) for m in ("archcast", "kernel_sum", "flops_loglog")
         },
         "in_family_relative_std": {"median": float(np.median(in_family)), "max": float(np.max(in_family))},
     }
+    if speed:
+        report["sitting_speed"] = speed
+        aligned = np.array([r["at_label_speed_ms"] for r in rows])
+        report["summary_at_label_speed"] = {
+            m: latency_metrics(np.array([r[f"{m}_ms"] for r in rows]), aligned)
+            for m in ("archcast", "kernel_sum", "flops_loglog")
+        }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(report, indent=1))
     args.out.with_suffix(".md").write_text(markdown(report))
@@ -364,6 +433,26 @@ def markdown(report: dict) -> str:
     lines += ["", "| method | MAPE % | Acc(10 %) % | Spearman |", "|---|---|---|---|"]
     for m, s in report["summary"].items():
         lines.append(f"| {m} | {s['mape']:.1f} | {s['acc10']:.0f} | {s.get('spearman', float('nan')):.3f} |")
+    speed = report.get("sitting_speed")
+    if speed:
+        lines += [
+            "",
+            f"The sitting's speed: {speed['n']} networks of the dataset's reference part, measured in the same passes, ran "
+            f"**{100 * (speed['now_over_label'] - 1):+.1f} %** against their labels (median; interquartile range of the "
+            f"log ratios {speed['iqr_pct']:.1f} %). Brought to the labels' speed (measured / {speed['now_over_label']:.3f}):",
+            "",
+            "| network | measured ms | at the labels' speed ms | ArchCast ms | error % |",
+            "|---|---|---|---|---|",
+        ]
+        for r in report["networks"]:
+            error = 100 * (r["archcast_ms"] / r["at_label_speed_ms"] - 1)
+            lines.append(
+                f"| {r['network']} | {r['measured_ms']:.2f} | {r['at_label_speed_ms']:.2f} | "
+                f"{r['archcast_ms']:.2f} | {error:+.1f} |"
+            )
+        lines += ["", "| method | MAPE % at the labels' speed | Acc(10 %) % | Spearman |", "|---|---|---|---|"]
+        for m, s in report["summary_at_label_speed"].items():
+            lines.append(f"| {m} | {s['mape']:.1f} | {s['acc10']:.0f} | {s.get('spearman', float('nan')):.3f} |")
     lines += [
         "",
         "Relative std (std / value) of these networks: "

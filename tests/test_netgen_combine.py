@@ -14,6 +14,7 @@ from training.netgen.combine import combine
 from training.netgen.files import GRAPHS, MEASUREMENTS, META, append_lines, latest_records, read_graphs, read_jsonl
 from training.netgen.generate import generate
 from training.netgen.measure import MeasureSettings
+from training.netgen.remeasure import remeasure
 from training.netgen.speed import SPEED, fit_speed
 
 FAMILIES = ("squeezenet", "shufflenet")
@@ -102,3 +103,10 @@ def test_training_reads_a_combined_dataset_and_the_generator_will_not_extend_it(
     np.testing.assert_allclose(both.features, whole.features)
     with pytest.raises(SystemExit, match="combines other datasets"):
         generate(tmp_path / "both", 6, seed=0, chunk=2, settings=FAST, families=FAMILIES, progress=False)
+    # one sitting over both parts: one network of each, each part's line also written to its own folder
+    remeasure(tmp_path / "both", count=0, file="sitting.jsonl", per_part=1)
+    sitting = [int(line["id"]) for line in read_jsonl(tmp_path / "both" / "sitting.jsonl")]
+    assert len(sitting) == 2 and {i // 2 for i in sitting} == {0, 1}
+    for name in ("low", "high"):
+        (line,) = read_jsonl(tmp_path / name / "sitting.jsonl")
+        assert line["id"] in sitting and line["id"] in latest_records(tmp_path / name) and line["min_ms"] > 0

@@ -22,13 +22,14 @@ def export_onnx_bytes(module: torch.nn.Module, resolution: int, batch: int = 1) 
     return export_with_input(module, torch.randn(batch, 3, resolution, resolution))
 
 
-def export_with_input(module: torch.nn.Module, example: torch.Tensor) -> bytes:
-    """ONNX bytes of ``module`` traced on ``example`` (opset 17, constants folded: BN folds into the convs)."""
+def export_with_input(module: torch.nn.Module, example: torch.Tensor | tuple[torch.Tensor, ...]) -> bytes:
+    """ONNX bytes of ``module`` traced on ``example`` (one tensor, or a tuple of the forward's inputs; opset 17,
+    constants folded: BN folds into the convs)."""
     buffer = io.BytesIO()
     with torch.no_grad():
         torch.onnx.export(
             module,
-            (example,),
+            example if isinstance(example, tuple) else (example,),
             buffer,
             dynamo=False,
             opset_version=OPSET,

@@ -61,9 +61,10 @@ def _recurrent_macs(layer: torch.nn.RNNBase, steps: int) -> float:
     return total
 
 
-def count_macs(module: torch.nn.Module, example: int | torch.Tensor) -> float:
+def count_macs(module: torch.nn.Module, example: int | torch.Tensor | tuple[torch.Tensor, ...]) -> float:
     """Conv (1-D / 2-D), ConvTranspose2d, Linear and LSTM / GRU multiply-accumulates of one forward pass on
-    ``example`` (an int: a batch-1 image of that resolution), attention matmuls excluded."""
+    ``example`` (an int: a batch-1 image of that resolution; a tuple: the forward's inputs), attention matmuls
+    excluded."""
     total = [0.0]
     layers = torch.nn.Conv1d | torch.nn.Conv2d | torch.nn.ConvTranspose2d | torch.nn.Linear | torch.nn.RNNBase
 
@@ -83,7 +84,7 @@ def count_macs(module: torch.nn.Module, example: int | torch.Tensor) -> float:
     if isinstance(example, int):
         example = torch.zeros(1, 3, example, example)
     with torch.no_grad():
-        module(example)
+        module(*example) if isinstance(example, tuple) else module(example)
     for handle in handles:
         handle.remove()
     return total[0]

@@ -2,7 +2,8 @@
 
 Each module in ``training.netgen.zoo`` defines ``NAME``, ``sample(rng) -> dict`` (a JSON-serialisable spec) and
 ``build(spec) -> nn.Module``. Image families' specs hold ``"resolution"`` and take ``(1, 3, resolution, resolution)``;
-a family with another input (a sequence of features or of token ids) also defines ``example_input(spec)``.
+a family with another input (a sequence of features or of token ids, or a tuple of inputs: a decoder's token and KV
+cache) also defines ``example_input(spec)``.
 The spec alone regenerates the network: the dataset commits specs and measurements, never weights.
 """
 
@@ -37,7 +38,9 @@ FAMILY_MODULES: tuple[str, ...] = (
 DENSE_FAMILY_MODULES: tuple[str, ...] = ("unet", "fpn", "deeplab", "yolo")
 # sequence models (recurrent, transformer text encoders): a later extension; their input is no image
 SEQUENCE_FAMILY_MODULES: tuple[str, ...] = ("rnn", "text")
-ALL_FAMILY_MODULES: tuple[str, ...] = FAMILY_MODULES + DENSE_FAMILY_MODULES + SEQUENCE_FAMILY_MODULES
+# generation steps (a decoder's one token with its KV cache as inputs): a later extension still
+GENERATION_FAMILY_MODULES: tuple[str, ...] = ("decoder",)
+ALL_FAMILY_MODULES: tuple[str, ...] = FAMILY_MODULES + DENSE_FAMILY_MODULES + SEQUENCE_FAMILY_MODULES + GENERATION_FAMILY_MODULES
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,7 @@ class Family:
     name: str
     sample: Callable[[random.Random], dict[str, Any]]
     build: Callable[[dict[str, Any]], nn.Module]
-    example_input: Callable[[dict[str, Any]], torch.Tensor]
+    example_input: Callable[[dict[str, Any]], torch.Tensor | tuple[torch.Tensor, ...]]
 
 
 def image_input(spec: dict[str, Any]) -> torch.Tensor:

@@ -9,6 +9,11 @@ machine that got faster or slower since). ``--ids-below`` samples only networks 
 extension of the dataset): the same seed and bound draw the same networks however far the dataset grew since.
 ``--part test`` samples only networks of the shipped predictor's in-domain test split (seed 0): a fresh measurement
 of the networks the predictor is scored on (``benchmarks/onnx_noise_floor.py`` compares the two).
+
+On a combined dataset (``training.netgen.combine``) the sample is drawn from the union, or with ``--per-part N`` as up
+to N networks of each part, all measured in one random order (parts interleaved, so the machine's drift during the
+sitting falls on each alike: what ``training.netgen.speed`` needs); each part's lines are also written to the same
+file name in that part's folder, where ``training.netgen.speed`` reads them.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from tqdm import tqdm
 
 from training.latency_data import in_domain_split, shipping_split
 from training.netgen.export import export_spec
-from training.netgen.files import META, latest_records, read_jsonl
+from training.netgen.files import META, dataset_parts, done_ids, latest_records, read_jsonl
 from training.netgen.measure import device_mismatch, measure_pass
 
 REMEASURE = "remeasure.jsonl"
@@ -59,6 +64,7 @@ def remeasure(
     part: str = "all",
     families: list[str] | None = None,
     aligned_to: Path | None = None,
+    per_part: int | None = None,
 ) -> dict[str, float]:
     mismatch = device_mismatch(json.loads((directory / META).read_text()))
     if mismatch:
@@ -70,7 +76,15 @@ def remeasure(
     }
     done = {int(r["id"]): r for r in read_jsonl(directory / file)}
     pool = sorted(split_part_ids(records, part, directory, aligned_to))
-    sample = random.Random(seed).sample(pool, min(count, len(pool)))
+    parts = dataset_parts(directory)
+    if per_part is None:
+        sample = random.Random(seed).sample(pool, min(count, len(pool)))
+    else:
+        rng, sample = random.Random(seed), []
+        for path, _ in parts:
+            own = sorted(set(pool) & done_ids(path))
+            sample += rng.sample(own, min(per_part, len(own)))
+        rng.shuffle(sample)
     with (directory / file).open("a") as handle:
         for i in tqdm([i for i in sample if i not in done], desc="remeasure", unit="net"):
             record = records[i]
@@ -79,6 +93,8 @@ def remeasure(
             handle.write(json.dumps(line) + "\n")
             handle.flush()
             done[i] = line
+    if len(parts) > 1:
+        write_part_lines(directory, file, parts)
     signed = [100 * (done[i]["min_ms"] - records[i]["latency_ms"]) / records[i]["latency_ms"] for i in done if i in records]
     diffs = np.abs(signed)
     hours = [(done[i]["t"] - records[i]["a"]["t"]) / 3600 for i in done if i in records and "a" in records[i]]
@@ -89,6 +105,15 @@ def remeasure(
         "median_signed_pct": float(np.median(signed)) if signed else float("nan"),
         "median_hours_apart": float(np.median(hours)) if hours else float("nan"),
     }
+
+
+def write_part_lines(directory: Path, file: str, parts: list[tuple[Path, str | None]]) -> None:
+    """Each part's lines of a combined dataset's ``file``, written (whole, replacing) to ``file`` in that part."""
+    lines = list(read_jsonl(directory / file))
+    for path, _ in parts:
+        own = done_ids(path)
+        mine = [json.dumps(line) for line in lines if int(line["id"]) in own]
+        (path / file).write_text("".join(f"{line}\n" for line in mine))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -103,8 +128,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--aligned-to", type=Path, default=None, help="--part of the split placed as in this dataset's (an aligned predictor's)"
     )
+    parser.add_argument(
+        "--per-part", type=int, default=None, metavar="N", help="on a combined dataset: N networks of each part (not --count)"
+    )
     args = parser.parse_args(argv)
-    drift = remeasure(args.data, args.count, args.seed, args.ids_below, args.file, args.part, args.families, args.aligned_to)
+    drift = remeasure(
+        args.data, args.count, args.seed, args.ids_below, args.file, args.part, args.families, args.aligned_to, args.per_part
+    )
     print(json.dumps(drift, indent=1))
 
 
