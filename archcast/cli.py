@@ -113,7 +113,12 @@ def _api_errors() -> tuple[type[Exception], ...]:
 def _onnx_prediction(args: argparse.Namespace) -> dict:
     """The ONNX latency response for ``args.model`` (a .onnx file), in-process or through ``args.url``."""
     data = Path(args.model).read_bytes()
-    shape = {"batch": args.batch, "resolution": args.resolution, "sequence_length": args.sequence_length}
+    shape = {
+        "batch": args.batch,
+        "resolution": args.resolution,
+        "sequence_length": args.sequence_length,
+        "past_length": args.past_length,
+    }
     chosen = {"predictor": args.predictor, "device": args.device, "breakdown": args.breakdown}
     if args.url:
         from archcast.client import Client
@@ -190,6 +195,9 @@ def _onnx_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resolution", type=int, default=224, help="ONNX models: input resolution for symbolic image dims")
     parser.add_argument(
         "--sequence-length", type=int, default=128, help="ONNX models: length for symbolic dims of 2-D / 3-D inputs"
+    )
+    parser.add_argument(
+        "--past-length", type=int, default=128, help="ONNX models: KV-cache length for dims named past_sequence_length"
     )
     parser.add_argument("--device", help="ONNX models: device to predict for, e.g. cpu-ort-1t (default: the loaded one)")
     parser.add_argument(

@@ -214,9 +214,15 @@ def _onnx_request(
     sequence_length: int,
     weight_free: bool,
     breakdown: bool = False,
+    past_length: int = 128,
 ) -> tuple[bytes, dict[str, Any]]:
     data = _model_bytes(model, weight_free)
-    given: dict[str, Any] = {"batch": batch, "resolution": resolution, "sequence_length": sequence_length}
+    given: dict[str, Any] = {
+        "batch": batch,
+        "resolution": resolution,
+        "sequence_length": sequence_length,
+        "past_length": past_length,
+    }
     if breakdown:
         given["breakdown"] = "true"
     return data, {k: v for k, v in {**given, "predictor": predictor, "device": device}.items() if v is not None}
@@ -357,12 +363,16 @@ class Client:
         sequence_length: int = 128,
         weight_free: bool = False,
         breakdown: bool = False,
+        past_length: int = 128,
     ) -> dict[str, Any]:
         """Predicted latency (value, std in ms) and cost summary of a whole ONNX network (``POST /v1/predict/onnx``).
 
         ``weight_free=True`` uploads the model without its large float weights (``model.onnx_weights``): the same
-        answer from a fraction of the bytes. ``breakdown=True`` adds where the predicted time goes."""
-        data, params = _onnx_request(model, batch, resolution, predictor, device, sequence_length, weight_free, breakdown)
+        answer from a fraction of the bytes. ``breakdown=True`` adds where the predicted time goes. ``past_length``:
+        the KV-cache length of a decoder export's symbolic ``past_sequence_length`` dimensions."""
+        data, params = _onnx_request(
+            model, batch, resolution, predictor, device, sequence_length, weight_free, breakdown, past_length
+        )
         return self._request("POST", "/v1/predict/onnx", content=data, params=params)
 
     def calibrate(
@@ -476,9 +486,12 @@ class AsyncClient:
         sequence_length: int = 128,
         weight_free: bool = False,
         breakdown: bool = False,
+        past_length: int = 128,
     ) -> dict[str, Any]:
         """``Client.predict_onnx``, awaited."""
-        data, params = _onnx_request(model, batch, resolution, predictor, device, sequence_length, weight_free, breakdown)
+        data, params = _onnx_request(
+            model, batch, resolution, predictor, device, sequence_length, weight_free, breakdown, past_length
+        )
         return await self._request("POST", "/v1/predict/onnx", content=data, params=params)
 
     async def calibrate(

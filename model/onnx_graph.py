@@ -36,8 +36,9 @@ from model.onnx_weights import WEIGHT_TYPES
 # norms fused (as onnxruntime does at load), unsorted graphs sorted, quantized products costed, memory at each
 # tensor's width, weight types; 3 = two-operand Einsums read as the Transposes and MatMul they compute, the symbolic
 # height and width of channels-last and 5-D (video) inputs set from the resolution and a video's frames from the
-# sequence length, and the facts new warnings read (control flow, axes read as 1, unknown shapes, convolutions)
-PARSER_VERSION = 3
+# sequence length, and the facts new warnings read (control flow, axes read as 1, unknown shapes, convolutions);
+# 4 = symbolic dimensions named for a KV cache set from the past length (``named_length``)
+PARSER_VERSION = 4
 DEFAULT_MAX_NETWORK_NODES = 4096
 DEFAULT_MAX_ELEMENTS = 2**31  # per tensor: guards against giant declared dimensions
 MAX_INITIALIZER_ELEMENTS = 2**40  # declared weight shapes only (never allocated); beyond it costs overflow
@@ -119,6 +120,7 @@ class ParseOptions:
     batch: int = 1
     resolution: int = 224
     sequence_length: int = 128
+    past_length: int = 128
     max_nodes: int = DEFAULT_MAX_NETWORK_NODES
     max_elements: int = DEFAULT_MAX_ELEMENTS
 
@@ -148,6 +150,25 @@ def _dims(shape: onnx.TensorShapeProto) -> tuple[int, ...]:
     return tuple(int(d.dim_value) if d.HasField("dim_value") else -1 for d in shape.dim)
 
 
+def named_length(name: str, options: ParseOptions) -> int | None:
+    """The length a symbolic dimension's name asks for, as a decoder export with a KV cache names them (Hugging Face's
+    ``past_sequence_length``, ``past_sequence_length + sequence_length``, onnxruntime-genai's ``total_sequence_length``):
+    a name with "past" is the cache length, one with "total" the cache plus the new tokens, one with "seq" the new
+    tokens, a sum of such names or integers their sum; None for any other name (the input's rank decides)."""
+    terms = [term.strip().lower() for term in name.split("+")]
+    if len(terms) > 1:
+        values = [int(term) if term.isdigit() else named_length(term, options) for term in terms]
+        return None if any(v is None for v in values) else sum(v for v in values if v is not None)
+    word = terms[0]
+    if "past" in word:
+        return options.past_length
+    if "total" in word:
+        return options.past_length + options.sequence_length
+    if "seq" in word:
+        return options.sequence_length
+    return None
+
+
 def _fix_inputs(
     graph: onnx.GraphProto, initializer_names: set[str], options: ParseOptions, defaulted: list[str]
 ) -> dict[str, tuple[int, ...]]:
@@ -156,7 +177,8 @@ def _fix_inputs(
     of a 5-D input (N, C, T, H, W: video) = resolution and its axis 2 (frames) = sequence length; the other axes of a
     2-D or 3-D input (token ids, per-step features) = sequence length; anything else = 1, named in ``defaulted``. A
     named dimension that is axis 0 of some input is the batch on every input (an LSTM's initial state, (directions,
-    batch, hidden))."""
+    batch, hidden)); other than the batch, a name ``named_length`` knows wins over the position (a KV cache's
+    (batch, heads, past, head size) is no image)."""
     real = [v for v in graph.input if v.name not in initializer_names and v.type.HasField("tensor_type")]
     batch_names = {
         v.type.tensor_type.shape.dim[0].dim_param
@@ -179,8 +201,11 @@ def _fix_inputs(
                     f"input {value.name!r} declares dimension {dim.dim_value} on axis {axis}; dimensions must be positive "
                     "(leave a dimension symbolic to have it set from the request)",
                 )
+            named = named_length(dim.dim_param, options) if dim.dim_param else None
             if axis == 0 or (dim.dim_param and dim.dim_param in batch_names):
                 fill = options.batch
+            elif named is not None:
+                fill = named
             elif axis in image_axes:
                 fill = options.resolution
             elif axis in sequence_axes:

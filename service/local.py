@@ -90,6 +90,7 @@ def predict_onnx_local(
     settings: Settings | None = None,
     sequence_length: int = 128,
     breakdown: bool = False,
+    past_length: int = 128,
 ) -> dict[str, Any]:
     """The ``POST /v1/predict/onnx`` body for one ONNX model, in-process (``archcast predict model.onnx``)."""
     from model.onnx_graph import ParseOptions
@@ -103,6 +104,10 @@ def predict_onnx_local(
         )
     chosen = choose_network_predictor(load_for_local(settings), predictor, device)
     options = ParseOptions(
-        batch=batch, resolution=resolution, sequence_length=sequence_length, max_nodes=settings.max_network_nodes
+        batch=batch,
+        resolution=resolution,
+        sequence_length=sequence_length,
+        past_length=past_length,
+        max_nodes=settings.max_network_nodes,
     )
     return predict_onnx_bytes(chosen, data, options, with_breakdown=breakdown)

@@ -145,5 +145,6 @@ def predict_onnx_bytes(
         "batch": options.batch,
         "resolution": options.resolution,
         "sequence_length": options.sequence_length,
+        "past_length": options.past_length,
         **extra,
     }

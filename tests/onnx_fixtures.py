@@ -147,3 +147,21 @@ def recurrent_model(op: str, gates: int, direction: str, dirs: int, steps: int =
         [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)],
         weights,
     )
+
+
+def kv_cache_attention(heads: int = 2, head_dim: int = 4) -> onnx.ModelProto:
+    """One attention step over a KV cache, dimensions named as a Hugging Face decoder export names them:
+    q (batch, heads, sequence_length, d) and past_key (batch, heads, past_sequence_length, d) -> Concat along the
+    sequence -> q K^T -> Softmax -> A K; out (batch, heads, sequence_length, d) and the grown cache."""
+    q = helper.make_tensor_value_info("q", TensorProto.FLOAT, ["batch_size", heads, "sequence_length", head_dim])
+    past = helper.make_tensor_value_info("past_key", TensorProto.FLOAT, ["batch_size", heads, "past_sequence_length", head_dim])
+    out = helper.make_tensor_value_info("out", TensorProto.FLOAT, None)
+    present = helper.make_tensor_value_info("present", TensorProto.FLOAT, None)
+    nodes = [
+        helper.make_node("Concat", ["past_key", "q"], ["present"], axis=2),
+        helper.make_node("Transpose", ["present"], ["keys_t"], perm=[0, 1, 3, 2]),
+        helper.make_node("MatMul", ["q", "keys_t"], ["scores"]),
+        helper.make_node("Softmax", ["scores"], ["attention"], axis=-1),
+        helper.make_node("MatMul", ["attention", "present"], ["out"]),
+    ]
+    return model_from(nodes, [q, past], [out, present], [])

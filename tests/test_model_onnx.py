@@ -9,7 +9,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
-from onnx_fixtures import attention_block, conv_net, model_from
+from onnx_fixtures import attention_block, conv_net, kv_cache_attention, model_from
 
 from model.errors import ArchitectureError
 from model.network_domain import GraphFacts, domain_warnings
@@ -33,7 +33,7 @@ from model.network_tokenizer import (
     tokens_for_version,
     unaligned_conv,
 )
-from model.onnx_graph import NetNode, NetworkGraph, ParseOptions, parse_onnx
+from model.onnx_graph import NetNode, NetworkGraph, ParseOptions, named_length, parse_onnx
 
 
 def by_op(graph: NetworkGraph, op: str) -> list:
@@ -81,6 +81,20 @@ def test_channels_last_images_take_the_resolution_on_height_and_width() -> None:
     assert first_conv.output_shapes == ((4, 16, 32, 32),) and first_conv.cost.macs == 4 * 16 * 32 * 32 * 27
     same = parse_onnx(conv_net().SerializeToString(), ParseOptions(batch=4, resolution=64))
     assert graph.totals()["macs"] == same.totals()["macs"]
+
+
+def test_a_kv_cache_takes_the_past_length_by_the_names_of_its_dimensions() -> None:
+    """A rank-4 cache is no image: its ``past_sequence_length`` axis is the past length, the query's named
+    ``sequence_length`` axis the sequence length, and nothing is read as 1."""
+    data = kv_cache_attention(heads=2, head_dim=4).SerializeToString()
+    graph = parse_onnx(data, ParseOptions(batch=3, sequence_length=1, past_length=37))
+    assert graph.input_shapes == {"q": (3, 2, 1, 4), "past_key": (3, 2, 37, 4)} and graph.defaulted_dims == ()
+    assert graph.totals()["macs"] == 2 * 3 * 2 * 1 * 38 * 4  # q K^T and A K over the 37 + 1 cached steps
+    options = ParseOptions(sequence_length=5, past_length=37)
+    assert named_length("past_sequence_length + sequence_length", options) == 42
+    assert named_length("total_sequence_length", options) == 42
+    assert named_length("past_sequence_length + 1", options) == 38
+    assert named_length("H", options) is None and named_length("past + width", options) is None
 
 
 def test_video_frames_take_the_sequence_length_and_unset_axes_are_named() -> None:

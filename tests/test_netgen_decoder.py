@@ -4,6 +4,8 @@ without unknown ops, and splits of the earlier families unchanged by the extensi
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 import torch
@@ -89,3 +91,18 @@ def test_adding_the_decoder_family_leaves_every_earlier_familys_split_unchanged(
             old = getattr(after, part)
             np.testing.assert_array_equal(old[old < len(earlier)], getattr(before, part))
         assert (extended[after.test] == "decoder").sum() == round(0.2 * 12)
+
+
+def test_a_decoder_exported_with_a_symbolic_cache_length_parses_as_the_fixed_export_of_that_length() -> None:
+    """The way a Hugging Face ``past_key_values`` export names the cache axis; ``ParseOptions.past_length`` sets it."""
+    spec = SMALL["llama"]
+    module, example = build_network("decoder", spec), family("decoder").example_input(spec)
+    names = ["input_ids"] + [f"past_{kind}_{i}" for i in range(spec["layers"]) for kind in ("key", "value")]
+    buffer = io.BytesIO()
+    with torch.no_grad():
+        torch.onnx.export(module, example, buffer, dynamo=False, opset_version=17, input_names=names,
+                          dynamic_axes={name: {2: "past_sequence_length"} for name in names[1:]})  # fmt: skip
+    dynamic = parse_onnx(buffer.getvalue(), ParseOptions(sequence_length=1, past_length=20))
+    fixed = parse_onnx(export_spec("decoder", {**spec, "past": 20}), ParseOptions())
+    assert dynamic.input_shapes["past_key_0"] == (1, spec["kv_heads"], 20, spec["dim"] // spec["heads"])
+    assert dynamic.defaulted_dims == () and dynamic.totals()["macs"] == fixed.totals()["macs"]

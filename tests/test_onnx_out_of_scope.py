@@ -37,3 +37,31 @@ def test_every_sequence_network_is_parsed_and_predicted() -> None:
     for _, data in networks.values():
         body = predict_onnx_bytes(predictor, data, ParseOptions())
         assert body["latency_ms"]["value"] > 0 and body["latency_ms"]["std"] > 0
+
+
+def test_the_published_decoder_shapes_are_the_published_sizes_and_one_predicts() -> None:
+    from training.netgen.export import export_spec
+    from training.netgen.zoo.decoder import canonical, parameters
+
+    specs = {spec["name"]: spec for spec in canonical()}
+    # published sizes count a tied head once: the weights less one vocabulary x width table
+    tied = {name: parameters(spec) - spec["vocab"] * spec["dim"] for name, spec in specs.items()}
+    assert tied["gpt2_past128"] == pytest.approx(124.4e6, rel=0.01)  # GPT-2 small (its 1024 positions left out)
+    assert tied["stories15m_past256"] == pytest.approx(15.2e6, rel=0.01)
+    assert tied["stories110m_past256"] == pytest.approx(110e6, rel=0.01)
+    assert tied["smollm135m_past128"] == pytest.approx(134.5e6, rel=0.01)
+    predictor = load_registry(PREDICTOR_DIR, "cpu", 1).networks["cpu-ort-1t-epyc-v1"]
+    body = predict_onnx_bytes(predictor, export_spec("decoder", specs["stories15m_past256"]), ParseOptions())
+    assert body["latency_ms"]["value"] > 0 and body["latency_ms"]["std"] > 0
+    assert body["input_shapes"]["input"] == [1, 1]
+
+
+def test_the_sittings_speed_is_the_median_reference_ratio_and_scales_the_measurements() -> None:
+    from benchmarks.onnx_out_of_scope import sitting_speed
+
+    references = {f"reference:{i}": ({"latency_ms": 10.0 * (i + 1)}, b"") for i in range(5)}
+    ratios = [0.80, 0.90, 0.92, 0.95, 1.30]  # the machine runs 8 % faster than when the labels were taken
+    labels = [10.0 * (i + 1) for i in range(5)]
+    passes = {name: [ms * r * 1.1, ms * r] for name, ms, r in zip(references, labels, ratios, strict=True)}
+    speed = sitting_speed(references, passes)
+    assert speed["n"] == 5 and speed["now_over_label"] == pytest.approx(0.92)

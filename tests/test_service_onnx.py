@@ -15,7 +15,7 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 from live_server import LiveServer
-from onnx_fixtures import attention_block, conv_net, conv_stack, einsum_model, recurrent_model
+from onnx_fixtures import attention_block, conv_net, conv_stack, einsum_model, kv_cache_attention, recurrent_model
 
 from archcast.cli import main as cli_main
 from archcast.client import Client
@@ -124,6 +124,19 @@ def test_sequence_length_sets_symbolic_token_axes_and_the_cache_key(client: Test
     assert short["input_shapes"] == {"ids": [1, 64]} and short["cost"]["macs"] == 64 * 16 * 8
     response = client.post("/v1/predict/onnx?sequence_length=100000", content=data)
     assert response.status_code == 422 and response.json()["error"]["code"] == "sequence_length_too_large"
+
+
+def test_past_length_sets_a_kv_caches_named_axes_and_the_cache_key(client: TestClient) -> None:
+    data = kv_cache_attention(heads=2, head_dim=4).SerializeToString()
+    step = client.post("/v1/predict/onnx?sequence_length=1&past_length=37", content=data).json()
+    assert step["input_shapes"] == {"q": [1, 2, 1, 4], "past_key": [1, 2, 37, 4]} and step["past_length"] == 37
+    assert step["cost"]["macs"] == 2 * 2 * 38 * 4 and step["cached"] is False
+    shorter = client.post("/v1/predict/onnx?sequence_length=1&past_length=10", content=data).json()
+    assert shorter["cached"] is False and shorter["cost"]["macs"] == 2 * 2 * 11 * 4
+    again = client.post("/v1/predict/onnx?sequence_length=1&past_length=37", content=data).json()
+    assert again["cached"] is True and again["latency_ms"] == step["latency_ms"] and again["past_length"] == 37
+    response = client.post("/v1/predict/onnx?past_length=100000", content=data)
+    assert response.status_code == 422 and response.json()["error"]["code"] == "past_length_too_large"
 
 
 @pytest.mark.parametrize(

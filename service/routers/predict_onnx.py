@@ -102,6 +102,14 @@ async def predict_onnx_route(
     sequence_length: Annotated[
         int, Query(ge=1, description="Sequence length for symbolic dimensions of 2-D / 3-D inputs (tokens, steps).")
     ] = 128,
+    past_length: Annotated[
+        int,
+        Query(
+            ge=1,
+            description="Cache length for symbolic dimensions named for a KV cache (past_sequence_length; a total "
+            "length is past + sequence length).",
+        ),
+    ] = 128,
     predictor: Annotated[str | None, Query(description="Network predictor name; default: the only/first one.")] = None,
     device: Annotated[str | None, Query(description="Device the latency is predicted for, e.g. cpu-ort-1t.")] = None,
     breakdown: Annotated[
@@ -126,20 +134,30 @@ async def predict_onnx_route(
             f"sequence_length={sequence_length} exceeds the limit of {settings.max_sequence_length} "
             "(ARCHCAST_MAX_SEQUENCE_LENGTH)",
         )
+    if past_length > settings.max_sequence_length:
+        raise ServiceError(
+            422,
+            "past_length_too_large",
+            f"past_length={past_length} exceeds the limit of {settings.max_sequence_length} (ARCHCAST_MAX_SEQUENCE_LENGTH)",
+        )
     if settings.calibration_dir is not None:  # a calibration another worker (or `archcast calibrate`) wrote
         named = [predictor] if predictor is not None else [PREFIX + device] if device is not None else []
         if any(n.startswith(PREFIX) for n in named):
             await run_in_threadpool(load_persisted, registry, settings, named)
     chosen = choose_network_predictor(registry, predictor, device)
     data = await read_upload(request)
-    shape = (batch, resolution, sequence_length)
+    shape = (batch, resolution, sequence_length, past_length)
     digest = model_digest(data)
-    key = f"{chosen.name}@{chosen.card.version}:onnx{PARSER_VERSION}:{digest}:{batch}:{resolution}:{sequence_length}"
+    key = f"{chosen.name}@{chosen.card.version}:onnx{PARSER_VERSION}:{digest}:{':'.join(map(str, shape))}"
     (cached,) = await cache.get_many([key])
     if cached is not None and not breakdown:  # a breakdown needs the parsed graph: no shortcut
         return _body(chosen, cached, shape, cache_hit=True)
     options = ParseOptions(
-        batch=batch, resolution=resolution, sequence_length=sequence_length, max_nodes=settings.max_network_nodes
+        batch=batch,
+        resolution=resolution,
+        sequence_length=sequence_length,
+        past_length=past_length,
+        max_nodes=settings.max_network_nodes,
     )
     try:
         result = await asyncio.wait_for(
@@ -169,9 +187,9 @@ async def predict_onnx_route(
 
 
 def _body(
-    chosen: NetworkPredictor, values: dict[str, float], shape: tuple[int, int, int], cache_hit: bool
+    chosen: NetworkPredictor, values: dict[str, float], shape: tuple[int, int, int, int], cache_hit: bool
 ) -> dict[str, Any]:
-    batch, resolution, sequence_length = shape
+    batch, resolution, sequence_length, past_length = shape
     weight_types = sorted(k.removeprefix(WEIGHT_TYPE) for k in values if k.startswith(WEIGHT_TYPE))
     facts = GraphFacts.from_values(values)
     return {
@@ -181,6 +199,7 @@ def _body(
         "batch": batch,
         "resolution": resolution,
         "sequence_length": sequence_length,
+        "past_length": past_length,
         "latency_ms": {"value": values["latency_ms"], "std": values["latency_ms_std"]},
         "cost": {k: (int(values[f"cost_{k}"]) if k == "nodes" else values[f"cost_{k}"]) for k in COST_FIELDS},
         "weight_types": weight_types,
