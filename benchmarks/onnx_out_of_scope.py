@@ -408,6 +408,14 @@ def main(argv: list[str] | None = None) -> None:
     print(markdown(report))
 
 
+def summary_table(summary: dict, mape: str) -> list[str]:
+    """MAPE / Acc(10 %) / Spearman per method, headed by ``mape``."""
+    rows = ["", f"| method | {mape} | Acc(10 %) % | Spearman |", "|---|---|---|---|"]
+    return rows + [
+        f"| {m} | {s['mape']:.1f} | {s['acc10']:.0f} | {s.get('spearman', float('nan')):.3f} |" for m, s in summary.items()
+    ]
+
+
 def markdown(report: dict) -> str:
     rel = report["in_family_relative_std"]
     lines = [
@@ -430,9 +438,7 @@ def markdown(report: dict) -> str:
         )
     lines += ["", "Warnings in the answer (the predictor card's training domain):", ""]
     lines += [f"- {r['network']}: " + ("; ".join(r.get("warnings", [])) or "none") for r in report["networks"]]
-    lines += ["", "| method | MAPE % | Acc(10 %) % | Spearman |", "|---|---|---|---|"]
-    for m, s in report["summary"].items():
-        lines.append(f"| {m} | {s['mape']:.1f} | {s['acc10']:.0f} | {s.get('spearman', float('nan')):.3f} |")
+    lines += summary_table(report["summary"], "MAPE %")
     speed = report.get("sitting_speed")
     if speed:
         lines += [
@@ -444,15 +450,12 @@ def markdown(report: dict) -> str:
             "| network | measured ms | at the labels' speed ms | ArchCast ms | error % |",
             "|---|---|---|---|---|",
         ]
-        for r in report["networks"]:
-            error = 100 * (r["archcast_ms"] / r["at_label_speed_ms"] - 1)
-            lines.append(
-                f"| {r['network']} | {r['measured_ms']:.2f} | {r['at_label_speed_ms']:.2f} | "
-                f"{r['archcast_ms']:.2f} | {error:+.1f} |"
-            )
-        lines += ["", "| method | MAPE % at the labels' speed | Acc(10 %) % | Spearman |", "|---|---|---|---|"]
-        for m, s in report["summary_at_label_speed"].items():
-            lines.append(f"| {m} | {s['mape']:.1f} | {s['acc10']:.0f} | {s.get('spearman', float('nan')):.3f} |")
+        lines += [
+            f"| {r['network']} | {r['measured_ms']:.2f} | {r['at_label_speed_ms']:.2f} | {r['archcast_ms']:.2f} | "
+            f"{100 * (r['archcast_ms'] / r['at_label_speed_ms'] - 1):+.1f} |"
+            for r in report["networks"]
+        ]
+        lines += summary_table(report["summary_at_label_speed"], "MAPE % at the labels' speed")
     lines += [
         "",
         "Relative std (std / value) of these networks: "
