@@ -46,7 +46,15 @@ import torch
 from torch import nn
 
 from benchmarks.machine import describe_machine
-from benchmarks.onnx_realworld import canonical_networks, measure_in_passes
+from benchmarks.onnx_realworld import (
+    canonical_networks,
+    label_speed_summary,
+    measure_in_passes,
+    reference_networks,
+    sitting_speed,
+    speed_section,
+    summary_table,
+)
 from model.card import PREDICTOR_DIR
 from model.onnx_graph import ParseOptions, parse_onnx
 from service.network_predictor import predict_onnx_bytes
@@ -57,7 +65,7 @@ from training.latency_data import load_latency_dataset
 from training.latency_metrics import latency_metrics
 from training.netgen.blocks import Mlp, MultiHeadAttention
 from training.netgen.export import build_network, export_onnx_bytes, export_spec, export_with_input
-from training.netgen.files import META, dataset_parts, latest_records
+from training.netgen.files import META
 from training.netgen.measure import device_mismatch
 
 
@@ -280,30 +288,6 @@ TITLES = {
 }
 
 
-REFERENCE_PREFIX = "reference:"
-
-
-def reference_networks(data: Path, count: int, seed: int = 0) -> dict[str, tuple[dict, bytes]]:
-    """``count`` random networks of the first part of ``data`` (the part whose speed every label is brought to),
-    keyed ``reference:<id>``: (record, ONNX bytes)."""
-    import random
-
-    records = latest_records(dataset_parts(data)[0][0])
-    chosen = random.Random(f"reference:{seed}").sample(sorted(records), min(count, len(records)))
-    return {f"{REFERENCE_PREFIX}{i}": (records[i], export_spec(records[i]["family"], records[i]["spec"])) for i in chosen}
-
-
-def sitting_speed(references: dict[str, tuple[dict, bytes]], passes: dict[str, list[float]]) -> dict:
-    """How fast this sitting ran against the labels: per reference network ``log(min over passes / label)``; the
-    median's exp is the factor ``now / label`` (below 1: faster now)."""
-    logs = np.array([np.log(min(passes[name]) / record["latency_ms"]) for name, (record, _) in references.items()])
-    return {
-        "n": len(logs),
-        "now_over_label": float(np.exp(np.median(logs))),
-        "iqr_pct": float(100 * np.subtract(*np.percentile(logs, [75, 25]))),
-    }
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -357,7 +341,7 @@ def main(argv: list[str] | None = None) -> None:
         body = predict_onnx_bytes(predictor, onnx_bytes, ParseOptions())
         graph = parse_onnx(onnx_bytes)
         measured, value, std = min(passes[name]), body["latency_ms"]["value"], body["latency_ms"]["std"]
-        at_label_speed = measured / speed["now_over_label"] if speed else None
+        at_label_speed = measured / speed["now_over_label"] if speed else None  # the labels' machine speed
         rows.append(
             {
                 "network": name,
@@ -396,24 +380,11 @@ def main(argv: list[str] | None = None) -> None:
         "in_family_relative_std": {"median": float(np.median(in_family)), "max": float(np.max(in_family))},
     }
     if speed:
-        report["sitting_speed"] = speed
-        aligned = np.array([r["at_label_speed_ms"] for r in rows])
-        report["summary_at_label_speed"] = {
-            m: latency_metrics(np.array([r[f"{m}_ms"] for r in rows]), aligned)
-            for m in ("archcast", "kernel_sum", "flops_loglog")
-        }
+        report |= {"sitting_speed": speed, "summary_at_label_speed": label_speed_summary(rows)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(report, indent=1))
     args.out.with_suffix(".md").write_text(markdown(report))
     print(markdown(report))
-
-
-def summary_table(summary: dict, mape: str) -> list[str]:
-    """MAPE / Acc(10 %) / Spearman per method, headed by ``mape``."""
-    rows = ["", f"| method | {mape} | Acc(10 %) % | Spearman |", "|---|---|---|---|"]
-    return rows + [
-        f"| {m} | {s['mape']:.1f} | {s['acc10']:.0f} | {s.get('spearman', float('nan')):.3f} |" for m, s in summary.items()
-    ]
 
 
 def markdown(report: dict) -> str:
@@ -439,23 +410,7 @@ def markdown(report: dict) -> str:
     lines += ["", "Warnings in the answer (the predictor card's training domain):", ""]
     lines += [f"- {r['network']}: " + ("; ".join(r.get("warnings", [])) or "none") for r in report["networks"]]
     lines += summary_table(report["summary"], "MAPE %")
-    speed = report.get("sitting_speed")
-    if speed:
-        lines += [
-            "",
-            f"The sitting's speed: {speed['n']} networks of the dataset's reference part, measured in the same passes, ran "
-            f"**{100 * (speed['now_over_label'] - 1):+.1f} %** against their labels (median; interquartile range of the "
-            f"log ratios {speed['iqr_pct']:.1f} %). Brought to the labels' speed (measured / {speed['now_over_label']:.3f}):",
-            "",
-            "| network | measured ms | at the labels' speed ms | ArchCast ms | error % |",
-            "|---|---|---|---|---|",
-        ]
-        lines += [
-            f"| {r['network']} | {r['measured_ms']:.2f} | {r['at_label_speed_ms']:.2f} | {r['archcast_ms']:.2f} | "
-            f"{100 * (r['archcast_ms'] / r['at_label_speed_ms'] - 1):+.1f} |"
-            for r in report["networks"]
-        ]
-        lines += summary_table(report["summary_at_label_speed"], "MAPE % at the labels' speed")
+    lines += speed_section(report)
     lines += [
         "",
         "Relative std (std / value) of these networks: "

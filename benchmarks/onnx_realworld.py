@@ -15,6 +15,11 @@ another machine the benchmark refuses to measure; ``--measured-from REPORT.json`
 latency from an earlier report made on the dataset's device and re-does only the predictions and upload timing:
 
     python -m benchmarks.onnx_realworld --measured-from benchmarks/results/onnx_realworld.json
+
+``--reference N`` also measures N networks of the dataset's reference part (labels as measured) in the same passes:
+the median of their ``now / label`` is this sitting's machine speed against the labels the predictor learned (a
+shared host moves 5-10 % over days), and the report adds every method's error against the measurements brought to
+the labels' speed (``speed_section``; ``benchmarks/onnx_out_of_scope.py`` takes the same option).
 """
 
 from __future__ import annotations
@@ -40,8 +45,8 @@ from service.routers.predict_onnx import choose_network_predictor
 from training.latency_baselines import fit_flops_loglog, fit_kernel_sum, kind_sums
 from training.latency_data import load_latency_dataset
 from training.latency_metrics import latency_metrics
-from training.netgen.export import build_network, export_onnx_bytes
-from training.netgen.files import META
+from training.netgen.export import build_network, export_onnx_bytes, export_spec
+from training.netgen.files import META, dataset_parts, latest_records
 from training.netgen.measure import device_mismatch, measure_pass
 from training.netgen.registry import FAMILY_MODULES
 
@@ -85,6 +90,66 @@ def measure_in_passes(networks: dict[str, bytes], passes: int, seed: int) -> dic
     return out
 
 
+REFERENCE_PREFIX = "reference:"
+
+
+def reference_networks(data: Path, count: int, seed: int = 0) -> dict[str, tuple[dict, bytes]]:
+    """``count`` random networks of the first part of ``data`` (the part whose speed every label is brought to),
+    keyed ``reference:<id>``: (record, ONNX bytes)."""
+    records = latest_records(dataset_parts(data)[0][0])
+    chosen = random.Random(f"reference:{seed}").sample(sorted(records), min(count, len(records)))
+    return {f"{REFERENCE_PREFIX}{i}": (records[i], export_spec(records[i]["family"], records[i]["spec"])) for i in chosen}
+
+
+def sitting_speed(references: dict[str, tuple[dict, bytes]], passes: dict[str, list[float]]) -> dict:
+    """How fast this sitting ran against the labels: per reference network ``log(min over passes / label)``; the
+    median's exp is the factor ``now / label`` (below 1: faster now)."""
+    logs = np.array([np.log(min(passes[name]) / record["latency_ms"]) for name, (record, _) in references.items()])
+    return {
+        "n": len(logs),
+        "now_over_label": float(np.exp(np.median(logs))),
+        "iqr_pct": float(100 * np.subtract(*np.percentile(logs, [75, 25]))),
+    }
+
+
+def label_speed_summary(rows: list[dict]) -> dict[str, dict[str, float]]:
+    """Every method's metrics against the measurements brought to the labels' speed (``at_label_speed_ms``)."""
+    aligned = np.array([r["at_label_speed_ms"] for r in rows])
+    methods = ("archcast", "kernel_sum", "flops_loglog")
+    return {m: latency_metrics(np.array([r[f"{m}_ms"] for r in rows]), aligned) for m in methods}
+
+
+def speed_section(report: dict) -> list[str]:
+    """The sitting's speed and every method against the measurements brought to the labels' speed (reports measured
+    with ``--reference``; nothing otherwise)."""
+    speed = report.get("sitting_speed")
+    if not speed:
+        return []
+    lines = [
+        "",
+        f"The sitting's speed: {speed['n']} networks of the dataset's reference part, measured in the same passes, ran "
+        f"**{100 * (speed['now_over_label'] - 1):+.1f} %** against their labels (median; interquartile range of the "
+        f"log ratios {speed['iqr_pct']:.1f} %). Brought to the labels' speed (measured / {speed['now_over_label']:.3f}):",
+        "",
+        "| network | measured ms | at the labels' speed ms | ArchCast ms | error % |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['network']} | {r['measured_ms']:.2f} | {r['at_label_speed_ms']:.2f} | {r['archcast_ms']:.2f} | "
+        f"{100 * (r['archcast_ms'] / r['at_label_speed_ms'] - 1):+.1f} |"
+        for r in report["networks"]
+    ]
+    return lines + summary_table(report["summary_at_label_speed"], "MAPE % at the labels' speed")
+
+
+def summary_table(summary: dict, mape: str) -> list[str]:
+    """MAPE / Acc(10 %) / Spearman per method, headed by ``mape``."""
+    rows = ["", f"| method | {mape} | Acc(10 %) % | Spearman |", "|---|---|---|---|"]
+    return rows + [
+        f"| {m} | {s['mape']:.1f} | {s['acc10']:.0f} | {s.get('spearman', float('nan')):.3f} |" for m, s in summary.items()
+    ]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("training/datasets/cpu-ort-1t"))
@@ -96,6 +161,10 @@ def main(argv: list[str] | None = None) -> None:
         "--passes", type=int, default=3, help="passes over all networks, each in its own shuffled order (minimum kept)"
     )
     parser.add_argument("--seed", type=int, default=0, help="draws the pass orders")
+    parser.add_argument(
+        "--reference", type=int, default=0, metavar="N",
+        help="also measure N dataset networks in the same passes: the sitting's speed against the labels",
+    )  # fmt: skip
     parser.add_argument(
         "--predictor", default=None, help="shipped network predictor to check (default: the one of the dataset's device)"
     )
@@ -119,8 +188,13 @@ def main(argv: list[str] | None = None) -> None:
 
     networks = [(fam, name, export_onnx_bytes(build_network(fam, spec), 224)) for fam, name, spec in canonical_networks()]
     passes: dict[str, list[float]] = {}
+    speed = earlier.get("sitting_speed") if earlier else None
     if earlier is None:
-        passes = measure_in_passes({name: onnx_bytes for _, name, onnx_bytes in networks}, args.passes, args.seed)
+        references = reference_networks(args.data, args.reference)
+        to_measure = {name: onnx_bytes for _, name, onnx_bytes in networks}
+        to_measure |= {key: onnx_bytes for key, (_, onnx_bytes) in references.items()}
+        passes = measure_in_passes(to_measure, args.passes, args.seed)
+        speed = sitting_speed(references, passes) if references else None
     rows = []
     for fam, name, onnx_bytes in networks:
         if earlier is not None:
@@ -138,6 +212,7 @@ def main(argv: list[str] | None = None) -> None:
                 "gmacs": graph.totals()["macs"] / 1e9,
                 "measured_ms": measured,
                 **({"passes_ms": passes[name]} if passes else {}),
+                **({"at_label_speed_ms": measured / speed["now_over_label"]} if speed else {}),
                 "archcast_ms": body["latency_ms"]["value"],
                 "archcast_std_ms": body["latency_ms"]["std"],
                 "flops_loglog_ms": float(flops_fit(np.array([graph.totals()["flops"]]))[0]),
@@ -163,6 +238,8 @@ def main(argv: list[str] | None = None) -> None:
         "summary": summary,
         "upload": {"resnet50_bytes": len(heavy), "weight_free_bytes": len(light), **timing},
     }
+    if speed:
+        report |= {"sitting_speed": speed, "summary_at_label_speed": label_speed_summary(rows)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(report, indent=1))
     args.out.with_suffix(".md").write_text(markdown(report))
@@ -226,9 +303,7 @@ def markdown(report: dict) -> str:
             f"{len(report['networks'])} networks, each pass in its own shuffled order. Slowest over fastest pass of a "
             f"network: median +{np.median(spreads):.1f} %, max +{max(spreads):.1f} %.",
         ]
-    lines += ["", "| method | MAPE % | Acc(10 %) % | Spearman |", "|---|---|---|---|"]
-    for m, s in report["summary"].items():
-        lines.append(f"| {m} | {s['mape']:.1f} | {s['acc10']:.0f} | {s.get('spearman', float('nan')):.3f} |")
+    lines += summary_table(report["summary"], "MAPE %") + speed_section(report)
     u = report["upload"]
     lines += [
         "",
