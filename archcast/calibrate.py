@@ -3,7 +3,7 @@
 The measurement file is JSON lines, one ``{"architecture": <architecture object or NB201 arch string>, "latency_ms": x}``
 per line (``#`` comments allowed), or CSV with the columns ``arch`` (NB201 arch string) and ``latency_ms``: a cell
 predictor's latency heads are calibrated. A JSON-lines file of ``{"onnx": <path>, "latency_ms": x}`` lines (what
-``archcast measure`` writes; optional ``batch``, ``resolution``, ``sequence_length``; paths relative to the file)
+``archcast measure`` writes; optional ``batch``, ``resolution``, ``sequence_length``, ``past_length``; paths relative to the file)
 calibrates a whole-network predictor instead.
 """
 

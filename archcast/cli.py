@@ -321,7 +321,9 @@ def _cmd_measure(args: argparse.Namespace) -> int:
     if missing:
         print(f"error: invalid_input: not a file: {', '.join(missing)}", file=sys.stderr)
         return 2
-    options = ParseOptions(batch=args.batch, resolution=args.resolution, sequence_length=args.sequence_length)
+    options = ParseOptions(
+        batch=args.batch, resolution=args.resolution, sequence_length=args.sequence_length, past_length=args.past_length
+    )
     settings = MeasureSettings(threads=args.threads, min_time_s=args.min_time)
     try:
         records = measure_models(models, Path(args.out), options, settings, passes=args.passes)
@@ -442,6 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
     measure.add_argument("--batch", type=int, default=1, help="batch size for a symbolic batch dimension")
     measure.add_argument("--resolution", type=int, default=224, help="input resolution for symbolic image dimensions")
     measure.add_argument("--sequence-length", type=int, default=128, help="length for symbolic dims of 2-D / 3-D inputs")
+    measure.add_argument("--past-length", type=int, default=128, help="KV-cache length for dims named past_sequence_length")
     measure.set_defaults(func=_cmd_measure)
 
     evaluate = sub.add_parser("evaluate", help="test-split metrics, markdown table and scatter plot of a run")

@@ -46,18 +46,19 @@ def environment(threads: int) -> dict[str, Any]:
     return {"cpu": cpu_model(), "cpu_id": cpu_signature(), "onnxruntime": ort.__version__, "threads": threads}
 
 
-def _key(path: str, options: ParseOptions) -> tuple[str, int, int, int]:
-    return path, options.batch, options.resolution, options.sequence_length
+def _key(path: str, options: ParseOptions) -> tuple[str, int, int, int, int]:
+    return path, options.batch, options.resolution, options.sequence_length, options.past_length
 
 
-def _done(out: Path) -> set[tuple[str, int, int, int]]:
+def _done(out: Path) -> set[tuple[str, int, int, int, int]]:
     if not out.exists():
         return set()
     keys = set()
     for line in out.read_text().splitlines():
         if line.strip() and not line.lstrip().startswith("#"):
             item = json.loads(line)
-            keys.add((item["onnx"], item["batch"], item["resolution"], item["sequence_length"]))
+            past = item.get("past_length", ParseOptions.past_length)  # files written before the field: the default
+            keys.add((item["onnx"], item["batch"], item["resolution"], item["sequence_length"], past))
     return keys
 
 
@@ -107,6 +108,7 @@ def measure_models(
                     "batch": options.batch,
                     "resolution": options.resolution,
                     "sequence_length": options.sequence_length,
+                    "past_length": options.past_length,
                     "environment": env,
                 }
                 handle.write(json.dumps(record) + "\n")

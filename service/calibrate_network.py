@@ -11,8 +11,9 @@ predictor card for device ``<device>`` that ``archcast check --device`` and ``PO
 like a shipped one.
 
 The measurements are JSON lines, one ``{"onnx": <model>, "latency_ms": x}`` each (what ``archcast measure`` writes;
-optional ``batch``, ``resolution``, ``sequence_length``, ``environment``): ``network_measurements`` reads them for
-the command line (``<model>`` a file path) and for ``POST /v1/calibrate/onnx`` (``<model>`` an uploaded file's name).
+optional ``batch``, ``resolution``, ``sequence_length``, ``past_length``, ``environment``): ``network_measurements``
+reads them for the command line (``<model>`` a file path) and for ``POST /v1/calibrate/onnx`` (``<model>`` an
+uploaded file's name).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from service.routers.predict_onnx import choose_network_predictor
 from service.schemas import DEVICE_PATTERN
 from service.settings import Settings
 
-SHAPE_FIELDS = {"batch": 1, "resolution": 224, "sequence_length": 128}
+SHAPE_FIELDS = {"batch": 1, "resolution": 224, "sequence_length": 128, "past_length": 128}
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class NetworkMeasurement:
     batch: int = 1
     resolution: int = 224
     sequence_length: int = 128
+    past_length: int = 128
     label: str = ""  # where it came from (file path, line), for error messages
     environment: dict[str, Any] = field(default_factory=dict)  # cpu, onnxruntime, threads as ``archcast measure`` saw them
 
@@ -168,11 +170,12 @@ def base_predictions(
             data = item.data.read_bytes() if isinstance(item.data, Path) else item.data
         except OSError as exc:
             raise ServiceError(422, "invalid_measurements", f"{where}: cannot read the model: {exc.strerror or exc}") from None
-        distinct.add((hashlib.sha256(data).digest(), item.batch, item.resolution, item.sequence_length))
+        distinct.add((hashlib.sha256(data).digest(), item.batch, item.resolution, item.sequence_length, item.past_length))
         options = ParseOptions(
             batch=item.batch,
             resolution=item.resolution,
             sequence_length=item.sequence_length,
+            past_length=item.past_length,
             max_nodes=settings.max_network_nodes,
         )
         try:

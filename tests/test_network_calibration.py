@@ -16,7 +16,7 @@ import onnxruntime as ort
 import pytest
 from fastapi.testclient import TestClient
 from live_server import LiveServer
-from onnx_fixtures import attention_block, conv_net
+from onnx_fixtures import attention_block, conv_net, kv_cache_attention
 
 from archcast.client import AsyncClient, Client
 from model.calibration import (
@@ -33,7 +33,7 @@ from model.network_tokenizer import tokenize_networks, tokens_for_version
 from model.onnx_graph import ParseOptions, parse_onnx
 from service.app import create_app
 from service.calibrate import persist
-from service.calibrate_network import NetworkMeasurement, fit_network_device
+from service.calibrate_network import NetworkMeasurement, fit_network_device, network_measurements
 from service.errors import ServiceError
 from service.local import load_for_local, predict_onnx_local
 from service.settings import Settings
@@ -253,6 +253,27 @@ def test_measure_calibrate_check_from_the_command_line(base_dir: Path, tmp_path:
                      env=served, cwd=ROOT)
     assert passed.returncode == 0 and "PASS" in passed.stdout and "on ci-runner" in passed.stdout
     assert failed.returncode == 1 and "FAIL" in failed.stdout
+
+
+def test_measure_records_the_past_length_and_calibration_reads_it(tmp_path: Path) -> None:
+    """A decoder step measured at two cache lengths: two records, each parsed back at its own length (a file written
+    before the field reads as the default)."""
+    from archcast.measure import measure_models
+    from training.netgen.measure import MeasureSettings
+
+    onnx.save(kv_cache_attention(), tmp_path / "step.onnx")
+    out = tmp_path / "measured.jsonl"
+    quick = MeasureSettings(warmup=1, min_runs=2, max_runs=3, min_time_s=0.0)
+    for past in (16, 512):
+        measure_models([tmp_path / "step.onnx"], out, ParseOptions(sequence_length=1, past_length=past), quick, log=None)
+    assert measure_models([tmp_path / "step.onnx"], out, ParseOptions(sequence_length=1, past_length=16), quick) == []
+    lines = out.read_text().splitlines()
+    read = network_measurements("\n".join(lines), lambda name: tmp_path / name, "measured.jsonl")
+    assert [m.past_length for m in read] == [16, 512] and all(m.sequence_length == 1 for m in read)
+    old = json.loads(lines[0])
+    del old["past_length"]
+    (legacy,) = network_measurements(json.dumps(old), lambda name: tmp_path / name, "old.jsonl")
+    assert legacy.past_length == ParseOptions.past_length
 
 
 def test_calibrate_command_refuses_bad_files(base_dir: Path, tmp_path: Path) -> None:

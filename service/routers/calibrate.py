@@ -101,7 +101,7 @@ async def _uploaded_models(form: FormData) -> dict[str, bytes]:
                             "measurements": {
                                 "type": "string",
                                 "description": 'JSON lines {"onnx": <uploaded file name>, "latency_ms": x, "batch", '
-                                '"resolution", "sequence_length"} as `archcast measure` writes them',
+                                '"resolution", "sequence_length", "past_length"} as `archcast measure` writes them',
                             },
                             "models": {"type": "array", "items": {"type": "string", "format": "binary"}},
                             "base": {
