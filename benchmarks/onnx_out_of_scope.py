@@ -49,9 +49,7 @@ from benchmarks.machine import describe_machine
 from benchmarks.onnx_realworld import (
     canonical_networks,
     label_speed_summary,
-    measure_in_passes,
-    reference_networks,
-    sitting_speed,
+    measure_with_references,
     speed_section,
     summary_table,
 )
@@ -322,13 +320,8 @@ def main(argv: list[str] | None = None) -> None:
         mismatch = device_mismatch(meta)
         if mismatch:
             raise SystemExit(f"cannot measure here: {mismatch}")
-        references = reference_networks(args.data, args.reference)
         to_measure = {name: onnx_bytes for name, (_, onnx_bytes) in networks.items()}
-        passes = measure_in_passes(
-            to_measure | {name: onnx_bytes for name, (_, onnx_bytes) in references.items()}, args.passes, seed=0
-        )
-        if references:
-            speed = sitting_speed(references, passes)
+        passes, speed = measure_with_references(to_measure, args.data, args.reference, args.passes, seed=0)
 
     registry = load_registry(PREDICTOR_DIR, "cpu", 1)
     predictor = choose_network_predictor(registry, None, meta["device"])

@@ -95,7 +95,9 @@ REFERENCE_PREFIX = "reference:"
 
 def reference_networks(data: Path, count: int, seed: int = 0) -> dict[str, tuple[dict, bytes]]:
     """``count`` random networks of the first part of ``data`` (the part whose speed every label is brought to),
-    keyed ``reference:<id>``: (record, ONNX bytes)."""
+    keyed ``reference:<id>``: (record, ONNX bytes); none (and nothing read) for ``count`` 0."""
+    if count <= 0:
+        return {}
     records = latest_records(dataset_parts(data)[0][0])
     chosen = random.Random(f"reference:{seed}").sample(sorted(records), min(count, len(records)))
     return {f"{REFERENCE_PREFIX}{i}": (records[i], export_spec(records[i]["family"], records[i]["spec"])) for i in chosen}
@@ -110,6 +112,16 @@ def sitting_speed(references: dict[str, tuple[dict, bytes]], passes: dict[str, l
         "now_over_label": float(np.exp(np.median(logs))),
         "iqr_pct": float(100 * np.subtract(*np.percentile(logs, [75, 25]))),
     }
+
+
+def measure_with_references(
+    networks: dict[str, bytes], data: Path, references: int, passes: int, seed: int
+) -> tuple[dict[str, list[float]], dict | None]:
+    """``measure_in_passes`` over ``networks`` plus ``references`` networks of ``data`` interleaved with them: the
+    passes of ``networks`` and the sitting's speed (``sitting_speed``; None without references)."""
+    chosen = reference_networks(data, references)
+    measured = measure_in_passes(networks | {key: onnx_bytes for key, (_, onnx_bytes) in chosen.items()}, passes, seed)
+    return {name: measured[name] for name in networks}, sitting_speed(chosen, measured) if chosen else None
 
 
 def label_speed_summary(rows: list[dict]) -> dict[str, dict[str, float]]:
@@ -190,11 +202,8 @@ def main(argv: list[str] | None = None) -> None:
     passes: dict[str, list[float]] = {}
     speed = earlier.get("sitting_speed") if earlier else None
     if earlier is None:
-        references = reference_networks(args.data, args.reference)
         to_measure = {name: onnx_bytes for _, name, onnx_bytes in networks}
-        to_measure |= {key: onnx_bytes for key, (_, onnx_bytes) in references.items()}
-        passes = measure_in_passes(to_measure, args.passes, args.seed)
-        speed = sitting_speed(references, passes) if references else None
+        passes, speed = measure_with_references(to_measure, args.data, args.reference, args.passes, args.seed)
     rows = []
     for fam, name, onnx_bytes in networks:
         if earlier is not None:
