@@ -1,7 +1,8 @@
 """The whole-network tokenizer: a NetworkGraph into one token per op plus a whole-graph feature vector.
 
 Token = [op one-hot (64) | smooth codes of the node's numbers (16 x 7) | alignment flags (5 x 3) | position code
-(32) | sum of predecessor position codes (32) | fusion flags (1) | GEMM view (4 x 7) | layout flags (3)]. Numbers (FLOPs, params,
+(32) | sum of predecessor position codes (32) | fusion flags (1) | GEMM view (4 x 7) | layout flags (3) | repeat (1)].
+Numbers (FLOPs, params,
 bytes, shapes, kernel, stride, groups, degrees) enter on a log2 scale, each as [v/16, sin/cos of v at 3
 frequencies], so nearby sizes get nearby codes and unseen sizes interpolate. Position codes are the transformer's
 sinusoids over the node index (wavelengths up to 4096), so the predecessor sum tells the network how far back each
@@ -48,6 +49,14 @@ These copies are kernels of their own that the exported graph does not show, and
 differs: a MobileNetV2 has almost none, a ShuffleNet or a RegNet one or two per block. ``model.layout`` replays
 onnxruntime's rules; each token says whether its node runs blocked, and whether its output is converted back to NCHW
 or into the blocked layout. Appended after the GEMM view, so earlier tokens stay prefixes.
+
+Repeat (version 9): a node whose kernel runs the same work many times in sequence, today a recurrent op's step
+product (``model.recurrent``: one step's product with R as its weight, D*T times), carries ``_repeat``; its token's
+FLOPs, MACs and bytes are one repetition's, and the last column holds log2(repeat) / 16 (0 for every other node).
+The whole-network readout adds ln(repeat) to the node's compute and memory terms and does not feed the column to
+the encoder (a count no other family shows would be an untrained input there). Held-out recurrent networks read
+2.3x fast before (``model.recurrent``). Version 8 was a trial of session 33 (R read per step in the batched view),
+never shipped.
 """
 
 from __future__ import annotations
@@ -87,9 +96,11 @@ N_NUMBERS = len(NUMBER_NAMES)
 # Bumped whenever the meaning of a token or feature column changes, even at the same width; recorded in every network
 # predictor's card and checked at load. 1: before the alignment flags (240-wide tokens); 2: flags on every node (255);
 # 3: channel flags on convolutions only, +1 / -1 / 0; 4: the fusion flag column at the end; 5: the GEMM view after it;
-# 6: recurrent ops lowered to their products (same width as 5); 7: the layout flags after the GEMM view.
-TOKENIZER_VERSION = "7"
+# 6: recurrent ops lowered to their products (same width as 5); 7: the layout flags after the GEMM view; 8: a trial,
+# never shipped; 9: a recurrent step is one step's product repeated D*T times, with the repeat column at the end.
+TOKENIZER_VERSION = "9"
 LOWERED_FROM_VERSION = 6
+REPEATED_STEPS_FROM_VERSION = 9
 ALIGNED_NAMES: tuple[str, ...] = (
     "in_channels",
     "out_channels",
@@ -107,15 +118,18 @@ FUSION_DIM = len(FUSION_NAMES)
 GEMM_NAMES: tuple[str, ...] = ("batch", "m", "n", "k")
 GEMM_DIM = len(GEMM_NAMES) * SMOOTH_DIM
 BASE_NODE_DIM = VOCAB + N_NUMBERS * SMOOTH_DIM + ALIGNMENT_DIM  # the node part before the fusion flags
-NODE_PART_DIM = BASE_NODE_DIM + FUSION_DIM + GEMM_DIM + LAYOUT_DIM
+REPEAT_DIM = 1
+NODE_PART_DIM = BASE_NODE_DIM + FUSION_DIM + GEMM_DIM + LAYOUT_DIM + REPEAT_DIM
 NETWORK_TOKEN_DIM = NODE_PART_DIM + 2 * POSITION_DIM
+REPEAT_COLUMN = NETWORK_TOKEN_DIM - 1  # log2(times the node's work runs in its kernel) / 16
 # token width per version still served: a version's token is a prefix of the next one's
 TOKEN_WIDTHS: dict[str, int] = {
-    "3": NETWORK_TOKEN_DIM - FUSION_DIM - GEMM_DIM - LAYOUT_DIM,
-    "4": NETWORK_TOKEN_DIM - GEMM_DIM - LAYOUT_DIM,
-    "5": NETWORK_TOKEN_DIM - LAYOUT_DIM,
-    "6": NETWORK_TOKEN_DIM - LAYOUT_DIM,
-    "7": NETWORK_TOKEN_DIM,
+    "3": NETWORK_TOKEN_DIM - FUSION_DIM - GEMM_DIM - LAYOUT_DIM - REPEAT_DIM,
+    "4": NETWORK_TOKEN_DIM - GEMM_DIM - LAYOUT_DIM - REPEAT_DIM,
+    "5": NETWORK_TOKEN_DIM - LAYOUT_DIM - REPEAT_DIM,
+    "6": NETWORK_TOKEN_DIM - LAYOUT_DIM - REPEAT_DIM,
+    "7": NETWORK_TOKEN_DIM - REPEAT_DIM,
+    "9": NETWORK_TOKEN_DIM,
 }
 OP_KINDS: dict[str, tuple[str, ...]] = {
     "conv": ("Conv", "ConvTranspose"),
@@ -187,8 +201,13 @@ def _channels(node: NetNode) -> tuple[float, float, float]:
     return in_channels, out_channels, float(node.attrs.get("group", 1)) or 1.0
 
 
+def repeat_count(node: NetNode) -> float:
+    """How many times the node's kernel runs its work in sequence (``_repeat``; 1 for nearly every node)."""
+    return float(node.attrs.get("_repeat", 1))
+
+
 def node_numbers(node: NetNode, n_successors: int) -> list[float]:
-    """The node's numbers in ``NUMBER_NAMES`` order."""
+    """The node's numbers in ``NUMBER_NAMES`` order; FLOPs, MACs and bytes of one repetition (``repeat_count``)."""
     out = node.output_shapes[0] if node.output_shapes else ()
     first_in = node.input_shapes[0] if node.input_shapes else ()
     kernel = node.attrs.get("kernel_shape")
@@ -196,11 +215,12 @@ def node_numbers(node: NetNode, n_successors: int) -> list[float]:
         kernel = list(node.input_shapes[1][2:])
     strides = node.attrs.get("strides") or [1]
     in_channels, out_channels, groups = _channels(node)
+    repeat = repeat_count(node)
     return [
-        node.cost.flops,
-        node.cost.macs,
+        node.cost.flops / repeat,
+        node.cost.macs / repeat,
         node.cost.params,
-        node.cost.memory_bytes,
+        node.cost.memory_bytes / repeat,
         elements(out),
         out_channels,
         elements(out[2:]) if len(out) > 2 else 0.0,
@@ -292,8 +312,11 @@ def gemm_view(node: NetNode) -> tuple[float, float, float, float]:
 
 
 def graph_for_version(graph: NetworkGraph, version: str = TOKENIZER_VERSION) -> NetworkGraph:
-    """The graph as a predictor of tokenizer ``version`` reads it: recurrent ops lowered from version 6 on."""
-    return lower_recurrent(graph) if int(version) >= LOWERED_FROM_VERSION else graph
+    """The graph as a predictor of tokenizer ``version`` reads it: recurrent ops lowered from version 6 on, their
+    steps as one repeated step product from version 9 on."""
+    if int(version) < LOWERED_FROM_VERSION:
+        return graph
+    return lower_recurrent(graph, repeated_steps=int(version) >= REPEATED_STEPS_FROM_VERSION)
 
 
 def tokens_for_version(tokens: np.ndarray, version: str) -> np.ndarray:
@@ -359,7 +382,7 @@ class NetworkTokens:
 
 def node_part(graph: NetworkGraph, max_nodes: int = DEFAULT_MAX_NETWORK_NODES) -> np.ndarray:
     """(n, NODE_PART_DIM) order-independent part of each node's token: op one-hot, number codes, alignment flags,
-    fusion flags, GEMM view, layout flags."""
+    fusion flags, GEMM view, layout flags, repeat."""
     n = graph.n
     if n > max_nodes:
         raise ArchitectureError("too_large", f"the network has {n} nodes, the tokenizer limit is {max_nodes}")
@@ -371,7 +394,8 @@ def node_part(graph: NetworkGraph, max_nodes: int = DEFAULT_MAX_NETWORK_NODES) -
     fusion = fusion_flags(graph, successors)
     gemm = smooth_code(np.asarray([gemm_view(node) for node in graph.nodes], dtype=np.float64).reshape(n, len(GEMM_NAMES)))
     layout = layout_flags(graph, successors)
-    return np.concatenate([op, smooth_code(numbers), alignment, fusion, gemm, layout], axis=1).astype(np.float32)
+    repeat = np.log2([repeat_count(node) for node in graph.nodes]).reshape(n, REPEAT_DIM) / 16.0
+    return np.concatenate([op, smooth_code(numbers), alignment, fusion, gemm, layout, repeat], axis=1).astype(np.float32)
 
 
 def edge_arrays(graph: NetworkGraph) -> tuple[np.ndarray, np.ndarray]:

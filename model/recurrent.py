@@ -1,4 +1,4 @@
-"""Recurrent ops (LSTM / GRU / RNN) lowered to the matrix products onnxruntime actually runs, for tokenizer 6.
+"""Recurrent ops (LSTM / GRU / RNN) lowered to the matrix products onnxruntime actually runs, for tokenizers 6-9.
 
 An exported ``LSTM`` is one node, and a predictor that never trained on one reads it through an op code it has no
 weights for (leave-one-family-out on the sequence family missed by ~60 % whatever the method). Yet onnxruntime's CPU
@@ -14,11 +14,22 @@ What it bought (``benchmarks/results/onnx_latency_tokenizer6_5254.md``): in-doma
 fell from 10.4 to 6.3 %. Held out, it still misses by ~60 % (``onnx_latency_lofo_rnn_tokenizer6.md``), read 2.3-2.5x
 fast: no other family has a loop of small sequential products, so none teaches what each step costs.
 
-R is counted once below, though each step reads it again. Counting it once per step was tried (session 33, at
-03e7cf1 as tokenizer 8; ``benchmarks/results/onnx_latency_lofo20_tokenizer8_compare.md``): held-out rnn then ranked
-far better (Spearman 0.973-0.975 -> 0.989-0.992) but missed as much the other way (MAPE 58.9 % -> 58.4 % over
-3 seeds: networks whose R fits in cache read ~2x slow), and over the other families' splits validation got no
-better, so it was not adopted.
+Tokenizer 9 reads the step product as what each step runs: one matrix product of the B-row hidden state with its
+direction's R (B x H by H x G*H, R marked as the node's weight), repeated D*T times inside the one kernel. The node
+keeps the totals of all steps as its costs (MACs, FLOPs, and R read once per step, as onnxruntime reads it), carries
+``_repeat`` = D*T, and its token carries one step's numbers plus log2 of that count (``model.network_tokenizer``),
+which the whole-network readout adds to the node's compute and memory terms in log space, not to its per-node
+overhead: one dispatch, D*T steps. Each step then reads like the one-row products with a weight that the classifier
+heads and the decoders' projections teach. Held out of 21 families (``benchmarks/results/
+onnx_latency_epyc21_lofo_rnn_tokenizer9.md``), rnn's MAPE fell from 56.3 % (tokenizer 7) to the figure that report
+gives; networks with H >= 768 read slow (their R is re-read from the last-level cache, faster than the weight
+traffic the other families teach).
+
+Before that, tokenizers 6 and 7 count R once, and the session-33 trial "tokenizer 8" (at 03e7cf1, never shipped)
+counted R once per step but kept the batched view (D*T products of activations, like attention): held-out rnn ranked
+better (Spearman 0.973-0.975 -> 0.989-0.992) and missed as much the other way (58.4 % over 3 seeds, networks whose R
+fits in cache read ~2x slow; ``onnx_latency_lofo20_tokenizer8_compare.md``); with the decoders in training it missed
+by 46.9 % (seed 0, ``onnx_latency_epyc21_lofo_rnn_tokenizer8_seed0.md``).
 """
 
 from __future__ import annotations
@@ -44,9 +55,10 @@ def _dims(node: NetNode) -> tuple[int, int, int, int, int, int] | None:
     return steps, rows, inputs, directions, gate_units, hidden
 
 
-def lowered_nodes(node: NetNode, inputs: tuple[int, ...], first: int) -> list[NetNode]:
+def lowered_nodes(node: NetNode, inputs: tuple[int, ...], first: int, repeated_steps: bool = False) -> list[NetNode]:
     """The three nodes standing for one recurrent node whose predecessors are ``inputs`` (already renumbered), the
-    first placed at index ``first``; the node itself where its shapes are not known."""
+    first placed at index ``first``; the node itself where its shapes are not known. ``repeated_steps`` (tokenizer 9):
+    the step node is one step's product with R as its weight, run ``_repeat`` = D*T times, R read by every step."""
     dims = _dims(node)
     if dims is None:
         return [replace(node, inputs=inputs)]
@@ -66,20 +78,23 @@ def lowered_nodes(node: NetNode, inputs: tuple[int, ...], first: int) -> list[Ne
     step_shapes = ((sequential, rows, hidden), (sequential, hidden, gate_units))
     step_out = ((sequential, rows, gate_units),)
     step_cost = node_cost("MatMul", step_shapes, step_out, {})
-    recurrent_weights = float(directions * gate_units * hidden)  # R, read by every step (from cache after the first)
+    recurrent_weights = float(directions * gate_units * hidden)  # R of every direction
+    weight_reads = recurrent_weights * (steps if repeated_steps else 1)  # tokenizer 9: each step reads its R again
+    step_cost = NodeCost(
+        macs=step_cost.macs,
+        flops=step_cost.flops,
+        params=recurrent_weights,
+        memory_bytes=BYTES_PER_ELEMENT * (weight_reads + elements(step_shapes[0]) + elements(step_out[0])),
+    )
+    one_step = ((rows, hidden), (hidden, gate_units)), ((rows, gate_units),)  # tokenizer 9's view of the node
     step = NetNode(
         name=f"{node.name}/recurrent_steps",
         op_type="MatMul",
         inputs=(first,),
-        input_shapes=step_shapes,
-        output_shapes=step_out,
-        attrs={},
-        cost=NodeCost(
-            macs=step_cost.macs,
-            flops=step_cost.flops,
-            params=recurrent_weights,
-            memory_bytes=BYTES_PER_ELEMENT * (recurrent_weights + elements(step_shapes[0]) + elements(step_out[0])),
-        ),
+        input_shapes=one_step[0] if repeated_steps else step_shapes,
+        output_shapes=one_step[1] if repeated_steps else step_out,
+        attrs={"_weights": [1], "_repeat": sequential} if repeated_steps else {},
+        cost=step_cost,
     )
     original = node.cost
     gate_inputs = node.input_shapes[3:]  # bias, sequence lengths, initial states
@@ -100,7 +115,7 @@ def lowered_nodes(node: NetNode, inputs: tuple[int, ...], first: int) -> list[Ne
     return [projection, step, gates]
 
 
-def lower_recurrent(graph: NetworkGraph) -> NetworkGraph:
+def lower_recurrent(graph: NetworkGraph, repeated_steps: bool = False) -> NetworkGraph:
     """``graph`` with each LSTM / GRU / RNN node replaced by its lowered nodes (``lowered_nodes``), in place, so
     the order stays topological; the same graph object when it has none."""
     if not any(node.op_type in RECURRENT_OPS for node in graph.nodes):
@@ -110,7 +125,7 @@ def lower_recurrent(graph: NetworkGraph) -> NetworkGraph:
     for node in graph.nodes:
         inputs = tuple(new_index[p] for p in node.inputs)
         if node.op_type in RECURRENT_OPS:
-            nodes += lowered_nodes(node, inputs, len(nodes))
+            nodes += lowered_nodes(node, inputs, len(nodes), repeated_steps)
         else:
             nodes.append(replace(node, inputs=inputs))
         new_index.append(len(nodes) - 1)

@@ -10,7 +10,7 @@ from onnx_fixtures import _ints, _weight, model_from
 
 from benchmarks.onnx_layout_replay import onnxruntime_reorders
 from model.layout import BLOCK, conv_layout, layout_flags
-from model.network_tokenizer import NETWORK_TOKEN_DIM, tokenize_networks
+from model.network_tokenizer import NETWORK_TOKEN_DIM, TOKEN_WIDTHS, tokenize_networks
 from model.onnx_graph import parse_onnx
 
 
@@ -141,9 +141,9 @@ def test_conv_layout_rules(cin: int, cout: int, group: int, expected: str | None
     assert conv_layout(graph.nodes[0], BLOCK) == expected
 
 
-def test_tokens_carry_the_layout_flags_in_their_last_columns() -> None:
+def test_tokens_carry_the_layout_flags_in_the_last_columns_of_a_version_7_token() -> None:
     model = _network()
     graph = parse_onnx(model.SerializeToString())
     tokens = tokenize_networks([graph]).tokens[0]
     assert tokens.shape[1] == NETWORK_TOKEN_DIM
-    np.testing.assert_array_equal(tokens[:, -3:], layout_flags(graph))
+    np.testing.assert_array_equal(tokens[:, TOKEN_WIDTHS["7"] - 3 : TOKEN_WIDTHS["7"]], layout_flags(graph))

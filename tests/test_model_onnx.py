@@ -24,6 +24,8 @@ from model.network_tokenizer import (
     LAYOUT_DIM,
     N_NUMBERS,
     NETWORK_TOKEN_DIM,
+    REPEAT_COLUMN,
+    REPEAT_DIM,
     SMOOTH_DIM,
     TOKEN_WIDTHS,
     gemm_view,
@@ -425,13 +427,15 @@ def test_the_fusion_flag_marks_what_onnxruntime_fuses_into_a_skip_layer_norm(pre
 
 
 def test_older_tokens_are_prefixes_of_the_current_token() -> None:
-    """Predictors trained on tokenizers 3 to 6 keep working: the service cuts the newer columns off."""
+    """Predictors trained on tokenizers 3 to 7 keep working: the service cuts the newer columns off."""
     tokens = tokenize_networks([parse_onnx(_residual_norm(False).SerializeToString())]).tokens
-    assert TOKEN_WIDTHS["7"] == NETWORK_TOKEN_DIM == TOKEN_WIDTHS["6"] + LAYOUT_DIM == TOKEN_WIDTHS["5"] + LAYOUT_DIM
+    assert TOKEN_WIDTHS["9"] == NETWORK_TOKEN_DIM == TOKEN_WIDTHS["7"] + REPEAT_DIM
+    assert TOKEN_WIDTHS["7"] == TOKEN_WIDTHS["6"] + LAYOUT_DIM == TOKEN_WIDTHS["5"] + LAYOUT_DIM
     assert TOKEN_WIDTHS["5"] == TOKEN_WIDTHS["4"] + GEMM_DIM == TOKEN_WIDTHS["3"] + FUSION_DIM + GEMM_DIM
-    for version in ("3", "4", "5", "6"):
+    for version in ("3", "4", "5", "6", "7"):
         np.testing.assert_array_equal(tokens_for_version(tokens, version), tokens[..., : TOKEN_WIDTHS[version]])
-    assert tokens_for_version(tokens, "7").shape == tokens.shape
+    assert tokens_for_version(tokens, "9").shape == tokens.shape
+    assert not tokens[..., REPEAT_COLUMN].any()  # no node of this network repeats its work
     assert tokens[0, :, TOKEN_WIDTHS["3"] : TOKEN_WIDTHS["4"]].any()  # the fusion flags: what version 3 does not see
     assert tokens[0, :, TOKEN_WIDTHS["4"] : TOKEN_WIDTHS["5"]].any()  # the MatMul's GEMM view: what version 4 does not see
     with pytest.raises(ValueError, match="not served"):

@@ -1,15 +1,21 @@
-"""Recurrent lowering (tokenizer 6): an LSTM / GRU / RNN becomes the products onnxruntime runs, costs preserved."""
+"""Recurrent lowering (tokenizer 6): an LSTM / GRU / RNN becomes the products onnxruntime runs, costs preserved;
+tokenizer 9: its step product is one step's, repeated D*T times."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from onnx_fixtures import recurrent_model
 
 from model.network_tokenizer import (
     NETWORK_TOKEN_DIM,
+    REPEAT_COLUMN,
+    TOKEN_WIDTHS,
     gemm_view,
     graph_for_version,
+    log2_column,
     tokenize_networks,
+    tokens_for_version,
 )
 from model.onnx_graph import parse_onnx
 from model.recurrent import lower_recurrent
@@ -64,3 +70,40 @@ def test_tokenizer_6_lowers_and_earlier_versions_read_the_graph_as_exported() ->
     assert tokenize_networks([graph], version="6").tokens.shape == (1, 5, NETWORK_TOKEN_DIM)
     # the node limit bounds the exported graph, not what lowering adds
     assert tokenize_networks([graph], max_nodes=3, version="6").mask.sum() == 5
+
+
+@pytest.mark.parametrize(("op", "gates", "direction", "dirs"), [("LSTM", 4, "forward", 1), ("GRU", 3, "bidirectional", 2)])
+def test_tokenizer_9_reads_the_step_product_as_one_step_with_r_as_its_weight_run_d_times_t_times(
+    op: str, gates: int, direction: str, dirs: int
+) -> None:
+    graph = recurrent_net(op, gates, direction, dirs)
+    batched, repeated = lower_recurrent(graph), lower_recurrent(graph, repeated_steps=True)
+    step, one_step = batched.nodes[2], repeated.nodes[2]
+    assert one_step.attrs == {"_weights": [1], "_repeat": dirs * 5}
+    # one step: the 2-row hidden state times R (4 -> gates * 4), a product with a weight, like a classifier head
+    assert gemm_view(one_step) == (1.0, 2.0, float(gates * 4), 4.0)
+    assert one_step.input_shapes == ((2, 4), (4, gates * 4)) and one_step.output_shapes == ((2, gates * 4),)
+    # the node keeps the totals of all steps; R (dirs x gates*4 x 4 floats) is read by every one of the 5 steps
+    assert (one_step.cost.macs, one_step.cost.flops, one_step.cost.params) == (step.cost.macs, step.cost.flops, step.cost.params)
+    r_bytes = 4.0 * dirs * gates * 4 * 4
+    assert one_step.cost.memory_bytes - step.cost.memory_bytes == pytest.approx(r_bytes * 4)
+    for key in ("flops", "macs", "params"):
+        assert repeated.totals()[key] == pytest.approx(graph.totals()[key])
+    assert [n.op_type for n in repeated.nodes] == [n.op_type for n in batched.nodes]
+    assert [n.name for n in repeated.nodes] == [n.name for n in batched.nodes]
+
+
+def test_tokenizer_9_tokens_carry_one_steps_numbers_and_the_repeat_count() -> None:
+    graph = recurrent_net("GRU", 3, "bidirectional", 2)
+    assert graph_for_version(graph, "9").nodes[2].attrs["_repeat"] == 10
+    assert "_repeat" not in graph_for_version(graph, "7").nodes[2].attrs
+    tokens = tokenize_networks([graph], version="9").tokens[0]
+    assert 2.0 ** (16.0 * tokens[:, REPEAT_COLUMN]) == pytest.approx([1.0, 1.0, 10.0, 1.0, 1.0])
+    step = graph_for_version(graph, "9").nodes[2]
+    for name, total in (("flops", step.cost.flops), ("memory_bytes", step.cost.memory_bytes)):
+        assert 2.0 ** (16.0 * tokens[2, log2_column(name)]) - 1 == pytest.approx(total / 10, rel=1e-5)
+    # a version-7 predictor reads the graph and its tokens as before: batched view, no repeat column
+    seven = tokens_for_version(tokenize_networks([graph], version="7").tokens, "7")[0]
+    assert seven.shape == (5, TOKEN_WIDTHS["7"]) and TOKEN_WIDTHS["7"] == NETWORK_TOKEN_DIM - 1
+    assert not np.array_equal(seven[2], tokens[2, : TOKEN_WIDTHS["7"]])
+    np.testing.assert_array_equal(seven[[0, 1, 3, 4]], tokens[[0, 1, 3, 4], : TOKEN_WIDTHS["7"]])

@@ -7,7 +7,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from model.network_tokenizer import GRAPH_FEATURE_DIM, NETWORK_TOKEN_DIM  # noqa: E402
+from model.network_tokenizer import GRAPH_FEATURE_DIM, NETWORK_TOKEN_DIM, REPEAT_COLUMN  # noqa: E402
 from training.latency_data import (  # noqa: E402
     aligned_split,
     hop_neighbours,
@@ -138,6 +138,25 @@ def test_local_additive_is_a_sum_of_independent_per_op_costs() -> None:
     assert contextual(tokens, mask, features).item() != pytest.approx(
         sum(contextual(tokens[:, i : i + 1], mask[:, i : i + 1], features).exp().item() for i in range(6)), rel=1e-3
     )
+
+
+@pytest.mark.parametrize("readout", ["additive", "local_additive", "contextual"])
+def test_a_repeated_node_costs_its_compute_and_memory_that_many_times_and_its_overhead_once(readout: str) -> None:
+    """Tokenizer 9's repeat column (a recurrent step run D*T times): ln(repeat) is added to the node's compute and
+    memory terms and to nothing else; the encoder never reads the column."""
+    tokens, mask, features = _inputs(batch=1)
+    tokens[..., REPEAT_COLUMN] = 0.0
+    repeated = tokens.clone()
+    repeated[0, 2, REPEAT_COLUMN] = float(np.log2(40.0)) / 16.0
+    model = _model(readout)
+    with torch.no_grad():
+        x, terms, _ = model.node_costs(tokens, mask)
+        x_repeated, terms_repeated, _ = model.node_costs(repeated, mask)
+    assert torch.equal(x, x_repeated)
+    shift = terms_repeated - terms
+    assert shift[0, 2, :2].tolist() == pytest.approx([np.log(40.0)] * 2, rel=1e-5)
+    assert shift[0, 2, 2].item() == 0.0 and torch.equal(shift[0, [0, 1, 3, 4, 5]], torch.zeros(5, 3))
+    assert model(repeated, mask, features).item() > model(tokens, mask, features).item()
 
 
 def test_padding_does_not_change_any_readout() -> None:

@@ -4,7 +4,9 @@ Encoder: ``token_proj`` then pre-LN self-attention blocks over the node tokens (
 Readout, built for generalisation to unseen families: single-thread latency is close to a sum of per-op costs,
 and an op's cost is close to a roofline sum, FLOPs / compute rate + bytes / memory rate + fixed overhead. Every
 contextualised node token predicts its three log-rates (how efficient this op is in this context), the node's
-FLOPs and bytes (read from its own token) scale them, and the additive part is the log of the sum over nodes.
+FLOPs and bytes (read from its own token) scale them, and the additive part is the log of the sum over nodes. A node
+whose kernel repeats its work (a recurrent step, ``model.network_tokenizer``'s repeat column) has one repetition's
+FLOPs and bytes in its token; the count multiplies its compute and memory terms, not its per-node overhead.
 Cost grows exactly with FLOPs and bytes, so a network larger or shaped unlike the training families still lands
 close (leave-one-family-out figures in ``benchmarks/results/onnx_latency.md``). The multi-stage fusion
 (4 -> 2 -> 1 queries) reads the whole sequence and, joined with the whole-graph features, adds a
@@ -27,7 +29,7 @@ import math
 import torch
 from torch import nn
 
-from model.network_tokenizer import GRAPH_FEATURE_DIM, NETWORK_TOKEN_DIM, log2_column
+from model.network_tokenizer import GRAPH_FEATURE_DIM, NETWORK_TOKEN_DIM, REPEAT_COLUMN, log2_column
 from training.network import Block, FusionStage, NetworkConfig
 
 LOG2_CODE_TO_LN = 16.0 * math.log(2.0)  # token code log2(1 + x) / 16 -> ln(1 + x)
@@ -54,6 +56,9 @@ class WholeNetworkTransformer(nn.Module):
         nn.init.zeros_(self.correction[-1].bias)
         with torch.no_grad():  # ln ms per FLOP (~100 GFLOP/s), per byte (~10 GB/s) and per node (~3 us) on one core
             self.node_rates.bias.copy_(torch.tensor([-18.4, -16.1, -5.8]))
+        encoded_columns = torch.ones(NETWORK_TOKEN_DIM)
+        encoded_columns[REPEAT_COLUMN] = 0.0  # the repeat count scales the readout; the encoder never reads it
+        self.register_buffer("encoded_columns", encoded_columns, persistent=False)
 
     def node_costs(
         self, tokens: torch.Tensor, mask: torch.Tensor, neighbours: torch.Tensor | None = None
@@ -61,7 +66,7 @@ class WholeNetworkTransformer(nn.Module):
         """The encoded nodes (B, L, d), each node's three log roofline terms (B, L, 3: compute, memory, per node)
         and its log cost (B, L; -1e4 on padding), which the additive readout sums. ``neighbours`` (B, L, L): which
         nodes each node's attention reads (``cfg.attention_hops``); None reads every node of its network."""
-        x = self.token_proj(tokens)
+        x = self.token_proj(tokens * self.encoded_columns)
         local = x
         if self.readout != "local_additive":
             for block in self.encoder:
@@ -69,7 +74,8 @@ class WholeNetworkTransformer(nn.Module):
         rates = self.node_rates(self.ln_nodes(local if self.readout.startswith("local") else x))
         ln_flops = tokens[..., log2_column("flops")] * LOG2_CODE_TO_LN
         ln_bytes = tokens[..., log2_column("memory_bytes")] * LOG2_CODE_TO_LN
-        terms = torch.stack([ln_flops + rates[..., 0], ln_bytes + rates[..., 1], rates[..., 2]], dim=-1)
+        ln_repeat = tokens[..., REPEAT_COLUMN] * LOG2_CODE_TO_LN  # a step run D*T times costs D*T steps, one dispatch
+        terms = torch.stack([ln_flops + ln_repeat + rates[..., 0], ln_bytes + ln_repeat + rates[..., 1], rates[..., 2]], dim=-1)
         return x, terms, torch.logsumexp(terms, dim=-1).masked_fill(~mask, -1e4)
 
     def forward(
