@@ -20,10 +20,11 @@ keeps the totals of all steps as its costs (MACs, FLOPs, and R read once per ste
 ``_repeat`` = D*T, and its token carries one step's numbers plus log2 of that count (``model.network_tokenizer``),
 which the whole-network readout adds to the node's compute and memory terms in log space, not to its per-node
 overhead: one dispatch, D*T steps. Each step then reads like the one-row products with a weight that the classifier
-heads and the decoders' projections teach. Held out of 21 families (``benchmarks/results/
-onnx_latency_epyc21_lofo_rnn_tokenizer9.md``), rnn's MAPE fell from 56.3 % (tokenizer 7) to the figure that report
-gives; networks with H >= 768 read slow (their R is re-read from the last-level cache, faster than the weight
-traffic the other families teach).
+heads and the decoders' projections teach. Held out of 21 families, 3 seeds (``benchmarks/results/
+onnx_latency_epyc21_lofo_rnn_tokenizer9.md``), rnn's MAPE fell from 56.3 +- 0.6 % (tokenizer 7, the same splits) to
+29.8 +- 5.8 % (trees 33.5 %), Spearman 0.989 -> 0.995. What is left: networks with H >= 768 read ~1.7x slow in every
+seed (R of 9-17 MB per direction is re-read from the last-level cache, faster than the weight traffic other families
+teach), and the seeds differ by one bias (seed 2 reads 1.2-1.5x slow at every size).
 
 Before that, tokenizers 6 and 7 count R once, and the session-33 trial "tokenizer 8" (at 03e7cf1, never shipped)
 counted R once per step but kept the batched view (D*T products of activations, like attention): held-out rnn ranked
