@@ -2,9 +2,8 @@
 
 Token = [op one-hot (64) | smooth codes of the node's numbers (16 x 7) | alignment flags (5 x 3) | position code
 (32) | sum of predecessor position codes (32) | fusion flags (1) | GEMM view (4 x 7) | layout flags (3) | repeat (1)].
-Numbers (FLOPs, params,
-bytes, shapes, kernel, stride, groups, degrees) enter on a log2 scale, each as [v/16, sin/cos of v at 3
-frequencies], so nearby sizes get nearby codes and unseen sizes interpolate. Position codes are the transformer's
+Numbers (FLOPs, params, bytes, shapes, kernel, stride, groups, degrees) enter on a log2 scale, each as [v/16, sin/cos
+of v at 3 frequencies], so nearby sizes get nearby codes and unseen sizes interpolate. Position codes are the transformer's
 sinusoids over the node index (wavelengths up to 4096), so the predecessor sum tells the network how far back each
 input reaches (skip connections, concatenations). Whole-graph features (log totals, the FLOPs share of each op
 kind, the MAC share of unaligned convs) join at the head.

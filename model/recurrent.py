@@ -78,12 +78,12 @@ def lowered_nodes(node: NetNode, inputs: tuple[int, ...], first: int, repeated_s
     )
     step_shapes = ((sequential, rows, hidden), (sequential, hidden, gate_units))
     step_out = ((sequential, rows, gate_units),)
-    step_cost = node_cost("MatMul", step_shapes, step_out, {})
+    products = node_cost("MatMul", step_shapes, step_out, {})
     recurrent_weights = float(directions * gate_units * hidden)  # R of every direction
     weight_reads = recurrent_weights * (steps if repeated_steps else 1)  # tokenizer 9: each step reads its R again
     step_cost = NodeCost(
-        macs=step_cost.macs,
-        flops=step_cost.flops,
+        macs=products.macs,
+        flops=products.flops,
         params=recurrent_weights,
         memory_bytes=BYTES_PER_ELEMENT * (weight_reads + elements(step_shapes[0]) + elements(step_out[0])),
     )
