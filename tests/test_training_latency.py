@@ -119,7 +119,7 @@ def _model(readout: str) -> WholeNetworkTransformer:
     return model
 
 
-@pytest.mark.parametrize("readout", ["additive", "local_additive"])
+@pytest.mark.parametrize("readout", ["additive", "local_additive", "cached_additive"])
 def test_additive_readouts_ignore_the_whole_graph_features(readout: str) -> None:
     tokens, mask, features = _inputs()
     model = _model(readout)
@@ -157,6 +157,34 @@ def test_a_repeated_node_costs_its_compute_and_memory_that_many_times_and_its_ov
     assert shift[0, 2, :2].tolist() == pytest.approx([np.log(40.0)] * 2, rel=1e-5)
     assert shift[0, 2, 2].item() == 0.0 and torch.equal(shift[0, [0, 1, 3, 4, 5]], torch.zeros(5, 3))
     assert model(repeated, mask, features).item() > model(tokens, mask, features).item()
+
+
+def test_cached_additive_reads_a_repeated_nodes_bytes_once_then_at_its_own_rate() -> None:
+    """"cached_additive": a node run 40 times pays its compute 40 times, its bytes once at the memory rate and 39
+    more times at the re-read rate; a node run once has no re-read term, so it costs what "additive" would make it."""
+    tokens, mask, features = _inputs(batch=1)
+    tokens[..., REPEAT_COLUMN] = 0.0
+    repeated = tokens.clone()
+    repeated[0, 2, REPEAT_COLUMN] = float(np.log2(40.0)) / 16.0
+    model = _model("cached_additive")
+    with torch.no_grad():
+        x, terms, cost = model.node_costs(tokens, mask)
+        _, terms_repeated, _ = model.node_costs(repeated, mask)
+        rates = model.node_rates(model.ln_nodes(x))
+    assert terms.shape == (1, 6, 4)
+    assert terms[..., 2].max().item() < -1e3  # no re-reads anywhere
+    once = torch.logsumexp(terms[..., [0, 1, 3]], dim=-1)
+    assert torch.allclose(cost, once, atol=1e-6)
+    shift = terms_repeated[0, 2] - terms[0, 2]
+    assert shift[0].item() == pytest.approx(np.log(40.0), rel=1e-5)
+    assert shift[1].item() == 0.0 and shift[3].item() == 0.0
+    ln_bytes = terms[0, 2, 1] - rates[0, 2, 1]
+    assert terms_repeated[0, 2, 2].item() == pytest.approx((ln_bytes + np.log(39.0) + rates[0, 2, 3]).item(), rel=1e-5)
+    with torch.no_grad():  # a cheaper re-read rate makes the repeated network cheaper; the single-run one is untouched
+        before = [model(t, mask, features).item() for t in (tokens, repeated)]
+        model.node_rates.bias[3] -= 2.0
+        after = [model(t, mask, features).item() for t in (tokens, repeated)]
+    assert after[0] == before[0] and after[1] < before[1]
 
 
 def test_padding_does_not_change_any_readout() -> None:

@@ -7,6 +7,9 @@ contextualised node token predicts its three log-rates (how efficient this op is
 FLOPs and bytes (read from its own token) scale them, and the additive part is the log of the sum over nodes. A node
 whose kernel repeats its work (a recurrent step, ``model.network_tokenizer``'s repeat column) has one repetition's
 FLOPs and bytes in its token; the count multiplies its compute and memory terms, not its per-node overhead.
+"cached_additive" splits the memory term of such a node: its bytes once at the memory rate, then repeat - 1 more
+times at a fourth learned rate, since a step's weight (R) is read again from cache, not from memory; nodes that
+run once have no such term, so the re-reads no longer teach that a weight read by a one-row product is cheap.
 Cost grows exactly with FLOPs and bytes, so a network larger or shaped unlike the training families still lands
 close (leave-one-family-out figures in ``benchmarks/results/onnx_latency.md``). The multi-stage fusion
 (4 -> 2 -> 1 queries) reads the whole sequence and, joined with the whole-graph features, adds a
@@ -33,7 +36,7 @@ from model.network_tokenizer import GRAPH_FEATURE_DIM, NETWORK_TOKEN_DIM, REPEAT
 from training.network import Block, FusionStage, NetworkConfig
 
 LOG2_CODE_TO_LN = 16.0 * math.log(2.0)  # token code log2(1 + x) / 16 -> ln(1 + x)
-READOUTS = ("contextual", "additive", "local", "local_additive")
+READOUTS = ("contextual", "additive", "local", "local_additive", "cached_additive")
 
 
 class WholeNetworkTransformer(nn.Module):
@@ -47,15 +50,16 @@ class WholeNetworkTransformer(nn.Module):
         self.token_proj = nn.Sequential(nn.Linear(NETWORK_TOKEN_DIM, d), nn.GELU(), nn.Linear(d, d))
         self.encoder = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.ln_nodes = nn.LayerNorm(d)
-        self.node_rates = nn.Linear(d, 3)
+        self.node_rates = nn.Linear(d, 4 if readout == "cached_additive" else 3)
         self.stages = nn.ModuleList(FusionStage(cfg, q, fuse=i > 0) for i, q in enumerate(cfg.queries))
         self.ln_out = nn.LayerNorm(d)
         self.feature_norm = nn.LayerNorm(GRAPH_FEATURE_DIM)
         self.correction = nn.Sequential(nn.Linear(d + GRAPH_FEATURE_DIM, d), nn.GELU(), nn.Linear(d, 1))
         nn.init.zeros_(self.correction[-1].weight)
         nn.init.zeros_(self.correction[-1].bias)
-        with torch.no_grad():  # ln ms per FLOP (~100 GFLOP/s), per byte (~10 GB/s) and per node (~3 us) on one core
-            self.node_rates.bias.copy_(torch.tensor([-18.4, -16.1, -5.8]))
+        with torch.no_grad():  # ln ms per FLOP (~100 GFLOP/s), per byte (~10 GB/s), per node (~3 us) on one core,
+            # and per byte read again from cache (~30 GB/s; "cached_additive" only)
+            self.node_rates.bias.copy_(torch.tensor([-18.4, -16.1, -5.8, -17.2][: self.node_rates.out_features]))
         encoded_columns = torch.ones(NETWORK_TOKEN_DIM)
         encoded_columns[REPEAT_COLUMN] = 0.0  # the repeat count scales the readout; the encoder never reads it
         self.register_buffer("encoded_columns", encoded_columns, persistent=False)
@@ -63,9 +67,10 @@ class WholeNetworkTransformer(nn.Module):
     def node_costs(
         self, tokens: torch.Tensor, mask: torch.Tensor, neighbours: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The encoded nodes (B, L, d), each node's three log roofline terms (B, L, 3: compute, memory, per node)
-        and its log cost (B, L; -1e4 on padding), which the additive readout sums. ``neighbours`` (B, L, L): which
-        nodes each node's attention reads (``cfg.attention_hops``); None reads every node of its network."""
+        """The encoded nodes (B, L, d), each node's log roofline terms (B, L, 3: compute, memory, per node; a fourth,
+        re-reads, for "cached_additive") and its log cost (B, L; -1e4 on padding), which the additive readout sums.
+        ``neighbours`` (B, L, L): which nodes each node's attention reads (``cfg.attention_hops``); None reads every
+        node of its network."""
         x = self.token_proj(tokens * self.encoded_columns)
         local = x
         if self.readout != "local_additive":
@@ -75,7 +80,12 @@ class WholeNetworkTransformer(nn.Module):
         ln_flops = tokens[..., log2_column("flops")] * LOG2_CODE_TO_LN
         ln_bytes = tokens[..., log2_column("memory_bytes")] * LOG2_CODE_TO_LN
         ln_repeat = tokens[..., REPEAT_COLUMN] * LOG2_CODE_TO_LN  # a step run D*T times costs D*T steps, one dispatch
-        terms = torch.stack([ln_flops + ln_repeat + rates[..., 0], ln_bytes + ln_repeat + rates[..., 1], rates[..., 2]], dim=-1)
+        if self.readout == "cached_additive":  # bytes read once at the memory rate, the other repeat - 1 at their own
+            ln_rereads = torch.where(ln_repeat > 0, torch.log((torch.exp(ln_repeat) - 1.0).clamp_min(1.0)), -1e4)
+            memory = [ln_bytes + rates[..., 1], ln_bytes + ln_rereads + rates[..., 3]]
+        else:
+            memory = [ln_bytes + ln_repeat + rates[..., 1]]
+        terms = torch.stack([ln_flops + ln_repeat + rates[..., 0], *memory, rates[..., 2]], dim=-1)
         return x, terms, torch.logsumexp(terms, dim=-1).masked_fill(~mask, -1e4)
 
     def forward(
