@@ -80,3 +80,29 @@ def test_onnx_cost_model_counts_attention_on_a_real_vit() -> None:
     assert graph.totals()["macs"] == pytest.approx(count_macs(module, 224) + attention, rel=1e-9)
     assert sum(n.op_type == "Softmax" for n in graph.nodes) == depth
     assert sum(n.op_type == "LayerNormalization" for n in graph.nodes) == 2 * depth + 1
+
+
+def test_post_ln_vits_hold_the_fused_skip_layer_norm_that_vits_do_not(tmp_path) -> None:  # noqa: ANN001
+    """``vitpost``: the ViT sampler's spec with ``norm: post``; onnxruntime fuses each block's two residual Adds with
+    their LayerNorms (2 * depth SkipLayerNormalization kernels), where the pre-LN ViT of the same spec has one (the
+    last block's Add and the final norm), and the tokenizer flags exactly those Adds and norms."""
+    import onnx
+
+    from model.network_tokenizer import FUSION_DIM, TOKEN_WIDTHS, tokenize_networks
+
+    post = reproducible_samples("vitpost")
+    assert distinct(post) >= 15 and all(s["norm"] == "post" for s in post)
+    assert [{k: v for k, v in s.items() if k != "norm"} for s in post] == reproducible_samples("vit")
+    spec = {**family("vit").sample(random.Random("export")), "resolution": 64, "patch": 16, "depth": 2}
+    for name, fused_expected in (("vit", 1), ("vitpost", 2 * spec["depth"])):
+        data = export_onnx_bytes(build_network(name, spec | ({"norm": "post"} if name == "vitpost" else {})), 64)
+        options = ort.SessionOptions()
+        options.optimized_model_filepath = str(tmp_path / f"{name}.onnx")
+        session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+        (out,) = session.run(None, {"input": np.zeros((1, 3, 64, 64), np.float32)})
+        assert out.shape == (1, spec["num_classes"])
+        optimised = onnx.load(options.optimized_model_filepath).graph.node
+        assert sum(n.op_type == "SkipLayerNormalization" for n in optimised) == fused_expected
+        graph = parse_onnx(data, ParseOptions(resolution=64))
+        flags = tokenize_networks([graph]).tokens[0, : graph.n, TOKEN_WIDTHS["4"] - FUSION_DIM]
+        assert int(flags.sum()) == 2 * fused_expected

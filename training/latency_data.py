@@ -27,7 +27,13 @@ from model.network_tokenizer import (
 )
 from model.onnx_graph import NetworkGraph
 from training.netgen.files import latest_records, read_graphs
-from training.netgen.registry import DENSE_FAMILY_MODULES, FAMILY_MODULES, GENERATION_FAMILY_MODULES, SEQUENCE_FAMILY_MODULES
+from training.netgen.registry import (
+    DENSE_FAMILY_MODULES,
+    FAMILY_MODULES,
+    GENERATION_FAMILY_MODULES,
+    SEQUENCE_FAMILY_MODULES,
+    VARIANT_FAMILY_MODULES,
+)
 
 
 @dataclass
@@ -104,13 +110,14 @@ FAMILY_GROUPS: tuple[tuple[str, ...], ...] = (
     DENSE_FAMILY_MODULES,
     SEQUENCE_FAMILY_MODULES,
     GENERATION_FAMILY_MODULES,
+    VARIANT_FAMILY_MODULES,
 )
 
 
 def split_family_order(families: np.ndarray) -> list[str]:
     """The families in the order splits draw them: the 14 classifier families first, then the dense-prediction ones,
-    then the sequence ones, then the generation ones (the order the datasets were extended in), each group sorted by
-    name, so an extension leaves the earlier families' draws (and splits) unchanged."""
+    then the sequence ones, then the generation ones, then the variants (the order the datasets were extended in),
+    each group sorted by name, so an extension leaves the earlier families' draws (and splits) unchanged."""
 
     def group(name: str) -> int:
         return next((k for k, names in enumerate(FAMILY_GROUPS) if name in names), len(FAMILY_GROUPS))

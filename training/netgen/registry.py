@@ -40,7 +40,11 @@ DENSE_FAMILY_MODULES: tuple[str, ...] = ("unet", "fpn", "deeplab", "yolo")
 SEQUENCE_FAMILY_MODULES: tuple[str, ...] = ("rnn", "text")
 # generation steps (a decoder's one token with its KV cache as inputs): a later extension still
 GENERATION_FAMILY_MODULES: tuple[str, ...] = ("decoder",)
-ALL_FAMILY_MODULES: tuple[str, ...] = FAMILY_MODULES + DENSE_FAMILY_MODULES + SEQUENCE_FAMILY_MODULES + GENERATION_FAMILY_MODULES
+# variants of an earlier family that hold kernels no other image family does (post-LN blocks): the latest extension
+VARIANT_FAMILY_MODULES: tuple[str, ...] = ("vitpost",)
+ALL_FAMILY_MODULES: tuple[str, ...] = (
+    FAMILY_MODULES + DENSE_FAMILY_MODULES + SEQUENCE_FAMILY_MODULES + GENERATION_FAMILY_MODULES + VARIANT_FAMILY_MODULES
+)
 
 
 @dataclass(frozen=True)

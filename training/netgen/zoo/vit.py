@@ -1,4 +1,7 @@
-"""Vision Transformer: conv patch embedding, class token, learned positions, pre-LN attention + GELU MLP blocks."""
+"""Vision Transformer: conv patch embedding, class token, learned positions, pre-LN attention + GELU MLP blocks.
+
+A spec with ``"norm": "post"`` (the ``vitpost`` family; ViT specs have no such key) puts each LayerNorm after its
+residual ``Add`` instead, as BERT and the original Transformer do, and drops the final LayerNorm."""
 
 from __future__ import annotations
 
@@ -14,12 +17,16 @@ NAME = "vit"
 
 
 class EncoderBlock(nn.Module):
-    def __init__(self, dim: int, heads: int, mlp_ratio: float) -> None:
+    def __init__(self, dim: int, heads: int, mlp_ratio: float, post_norm: bool = False) -> None:
         super().__init__()
+        self.post_norm = post_norm
         self.ln1, self.attn = nn.LayerNorm(dim), MultiHeadAttention(dim, heads)
         self.ln2, self.mlp = nn.LayerNorm(dim), Mlp(dim, mlp_ratio)
 
     def forward(self, x):  # noqa: ANN001, ANN201
+        if self.post_norm:
+            x = self.ln1(x + self.attn(x))
+            return self.ln2(x + self.mlp(x))
         x = x + self.attn(self.ln1(x))
         return x + self.mlp(self.ln2(x))
 
@@ -32,8 +39,11 @@ class ViT(nn.Module):
         self.embed = nn.Conv2d(3, dim, patch, patch)
         self.cls = nn.Parameter(torch.zeros(1, 1, dim))
         self.pos = nn.Parameter(torch.randn(1, tokens, dim) * 0.02)
-        self.blocks = nn.Sequential(*[EncoderBlock(dim, spec["heads"], spec["mlp_ratio"]) for _ in range(spec["depth"])])
-        self.ln = nn.LayerNorm(dim)
+        post_norm = spec.get("norm", "pre") == "post"
+        self.blocks = nn.Sequential(
+            *[EncoderBlock(dim, spec["heads"], spec["mlp_ratio"], post_norm) for _ in range(spec["depth"])]
+        )
+        self.ln = nn.Identity() if post_norm else nn.LayerNorm(dim)
         self.head = nn.Linear(dim, spec["num_classes"])
 
     def forward(self, x):  # noqa: ANN001, ANN201
