@@ -161,7 +161,8 @@ def test_a_repeated_node_costs_its_compute_and_memory_that_many_times_and_its_ov
 
 def test_cached_additive_reads_a_repeated_nodes_bytes_once_then_at_its_own_rate() -> None:
     """"cached_additive": a node run 40 times pays its compute 40 times, its bytes once at the memory rate and 39
-    more times at the re-read rate; a node run once has no re-read term, so it costs what "additive" would make it."""
+    more times at that rate times the learned re-read factor (1 when untrained); a node run once has no re-read
+    term, so it costs what "additive" would make it."""
     tokens, mask, features = _inputs(batch=1)
     tokens[..., REPEAT_COLUMN] = 0.0
     repeated = tokens.clone()
@@ -178,9 +179,13 @@ def test_cached_additive_reads_a_repeated_nodes_bytes_once_then_at_its_own_rate(
     shift = terms_repeated[0, 2] - terms[0, 2]
     assert shift[0].item() == pytest.approx(np.log(40.0), rel=1e-5)
     assert shift[1].item() == 0.0 and shift[3].item() == 0.0
-    ln_bytes = terms[0, 2, 1] - rates[0, 2, 1]
-    assert terms_repeated[0, 2, 2].item() == pytest.approx((ln_bytes + np.log(39.0) + rates[0, 2, 3]).item(), rel=1e-5)
-    with torch.no_grad():  # a cheaper re-read rate makes the repeated network cheaper; the single-run one is untouched
+    assert torch.equal(rates[..., 3], torch.zeros(1, 6))  # untrained: re-reads cost what first reads do
+    assert terms_repeated[0, 2, 2].item() == pytest.approx(terms[0, 2, 1].item() + np.log(39.0), rel=1e-5)
+    additive = _model("additive")
+    additive.load_state_dict({k: v[:3] if k.startswith("node_rates") else v for k, v in model.state_dict().items()})
+    with torch.no_grad():
+        assert model(repeated, mask, features).item() == pytest.approx(additive(repeated, mask, features).item(), rel=1e-5)
+    with torch.no_grad():  # a cheaper re-read factor makes the repeated network cheaper; the single-run one is untouched
         before = [model(t, mask, features).item() for t in (tokens, repeated)]
         model.node_rates.bias[3] -= 2.0
         after = [model(t, mask, features).item() for t in (tokens, repeated)]

@@ -8,8 +8,10 @@ FLOPs and bytes (read from its own token) scale them, and the additive part is t
 whose kernel repeats its work (a recurrent step, ``model.network_tokenizer``'s repeat column) has one repetition's
 FLOPs and bytes in its token; the count multiplies its compute and memory terms, not its per-node overhead.
 "cached_additive" splits the memory term of such a node: its bytes once at the memory rate, then repeat - 1 more
-times at a fourth learned rate, since a step's weight (R) is read again from cache, not from memory; nodes that
-run once have no such term, so the re-reads no longer teach that a weight read by a one-row product is cheap.
+times at that rate times a learned factor (a fourth output, the log offset, zero at initialisation), since a step's
+weight (R) is read again from cache, not from memory. Nodes that run once have no such term, so the re-reads no
+longer teach that a weight read by a one-row product is cheap; where no training network repeats a node, the
+offset gets no gradient and stays zero, and the readout is "additive" again.
 Cost grows exactly with FLOPs and bytes, so a network larger or shaped unlike the training families still lands
 close (leave-one-family-out figures in ``benchmarks/results/onnx_latency.md``). The multi-stage fusion
 (4 -> 2 -> 1 queries) reads the whole sequence and, joined with the whole-graph features, adds a
@@ -57,9 +59,10 @@ class WholeNetworkTransformer(nn.Module):
         self.correction = nn.Sequential(nn.Linear(d + GRAPH_FEATURE_DIM, d), nn.GELU(), nn.Linear(d, 1))
         nn.init.zeros_(self.correction[-1].weight)
         nn.init.zeros_(self.correction[-1].bias)
-        with torch.no_grad():  # ln ms per FLOP (~100 GFLOP/s), per byte (~10 GB/s), per node (~3 us) on one core,
-            # and per byte read again from cache (~30 GB/s; "cached_additive" only)
-            self.node_rates.bias.copy_(torch.tensor([-18.4, -16.1, -5.8, -17.2][: self.node_rates.out_features]))
+        with torch.no_grad():  # ln ms per FLOP (~100 GFLOP/s), per byte (~10 GB/s) and per node (~3 us) on one core;
+            # "cached_additive"'s re-read offset starts at exactly zero (re-reads cost what first reads do)
+            self.node_rates.bias.copy_(torch.tensor([-18.4, -16.1, -5.8, 0.0][: self.node_rates.out_features]))
+            self.node_rates.weight[3:].zero_()
         encoded_columns = torch.ones(NETWORK_TOKEN_DIM)
         encoded_columns[REPEAT_COLUMN] = 0.0  # the repeat count scales the readout; the encoder never reads it
         self.register_buffer("encoded_columns", encoded_columns, persistent=False)
@@ -67,10 +70,10 @@ class WholeNetworkTransformer(nn.Module):
     def node_costs(
         self, tokens: torch.Tensor, mask: torch.Tensor, neighbours: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The encoded nodes (B, L, d), each node's log roofline terms (B, L, 3: compute, memory, per node; a fourth,
-        re-reads, for "cached_additive") and its log cost (B, L; -1e4 on padding), which the additive readout sums.
-        ``neighbours`` (B, L, L): which nodes each node's attention reads (``cfg.attention_hops``); None reads every
-        node of its network."""
+        """The encoded nodes (B, L, d), each node's log roofline terms (B, L, 3: compute, memory, per node; for
+        "cached_additive" B, L, 4: compute, first reads, re-reads, per node) and its log cost (B, L; -1e4 on padding),
+        which the additive readout sums. ``neighbours`` (B, L, L): which nodes each node's attention reads
+        (``cfg.attention_hops``); None reads every node of its network."""
         x = self.token_proj(tokens * self.encoded_columns)
         local = x
         if self.readout != "local_additive":
@@ -80,9 +83,9 @@ class WholeNetworkTransformer(nn.Module):
         ln_flops = tokens[..., log2_column("flops")] * LOG2_CODE_TO_LN
         ln_bytes = tokens[..., log2_column("memory_bytes")] * LOG2_CODE_TO_LN
         ln_repeat = tokens[..., REPEAT_COLUMN] * LOG2_CODE_TO_LN  # a step run D*T times costs D*T steps, one dispatch
-        if self.readout == "cached_additive":  # bytes read once at the memory rate, the other repeat - 1 at their own
+        if self.readout == "cached_additive":  # bytes read once at the memory rate, the other repeat - 1 times offset
             ln_rereads = torch.where(ln_repeat > 0, torch.log((torch.exp(ln_repeat) - 1.0).clamp_min(1.0)), -1e4)
-            memory = [ln_bytes + rates[..., 1], ln_bytes + ln_rereads + rates[..., 3]]
+            memory = [ln_bytes + rates[..., 1], ln_bytes + ln_rereads + rates[..., 1] + rates[..., 3]]
         else:
             memory = [ln_bytes + ln_repeat + rates[..., 1]]
         terms = torch.stack([ln_flops + ln_repeat + rates[..., 0], *memory, rates[..., 2]], dim=-1)
