@@ -332,3 +332,15 @@ def test_in_domain_pretraining_on_another_device_never_sees_a_target_test_networ
     assert len(first.test) == 0 and first.name == f"{split.name}__pretrain"
     with pytest.raises(ValueError, match="none of the target's validation networks"):
         in_domain_pretraining_split(np.array(["99:unet"]), target, split)
+
+
+def test_cached_additive_re_reads_train_their_factor_not_the_memory_rate() -> None:
+    """The gradient of a repeated node's re-read term reaches the re-read offset and nothing of the memory rate."""
+    tokens, mask, features = _inputs(batch=1)
+    tokens[..., REPEAT_COLUMN] = 0.0
+    tokens[0, 2, REPEAT_COLUMN] = float(np.log2(40.0)) / 16.0
+    model = _model("cached_additive")
+    _, terms, _ = model.node_costs(tokens, mask)
+    terms[0, 2, 2].backward()
+    grad = model.node_rates.bias.grad
+    assert grad[3].item() == 1.0 and grad[:3].abs().sum().item() == 0.0

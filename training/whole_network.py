@@ -9,9 +9,9 @@ whose kernel repeats its work (a recurrent step, ``model.network_tokenizer``'s r
 FLOPs and bytes in its token; the count multiplies its compute and memory terms, not its per-node overhead.
 "cached_additive" splits the memory term of such a node: its bytes once at the memory rate, then repeat - 1 more
 times at that rate times a learned factor (a fourth output, the log offset, zero at initialisation), since a step's
-weight (R) is read again from cache, not from memory. Nodes that run once have no such term, so the re-reads no
-longer teach that a weight read by a one-row product is cheap; where no training network repeats a node, the
-offset gets no gradient and stays zero, and the readout is "additive" again.
+weight (R) is read again from cache, not from memory. The re-read term's gradient reaches the offset only, not the
+memory rate, so the re-reads no longer teach that a weight read by a one-row product is cheap; where no training
+network repeats a node, the offset gets no gradient and stays zero, and the readout is "additive" again.
 Cost grows exactly with FLOPs and bytes, so a network larger or shaped unlike the training families still lands
 close (leave-one-family-out figures in ``benchmarks/results/onnx_latency.md``). The multi-stage fusion
 (4 -> 2 -> 1 queries) reads the whole sequence and, joined with the whole-graph features, adds a
@@ -85,7 +85,8 @@ class WholeNetworkTransformer(nn.Module):
         ln_repeat = tokens[..., REPEAT_COLUMN] * LOG2_CODE_TO_LN  # a step run D*T times costs D*T steps, one dispatch
         if self.readout == "cached_additive":  # bytes read once at the memory rate, the other repeat - 1 times offset
             ln_rereads = torch.where(ln_repeat > 0, torch.log((torch.exp(ln_repeat) - 1.0).clamp_min(1.0)), -1e4)
-            memory = [ln_bytes + rates[..., 1], ln_bytes + ln_rereads + rates[..., 1] + rates[..., 3]]
+            # the re-reads learn their factor only: they would otherwise teach the memory rate of every node like them
+            memory = [ln_bytes + rates[..., 1], ln_bytes + ln_rereads + rates[..., 1].detach() + rates[..., 3]]
         else:
             memory = [ln_bytes + ln_repeat + rates[..., 1]]
         terms = torch.stack([ln_flops + ln_repeat + rates[..., 0], *memory, rates[..., 2]], dim=-1)
