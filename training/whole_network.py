@@ -12,6 +12,10 @@ times at that rate times a learned factor (a fourth output, the log offset, zero
 weight (R) is read again from cache, not from memory. The re-read term's gradient reaches the offset only, not the
 memory rate, so the re-reads no longer teach that a weight read by a one-row product is cheap; where no training
 network repeats a node, the offset gets no gradient and stays zero, and the readout is "additive" again.
+Not adopted: decoder left out of 21 families read as fast as with "additive" (36.7 %): 33.4 % with the offset
+sharing the memory rate's gradient (ab11cc1, 3 seeds), 42.5 % with the stop-gradient (seed 0); an independent re-read
+rate with a fixed prior (6d4261e) gave decoder 24.6 % but a held-out RNN, where nothing trains that rate, 580-900 %
+(``benchmarks/results/onnx_latency_epyc21_lofo_rnn_decoder_additive_vs_cached*.md``).
 Cost grows exactly with FLOPs and bytes, so a network larger or shaped unlike the training families still lands
 close (leave-one-family-out figures in ``benchmarks/results/onnx_latency.md``). The multi-stage fusion
 (4 -> 2 -> 1 queries) reads the whole sequence and, joined with the whole-graph features, adds a
