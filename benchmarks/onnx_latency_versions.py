@@ -29,6 +29,7 @@ from training.netgen.registry import (
     DENSE_FAMILY_MODULES,
     GENERATION_FAMILY_MODULES,
     SEQUENCE_FAMILY_MODULES,
+    STREAMING_FAMILY_MODULES,
     VARIANT_FAMILY_MODULES,
 )
 
@@ -41,7 +42,10 @@ def git_bytes(rev: str, path: str) -> bytes:
 
 
 def groups(families: np.ndarray) -> dict[str, np.ndarray]:
-    later = DENSE_FAMILY_MODULES + SEQUENCE_FAMILY_MODULES + GENERATION_FAMILY_MODULES + VARIANT_FAMILY_MODULES
+    later = (
+        DENSE_FAMILY_MODULES + SEQUENCE_FAMILY_MODULES + GENERATION_FAMILY_MODULES + VARIANT_FAMILY_MODULES
+        + STREAMING_FAMILY_MODULES
+    )
     out = {"classifier families": ~np.isin(families, later)}
     out |= {name: families == name for name in later if (families == name).any()}
     return out | {"all": np.ones(len(families), bool)}

@@ -106,3 +106,26 @@ def test_post_ln_vits_hold_the_fused_skip_layer_norm_that_vits_do_not(tmp_path) 
         graph = parse_onnx(data, ParseOptions(resolution=64))
         flags = tokenize_networks([graph]).tokens[0, : graph.n, TOKEN_WIDTHS["4"] - FUSION_DIM]
         assert int(flags.sum()) == 2 * fused_expected
+
+
+def test_alexnet_canonical_is_torchvisions_alexnet_and_its_samples_export_and_run() -> None:
+    """``alexnet``'s canonical member has torchvision AlexNet's 61,100,840 parameters and 0.71 GMACs (the parsed ONNX
+    agrees); samples are reproducible, varied, and keep the fully connected head under its cap."""
+    from training.netgen.zoo import alexnet
+
+    fam, spec = "alexnet", alexnet.canonical()[0]
+    module = build_network(fam, spec)
+    assert sum(p.numel() for p in module.parameters()) == 61_100_840
+    graph = parse_onnx(export_onnx_bytes(module, 224))
+    assert graph.totals()["params"] == 61_100_840
+    assert graph.totals()["macs"] / 1e9 == pytest.approx(0.71, rel=0.05)
+    specs = reproducible_samples(fam)
+    assert distinct(specs) >= 15
+    assert all(alexnet._head_weights(s) <= alexnet.MAX_HEAD_WEIGHTS or s["hidden"] == 512 for s in specs)
+    spec = family(fam).sample(random.Random("export"))
+    data = export_onnx_bytes(build_network(fam, spec), spec["resolution"])
+    (out,) = ort.InferenceSession(data, providers=["CPUExecutionProvider"]).run(
+        None, {"input": np.zeros((1, 3, spec["resolution"], spec["resolution"]), np.float32)}
+    )
+    assert out.shape == (1, spec["num_classes"])
+    assert parse_onnx(data, ParseOptions(resolution=spec["resolution"])).unknown_shapes == 0

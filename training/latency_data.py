@@ -32,6 +32,7 @@ from training.netgen.registry import (
     FAMILY_MODULES,
     GENERATION_FAMILY_MODULES,
     SEQUENCE_FAMILY_MODULES,
+    STREAMING_FAMILY_MODULES,
     VARIANT_FAMILY_MODULES,
 )
 
@@ -111,12 +112,13 @@ FAMILY_GROUPS: tuple[tuple[str, ...], ...] = (
     SEQUENCE_FAMILY_MODULES,
     GENERATION_FAMILY_MODULES,
     VARIANT_FAMILY_MODULES,
+    STREAMING_FAMILY_MODULES,
 )
 
 
 def split_family_order(families: np.ndarray) -> list[str]:
     """The families in the order splits draw them: the 14 classifier families first, then the dense-prediction ones,
-    then the sequence ones, then the generation ones, then the variants (the order the datasets were extended in),
+    then the sequence ones, the generation ones, the variants, the streaming ones (the order the datasets grew in),
     each group sorted by name, so an extension leaves the earlier families' draws (and splits) unchanged."""
 
     def group(name: str) -> int:

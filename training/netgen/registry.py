@@ -42,8 +42,15 @@ SEQUENCE_FAMILY_MODULES: tuple[str, ...] = ("rnn", "text")
 GENERATION_FAMILY_MODULES: tuple[str, ...] = ("decoder",)
 # variants of an earlier family that hold kernels no other image family does (post-LN blocks): the latest extension
 VARIANT_FAMILY_MODULES: tuple[str, ...] = ("vitpost",)
+# classifiers whose batch-1 time goes to reading fully connected weights no cache holds (AlexNet): after the variants
+STREAMING_FAMILY_MODULES: tuple[str, ...] = ("alexnet",)
 ALL_FAMILY_MODULES: tuple[str, ...] = (
-    FAMILY_MODULES + DENSE_FAMILY_MODULES + SEQUENCE_FAMILY_MODULES + GENERATION_FAMILY_MODULES + VARIANT_FAMILY_MODULES
+    FAMILY_MODULES
+    + DENSE_FAMILY_MODULES
+    + SEQUENCE_FAMILY_MODULES
+    + GENERATION_FAMILY_MODULES
+    + VARIANT_FAMILY_MODULES
+    + STREAMING_FAMILY_MODULES
 )
 
 
