@@ -40,7 +40,7 @@ DENSE_FAMILY_MODULES: tuple[str, ...] = ("unet", "fpn", "deeplab", "yolo")
 SEQUENCE_FAMILY_MODULES: tuple[str, ...] = ("rnn", "text")
 # generation steps (a decoder's one token with its KV cache as inputs): a later extension still
 GENERATION_FAMILY_MODULES: tuple[str, ...] = ("decoder",)
-# variants of an earlier family that hold kernels no other image family does (post-LN blocks): the latest extension
+# variants of an earlier family that hold kernels no other image family does (post-LN blocks): after the decoders
 VARIANT_FAMILY_MODULES: tuple[str, ...] = ("vitpost",)
 # classifiers whose batch-1 time goes to reading fully connected weights no cache holds (AlexNet): after the variants
 STREAMING_FAMILY_MODULES: tuple[str, ...] = ("alexnet",)
