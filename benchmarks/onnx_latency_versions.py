@@ -25,13 +25,7 @@ from benchmarks.machine import describe_machine
 from training.latency_data import aligned_in_domain_split, in_domain_split, load_latency_dataset, trained_ids_below
 from training.latency_metrics import latency_metrics
 from training.latency_ship import predict_onnx_rows
-from training.netgen.registry import (
-    DENSE_FAMILY_MODULES,
-    GENERATION_FAMILY_MODULES,
-    SEQUENCE_FAMILY_MODULES,
-    STREAMING_FAMILY_MODULES,
-    VARIANT_FAMILY_MODULES,
-)
+from training.netgen.registry import EXTENSION_FAMILY_MODULES
 
 CARD = "model/predictors/{name}.card.json"
 MODEL = "model/predictors/{name}.onnx"
@@ -42,10 +36,7 @@ def git_bytes(rev: str, path: str) -> bytes:
 
 
 def groups(families: np.ndarray) -> dict[str, np.ndarray]:
-    later = (
-        DENSE_FAMILY_MODULES + SEQUENCE_FAMILY_MODULES + GENERATION_FAMILY_MODULES + VARIANT_FAMILY_MODULES
-        + STREAMING_FAMILY_MODULES
-    )
+    later = EXTENSION_FAMILY_MODULES
     out = {"classifier families": ~np.isin(families, later)}
     out |= {name: families == name for name in later if (families == name).any()}
     return out | {"all": np.ones(len(families), bool)}

@@ -27,14 +27,7 @@ from model.network_tokenizer import (
 )
 from model.onnx_graph import NetworkGraph
 from training.netgen.files import latest_records, read_graphs
-from training.netgen.registry import (
-    DENSE_FAMILY_MODULES,
-    FAMILY_MODULES,
-    GENERATION_FAMILY_MODULES,
-    SEQUENCE_FAMILY_MODULES,
-    STREAMING_FAMILY_MODULES,
-    VARIANT_FAMILY_MODULES,
-)
+from training.netgen.registry import FAMILY_GROUPS
 
 
 @dataclass
@@ -104,16 +97,6 @@ class Split:
     train: np.ndarray  # row indices into the dataset
     val: np.ndarray
     test: np.ndarray
-
-
-FAMILY_GROUPS: tuple[tuple[str, ...], ...] = (
-    FAMILY_MODULES,
-    DENSE_FAMILY_MODULES,
-    SEQUENCE_FAMILY_MODULES,
-    GENERATION_FAMILY_MODULES,
-    VARIANT_FAMILY_MODULES,
-    STREAMING_FAMILY_MODULES,
-)
 
 
 def split_family_order(families: np.ndarray) -> list[str]:

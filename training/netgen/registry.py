@@ -44,14 +44,17 @@ GENERATION_FAMILY_MODULES: tuple[str, ...] = ("decoder",)
 VARIANT_FAMILY_MODULES: tuple[str, ...] = ("vitpost",)
 # classifiers whose batch-1 time goes to reading fully connected weights no cache holds (AlexNet): after the variants
 STREAMING_FAMILY_MODULES: tuple[str, ...] = ("alexnet",)
-ALL_FAMILY_MODULES: tuple[str, ...] = (
-    FAMILY_MODULES
-    + DENSE_FAMILY_MODULES
-    + SEQUENCE_FAMILY_MODULES
-    + GENERATION_FAMILY_MODULES
-    + VARIANT_FAMILY_MODULES
-    + STREAMING_FAMILY_MODULES
+# the groups in the order the datasets grew: splits draw families group by group (``training.latency_data``)
+FAMILY_GROUPS: tuple[tuple[str, ...], ...] = (
+    FAMILY_MODULES,
+    DENSE_FAMILY_MODULES,
+    SEQUENCE_FAMILY_MODULES,
+    GENERATION_FAMILY_MODULES,
+    VARIANT_FAMILY_MODULES,
+    STREAMING_FAMILY_MODULES,
 )
+ALL_FAMILY_MODULES: tuple[str, ...] = sum(FAMILY_GROUPS, ())
+EXTENSION_FAMILY_MODULES: tuple[str, ...] = sum(FAMILY_GROUPS[1:], ())  # every family after the 14 classifiers
 
 
 @dataclass(frozen=True)

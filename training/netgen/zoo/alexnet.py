@@ -40,10 +40,14 @@ def _widths(spec: dict[str, Any]) -> list[int]:
     return [w, 3 * w, *[6 * w, 4 * w, 4 * w][-spec["convs3"] :]]
 
 
+def _flat_features(spec: dict[str, Any]) -> int:
+    """Inputs of the head's first fully connected layer: the last convolution's channels over the flattened grid."""
+    return _widths(spec)[-1] * _grid(spec["resolution"], spec["stem_kernel"]) ** 2
+
+
 def _head_weights(spec: dict[str, Any]) -> int:
-    features = _widths(spec)[-1] * _grid(spec["resolution"], spec["stem_kernel"]) ** 2
     hidden = spec["hidden"]
-    return features * hidden + (spec["fc_layers"] - 1) * hidden * hidden + hidden * spec["num_classes"]
+    return _flat_features(spec) * hidden + (spec["fc_layers"] - 1) * hidden * hidden + hidden * spec["num_classes"]
 
 
 def build(spec: dict[str, Any]) -> nn.Module:
@@ -53,7 +57,7 @@ def build(spec: dict[str, Any]) -> nn.Module:
     for c_in, c_out in zip(widths[1:-1], widths[2:], strict=True):
         layers += [nn.Conv2d(c_in, c_out, 3, padding=1), nn.ReLU()]
     layers += [nn.MaxPool2d(3, 2), nn.Flatten()]
-    features = widths[-1] * _grid(spec["resolution"], k) ** 2
+    features = _flat_features(spec)
     head: list[nn.Module] = []
     for _ in range(spec["fc_layers"]):
         head += [nn.Linear(features, spec["hidden"]), nn.ReLU()]
