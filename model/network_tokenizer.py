@@ -1,7 +1,8 @@
 """The whole-network tokenizer: a NetworkGraph into one token per op plus a whole-graph feature vector.
 
 Token = [op one-hot (64) | smooth codes of the node's numbers (16 x 7) | alignment flags (5 x 3) | position code
-(32) | sum of predecessor position codes (32) | fusion flags (1) | GEMM view (4 x 7) | layout flags (3) | repeat (1)].
+(32) | sum of predecessor position codes (32) | fusion flags (1) | GEMM view (4 x 7) | layout flags (3) | repeat (1) |
+network weights (1 x 7)].
 Numbers (FLOPs, params, bytes, shapes, kernel, stride, groups, degrees) enter on a log2 scale, each as [v/16, sin/cos
 of v at 3 frequencies], so nearby sizes get nearby codes and unseen sizes interpolate. Position codes are the transformer's
 sinusoids over the node index (wavelengths up to 4096), so the predecessor sum tells the network how far back each
@@ -57,6 +58,14 @@ The whole-network readout adds ln(repeat) to the node's compute and memory terms
 the encoder (a count no other family shows would be an untrained input there). Held-out recurrent networks read
 2.3x fast before (``model.recurrent``). Version 8 was a trial of session 33 (R read per step in the batched view),
 never shipped.
+
+Network weights (version 10): every token also carries the smooth code of how many parameters its whole network reads
+in full on every run (``network_weights``: every node's but a ``Gather``'s, which reads a few rows of its table). A
+benchmark loop runs the network again and again, so a weight is read from cache only where all those weights fit
+there; a product whose own weight is a few MB streams it from memory in a network of 200 MB. A node token knew its own
+weight only: held out of 23 families, decoders reading under 26 MB of weights read 4 % fast, those over 120 MB 39 %
+fast, and the error follows the network's weights (correlation -0.69 of their log with the log error) more than the
+node's largest (-0.21) (``benchmarks/results/onnx_latency_epyc23_lofo_tokenizer9_vs_10.md``).
 """
 
 from __future__ import annotations
@@ -97,8 +106,9 @@ N_NUMBERS = len(NUMBER_NAMES)
 # predictor's card and checked at load. 1: before the alignment flags (240-wide tokens); 2: flags on every node (255);
 # 3: channel flags on convolutions only, +1 / -1 / 0; 4: the fusion flag column at the end; 5: the GEMM view after it;
 # 6: recurrent ops lowered to their products (same width as 5); 7: the layout flags after the GEMM view; 8: a trial,
-# never shipped; 9: a recurrent step is one step's product repeated D*T times, with the repeat column at the end.
-TOKENIZER_VERSION = "9"
+# never shipped; 9: a recurrent step is one step's product repeated D*T times, with the repeat column at the end;
+# 10: the network's parameter count on every node, after the repeat column.
+TOKENIZER_VERSION = "10"
 LOWERED_FROM_VERSION = 6
 REPEATED_STEPS_FROM_VERSION = 9
 ALIGNED_NAMES: tuple[str, ...] = (
@@ -119,17 +129,20 @@ GEMM_NAMES: tuple[str, ...] = ("batch", "m", "n", "k")
 GEMM_DIM = len(GEMM_NAMES) * SMOOTH_DIM
 BASE_NODE_DIM = VOCAB + N_NUMBERS * SMOOTH_DIM + ALIGNMENT_DIM  # the node part before the fusion flags
 REPEAT_DIM = 1
-NODE_PART_DIM = BASE_NODE_DIM + FUSION_DIM + GEMM_DIM + LAYOUT_DIM + REPEAT_DIM
+NETWORK_WEIGHTS_DIM = SMOOTH_DIM
+NODE_PART_DIM = BASE_NODE_DIM + FUSION_DIM + GEMM_DIM + LAYOUT_DIM + REPEAT_DIM + NETWORK_WEIGHTS_DIM
 NETWORK_TOKEN_DIM = NODE_PART_DIM + 2 * POSITION_DIM
-REPEAT_COLUMN = NETWORK_TOKEN_DIM - 1  # log2(times the node's work runs in its kernel) / 16
+REPEAT_COLUMN = NETWORK_TOKEN_DIM - NETWORK_WEIGHTS_DIM - 1  # log2(times the node's work runs in its kernel) / 16
+NETWORK_WEIGHTS_COLUMN = NETWORK_TOKEN_DIM - NETWORK_WEIGHTS_DIM  # log2(1 + the network's parameters) / 16
 # token width per version still served: a version's token is a prefix of the next one's
 TOKEN_WIDTHS: dict[str, int] = {
-    "3": NETWORK_TOKEN_DIM - FUSION_DIM - GEMM_DIM - LAYOUT_DIM - REPEAT_DIM,
-    "4": NETWORK_TOKEN_DIM - GEMM_DIM - LAYOUT_DIM - REPEAT_DIM,
-    "5": NETWORK_TOKEN_DIM - LAYOUT_DIM - REPEAT_DIM,
-    "6": NETWORK_TOKEN_DIM - LAYOUT_DIM - REPEAT_DIM,
-    "7": NETWORK_TOKEN_DIM - REPEAT_DIM,
-    "9": NETWORK_TOKEN_DIM,
+    "3": REPEAT_COLUMN - FUSION_DIM - GEMM_DIM - LAYOUT_DIM,
+    "4": REPEAT_COLUMN - GEMM_DIM - LAYOUT_DIM,
+    "5": REPEAT_COLUMN - LAYOUT_DIM,
+    "6": REPEAT_COLUMN - LAYOUT_DIM,
+    "7": REPEAT_COLUMN,
+    "9": REPEAT_COLUMN + REPEAT_DIM,
+    "10": NETWORK_TOKEN_DIM,
 }
 OP_KINDS: dict[str, tuple[str, ...]] = {
     "conv": ("Conv", "ConvTranspose"),
@@ -311,6 +324,12 @@ def gemm_view(node: NetNode) -> tuple[float, float, float, float]:
     return (batch, m, n, k) if _known(batch, m, n, k) else (0.0, 0.0, 0.0, 0.0)
 
 
+def network_weights(graph: NetworkGraph) -> float:
+    """Parameters the network reads in full on every run: every node's but a ``Gather``'s (an embedding lookup reads
+    the rows it is asked for, not its table)."""
+    return float(sum(node.cost.params for node in graph.nodes if node.op_type != "Gather"))
+
+
 def graph_for_version(graph: NetworkGraph, version: str = TOKENIZER_VERSION) -> NetworkGraph:
     """The graph as a predictor of tokenizer ``version`` reads it: recurrent ops lowered from version 6 on, their
     steps as one repeated step product from version 9 on."""
@@ -382,7 +401,7 @@ class NetworkTokens:
 
 def node_part(graph: NetworkGraph, max_nodes: int = DEFAULT_MAX_NETWORK_NODES) -> np.ndarray:
     """(n, NODE_PART_DIM) order-independent part of each node's token: op one-hot, number codes, alignment flags,
-    fusion flags, GEMM view, layout flags, repeat."""
+    fusion flags, GEMM view, layout flags, repeat, network weights."""
     n = graph.n
     if n > max_nodes:
         raise ArchitectureError("too_large", f"the network has {n} nodes, the tokenizer limit is {max_nodes}")
@@ -395,7 +414,9 @@ def node_part(graph: NetworkGraph, max_nodes: int = DEFAULT_MAX_NETWORK_NODES) -
     gemm = smooth_code(np.asarray([gemm_view(node) for node in graph.nodes], dtype=np.float64).reshape(n, len(GEMM_NAMES)))
     layout = layout_flags(graph, successors)
     repeat = np.log2([repeat_count(node) for node in graph.nodes]).reshape(n, REPEAT_DIM) / 16.0
-    return np.concatenate([op, smooth_code(numbers), alignment, fusion, gemm, layout, repeat], axis=1).astype(np.float32)
+    weights = np.broadcast_to(smooth_code(np.array([network_weights(graph)])), (n, NETWORK_WEIGHTS_DIM))
+    parts = [op, smooth_code(numbers), alignment, fusion, gemm, layout, repeat, weights]
+    return np.concatenate(parts, axis=1).astype(np.float32)
 
 
 def edge_arrays(graph: NetworkGraph) -> tuple[np.ndarray, np.ndarray]:

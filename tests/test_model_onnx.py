@@ -24,12 +24,15 @@ from model.network_tokenizer import (
     LAYOUT_DIM,
     N_NUMBERS,
     NETWORK_TOKEN_DIM,
+    NETWORK_WEIGHTS_COLUMN,
+    NETWORK_WEIGHTS_DIM,
     REPEAT_COLUMN,
     REPEAT_DIM,
     SMOOTH_DIM,
     TOKEN_WIDTHS,
     gemm_view,
     log2_column,
+    network_weights,
     node_alignment,
     tokenize_networks,
     tokens_for_version,
@@ -427,19 +430,42 @@ def test_the_fusion_flag_marks_what_onnxruntime_fuses_into_a_skip_layer_norm(pre
 
 
 def test_older_tokens_are_prefixes_of_the_current_token() -> None:
-    """Predictors trained on tokenizers 3 to 7 keep working: the service cuts the newer columns off."""
-    tokens = tokenize_networks([parse_onnx(_residual_norm(False).SerializeToString())]).tokens
-    assert TOKEN_WIDTHS["9"] == NETWORK_TOKEN_DIM == TOKEN_WIDTHS["7"] + REPEAT_DIM
+    """Predictors trained on tokenizers 3 to 9 keep working: the service cuts the newer columns off."""
+    graph = parse_onnx(_residual_norm(False).SerializeToString())
+    tokens = tokenize_networks([graph]).tokens
+    assert TOKEN_WIDTHS["10"] == NETWORK_TOKEN_DIM == TOKEN_WIDTHS["9"] + NETWORK_WEIGHTS_DIM
+    assert TOKEN_WIDTHS["9"] == TOKEN_WIDTHS["7"] + REPEAT_DIM
     assert TOKEN_WIDTHS["7"] == TOKEN_WIDTHS["6"] + LAYOUT_DIM == TOKEN_WIDTHS["5"] + LAYOUT_DIM
     assert TOKEN_WIDTHS["5"] == TOKEN_WIDTHS["4"] + GEMM_DIM == TOKEN_WIDTHS["3"] + FUSION_DIM + GEMM_DIM
     for version in ("3", "4", "5", "6", "7"):
         np.testing.assert_array_equal(tokens_for_version(tokens, version), tokens[..., : TOKEN_WIDTHS[version]])
-    assert tokens_for_version(tokens, "9").shape == tokens.shape
+    assert tokens_for_version(tokens, "10").shape == tokens.shape
+    np.testing.assert_array_equal(tokens_for_version(tokens, "9"), tokens[..., :NETWORK_WEIGHTS_COLUMN])
     assert not tokens[..., REPEAT_COLUMN].any()  # no node of this network repeats its work
+    # every node carries its network's parameter count: what version 9 does not see
+    params = graph.totals()["params"]
+    assert params > 0 and network_weights(graph) == params  # no Gather here
+    assert 2.0 ** (16.0 * tokens[0, :, NETWORK_WEIGHTS_COLUMN]) - 1 == pytest.approx(params, rel=1e-5)
     assert tokens[0, :, TOKEN_WIDTHS["3"] : TOKEN_WIDTHS["4"]].any()  # the fusion flags: what version 3 does not see
     assert tokens[0, :, TOKEN_WIDTHS["4"] : TOKEN_WIDTHS["5"]].any()  # the MatMul's GEMM view: what version 4 does not see
     with pytest.raises(ValueError, match="not served"):
         tokens_for_version(tokens, "2")
+
+
+def test_network_weights_leave_an_embedding_table_out() -> None:
+    """An embedding lookup reads a few rows, a product its whole weight: only the product's weight counts."""
+    ids = helper.make_tensor_value_info("ids", TensorProto.INT64, [1, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    inits = [
+        onnx.numpy_helper.from_array(np.zeros((1000, 16), np.float32), "table"),
+        onnx.numpy_helper.from_array(np.zeros((16, 32), np.float32), "w"),
+    ]
+    nodes = [helper.make_node("Gather", ["table", "ids"], ["e"]), helper.make_node("MatMul", ["e", "w"], ["y"])]
+    graph = parse_onnx(model_from(nodes, [ids], [y], inits).SerializeToString())
+    assert graph.totals()["params"] == 1000 * 16 + 16 * 32
+    assert network_weights(graph) == 16 * 32
+    tokens = tokenize_networks([graph]).tokens[0]
+    assert 2.0 ** (16.0 * tokens[:, NETWORK_WEIGHTS_COLUMN]) - 1 == pytest.approx([16 * 32] * 2, rel=1e-5)
 
 
 def _gemm_views(nodes: list, inputs: list, inits: list) -> dict[str, tuple[float, ...]]:

@@ -104,6 +104,6 @@ def test_tokenizer_9_tokens_carry_one_steps_numbers_and_the_repeat_count() -> No
         assert 2.0 ** (16.0 * tokens[2, log2_column(name)]) - 1 == pytest.approx(total / 10, rel=1e-5)
     # a version-7 predictor reads the graph and its tokens as before: batched view, no repeat column
     seven = tokens_for_version(tokenize_networks([graph], version="7").tokens, "7")[0]
-    assert seven.shape == (5, TOKEN_WIDTHS["7"]) and TOKEN_WIDTHS["7"] == NETWORK_TOKEN_DIM - 1
+    assert seven.shape == (5, TOKEN_WIDTHS["7"]) and TOKEN_WIDTHS["7"] == REPEAT_COLUMN
     assert not np.array_equal(seven[2], tokens[2, : TOKEN_WIDTHS["7"]])
     np.testing.assert_array_equal(seven[[0, 1, 3, 4]], tokens[[0, 1, 3, 4], : TOKEN_WIDTHS["7"]])
