@@ -110,7 +110,7 @@ N_NUMBERS = len(NUMBER_NAMES)
 # 3: channel flags on convolutions only, +1 / -1 / 0; 4: the fusion flag column at the end; 5: the GEMM view after it;
 # 6: recurrent ops lowered to their products (same width as 5); 7: the layout flags after the GEMM view; 8: a trial,
 # never shipped; 9: a recurrent step is one step's product repeated D*T times, with the repeat column at the end;
-# 10: the network's parameter count on every node, after the repeat column.
+# 10: the parameters the whole network reads in full (``network_weights``) on every node, after the repeat column.
 TOKENIZER_VERSION = "10"
 LOWERED_FROM_VERSION = 6
 REPEATED_STEPS_FROM_VERSION = 9
