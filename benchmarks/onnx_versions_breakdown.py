@@ -40,12 +40,17 @@ def load_version(name: str, rev: str, directory: Path):  # noqa: ANN201 - servic
     return load_registry(directory, providers="cpu").networks[name]
 
 
+def weights_mb(graph) -> float:  # noqa: ANN001 - a model.onnx_graph.NetworkGraph
+    """The weights (MB, float32) the network reads in full on every run."""
+    return network_weights(graph) * BYTES_PER_WEIGHT / 1e6
+
+
 def largest_weights_mb(data: Path) -> dict[str, float]:
     """Per family of ``data``, the most weights (MB) any of its networks reads on every run."""
     dataset = load_latency_dataset(data, progress=False)
     out: dict[str, float] = {}
     for graph, family in zip(dataset.graphs, dataset.families, strict=True):
-        out[str(family)] = max(out.get(str(family), 0.0), network_weights(graph) * BYTES_PER_WEIGHT / 1e6)
+        out[str(family)] = max(out.get(str(family), 0.0), weights_mb(graph))
     return dict(sorted(out.items(), key=lambda item: -item[1]))
 
 
@@ -70,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
         for network, (description, onnx_bytes) in NETWORK_SETS[args.networks]().items():
             graph = parse_onnx(onnx_bytes, ParseOptions())
             row = {"network": network, "description": description, "nodes": graph.n,
-                   "weights_mb": network_weights(graph) * BYTES_PER_WEIGHT / 1e6,
+                   "weights_mb": weights_mb(graph),
                    "measured_ms": measured.get(network), "versions": {}}  # fmt: skip
             for label, version in zip(labels, versions, strict=True):
                 shares, ms = reference_shares(version, graph)
