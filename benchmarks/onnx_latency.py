@@ -159,6 +159,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--heads", type=int, default=None, help="attention heads (default: LatencyTrainConfig's)")
     parser.add_argument("--dropout", type=float, default=None, help="transformer dropout (default: LatencyTrainConfig's)")
     parser.add_argument(
+        "--huber-delta",
+        type=float,
+        default=None,
+        help="train on the Huber form of the squared log-latency error beyond this many log units (default: squared)",
+    )
+    parser.add_argument(
         "--attention-hops",
         type=int,
         default=None,
@@ -267,6 +273,7 @@ def main(argv: list[str] | None = None) -> None:
         cfg.network.update(network)
         if args.weight_decay is not None:
             cfg.weight_decay = args.weight_decay
+        cfg.huber_delta = args.huber_delta
         if pretrain is not None:
             source_split = (
                 pretraining_split(pretrain.families, data.families, split)
@@ -333,6 +340,7 @@ def main(argv: list[str] | None = None) -> None:
         "methods": list(methods),
         "network": {**LatencyTrainConfig().network, **network},
         "weight_decay": LatencyTrainConfig().weight_decay if args.weight_decay is None else args.weight_decay,
+        "huber_delta": args.huber_delta,
         "train_fraction": args.train_fraction,
         "in_domain_split": split_label,
         "lofo_validation": "one other whole family" if args.val_family else "10 % of the other families' networks",
@@ -397,7 +405,7 @@ def summaries(per_job: list[dict], methods: Sequence[str], families: Sequence[st
 
 MERGE_MUST_AGREE = (
     "device", "measured_on", "readout", "tokenizer", "order", "pretrain_on", "methods", "network", "weight_decay",
-    "train_fraction", "in_domain_split", "lofo_validation", "dataset", "ids_below",
+    "train_fraction", "in_domain_split", "lofo_validation", "dataset", "ids_below", "huber_delta",
 )  # fmt: skip
 
 
@@ -473,7 +481,9 @@ def markdown(report: dict) -> str:
         f"ArchCast readout: `{report.get('readout', 'contextual')}` (`training/whole_network.py`); whole-network "
         f"tokenizer {report.get('tokenizer', 'not recorded')} (`model/network_tokenizer.py`); node orders in "
         f"training: `{report.get('order', 'random')}` (`--order`); leave-one-family-out "
-        f"checkpoints chosen on {report.get('lofo_validation', 'random networks of the other families')}.",
+        f"checkpoints chosen on {report.get('lofo_validation', 'random networks of the other families')}"
+        + (f"; loss: the Huber form of the squared log-latency error beyond {report['huber_delta']} (`--huber-delta`)."
+           if report.get("huber_delta") is not None else "."),
         "",
         *pretraining_lines(report.get("pretrain_on")),
         *provenance_lines(report, "the dataset"),

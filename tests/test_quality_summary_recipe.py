@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from benchmarks.quality.summary import PLAIN_READOUT, validation_line, with_recipe
+from benchmarks.quality.summary import OTHER_LOSS, PLAIN_READOUT, validation_line, with_recipe
 
 
 def test_with_recipe_moves_the_plain_readout_to_its_ablation_column() -> None:
@@ -12,6 +12,12 @@ def test_with_recipe_moves_the_plain_readout_to_its_ablation_column() -> None:
     assert "node_sum" not in swapped and swapped["gbm_onehot"] == (0.91, 0.0)
     assert with_recipe(methods, "archcast") is methods
     assert with_recipe({"archcast": (0.9, 0.0)}, "node_sum") == {"archcast": (0.9, 0.0)}  # recipe not run: unchanged
+    both = {**methods, "node_sum_huber": (0.93, 0.01)}
+    chose_huber = with_recipe(both, "node_sum_huber", ("node_sum", "node_sum_huber"))
+    assert chose_huber["archcast"] == (0.93, 0.01) and chose_huber[OTHER_LOSS] == (0.92, 0.01)
+    assert chose_huber[PLAIN_READOUT] == (0.90, 0.01) and not {"node_sum", "node_sum_huber"} & set(chose_huber)
+    chose_squared = with_recipe(both, "node_sum", ("node_sum", "node_sum_huber"))
+    assert chose_squared["archcast"] == (0.92, 0.01) and chose_squared[OTHER_LOSS] == (0.93, 0.01)
 
 
 def test_validation_line_is_computed_from_the_recorded_scores() -> None:
@@ -19,7 +25,8 @@ def test_validation_line_is_computed_from_the_recorded_scores() -> None:
         "archcast": {"900": {"val_scores": [0.80, 0.82]}, "20": {"val_scores": [0.5, 0.7]}},
         "node_sum": {"900": {"val_scores": [0.84, 0.86]}, "20": {"val_scores": [0.6, 0.8]}},
     }
-    line = validation_line(summary, "node_sum")
-    assert "20 / 900 cells" in line and "0.700 / 0.850 with the node-sum readout" in line and "0.600 / 0.810" in line
+    line = validation_line(summary, ("node_sum", "node_sum_huber"))  # a candidate not run is left out
+    assert "20 / 900 cells" in line and "`node_sum` 0.7000 / 0.8500" in line and "`archcast` 0.6000 / 0.8100" in line
+    assert "huber" not in line
     del summary["archcast"]["900"]["val_scores"]  # an older results file without them: no line rather than a guess
-    assert validation_line(summary, "node_sum") == ""
+    assert validation_line(summary, ("node_sum",)) == ""

@@ -14,12 +14,12 @@ from training.network import FusionTransformer  # noqa: E402
 
 def test_node_sum_variant_is_archcast_with_the_node_sum_readout_and_the_latency_recipe() -> None:
     task = TASKS["latency_pretraining"]
-    assert "node_sum" in task["variants"] and task["recipe"] == "node_sum"
+    assert "node_sum" in task["variants"] and task["recipe"] == ("node_sum", "node_sum_huber")
     assert "default_variants" not in task  # a run from scratch trains the recipe and its ablations
     assert "node_sum" not in TASKS["accuracy"]["default_variants"]  # screened there, run only when named
-    assert recipe_of("latency_pretraining", {"archcast": {}, "node_sum": {}}) == "node_sum"
-    assert recipe_of("latency_pretraining", {"archcast": {}}) == "archcast"  # an older results file: its own recipe
-    assert recipe_of("accuracy", {"archcast": {}, "node_sum": {}}) == "archcast"
+    assert recipe_of("latency_pretraining", {"archcast": {"900": {}}, "node_sum": {"900": {}}}, "900") == "node_sum"
+    assert recipe_of("latency_pretraining", {"archcast": {"900": {}}}, "900") == "archcast"  # an older results file
+    assert recipe_of("accuracy", {"archcast": {"900": {}}, "node_sum": {"900": {}}}, "900") == "archcast"
     plain = train_config("latency_pretraining", 900, 0, 2000, "runs/x", task["variants"]["archcast"])
     summed = train_config("latency_pretraining", 900, 0, 2000, "runs/x", task["variants"]["node_sum"])
     assert plain.network == NETWORK and summed.network == {**NETWORK, "node_sum": True}
@@ -37,3 +37,29 @@ def test_variant_config_serves_the_small_subsets_with_their_own_split_and_encode
     assert cfg.augment and cfg.augment_until == 0.5 and cfg.threads == 1
     plain = variant_config(["t"], Path("s.json"), 435, 1, 1000, Path("enc.pt"), TASKS["accuracy"]["variants"]["no_pretraining"])
     assert plain.pretrained is None and plain.network == NETWORK
+
+
+def test_the_recipe_of_each_size_is_the_candidate_validation_prefers() -> None:
+    summary = {
+        "archcast": {"20": {"val_scores": [0.9]}, "900": {"val_scores": [0.9]}},
+        "node_sum": {"20": {"val_scores": [0.70, 0.80]}, "900": {"val_scores": [0.89, 0.90]}},
+        "node_sum_huber": {"20": {"val_scores": [0.80, 0.80]}, "900": {"val_scores": [0.88, 0.90]}},
+    }
+    assert recipe_of("latency_pretraining", summary, "20") == "node_sum_huber"
+    assert recipe_of("latency_pretraining", summary, "900") == "node_sum"  # archcast is no candidate
+    summary["node_sum_huber"]["900"]["val_scores"] = [0.89, 0.90]
+    assert recipe_of("latency_pretraining", summary, "900") == "node_sum"  # a tie: the first listed
+    del summary["node_sum"]["20"]["val_scores"]  # scores not recorded: no guess, the first listed
+    assert recipe_of("latency_pretraining", summary, "20") == "node_sum"
+    del summary["node_sum"]["20"]
+    assert recipe_of("latency_pretraining", summary, "20") == "node_sum_huber"  # the only candidate run at 20
+
+
+def test_the_huber_variant_is_node_sum_with_the_huber_loss() -> None:
+    task = TASKS["latency_pretraining"]
+    plain = train_config("latency_pretraining", 900, 0, 2000, "runs/x", task["variants"]["node_sum"])
+    robust = train_config("latency_pretraining", 900, 0, 2000, "runs/x", task["variants"]["node_sum_huber"])
+    assert plain.huber_delta is None and robust.huber_delta == 0.1
+    assert {k: v for k, v in vars(robust).items() if k != "huber_delta"} == {
+        k: v for k, v in vars(plain).items() if k != "huber_delta"
+    }

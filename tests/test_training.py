@@ -103,6 +103,21 @@ def test_losses() -> None:
     assert float(consistency(y, y + 0.5)) == pytest.approx(0.5)
 
 
+def test_huber_form_of_the_squared_error() -> None:
+    target = torch.zeros(4, 1)
+    pred = torch.tensor([[0.05], [-0.1], [1.0], [-3.0]])
+    present = torch.ones_like(target, dtype=torch.bool)
+    # below delta the squared error itself; beyond it linear with slope 2 * delta: 2 * delta * (|x| - delta / 2)
+    expected = (0.05**2 + 0.1**2 + 2 * 0.1 * (1.0 - 0.05) + 2 * 0.1 * (3.0 - 0.05)) / 4
+    assert float(masked_mse(pred, target, present, huber_delta=0.1)) == pytest.approx(expected)
+    assert float(masked_mse(pred[:2], target[:2], present[:2], huber_delta=0.1)) == pytest.approx(
+        float(masked_mse(pred[:2], target[:2], present[:2]))
+    )
+    outlier = pred.clone().requires_grad_(True)
+    masked_mse(outlier, target, present, huber_delta=0.1).backward()
+    assert float(outlier.grad.abs().max()) == pytest.approx(2 * 0.1 / 4)  # an outlier pulls no harder than delta
+
+
 def test_normaliser_round_trip() -> None:
     y = np.array([[90.0, 3.0], [70.0, 10.0], [10.0, 0.5]])
     norm = Normaliser.fit(y, ["cifar10_test_acc", "latency_pixel3_ms"])

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from model.network_tokenizer import NETWORK_TOKEN_DIM, assemble_tokens
 from training.latency_data import LatencyDataset, Split, random_topological_order
 from training.latency_metrics import latency_metrics
+from training.losses import squared_error
 from training.network import NetworkConfig
 from training.whole_network import WholeNetworkTransformer
 
@@ -38,6 +39,7 @@ class LatencyTrainConfig:
     ema_decay: float = 0.98
     pair_weight: float = 0.2
     consistency_weight: float = 0.2
+    huber_delta: float | None = None  # None: squared error of log-latency; a number: its Huber form beyond it (log units)
     augment: bool = True
     anchor: bool = False  # the supervised view keeps the exported order; only the consistency twin is renumbered
     augment_until: float = 1.0  # share of the epochs with renumbered orders / consistency; the rest: exported order only
@@ -153,7 +155,7 @@ def train_latency(data: LatencyDataset, split: Split, cfg: LatencyTrainConfig, r
         for rows in make_batches(split.train, data.lengths, cfg.max_tokens, cfg.max_batch, rng):
             target = torch.from_numpy(y[rows]).float()
             pred = model(*batch_tensors(data, rows, rng if renumber else None, hops)).squeeze(-1)
-            loss = torch.nn.functional.mse_loss(pred, target)
+            loss = squared_error(pred - target, cfg.huber_delta).mean()
             if cfg.pair_weight and len(rows) > 1:
                 partner = torch.randperm(len(rows))
                 loss = loss + cfg.pair_weight * ((pred - pred[partner]) - (target - target[partner])).abs().mean()

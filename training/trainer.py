@@ -38,6 +38,7 @@ class TrainConfig:
     warmup_frac: float = 0.1
     ema_decay: float = 0.99
     mse_weight: float = 1.0
+    huber_delta: float | None = None  # None: squared error; a number: its Huber form beyond that (normalised units)
     pair_weight: float = 0.1
     consistency_weight: float = 0.5
     augment: bool = True
@@ -197,7 +198,7 @@ class Trainer:
             pred_a, pred_b = self.net(*to_torch(both)).chunk(2)
         else:
             pred_a, pred_b = self.net(*to_torch(view_a)), None
-        loss = cfg.mse_weight * masked_mse(pred_a, y, present)
+        loss = cfg.mse_weight * masked_mse(pred_a, y, present, cfg.huber_delta)
         if cfg.pair_weight > 0:
             loss = loss + cfg.pair_weight * pairwise_difference(pred_a, y, present, self.generator)
         if pred_b is not None:

@@ -35,7 +35,7 @@ import numpy as np
 from scipy import stats
 
 from benchmarks.machine import describe_machine
-from benchmarks.quality.sample_sizes import LATENCY_GOAL, LATENCY_GOAL_SIZE, MOBILE_EDGE
+from benchmarks.quality.sample_sizes import LATENCY_GOAL, LATENCY_GOAL_SIZE, MOBILE_EDGE, recipe_of
 from model.parsers import nb201_arch_str, nb201_twin, parse_nb201
 from model.tables import nb201_arch_strings, read_csv_table
 from training.targets import TARGETS
@@ -168,7 +168,10 @@ def run() -> dict:
         row["kind"] = kind
         if kind == "latency":
             row["model"] = {
-                size: {m: _figure("node_sum", latency, size, (name, m)) for m in ("spearman", "acc10")}
+                size: {
+                    m: _figure(recipe_of("latency_pretraining", latency, size), latency, size, (name, m))
+                    for m in ("spearman", "acc10")
+                }
                 for size in (LATENCY_GOAL_SIZE, "7813")
             }
             if name in MOBILE_EDGE:
@@ -236,7 +239,7 @@ def markdown(result: dict, meta: dict) -> str:
         "# Label noise of the NB201 tables, from twin cells, and the ceiling it sets",
         "",
         f"Machine: {meta['machine']}. Command: `{meta['command']}` (about 30 s). No training: the tables in "
-        "`../shared/data` and the ArchCast test figures of `latency_pretraining_sizes.json` (node-sum recipe, mean over "
+        "`../shared/data` and the ArchCast test figures of `latency_pretraining_sizes.json` (the recipe of each size, mean over "
         "3 seeds) and `accuracy_sizes.json` next to this file.",
         "",
         f"**Twins.** A cell whose edge 1->2 is `none` computes the same network as the cell with its two intermediate "

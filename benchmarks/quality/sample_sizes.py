@@ -13,11 +13,12 @@ sets are not under-trained. Methods: ``archcast`` (on the accuracy and latency_p
 pre-trained without labels on every NB201 graph, ``training.pretrain``, then augmentation + consistency loss for the
 first half of the steps and the canonical node order alone for the second half; on the older ``latency`` task:
 random weights, augmentation throughout), ``node_sum`` (``archcast`` plus the node-sum
-readout, ``training.network``; the latency_pretraining task's recipe, which its goal check reports; run on the
-accuracy task only when named), ``augment_throughout`` (the earlier recipe: augmentation + consistency
-for every step), ``no_pretraining`` (``augment_throughout`` from random weights), ``no_aug_no_consistency`` (the
-canonical order only, no consistency loss), and baselines fitted
-on the same training cells: ``flops`` (log-log fit on the FLOPs of our IR cost model, ``model.cell_cost``),
+readout, ``training.network``; run on the accuracy task only when named), ``node_sum_huber`` (``node_sum`` trained
+on the Huber form of the squared error; latency_pretraining only; at each size the one of these two with the better
+mean validation score is that task's recipe, which its goal check reports), ``augment_throughout`` (the earlier
+recipe: augmentation + consistency for every step), ``no_pretraining`` (``augment_throughout`` from random
+weights), ``no_aug_no_consistency`` (the canonical order only, no consistency loss), and baselines fitted on the same
+training cells: ``flops`` (log-log fit on the FLOPs of our IR cost model, ``model.cell_cost``),
 ``ridge_onehot`` and ``gbm_onehot`` (ridge / gradient-boosted trees on the one-hot cell encoding). Mean +- std over
 seeds of Kendall tau, Spearman, MAPE and Acc(10 %) on the test cells.
 
@@ -70,8 +71,14 @@ PRETRAINED_VARIANTS = {
     "no_aug_no_consistency": {**NOT_AUGMENTED, "pretrain": True},
 }
 NODE_SUM_VARIANTS = {"node_sum": {**AUGMENTED_THEN_CANONICAL, "pretrain": True, "network": {"node_sum": True}}}
-"""``archcast`` plus the node-sum readout (``training.network``). ArchCast's recipe on the latency_pretraining task
-(validation chose it over ``archcast`` at every training size, 3 seeds each); ``archcast`` stays as its ablation."""
+"""``archcast`` plus the node-sum readout (``training.network``). Validation chose it over ``archcast`` on the
+latency_pretraining task at every training size (3 seeds each); ``archcast`` stays as its ablation."""
+HUBER_DELTA = 0.1
+"""Normalised log-latency units. The tables' noise, read off twin cells (``label_noise``), is heavy-tailed: per label a
+median of 0.00-0.08 units on the mobile / edge devices but a 99th percentile of 0.5-1.6; 0.1 keeps the squared error
+for the usual noise and the usual model error (a 900-cell model misses by about 0.1) and caps the pull of the tail."""
+ROBUST_VARIANTS = {"node_sum_huber": {**NODE_SUM_VARIANTS["node_sum"], "huber_delta": HUBER_DELTA}}
+"""``node_sum`` with the Huber form of the squared error (``training.losses.masked_mse``)."""
 TASKS = {
     "latency": {
         "kind": "latency",
@@ -83,8 +90,8 @@ TASKS = {
         "kind": "latency",
         "targets": LATENCY_TARGETS,
         "sizes": {20: 5, 100: 25, 900: 100, 7813: 500},  # 7813: all but test
-        "variants": {**PRETRAINED_VARIANTS, **NODE_SUM_VARIANTS},
-        "recipe": "node_sum",  # the method the goal check and the every-setting table report
+        "variants": {**PRETRAINED_VARIANTS, **NODE_SUM_VARIANTS, **ROBUST_VARIANTS},
+        "recipe": ("node_sum", "node_sum_huber"),  # per size, the better on validation: what the goal check reports
     },
     "accuracy": {
         "kind": "accuracy",
@@ -233,10 +240,16 @@ def _cell(pair: tuple[float, float], metric: str) -> str:
     return f"{pair[0]:.{digits}f} ± {pair[1]:.{digits}f}"
 
 
-def recipe_of(task: str, summary: dict) -> str:
-    """The method that is ArchCast's recipe in this task's report (``archcast`` unless the task names another)."""
-    recipe = TASKS[task].get("recipe", "archcast")
-    return recipe if recipe in summary else "archcast"
+def recipe_of(task: str, summary: dict, size: str) -> str:
+    """The method that is ArchCast's recipe at ``size`` in this task's report: of the candidates the task names (in a
+    results file that has them), the one with the best mean validation score over seeds, the first listed on a tie or
+    where scores were not recorded; ``archcast`` where the task names none or the file holds none."""
+    candidates = [m for m in TASKS[task].get("recipe", ()) if size in summary.get(m, {})]
+    if not candidates:
+        return "archcast"
+    if not all("val_scores" in summary[m][size] for m in candidates):
+        return candidates[0]
+    return max(candidates, key=lambda m: (float(np.mean(summary[m][size]["val_scores"])), -candidates.index(m)))
 
 
 def markdown(task: str, summary: dict, meta: dict) -> str:
@@ -253,11 +266,15 @@ def markdown(task: str, summary: dict, meta: dict) -> str:
         "",
         *([f"Note: {meta['renamed']}.", ""] if meta.get("renamed") else []),
     ]
-    recipe = recipe_of(task, summary)
-    if recipe != "archcast":
-        lines += [f"ArchCast's recipe on this task is `{recipe}`: `archcast` plus the node-sum readout "
-                  f"(`training.network`), chosen over it on validation at every size; `archcast` is its ablation "
-                  f"without the node-sum readout. The per-setting table and the goal check report `{recipe}`.", ""]
+    recipes = {n: recipe_of(task, summary, n) for n in sizes}
+    if set(recipes.values()) != {"archcast"}:
+        chosen = ", ".join(f"{n} cells: `{m}`" for n, m in recipes.items())
+        lines += [f"ArchCast's recipe on this task is, at each size, the better on validation of "
+                  f"{' and '.join(f'`{m}`' for m in TASKS[task]['recipe'])} ({chosen}; scores at the end). `node_sum` is "
+                  "`archcast` plus the node-sum readout (`training.network`), which validation chose over `archcast` at "
+                  "every size; `node_sum_huber` trains it on the Huber form of the squared error "
+                  f"(`training.losses.masked_mse`, delta {HUBER_DELTA} normalised units). The per-setting table and the "
+                  "goal check report the recipe of their size.", ""]
     headline = MOBILE_EDGE if TASKS[task]["kind"] == "latency" else TASKS[task]["targets"]
     for metric, label in (("kendall_tau", "Kendall tau"), ("spearman", "Spearman"), ("acc10", "Acc(10 %)"), ("mape", "MAPE %")):
         for n in sizes:
@@ -273,6 +290,7 @@ def markdown(task: str, summary: dict, meta: dict) -> str:
                 lines.append(f"| {t} | " + " | ".join(cells) + " |")
             lines.append("")
     if TASKS[task]["kind"] == "latency":
+        recipe = recipes[sizes[-1]]
         lines += [f"## Every latency setting, {sizes[-1]} training cells ({recipe})", "",
                   "| target | Kendall tau | Spearman | Acc(10 %) | MAPE % |", "|---|---|---|---|---|"]  # fmt: skip
         for t in TASKS[task]["targets"]:
@@ -314,9 +332,8 @@ def label_facts(data) -> dict[str, dict[str, float]]:
 
 def goal_lines(task: str, summary: dict, sizes: list[str], facts: dict) -> list[str]:
     """The issue's goals against the measured figures, with the label evidence for the devices that miss them."""
-    recipe = recipe_of(task, summary)
-    archcast = summary[recipe]
     if TASKS[task]["kind"] == "accuracy":
+        archcast = summary["archcast"]
         header = ["| training cells | goal | archcast | met |", "|---|---|---|---|"]
         lines = ["## Goals (CIFAR-10 Kendall tau, archcast)", "", *header]
         for n, goal in ACCURACY_GOALS.items():
@@ -328,6 +345,7 @@ def goal_lines(task: str, summary: dict, sizes: list[str], facts: dict) -> list[
         return []
     n = LATENCY_GOAL_SIZE
     largest = sizes[-1]
+    recipe, recipe_big = recipe_of(task, summary, n), recipe_of(task, summary, largest)
     methods = [m for m in (*TASKS[task]["variants"], *BASELINES) if m in summary]
     lines = [
         f"## Goal: Spearman >= {LATENCY_GOAL['spearman']} and Acc(10 %) >= {LATENCY_GOAL['acc10']:.0f} % with {n} "
@@ -339,11 +357,11 @@ def goal_lines(task: str, summary: dict, sizes: list[str], facts: dict) -> list[
         "every model family has label noise, not model error.",
         "",
         f"| target | {recipe} Spearman ({n}) | Acc(10 %) ({n}) | met | best any ({n}) "
-        f"| {recipe} Spearman / Acc(10 %) ({largest}) | best any ({largest}) | distinct | int | ~0 |",
+        f"| {recipe_big} Spearman / Acc(10 %) ({largest}) | best any ({largest}) | distinct | int | ~0 |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for t in MOBILE_EDGE:
-        m, big = archcast[n]["targets"][t], archcast[largest]["targets"][t]
+        m, big = summary[recipe][n]["targets"][t], summary[recipe_big][largest]["targets"][t]
         met = m["spearman"][0] >= LATENCY_GOAL["spearman"] and m["acc10"][0] >= LATENCY_GOAL["acc10"]
         best = max(summary[k][n]["targets"][t]["acc10"][0] for k in methods)
         best_big = max(summary[k][largest]["targets"][t]["acc10"][0] for k in methods if largest in summary[k])

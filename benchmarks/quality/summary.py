@@ -33,7 +33,8 @@ def _pm(pair: list[float] | tuple[float, float], digits: int = 3) -> str:
 
 EARLIER_RECIPE = "augment_throughout"  # ArchCast's own earlier recipe: shown, but not a rival
 PLAIN_READOUT = "plain_readout"  # ArchCast without the node-sum readout, where the node-sum readout is the recipe
-ABLATIONS = (EARLIER_RECIPE, "no_aug_no_consistency", "no_pretraining", PLAIN_READOUT)
+OTHER_LOSS = "other_loss"  # the recipe candidate validation did not choose (squared error or its Huber form)
+ABLATIONS = (EARLIER_RECIPE, "no_aug_no_consistency", "no_pretraining", PLAIN_READOUT, OTHER_LOSS)
 
 
 def _row(label: str, methods: dict[str, tuple[float, float]], goal: float | None = None) -> str:
@@ -49,66 +50,76 @@ def _row(label: str, methods: dict[str, tuple[float, float]], goal: float | None
 
 HEADER = [
     "| target | ArchCast | augmentation throughout (earlier recipe) | without augmentation / consistency "
-    "| without pre-training | without the node-sum readout | best baseline | ArchCast ahead of baselines and ablations "
-    "| goal |",
-    "|---|---|---|---|---|---|---|---|---|",
+    "| without pre-training | without the node-sum readout | the other loss (not chosen on validation) | best baseline "
+    "| ArchCast ahead of baselines and ablations | goal |",
+    "|---|---|---|---|---|---|---|---|---|---|",
 ]
 
 
-def with_recipe(methods: dict, recipe: str) -> dict:
-    """``methods`` with ``recipe`` as ArchCast and the ``archcast`` runs as the ablation without the node-sum readout."""
+def with_recipe(methods: dict, recipe: str, candidates: tuple[str, ...] = ()) -> dict:
+    """``methods`` with ``recipe`` as ArchCast, the ``archcast`` runs as the ablation without the node-sum readout and
+    the other ``candidates`` (the loss validation did not choose) in their own column."""
     if recipe == "archcast" or recipe not in methods:
         return methods
-    rest = {m: v for m, v in methods.items() if m not in ("archcast", recipe)}
-    return rest | {"archcast": methods[recipe], PLAIN_READOUT: methods["archcast"]}
+    others = [m for m in candidates if m != recipe and m in methods]
+    rest = {m: v for m, v in methods.items() if m not in ("archcast", recipe, *candidates)}
+    return rest | {"archcast": methods[recipe], PLAIN_READOUT: methods["archcast"]} | (
+        {OTHER_LOSS: methods[others[0]]} if others else {}
+    )
 
 
-def validation_line(summary: dict, recipe: str) -> str:
-    """Mean validation score over seeds per size, the recipe against ``archcast``, from the runs that record it."""
-    sizes = sorted((n for n in summary.get(recipe, {}) if "val_scores" in summary[recipe][n]), key=int)
-    if not sizes or "archcast" not in summary or any("val_scores" not in summary["archcast"].get(n, {}) for n in sizes):
+def validation_line(summary: dict, methods: tuple[str, ...]) -> str:
+    """Mean validation score over seeds per size of ``methods`` and ``archcast``, from the runs that record it."""
+    methods = (*[m for m in methods if m in summary], "archcast")
+    sizes = sorted((n for n in summary.get(methods[0], {}) if "val_scores" in summary[methods[0]][n]), key=int)
+    if not sizes or any("val_scores" not in summary.get(m, {}).get(n, {}) for m in methods for n in sizes):
         return ""
-    scores = {m: " / ".join(f"{np.mean(summary[m][n]['val_scores']):.3f}" for n in sizes) for m in (recipe, "archcast")}
-    return (f"Mean validation score over seeds at {' / '.join(sizes)} cells: {scores[recipe]} with the node-sum "
-            f"readout against {scores['archcast']} without it.")  # fmt: skip
+    scores = [f"`{m}` " + " / ".join(f"{np.mean(summary[m][n]['val_scores']):.4f}" for n in sizes) for m in methods]
+    return f"Mean validation score over seeds at {' / '.join(sizes)} cells: {'; '.join(scores)}."
 
 
-def sizes_section(task: str, metric: str, folder: str = "", recipe: str = "archcast") -> list[str]:
+def sizes_section(task: str, metric: str, folder: str = "", recipes: tuple[str, ...] = ()) -> list[str]:
     """``folder``: a sub-folder of the results holding another run of the task (e.g. ``long``: more steps).
 
-    ``recipe``: the method that is ArchCast's recipe in this table; when it is another variant (``node_sum``), the
-    ``archcast`` runs become the ablation without it.
+    ``recipes``: the candidates for ArchCast's recipe in this table (``sample_sizes.recipe_of`` picks one per size on
+    validation); the ``archcast`` runs become the ablation without the node-sum readout, the candidate not chosen
+    its own column. Empty: ``archcast`` is the recipe.
     """
+    from benchmarks.quality.sample_sizes import recipe_of
+
     data = _load(f"{folder}/{task}_sizes" if folder else f"{task}_sizes")
     if data is None:
         return [f"(no `{folder or '.'}/{task}_sizes.json`: run `python -m benchmarks.quality.sample_sizes --task {task}`)", ""]
-    validation = validation_line(data["summary"], recipe) if recipe != "archcast" else ""
-    summary = with_recipe(data["summary"], recipe)
-    if "archcast" not in summary:
+    raw = data["summary"]
+    if "archcast" not in raw:
         return [f"(`{folder or '.'}/{task}_sizes.json` has no archcast runs yet: run `python -m benchmarks.quality.sample_sizes "
                 f"--task {task} --variants archcast --merge`)", ""]  # fmt: skip
+    validation = validation_line(raw, recipes) if recipes else ""
+    sizes = sorted(raw["archcast"], key=int)
+    by_size = {  # per size: method -> that size's results, the recipe chosen there as "archcast"
+        n: with_recipe({m: raw[m][n] for m in raw if n in raw[m]}, recipe_of(task, raw, n) if recipes else "archcast", recipes)
+        for n in sizes
+    }
     lines = [*([validation, ""] if validation else []), *HEADER]
-    sizes = sorted(summary["archcast"], key=int)
     if task == "accuracy":
         for t in ACCURACY_HEADLINE:
             for n in sizes:
-                methods = {m: tuple(summary[m][n]["targets"][t][metric]) for m in summary if n in summary[m]}
+                methods = {m: tuple(r["targets"][t][metric]) for m, r in by_size[n].items()}
                 lines.append(_row(f"{t}, {n} cells", methods, ACCURACY_GOALS.get((t, n))))
     else:
         from benchmarks.quality.sample_sizes import MOBILE_EDGE
 
         for n in sizes:
             methods = {}
-            for m in summary:
-                per_seed_means = np.array([summary[m][n]["targets"][t][metric][0] for t in MOBILE_EDGE])
+            for m, r in by_size[n].items():
+                per_seed_means = np.array([r["targets"][t][metric][0] for t in MOBILE_EDGE])
                 methods[m] = (float(per_seed_means.mean()), float(per_seed_means.std()))
             lines.append(_row(f"mean of {len(MOBILE_EDGE)} mobile / edge devices, {n} cells (± = spread over devices)", methods))
         ahead = {}
         for n in sizes:
             ahead[n] = sum(
-                summary["archcast"][n]["targets"][t][metric][0] >= max(
-                    summary[m][n]["targets"][t][metric][0] for m in summary if m != EARLIER_RECIPE
-                )
+                by_size[n]["archcast"]["targets"][t][metric][0]
+                >= max(r["targets"][t][metric][0] for m, r in by_size[n].items() if m != EARLIER_RECIPE)
                 for t in MOBILE_EDGE
             )
         counts = ", ".join(f"{ahead[n]} of {len(MOBILE_EDGE)} at {n} cells" for n in sizes)
@@ -215,6 +226,8 @@ def label_noise_section() -> list[str]:
 
 
 def build() -> str:
+    from benchmarks.quality.sample_sizes import TASKS
+
     lines = [
         "# Predictor quality: the full table",
         "",
@@ -239,9 +252,11 @@ def build() -> str:
         "The `latency` task above predates pre-training (its ArchCast starts from random weights and augments at "
         "every step); this one adds both. ArchCast here also has the node-sum readout (`training.network`: each "
         "encoded node adds its own per-device term to the fusion readout), which validation chose at every size; "
-        "`without the node-sum readout` is the same recipe without it.",
+        "`without the node-sum readout` is the same recipe without it. At each size ArchCast trains on the squared "
+        "error (`node_sum`) or its Huber form (`node_sum_huber`, `training.losses.masked_mse`), whichever has the "
+        "better mean validation score; `the other loss` is the one not chosen.",
         "",
-        *sizes_section("latency_pretraining", "spearman", recipe="node_sum"),
+        *sizes_section("latency_pretraining", "spearman", recipes=TASKS["latency_pretraining"]["recipe"]),
         "## NB201 latency with the pre-trained encoder, 100 epochs (Spearman; `long/latency_pretraining_sizes.md`)",
         "",
         "The runs above take 2,000 optimiser steps at every size, about 33 epochs at 7,813 cells. The shipped "
