@@ -18,7 +18,7 @@ from model.parsers.nb201 import nb201_arch_str  # noqa: E402
 from model.tokenizer import encode_graphs, tokenize, tokenize_graphs  # noqa: E402
 from training.data import ArchDataset  # noqa: E402
 from training.export import export_onnx  # noqa: E402
-from training.losses import consistency, masked_mse, pairwise_difference  # noqa: E402
+from training.losses import consistency, masked_mse, pairwise_difference, squared_error  # noqa: E402
 from training.network import Denormalise, FusionTransformer, NetworkConfig  # noqa: E402
 from training.trainer import Normaliser, TrainConfig, Trainer, evaluate_dataset, load_best  # noqa: E402
 
@@ -116,6 +116,10 @@ def test_huber_form_of_the_squared_error() -> None:
     outlier = pred.clone().requires_grad_(True)
     masked_mse(outlier, target, present, huber_delta=0.1).backward()
     assert float(outlier.grad.abs().max()) == pytest.approx(2 * 0.1 / 4)  # an outlier pulls no harder than delta
+    # the whole-network trainer's per-value form (log-latency units, no missing values)
+    diff = torch.tensor([0.01, -0.2])
+    assert torch.allclose(squared_error(diff), diff.pow(2))
+    assert torch.allclose(squared_error(diff, 0.05), torch.tensor([0.01**2, 2 * 0.05 * (0.2 - 0.025)]))
 
 
 def test_normaliser_round_trip() -> None:
