@@ -57,6 +57,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         augment=not args.no_augment,
         augment_until=args.augment_until,
         consistency_weight=0.0 if args.no_consistency else args.consistency_weight,
+        huber_delta=args.huber_delta,
         threads=args.threads,
         network=network,
         pretrained=pretrained,
@@ -385,6 +386,14 @@ def build_parser() -> argparse.ArgumentParser:
         "e.g. FBNet latency; benchmarks/results/quality/network_spaces.md)",
     )
     train.add_argument("--consistency-weight", type=float, default=0.5)
+    train.add_argument(
+        "--huber-delta",
+        type=float,
+        default=None,
+        help="train on the Huber form of the squared error beyond this many normalised units (0.1: chosen on "
+        "validation for NB201 latency at 20-900 cells, benchmarks/results/quality/latency_pretraining_sizes.md); "
+        "default: the squared error",
+    )
     train.add_argument("--no-augment", action="store_true", help="train on the canonical order only")
     train.add_argument("--no-consistency", action="store_true", help="drop the architecture-consistency loss")
     train.add_argument(

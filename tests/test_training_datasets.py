@@ -57,15 +57,17 @@ def test_cli_train_pretrains_on_the_whole_space_then_fine_tunes(tmp_path) -> Non
     run = tmp_path / "run"
     args = ["train", "--run-dir", str(run), "--targets", "cifar10_test_acc", "--n-train", "78", "--n-val", "20",
             "--epochs", "1", "--pretrain-steps", "3", "--d-model", "16", "--layers", "1", "--heads", "2",
-            "--threads", "1"]  # fmt: skip
+            "--threads", "1", "--huber-delta", "0.1"]  # fmt: skip
     assert main(args) == 0
-    assert json.loads((run / "config.json").read_text())["pretrained"] == str(run / "pretrained_encoder.pt")
+    config = json.loads((run / "config.json").read_text())
+    assert config["pretrained"] == str(run / "pretrained_encoder.pt") and config["huber_delta"] == 0.1
     saved = torch.load(run / "pretrained_encoder.pt", weights_only=False)
     assert len(saved["losses"]) == 3 and "log_flops" in saved["properties"]
     assert saved["space"] == "nb201" and saved["graphs"] == 15625 and saved["seconds"] > 0
     assert json.loads((run / "metrics_test.json").read_text())["n_test"] == 15625 - 78 - 20
     assert main(["export", "--run-dir", str(run), "--out", str(tmp_path / "out"), "--name", "tiny", "--version", "0.1.0"]) == 0
     card = json.loads((tmp_path / "out" / "tiny.card.json").read_text())  # the card says what the encoder was made with
+    assert card["training"]["huber_delta"] == 0.1  # the loss it was trained on
     facts = card["training"]["pretraining"]
     assert facts["steps"] == 3 and facts["space"] == "nb201" and facts["graphs"] == 15625 and "log_flops" in facts["properties"]
     assert "selected_on_validation" not in card["training"]  # one run: nothing was chosen

@@ -146,6 +146,7 @@ def export_run(
             **({"augment_until": cfg.augment_until} if cfg.augment_until < 1.0 else {}),
             "consistency_weight": cfg.consistency_weight,
             "pair_weight": cfg.pair_weight,
+            **({"huber_delta": cfg.huber_delta} if cfg.huber_delta is not None else {}),
             "best_val_score": metrics["best_val_score"],
             "parameters": int(sum(p.numel() for p in net.parameters())),
             **({"pretraining": pretraining_facts(Path(cfg.pretrained))} if cfg.pretrained else {}),

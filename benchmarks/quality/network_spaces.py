@@ -69,6 +69,7 @@ def _config(card: ModelCard, seed: int, run_dir: Path | None = None) -> TrainCon
         augment_until=card.training.get("augment_until", 1.0),
         consistency_weight=card.training["consistency_weight"],
         pair_weight=card.training["pair_weight"],
+        huber_delta=card.training.get("huber_delta"),
         network=_network(card),
         pretrained=str(_encoder_path(run_dir)) if pretrained else None,
     )
