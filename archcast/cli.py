@@ -42,8 +42,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     network = {"d_model": args.d_model, "n_layers": args.layers, "n_heads": args.heads, "node_sum": args.node_sum}
     pretrained = None
     if args.pretrain_steps > 0:
+        import torch
+
         from training.data import load_dataset
         from training.pretrain import pretrain_encoder
+
+        torch.set_num_threads(args.threads)  # pre-training too runs on --threads (the trainer sets it only after)
 
         encoder = Path(args.run_dir) / "pretrained_encoder.pt"
         pretrained = str(pretrain_encoder(load_dataset(targets), network, encoder, steps=args.pretrain_steps, seed=args.seed))
