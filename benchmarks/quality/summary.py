@@ -270,8 +270,8 @@ def build() -> str:
         "",
         "ArchCast here is each shipped card's configuration (pre-trained encoder; with or without augmentation as "
         "validation chose; `fbnet-latency-v1` and `ofa-latency-v1` 1.2.0 add the node-sum readout, "
-        "`training.network`); the half-and-half "
-        "recipe has not been run on these spaces.",
+        "`training.network`; `fbnet-latency-v1` 1.3.0 trains on the Huber form of the squared error, which validation "
+        "chose); the half-and-half recipe has not been run on these spaces.",
         "",
         *network_section(),
         "## NB101 and DARTS small subsets (`small_sample.md`)",
