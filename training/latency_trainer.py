@@ -22,7 +22,7 @@ from tqdm import tqdm
 from model.network_tokenizer import NETWORK_TOKEN_DIM, assemble_tokens
 from training.latency_data import LatencyDataset, Split, random_topological_order
 from training.latency_metrics import latency_metrics
-from training.losses import squared_error
+from training.losses import consistency, pairwise_difference, squared_error
 from training.network import NetworkConfig
 from training.whole_network import WholeNetworkTransformer
 
@@ -157,11 +157,11 @@ def train_latency(data: LatencyDataset, split: Split, cfg: LatencyTrainConfig, r
             pred = model(*batch_tensors(data, rows, rng if renumber else None, hops)).squeeze(-1)
             loss = squared_error(pred - target, cfg.huber_delta).mean()
             if cfg.pair_weight and len(rows) > 1:
-                partner = torch.randperm(len(rows))
-                loss = loss + cfg.pair_weight * ((pred - pred[partner]) - (target - target[partner])).abs().mean()
+                every = torch.ones_like(target, dtype=torch.bool)
+                loss = loss + cfg.pair_weight * pairwise_difference(pred, target, every, torch.default_generator)
             if twin_phase:
                 twin = model(*batch_tensors(data, rows, rng, hops)).squeeze(-1)
-                loss = loss + cfg.consistency_weight * (pred - twin).abs().mean()
+                loss = loss + cfg.consistency_weight * consistency(pred, twin)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
