@@ -270,7 +270,7 @@ def build() -> str:
         "",
         "ArchCast here is each shipped card's configuration (pre-trained encoder; with or without augmentation as "
         "validation chose; `fbnet-latency-v1` and `ofa-latency-v1` 1.2.0 add the node-sum readout, "
-        "`training.network`; `fbnet-latency-v1` 1.3.0 trains on the Huber form of the squared error, which validation "
+        "`training.network`; both 1.3.0 cards train on the Huber form of the squared error, which validation "
         "chose); the half-and-half recipe has not been run on these spaces.",
         "",
         *network_section(),
