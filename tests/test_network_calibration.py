@@ -29,6 +29,7 @@ from model.calibration import (
     fit_network_calibration,
     network_design,
 )
+from model.card import ModelCard
 from model.network_tokenizer import tokenize_networks, tokens_for_version
 from model.onnx_graph import ParseOptions, parse_onnx
 from service.app import create_app
@@ -40,6 +41,7 @@ from service.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE = "cpu-ort-1t-v1"
+BASE_TOKENIZER = ModelCard.load(ROOT / "model" / "predictors" / f"{BASE}.card.json").tokenizer
 RESOLUTIONS = (32, 48, 64, 80, 96, 128, 160, 192, 224, 256)  # 10: auto may fit a slope (SLOPE_FROM)
 
 
@@ -69,8 +71,8 @@ def conv_measurements(settings: Settings, resolutions: tuple[int, ...] = RESOLUT
 def test_the_network_map_computes_value_and_std(base_dir: Path) -> None:
     base = onnx.load(str(base_dir / f"{BASE}.onnx"))
     graph = parse_onnx(conv_net().SerializeToString(), ParseOptions(resolution=64))
-    batch = tokenize_networks([graph], version="7")
-    feeds = {"tokens": tokens_for_version(batch.tokens, "7"), "mask": batch.mask, "features": batch.features}
+    batch = tokenize_networks([graph], version=BASE_TOKENIZER)
+    feeds = {"tokens": tokens_for_version(batch.tokens, BASE_TOKENIZER), "mask": batch.mask, "features": batch.features}
     (before,) = ort.InferenceSession(base.SerializeToString()).run(["prediction"], feeds)
     totals = graph.totals()
     design = network_design(before[:, 0], [totals["macs"]], [totals["memory_bytes"]])
@@ -170,7 +172,7 @@ def test_fit_recovers_the_new_device_and_predicts_unseen_models(base_dir: Path) 
     settings = Settings(predictor_dir=base_dir, providers="cpu")
     calibrated = fit_network_device("my-cpu", conv_measurements(settings), load_for_local(settings), settings)
     card = calibrated.card
-    assert card.name == "calibrated-my-cpu" and card.kind == "network" and card.tokenizer == "7"
+    assert card.name == "calibrated-my-cpu" and card.kind == "network" and card.tokenizer == BASE_TOKENIZER
     assert card.device["device"] == "my-cpu" and card.device["calibrated_from"] == "cpu-ort-1t"
     assert calibrated.calibration.weights[0] == pytest.approx(1.1, rel=1e-3)
     assert calibrated.calibration.bias == pytest.approx(0.5, abs=1e-2)
