@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from benchmarks.quality.summary import OTHER_LOSS, PLAIN_READOUT, validation_line, with_recipe
+from benchmarks.quality.summary import NO_AUG, OTHER_LOSS, PLAIN_READOUT, validation_line, with_recipe
 
 
 def test_with_recipe_moves_the_plain_readout_to_its_ablation_column() -> None:
@@ -30,3 +30,23 @@ def test_validation_line_is_computed_from_the_recorded_scores() -> None:
     assert "huber" not in line
     del summary["archcast"]["900"]["val_scores"]  # an older results file without them: no line rather than a guess
     assert validation_line(summary, ("node_sum",)) == ""
+
+
+def test_with_recipe_on_the_accuracy_candidates_shows_each_recipe_with_its_own_ablation() -> None:
+    methods = {
+        "archcast": (0.90, 0.01), "no_aug_no_consistency": (0.89, 0.01), "node_sum_huber": (0.92, 0.01),
+        "node_sum_huber_no_aug": (0.91, 0.01), "gbm_onehot": (0.85, 0.0), "no_pretraining": (0.88, 0.0),
+    }  # fmt: skip
+    candidates = ("archcast", "node_sum_huber")
+    huber = with_recipe(methods, "node_sum_huber", candidates)
+    assert huber == {
+        "archcast": (0.92, 0.01), OTHER_LOSS: (0.90, 0.01), NO_AUG: (0.91, 0.01),
+        "gbm_onehot": (0.85, 0.0), "no_pretraining": (0.88, 0.0),
+    }  # fmt: skip
+    plain = with_recipe(methods, "archcast", candidates)  # the Huber recipe's own ablation leaves the row
+    assert plain == {
+        "archcast": (0.90, 0.01), OTHER_LOSS: (0.92, 0.01), NO_AUG: (0.89, 0.01),
+        "gbm_onehot": (0.85, 0.0), "no_pretraining": (0.88, 0.0),
+    }  # fmt: skip
+    old_file = {m: v for m, v in methods.items() if m not in ("node_sum_huber", "node_sum_huber_no_aug")}
+    assert with_recipe(old_file, "archcast", candidates) is old_file

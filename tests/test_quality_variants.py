@@ -63,3 +63,23 @@ def test_the_huber_variant_is_node_sum_with_the_huber_loss() -> None:
     assert {k: v for k, v in vars(robust).items() if k != "huber_delta"} == {
         k: v for k, v in vars(plain).items() if k != "huber_delta"
     }
+
+
+def test_the_accuracy_recipe_candidates_and_their_ablation_differ_only_where_named() -> None:
+    task = TASKS["accuracy"]
+    assert task["recipe"] == ("archcast", "node_sum_huber")
+    assert {"node_sum_huber", "node_sum_huber_no_aug", "no_aug_no_consistency"} <= set(task["default_variants"])
+    robust = train_config("accuracy", 781, 0, 2000, "runs/x", task["variants"]["node_sum_huber"])
+    ablation = train_config("accuracy", 781, 0, 2000, "runs/x", task["variants"]["node_sum_huber_no_aug"])
+    assert robust.augment and robust.consistency_weight == 0.5 and robust.huber_delta == 0.1
+    assert not ablation.augment and ablation.consistency_weight == 0.0 and ablation.huber_delta == 0.1
+    assert ablation.network == robust.network == {**NETWORK, "node_sum": True}
+    assert ablation.pretrained == robust.pretrained is not None
+    same = {"augment", "consistency_weight", "augment_until"}
+    assert {k: v for k, v in vars(robust).items() if k not in same} == {
+        k: v for k, v in vars(ablation).items() if k not in same
+    }
+    summary = {"archcast": {"781": {"val_scores": [0.90]}}, "node_sum_huber": {"781": {"val_scores": [0.91]}}}
+    assert recipe_of("accuracy", summary, "781") == "node_sum_huber"
+    summary["archcast"]["781"]["val_scores"] = [0.92]
+    assert recipe_of("accuracy", summary, "781") == "archcast"

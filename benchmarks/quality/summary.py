@@ -33,8 +33,12 @@ def _pm(pair: list[float] | tuple[float, float], digits: int = 3) -> str:
 
 EARLIER_RECIPE = "augment_throughout"  # ArchCast's own earlier recipe: shown, but not a rival
 PLAIN_READOUT = "plain_readout"  # ArchCast without the node-sum readout, where the node-sum readout is the recipe
-OTHER_LOSS = "other_loss"  # the recipe candidate validation did not choose (squared error or its Huber form)
-ABLATIONS = (EARLIER_RECIPE, "no_aug_no_consistency", "no_pretraining", PLAIN_READOUT, OTHER_LOSS)
+OTHER_LOSS = "other_loss"  # the recipe candidate validation did not choose (e.g. squared error or its Huber form)
+NO_AUG = "no_aug_no_consistency"
+ABLATIONS = (EARLIER_RECIPE, NO_AUG, "no_pretraining", PLAIN_READOUT, OTHER_LOSS)
+RECIPE_ABLATIONS = {"node_sum": {NO_AUG: "node_sum_no_aug"}, "node_sum_huber": {NO_AUG: "node_sum_huber_no_aug"}}
+"""Per candidate recipe, the runs that are its own ablations: shown in the ablation's column when it is chosen,
+left out of the row when another candidate is (they ablate a recipe that is not ArchCast's there)."""
 
 
 def _row(label: str, methods: dict[str, tuple[float, float]], goal: float | None = None) -> str:
@@ -50,27 +54,37 @@ def _row(label: str, methods: dict[str, tuple[float, float]], goal: float | None
 
 HEADER = [
     "| target | ArchCast | augmentation throughout (earlier recipe) | without augmentation / consistency "
-    "| without pre-training | without the node-sum readout | the other loss (not chosen on validation) | best baseline "
+    "| without pre-training | without the node-sum readout | the other candidate (not chosen on validation) | best baseline "
     "| ArchCast ahead of baselines and ablations | goal |",
     "|---|---|---|---|---|---|---|---|---|---|",
 ]
 
 
 def with_recipe(methods: dict, recipe: str, candidates: tuple[str, ...] = ()) -> dict:
-    """``methods`` with ``recipe`` as ArchCast, the ``archcast`` runs as the ablation without the node-sum readout and
-    the other ``candidates`` (the loss validation did not choose) in their own column."""
-    if recipe == "archcast" or recipe not in methods:
+    """``methods`` with ``recipe`` as ArchCast and the other ``candidates`` (validation did not choose them) in their
+    own column. Where ``archcast`` is no candidate, its runs become the ablation without the node-sum readout. The
+    recipe's own ablations (``RECIPE_ABLATIONS``) take their columns; other candidates' ablations leave the row."""
+    if recipe not in methods:
         return methods
+    ours = RECIPE_ABLATIONS.get(recipe, {})
+    theirs = {run for m in candidates if m != recipe for run in RECIPE_ABLATIONS.get(m, {}).values()}
     others = [m for m in candidates if m != recipe and m in methods]
-    rest = {m: v for m, v in methods.items() if m not in ("archcast", recipe, *candidates)}
-    return rest | {"archcast": methods[recipe], PLAIN_READOUT: methods["archcast"]} | (
-        {OTHER_LOSS: methods[others[0]]} if others else {}
-    )
+    if recipe == "archcast" and not others and not theirs & set(methods):
+        return methods
+    moved = {*candidates, recipe, "archcast", *theirs, *ours.values(), *(ours if set(ours.values()) & set(methods) else ())}
+    rest = {m: v for m, v in methods.items() if m not in moved}
+    columns = {"archcast": methods[recipe]}
+    if "archcast" not in candidates and recipe != "archcast":
+        columns[PLAIN_READOUT] = methods["archcast"]
+    if others:
+        columns[OTHER_LOSS] = methods[others[0]]
+    columns |= {column: methods[run] for column, run in ours.items() if run in methods}
+    return rest | columns
 
 
 def validation_line(summary: dict, methods: tuple[str, ...]) -> str:
     """Mean validation score over seeds per size of ``methods`` and ``archcast``, from the runs that record it."""
-    methods = (*[m for m in methods if m in summary], "archcast")
+    methods = tuple(dict.fromkeys((*[m for m in methods if m in summary], "archcast")))
     sizes = sorted((n for n in summary.get(methods[0], {}) if "val_scores" in summary[methods[0]][n]), key=int)
     if not sizes or any("val_scores" not in summary.get(m, {}).get(n, {}) for m in methods for n in sizes):
         return ""
@@ -239,11 +253,15 @@ def build() -> str:
         "",
         "ArchCast starts from an encoder pre-trained without labels on every NB201 graph (`training/pretrain.py`), "
         "trains the first half of its steps with augmentation + consistency loss and the second half on the canonical "
-        "node order alone, and keeps the checkpoint with the best validation score over both halves. `augmentation "
-        "throughout` is the earlier recipe (augmentation + consistency at every step); `without pre-training` is that "
-        "recipe from random weights.",
+        "node order alone, and keeps the checkpoint with the best validation score over both halves. At each size it "
+        "is whichever of two candidates has the better mean validation score: `archcast` (squared error, fusion "
+        "readout) or `node_sum_huber` (the node-sum readout of `training.network` and the Huber form of the squared "
+        "error, `training.losses.masked_mse`, as the shipped `nb201-v1` 1.2.0); `the other candidate` is the one not "
+        "chosen. `without augmentation / consistency` is the chosen candidate trained on the canonical order alone. "
+        "`augmentation throughout` (the earlier recipe: augmentation + consistency at every step) and `without "
+        "pre-training` (that recipe from random weights) ablate `archcast`.",
         "",
-        *sizes_section("accuracy", "kendall_tau"),
+        *sizes_section("accuracy", "kendall_tau", recipes=TASKS["accuracy"]["recipe"]),
         "## NB201 latency, 46 settings in one model (Spearman; `latency_sizes.md`, per device and goal check there)",
         "",
         *sizes_section("latency", "spearman"),
@@ -254,7 +272,7 @@ def build() -> str:
         "encoded node adds its own per-device term to the fusion readout), which validation chose at every size; "
         "`without the node-sum readout` is the same recipe without it. At each size ArchCast trains on the squared "
         "error (`node_sum`) or its Huber form (`node_sum_huber`, `training.losses.masked_mse`), whichever has the "
-        "better mean validation score; `the other loss` is the one not chosen.",
+        "better mean validation score; `the other candidate` is the one not chosen.",
         "",
         *sizes_section("latency_pretraining", "spearman", recipes=TASKS["latency_pretraining"]["recipe"]),
         "## NB201 latency with the pre-trained encoder, 100 epochs (Spearman; `long/latency_pretraining_sizes.md`)",
