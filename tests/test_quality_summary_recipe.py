@@ -50,3 +50,12 @@ def test_with_recipe_on_the_accuracy_candidates_shows_each_recipe_with_its_own_a
     }  # fmt: skip
     old_file = {m: v for m, v in methods.items() if m not in ("node_sum_huber", "node_sum_huber_no_aug")}
     assert with_recipe(old_file, "archcast", candidates) is old_file
+
+
+def test_the_other_candidate_is_shown_but_the_ahead_column_counts_baselines_and_ablations_only() -> None:
+    from benchmarks.quality.summary import _row
+
+    row = _row("t", {"archcast": (0.90, 0.0), OTHER_LOSS: (0.91, 0.0), NO_AUG: (0.89, 0.0), "gbm_onehot": (0.8, 0.0)})
+    assert "0.910 ± 0.000" in row and row.split(" | ")[-2] == "yes"
+    row = _row("t", {"archcast": (0.90, 0.0), OTHER_LOSS: (0.91, 0.0), NO_AUG: (0.92, 0.0), "gbm_onehot": (0.8, 0.0)})
+    assert row.split(" | ")[-2] == "no"  # its own ablation ahead

@@ -45,7 +45,8 @@ def _row(label: str, methods: dict[str, tuple[float, float]], goal: float | None
     baselines = {m: v for m, v in methods.items() if m != "archcast" and m not in ABLATIONS}
     best_name, best = max(baselines.items(), key=lambda kv: kv[1][0])
     ours = methods["archcast"]
-    rivals = [v[0] for m, v in methods.items() if m not in ("archcast", EARLIER_RECIPE)]  # baselines and ablations
+    # baselines and ablations; the other candidate is ArchCast too, the one validation did not choose: shown, no rival
+    rivals = [v[0] for m, v in methods.items() if m not in ("archcast", EARLIER_RECIPE, OTHER_LOSS)]
     ahead = "yes" if ours[0] > max(rivals) else "no"
     ablations = [_pm(methods[a]) if a in methods else "-" for a in ABLATIONS]
     goal_text = "-" if goal is None else f"{goal:.2f} ({'met' if ours[0] >= goal else 'not met'})"
@@ -54,7 +55,8 @@ def _row(label: str, methods: dict[str, tuple[float, float]], goal: float | None
 
 HEADER = [
     "| target | ArchCast | augmentation throughout (earlier recipe) | without augmentation / consistency "
-    "| without pre-training | without the node-sum readout | the other candidate (not chosen on validation) | best baseline "
+    "| without pre-training | without the node-sum readout | the other candidate (not chosen on validation; no rival) "
+    "| best baseline "
     "| ArchCast ahead of baselines and ablations | goal |",
     "|---|---|---|---|---|---|---|---|---|---|",
 ]
@@ -133,7 +135,7 @@ def sizes_section(task: str, metric: str, folder: str = "", recipes: tuple[str, 
         for n in sizes:
             ahead[n] = sum(
                 by_size[n]["archcast"]["targets"][t][metric][0]
-                >= max(r["targets"][t][metric][0] for m, r in by_size[n].items() if m != EARLIER_RECIPE)
+                >= max(r["targets"][t][metric][0] for m, r in by_size[n].items() if m not in (EARLIER_RECIPE, OTHER_LOSS))
                 for t in MOBILE_EDGE
             )
         counts = ", ".join(f"{ahead[n]} of {len(MOBILE_EDGE)} at {n} cells" for n in sizes)
