@@ -293,9 +293,13 @@ def markdown(task: str, summary: dict, meta: dict) -> str:
             lines += [f"## {label}, {n} training cells", "", "| target | " + " | ".join(methods) + " |",
                       "|---|" + "---|" * len(methods)]  # fmt: skip
             for t in headline:
-                best = max(summary[m][n]["targets"][t][metric][0] * (-1 if metric == "mape" else 1) for m in methods)
+                present = [m for m in methods if n in summary[m]]  # a variant run at some sizes only: "-" elsewhere
+                best = max(summary[m][n]["targets"][t][metric][0] * (-1 if metric == "mape" else 1) for m in present)
                 cells = []
                 for m in methods:
+                    if m not in present:
+                        cells.append("-")
+                        continue
                     value = summary[m][n]["targets"][t][metric]
                     text = _cell(value, metric)
                     cells.append(f"**{text}**" if value[0] * (-1 if metric == "mape" else 1) == best else text)
@@ -316,15 +320,18 @@ def markdown(task: str, summary: dict, meta: dict) -> str:
                   "graphs, about 2.5-3 min at one thread), made once and shared by every size and task.", ""]  # fmt: skip
     for m in variants:
         if m in summary:
-            lines.append(f"- {m}: " + "; ".join(f"{n} cells: {np.mean(summary[m][n]['train_seconds']):.0f}" for n in sizes))
-    validated = [m for m in variants if m in summary and all("val_scores" in summary[m].get(n, {}) for n in sizes)]
+            times = [f"{n} cells: {np.mean(summary[m][n]['train_seconds']):.0f}" for n in sizes if n in summary[m]]
+            lines.append(f"- {m}: " + "; ".join(times))
+    validated = [m for m in variants if m in summary and any("val_scores" in summary[m].get(n, {}) for n in sizes)]
     if validated:
         lines += ["", "## Validation score the checkpoints were chosen on (mean Kendall tau over targets; mean ± std "
                   "over seeds)", "", "| method | " + " | ".join(f"{n} cells" for n in sizes) + " |",
                   "|---|" + "---|" * len(sizes)]  # fmt: skip
         for m in validated:
-            scores = [summary[m][n]["val_scores"] for n in sizes]
-            lines.append(f"| {m} | " + " | ".join(f"{np.mean(v):.3f} ± {np.std(v):.3f}" for v in scores) + " |")
+            scores = [summary[m].get(n, {}).get("val_scores") for n in sizes]
+            lines.append(
+                f"| {m} | " + " | ".join(f"{np.mean(v):.3f} ± {np.std(v):.3f}" if v else "-" for v in scores) + " |"
+            )
     lines += ["", f"![tau against training size]({task}_sizes.png)", ""]
     return "\n".join(lines)
 
@@ -377,7 +384,7 @@ def goal_lines(task: str, summary: dict, sizes: list[str], facts: dict) -> list[
     for t in MOBILE_EDGE:
         m, big = summary[recipe][n]["targets"][t], summary[recipe_big][largest]["targets"][t]
         met = m["spearman"][0] >= LATENCY_GOAL["spearman"] and m["acc10"][0] >= LATENCY_GOAL["acc10"]
-        best = max(summary[k][n]["targets"][t]["acc10"][0] for k in methods)
+        best = max(summary[k][n]["targets"][t]["acc10"][0] for k in methods if n in summary[k])
         best_big = max(summary[k][largest]["targets"][t]["acc10"][0] for k in methods if largest in summary[k])
         f = facts.get(t, {})
         fact_text = f"{f['distinct']} | {f['integer_share']:.2f} | {100 * f['below_1pct_of_median']:.1f} %" if f else "- | - | -"

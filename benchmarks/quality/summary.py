@@ -274,7 +274,8 @@ def build() -> str:
         "encoded node adds its own per-device term to the fusion readout), which validation chose at every size; "
         "`without the node-sum readout` is the same recipe without it. At each size ArchCast trains on the squared "
         "error (`node_sum`) or its Huber form (`node_sum_huber`, `training.losses.masked_mse`), whichever has the "
-        "better mean validation score; `the other candidate` is the one not chosen.",
+        "better mean validation score; `the other candidate` is the one not chosen. `without augmentation / "
+        "consistency` is the chosen one trained on the canonical order alone (`node_sum_huber_no_aug`, `node_sum_no_aug`).",
         "",
         *sizes_section("latency_pretraining", "spearman", recipes=TASKS["latency_pretraining"]["recipe"]),
         "## NB201 latency with the pre-trained encoder, 100 epochs (Spearman; `long/latency_pretraining_sizes.md`)",
