@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from benchmarks.quality.summary import NO_AUG, OTHER_LOSS, PLAIN_READOUT, validation_line, with_recipe
+from benchmarks.quality.summary import NO_AUG, OTHER_CANDIDATE, PLAIN_READOUT, validation_line, with_recipe
 
 
 def test_with_recipe_moves_the_plain_readout_to_its_ablation_column() -> None:
@@ -14,10 +14,10 @@ def test_with_recipe_moves_the_plain_readout_to_its_ablation_column() -> None:
     assert with_recipe({"archcast": (0.9, 0.0)}, "node_sum") == {"archcast": (0.9, 0.0)}  # recipe not run: unchanged
     both = {**methods, "node_sum_huber": (0.93, 0.01)}
     chose_huber = with_recipe(both, "node_sum_huber", ("node_sum", "node_sum_huber"))
-    assert chose_huber["archcast"] == (0.93, 0.01) and chose_huber[OTHER_LOSS] == (0.92, 0.01)
+    assert chose_huber["archcast"] == (0.93, 0.01) and chose_huber[OTHER_CANDIDATE] == (0.92, 0.01)
     assert chose_huber[PLAIN_READOUT] == (0.90, 0.01) and not {"node_sum", "node_sum_huber"} & set(chose_huber)
     chose_squared = with_recipe(both, "node_sum", ("node_sum", "node_sum_huber"))
-    assert chose_squared["archcast"] == (0.92, 0.01) and chose_squared[OTHER_LOSS] == (0.93, 0.01)
+    assert chose_squared["archcast"] == (0.92, 0.01) and chose_squared[OTHER_CANDIDATE] == (0.93, 0.01)
 
 
 def test_validation_line_is_computed_from_the_recorded_scores() -> None:
@@ -40,12 +40,12 @@ def test_with_recipe_on_the_accuracy_candidates_shows_each_recipe_with_its_own_a
     candidates = ("archcast", "node_sum_huber")
     huber = with_recipe(methods, "node_sum_huber", candidates)
     assert huber == {
-        "archcast": (0.92, 0.01), OTHER_LOSS: (0.90, 0.01), NO_AUG: (0.91, 0.01),
+        "archcast": (0.92, 0.01), OTHER_CANDIDATE: (0.90, 0.01), NO_AUG: (0.91, 0.01),
         "gbm_onehot": (0.85, 0.0), "no_pretraining": (0.88, 0.0),
     }  # fmt: skip
     plain = with_recipe(methods, "archcast", candidates)  # the Huber recipe's own ablation leaves the row
     assert plain == {
-        "archcast": (0.90, 0.01), OTHER_LOSS: (0.92, 0.01), NO_AUG: (0.89, 0.01),
+        "archcast": (0.90, 0.01), OTHER_CANDIDATE: (0.92, 0.01), NO_AUG: (0.89, 0.01),
         "gbm_onehot": (0.85, 0.0), "no_pretraining": (0.88, 0.0),
     }  # fmt: skip
     old_file = {m: v for m, v in methods.items() if m not in ("node_sum_huber", "node_sum_huber_no_aug")}
@@ -55,7 +55,7 @@ def test_with_recipe_on_the_accuracy_candidates_shows_each_recipe_with_its_own_a
 def test_the_other_candidate_is_shown_but_the_ahead_column_counts_baselines_and_ablations_only() -> None:
     from benchmarks.quality.summary import _row
 
-    row = _row("t", {"archcast": (0.90, 0.0), OTHER_LOSS: (0.91, 0.0), NO_AUG: (0.89, 0.0), "gbm_onehot": (0.8, 0.0)})
+    row = _row("t", {"archcast": (0.90, 0.0), OTHER_CANDIDATE: (0.91, 0.0), NO_AUG: (0.89, 0.0), "gbm_onehot": (0.8, 0.0)})
     assert "0.910 ± 0.000" in row and row.split(" | ")[-2] == "yes"
-    row = _row("t", {"archcast": (0.90, 0.0), OTHER_LOSS: (0.91, 0.0), NO_AUG: (0.92, 0.0), "gbm_onehot": (0.8, 0.0)})
+    row = _row("t", {"archcast": (0.90, 0.0), OTHER_CANDIDATE: (0.91, 0.0), NO_AUG: (0.92, 0.0), "gbm_onehot": (0.8, 0.0)})
     assert row.split(" | ")[-2] == "no"  # its own ablation ahead

@@ -16,8 +16,8 @@ random weights, augmentation throughout), ``node_sum`` (``archcast`` plus the no
 readout, ``training.network``; run on the accuracy task only when named), ``node_sum_huber`` (``node_sum`` trained
 on the Huber form of the squared error; at each size the candidate with the better mean validation score is the
 task's recipe, which its goal check reports: ``node_sum`` or ``node_sum_huber`` on latency_pretraining, ``archcast`` or
-``node_sum_huber`` on accuracy), ``node_sum_huber_no_aug`` (accuracy: ``node_sum_huber`` without augmentation or
-consistency loss, the ablation of that recipe), ``augment_throughout`` (the earlier
+``node_sum_huber`` on accuracy), ``node_sum_no_aug`` and ``node_sum_huber_no_aug`` (those recipes without
+augmentation or consistency loss: their own ablations), ``augment_throughout`` (the earlier
 recipe: augmentation + consistency for every step), ``no_pretraining`` (``augment_throughout`` from random
 weights), ``no_aug_no_consistency`` (the canonical order only, no consistency loss), and baselines fitted on the same
 training cells: ``flops`` (log-log fit on the FLOPs of our IR cost model, ``model.cell_cost``),

@@ -33,9 +33,9 @@ def _pm(pair: list[float] | tuple[float, float], digits: int = 3) -> str:
 
 EARLIER_RECIPE = "augment_throughout"  # ArchCast's own earlier recipe: shown, but not a rival
 PLAIN_READOUT = "plain_readout"  # ArchCast without the node-sum readout, where the node-sum readout is the recipe
-OTHER_LOSS = "other_loss"  # the recipe candidate validation did not choose (e.g. squared error or its Huber form)
+OTHER_CANDIDATE = "other_candidate"  # the recipe candidate validation did not choose (e.g. the other loss)
 NO_AUG = "no_aug_no_consistency"
-ABLATIONS = (EARLIER_RECIPE, NO_AUG, "no_pretraining", PLAIN_READOUT, OTHER_LOSS)
+ABLATIONS = (EARLIER_RECIPE, NO_AUG, "no_pretraining", PLAIN_READOUT, OTHER_CANDIDATE)
 RECIPE_ABLATIONS = {"node_sum": {NO_AUG: "node_sum_no_aug"}, "node_sum_huber": {NO_AUG: "node_sum_huber_no_aug"}}
 """Per candidate recipe, the runs that are its own ablations: shown in the ablation's column when it is chosen,
 left out of the row when another candidate is (they ablate a recipe that is not ArchCast's there)."""
@@ -46,7 +46,7 @@ def _row(label: str, methods: dict[str, tuple[float, float]], goal: float | None
     best_name, best = max(baselines.items(), key=lambda kv: kv[1][0])
     ours = methods["archcast"]
     # baselines and ablations; the other candidate is ArchCast too, the one validation did not choose: shown, no rival
-    rivals = [v[0] for m, v in methods.items() if m not in ("archcast", EARLIER_RECIPE, OTHER_LOSS)]
+    rivals = [v[0] for m, v in methods.items() if m not in ("archcast", EARLIER_RECIPE, OTHER_CANDIDATE)]
     ahead = "yes" if ours[0] > max(rivals) else "no"
     ablations = [_pm(methods[a]) if a in methods else "-" for a in ABLATIONS]
     goal_text = "-" if goal is None else f"{goal:.2f} ({'met' if ours[0] >= goal else 'not met'})"
@@ -73,15 +73,15 @@ def with_recipe(methods: dict, recipe: str, candidates: tuple[str, ...] = ()) ->
     others = [m for m in candidates if m != recipe and m in methods]
     if recipe == "archcast" and not others and not theirs & set(methods):
         return methods
-    moved = {*candidates, recipe, "archcast", *theirs, *ours.values(), *(ours if set(ours.values()) & set(methods) else ())}
+    own = {column: methods[run] for column, run in ours.items() if run in methods}  # they replace archcast's
+    moved = {*candidates, recipe, "archcast", *theirs, *ours.values(), *own}
     rest = {m: v for m, v in methods.items() if m not in moved}
     columns = {"archcast": methods[recipe]}
     if "archcast" not in candidates and recipe != "archcast":
         columns[PLAIN_READOUT] = methods["archcast"]
     if others:
-        columns[OTHER_LOSS] = methods[others[0]]
-    columns |= {column: methods[run] for column, run in ours.items() if run in methods}
-    return rest | columns
+        columns[OTHER_CANDIDATE] = methods[others[0]]
+    return rest | columns | own
 
 
 def validation_line(summary: dict, methods: tuple[str, ...]) -> str:
@@ -135,7 +135,7 @@ def sizes_section(task: str, metric: str, folder: str = "", recipes: tuple[str, 
         for n in sizes:
             ahead[n] = sum(
                 by_size[n]["archcast"]["targets"][t][metric][0]
-                >= max(r["targets"][t][metric][0] for m, r in by_size[n].items() if m not in (EARLIER_RECIPE, OTHER_LOSS))
+                >= max(r["targets"][t][metric][0] for m, r in by_size[n].items() if m not in (EARLIER_RECIPE, OTHER_CANDIDATE))
                 for t in MOBILE_EDGE
             )
         counts = ", ".join(f"{ahead[n]} of {len(MOBILE_EDGE)} at {n} cells" for n in sizes)
