@@ -81,13 +81,11 @@ median of 0.00-0.08 units on the mobile / edge devices but a 99th percentile of 
 for the usual noise and the usual model error (a 900-cell model misses by about 0.1) and caps the pull of the tail."""
 ROBUST_VARIANTS = {"node_sum_huber": {**NODE_SUM_VARIANTS["node_sum"], "huber_delta": HUBER_DELTA}}
 """``node_sum`` with the Huber form of the squared error (``training.losses.masked_mse``)."""
-ROBUST_ABLATION = {
-    "node_sum_huber_no_aug": {**NOT_AUGMENTED, "pretrain": True, "network": {"node_sum": True}, "huber_delta": HUBER_DELTA}
-}
-"""``node_sum_huber`` without augmentation or consistency loss: the issue's "ArchCast without augmentation /
-consistency loss" ablation for a recipe that has the node-sum readout and the Huber loss."""
 NODE_SUM_ABLATION = {"node_sum_no_aug": {**NOT_AUGMENTED, "pretrain": True, "network": {"node_sum": True}}}
-"""``node_sum`` without augmentation or consistency loss: that ablation for the squared-error node-sum recipe."""
+"""``node_sum`` without augmentation or consistency loss: the issue's "ArchCast without augmentation / consistency
+loss" ablation for the squared-error node-sum recipe."""
+ROBUST_ABLATION = {"node_sum_huber_no_aug": {**NODE_SUM_ABLATION["node_sum_no_aug"], "huber_delta": HUBER_DELTA}}
+"""``node_sum_huber`` without augmentation or consistency loss: the same ablation for the Huber node-sum recipe."""
 TASKS = {
     "latency": {
         "kind": "latency",
@@ -292,8 +290,8 @@ def markdown(task: str, summary: dict, meta: dict) -> str:
         for n in sizes:
             lines += [f"## {label}, {n} training cells", "", "| target | " + " | ".join(methods) + " |",
                       "|---|" + "---|" * len(methods)]  # fmt: skip
+            present = [m for m in methods if n in summary[m]]  # a variant run at some sizes only: "-" elsewhere
             for t in headline:
-                present = [m for m in methods if n in summary[m]]  # a variant run at some sizes only: "-" elsewhere
                 best = max(summary[m][n]["targets"][t][metric][0] * (-1 if metric == "mape" else 1) for m in present)
                 cells = []
                 for m in methods:
