@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # 64 concurrent single-architecture clients (wrk, a C load generator, so the client is not the bottleneck) against
-# `archcast serve` with the cache off, dynamic batching on and off; 3 x 10 s each after a 3 s warm-up.
+# `archcast serve` with the cache off: one worker with dynamic batching on and off, then ARCHCAST_WORKERS=2 with it on
+# (default ORT threads: each worker gets its share of the CPUs); 3 x 10 s each after a 3 s warm-up.
 # Prints and writes benchmarks/results/concurrency_wrk.md. Needs Debian's wrk.
 #   bash benchmarks/concurrency_wrk.sh
 set -euo pipefail
@@ -13,11 +14,13 @@ out=benchmarks/results/concurrency_wrk.md
   echo "Machine: $(.venv/bin/python -c 'from benchmarks.machine import describe_machine; print(describe_machine())'); server and wrk on the same machine (loopback)."
   echo "Command: \`bash benchmarks/concurrency_wrk.sh\` (wrk -t1 -c64 -d10s, 3 runs per mode)."
   echo
-  echo "| dynamic batching | run | requests/s | p50 | p99 |"
-  echo "|---|---|---|---|---|"
+  echo "| workers | dynamic batching | run | requests/s | p50 | p99 |"
+  echo "|---|---|---|---|---|---|"
 } > "$out"
-for mode in true false; do
-  ARCHCAST_PORT=$port ARCHCAST_CACHE_SIZE=0 ARCHCAST_DYNAMIC_BATCHING=$mode ARCHCAST_LOG_LEVEL=warning .venv/bin/archcast serve &
+for mode in "1 true" "1 false" "2 true"; do
+  read -r workers batching <<<"$mode"
+  ARCHCAST_PORT=$port ARCHCAST_CACHE_SIZE=0 ARCHCAST_WORKERS=$workers ARCHCAST_DYNAMIC_BATCHING=$batching \
+    ARCHCAST_LOG_LEVEL=warning .venv/bin/archcast serve &
   server=$!
   for _ in $(seq 60); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.5; done
   wrk -t1 -c64 -d3s -s benchmarks/wrk_single_nb201.lua "http://127.0.0.1:$port" >/dev/null
@@ -26,12 +29,13 @@ for mode in true false; do
     rps=$(awk '/Requests\/sec/ {print $2}' <<<"$result")
     p50=$(awk '$1 == "50%" {print $2}' <<<"$result")
     p99=$(awk '$1 == "99%" {print $2}' <<<"$result")
-    echo "| $mode | $run | $rps | $p50 | $p99 |" >> "$out"
+    echo "| $workers | $batching | $run | $rps | $p50 | $p99 |" >> "$out"
   done
-  metrics=$(curl -s "http://127.0.0.1:$port/metrics")
+  metrics=$(curl -s "http://127.0.0.1:$port/metrics")  # with 2 workers, merged over both (multiprocess mode)
   sum=$(awk '/^archcast_batch_size_sum/ {print $2}' <<<"$metrics")
   count=$(awk '/^archcast_batch_size_count/ {print $2}' <<<"$metrics")
-  echo "| $mode | architectures per ONNX run | $(awk -v s="$sum" -v c="$count" 'BEGIN {printf "%.1f", s / c}') | | |" >> "$out"
+  echo "| $workers | $batching | architectures per ONNX run | $(awk -v s="$sum" -v c="$count" 'BEGIN {printf "%.1f", s / c}') | | |" >> "$out"
   kill "$server"; wait "$server" 2>/dev/null || true
+  for _ in $(seq 40); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null || break; sleep 0.5; done
 done
 cat "$out"

@@ -49,7 +49,8 @@ from model.canonical import canonicalize
 from model.card import find_cards
 from model.parsers import NB201_OPS, nb201_arch_str, parse_nb201
 from model.tokenizer import tokenize_graphs
-from service.cpus import available_cpus
+from service.predictor import session_threads
+from service.settings import Settings
 
 RESULTS = Path(__file__).parent / "results"
 ROOT = Path(__file__).resolve().parent.parent
@@ -131,7 +132,7 @@ def percentiles_ms(latencies: list[float]) -> dict[str, float]:
 
 def batch_mode(args: argparse.Namespace, cells: list[str], onnx_path: Path) -> list[dict[str, Any]]:
     options = ort.SessionOptions()
-    options.intra_op_num_threads = available_cpus()  # what the server uses with ARCHCAST_ORT_THREADS=0
+    options.intra_op_num_threads = session_threads(Settings())  # what each server worker uses (ARCHCAST_* environment)
     session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
     rows = []
     with serving(ARCHCAST_CACHE_SIZE="0") as base, httpx.Client(timeout=60) as client:
@@ -242,7 +243,8 @@ def cache_mode(args: argparse.Namespace, cells: list[str]) -> list[dict[str, Any
 
 def markdown(meta: dict[str, Any], results: dict[str, Any]) -> str:
     lines = ["# POST /v1/predict: throughput and latency", "",
-             f"Machine: {meta['machine']}. Predictor: {meta['predictor']}. ORT intra-op threads: {meta['ort_threads']}.",
+             f"Machine: {meta['machine']}. Predictor: {meta['predictor']}. Server workers: {meta.get('workers', 1)}, "
+             f"ORT intra-op threads each: {meta['ort_threads']}.",
              f"Command: `{meta['command']}`.", f"Setup: {meta['setup']}.", f"Note: {MEMO_NOTE}.", ""]
     if results.get("rows"):
         lines += ["## One client, batches of NB201 cells (cache off)", "",
@@ -299,7 +301,8 @@ def main() -> None:
     meta = {
         "machine": describe_machine(),
         "predictor": f"{card.name} {card.version}",
-        "ort_threads": available_cpus(),
+        "workers": Settings().workers,
+        "ort_threads": session_threads(Settings()),
         "command": " ".join(["python -m benchmarks.service_throughput", *sys.argv[1:]]),
         "setup": f"server (archcast serve, default settings unless stated) and clients on the same machine over loopback; "
         f"median of {args.repeats} x {args.seconds:g} s after a warm-up; concurrency mode: {args.concurrency} clients over "

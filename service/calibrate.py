@@ -24,7 +24,7 @@ from model.card import ModelCard, TargetCard
 from service.errors import ServiceError
 from service.network_predictor import NetworkPredictor, check_network_contract
 from service.pipeline import compute, plan_request
-from service.predictor import CPU, Predictor, Registry, _check_contract, _session_options
+from service.predictor import CPU, Predictor, Registry, _check_contract, _session_options, session_threads
 from service.schemas import CalibrateRequest, PredictRequest
 from service.settings import Settings
 
@@ -155,7 +155,7 @@ def register(registry: Registry, calibrated: CalibratedPredictor, settings: Sett
             f"this service holds {held} calibrated predictors, the limit (ARCHCAST_MAX_CALIBRATED_PREDICTORS); "
             "re-calibrate an existing device or raise the limit",
         )
-    session = ort.InferenceSession(calibrated.onnx_bytes, _session_options(settings.ort_threads, 3), providers=[CPU])
+    session = ort.InferenceSession(calibrated.onnx_bytes, _session_options(session_threads(settings), 3), providers=[CPU])
     if calibrated.card.kind == "network":
         check_network_contract(calibrated.card, session)
         network = NetworkPredictor(card=calibrated.card, session=session, provider=CPU, onnx_path=path)

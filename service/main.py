@@ -34,14 +34,20 @@ def _fresh_multiprocess_dir() -> None:
         os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="archcast-metrics-")
 
 
+def uvicorn_options(settings: Settings) -> dict[str, object]:
+    """uvicorn's options for every worker; its event loop and HTTP parser stay "auto": uvloop and httptools, which
+    the service depends on, where they install."""
+    return {
+        "host": settings.host, "port": settings.port, "log_level": settings.log_level,
+        "log_config": None, "access_log": False,  # our handler formats uvicorn's lines; RequestContext logs access
+    }
+
+
 def serve(settings: Settings | None = None) -> None:
     """Serve the API on ``settings.host:settings.port`` until interrupted."""
     settings = settings or Settings()
     configure_logging(settings.log_level, settings.log_format)
-    common = {
-        "host": settings.host, "port": settings.port, "log_level": settings.log_level,
-        "log_config": None, "access_log": False,  # our handler formats uvicorn's lines; RequestContext logs access
-    }
+    common = uvicorn_options(settings)
     if settings.workers == 1:
         uvicorn.run(create_app(settings), **common)
         return

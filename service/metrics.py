@@ -77,8 +77,13 @@ class ServiceMetrics:
             self.cache_requests.labels(result)
 
     def set_models(self, models: Iterable[tuple[str, str, str]]) -> None:
-        """Publish the loaded predictors as (name, version, provider); earlier ones are dropped."""
-        self.model_info.clear()
+        """Publish the loaded predictors as (name, version, provider); earlier ones are dropped.
+
+        Each worker calls it once, at start; in multiprocess mode there is nothing to drop yet, and prometheus-client
+        warns on every ``clear`` there, so it is skipped.
+        """
+        if not multiprocess_mode():
+            self.model_info.clear()
         for name, version, provider in models:
             self.model_info.labels(name, version, provider).set(1)
 

@@ -1,6 +1,8 @@
 """The predict pipeline: parse -> validate -> canonicalize -> cache lookup -> tokenize the misses -> one ONNX run -> pick targets.
 
-CPU work (planning, tokenizing, the ONNX run) runs in the thread pool so the event loop stays free for other requests.
+CPU work (planning, tokenizing, the ONNX run) runs in the thread pool so the event loop stays free for other requests;
+a small request of fixed-size cells is planned on the event loop, since its planning (~10-200 us) costs less than the
+hand-off to a pool thread and back (``plans_inline``).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
     from service.batcher import Arrival, Batchers
 
 NB201_MEMO_SIZE = 65_536
+INLINE_PLAN_ARCHITECTURES = 4  # at most this many fixed-size cells are planned on the event loop
 
 
 @dataclass(frozen=True)
@@ -199,6 +202,18 @@ def plan_request(request: PredictRequest, registry: Registry, *, max_batch: int,
     return Plan(predictor=predictor, targets=targets, prepared=prepared)
 
 
+def plans_inline(request: PredictRequest) -> bool:
+    """Whether ``plan_request`` runs on the event loop: a few cells of bounded size, none that reads a file.
+
+    A generic graph (up to ``max_nodes`` nodes) and an NB201 cell by table index (the table loads on first use) go to
+    the thread pool, as does any larger request.
+    """
+    return len(request.architectures) <= INLINE_PLAN_ARCHITECTURES and not any(
+        isinstance(arch, GraphArchitecture) or (isinstance(arch, NB201Architecture) and arch.arch is None)
+        for arch in request.architectures
+    )
+
+
 def compute(predictor: Predictor, graphs: list[ArchGraph], metrics: ServiceMetrics | None = None) -> list[Prediction]:
     """Every target of each graph from one ONNX run (CPU-bound: call it off the event loop)."""
     started = time.perf_counter()
@@ -259,7 +274,11 @@ async def _predict(
     batchers: Batchers | None,
     arrival: Arrival | None,
 ) -> dict:
-    plan = await run_in_threadpool(plan_request, request, registry, max_batch=max_batch, max_nodes=max_nodes, data_dir=data_dir)
+    limits = {"max_batch": max_batch, "max_nodes": max_nodes, "data_dir": data_dir}
+    if plans_inline(request):
+        plan = plan_request(request, registry, **limits)
+    else:
+        plan = await run_in_threadpool(plan_request, request, registry, **limits)
     predictor, card = plan.predictor, plan.predictor.card
     prefix = f"{card.name}@{card.version}:"
     cache_keys = [prefix + item.key for item in plan.prepared]

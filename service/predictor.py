@@ -148,10 +148,10 @@ def load_registry(directory: Path, providers: str = "auto", threads: int = 0) ->
 
 def load_service_registry(settings: Settings) -> Registry:
     """The shipped predictors of ``predictor_dir`` plus the calibrated ones in ``calibration_dir`` (when it exists)."""
-    registry = load_registry(settings.predictor_dir, settings.providers, settings.ort_threads)
+    registry = load_registry(settings.predictor_dir, settings.providers, session_threads(settings))
     directory = settings.calibration_dir
     if directory is not None and directory.is_dir() and any(directory.glob("*.card.json")):
-        extra = load_registry(directory, "cpu", settings.ort_threads)
+        extra = load_registry(directory, "cpu", session_threads(settings))
         for name, predictor in extra.predictors.items():
             if name in registry.predictors or name in registry.networks:
                 registry.errors.append(f"predictor name {name!r} is in both {settings.predictor_dir} and {directory}")
@@ -168,9 +168,16 @@ def load_service_registry(settings: Settings) -> Registry:
     return registry
 
 
-def intra_op_threads(threads: int) -> int:
-    """The intra-op thread count for a session: ``threads``, or every CPU this process may use when it is 0."""
-    return threads if threads > 0 else available_cpus()
+def intra_op_threads(threads: int, workers: int = 1) -> int:
+    """The intra-op thread count for a session: ``threads``, or when it is 0 one worker process's share of the CPUs
+    this process may use (at least 1): with more threads than CPUs, a worker's idle onnxruntime threads take the CPU
+    its event loop needs (``benchmarks/results/concurrency_wrk.md``)."""
+    return threads if threads > 0 else max(1, available_cpus() // workers)
+
+
+def session_threads(settings: Settings) -> int:
+    """The intra-op thread count of every session this service worker creates (``ARCHCAST_ORT_THREADS``)."""
+    return intra_op_threads(settings.ort_threads, settings.workers)
 
 
 def _session_options(threads: int, severity: int) -> ort.SessionOptions:

@@ -68,8 +68,8 @@ class Settings(BaseSettings):
     ort_threads: int = Field(
         default=0,
         ge=0,
-        description="onnxruntime intra-op threads per session; 0 = the CPUs this process may use (its CPU affinity, "
-        "capped by a cgroup CPU quota such as docker --cpus).",
+        description="onnxruntime intra-op threads per session; 0 = this worker's share of the CPUs the process may use "
+        "(its CPU affinity, capped by a cgroup CPU quota such as docker --cpus, divided by ARCHCAST_WORKERS, at least 1).",
     )
     dynamic_batching: bool = Field(
         default=True,

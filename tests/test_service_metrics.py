@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from fastapi.testclient import TestClient
 from scrape import scrape, scrape_text
 
 from model.parsers import NB201_OPS, nb201_arch_str
+from service.metrics import ServiceMetrics
 
 ROOT = Path(__file__).resolve().parent.parent
 PREDICT = {"route": "/v1/predict", "method": "POST"}
@@ -119,6 +121,18 @@ def test_model_info(client: TestClient) -> None:
     metrics = scrape(client)
     for name in ("toy-cell", "toy-darts"):
         assert metrics.get("archcast_model_info", predictor=name, version="0.0.1-test", provider="CPUExecutionProvider") == 1
+
+
+def test_model_info_in_multiprocess_mode_starts_without_a_warning(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    metrics = ServiceMetrics()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # prometheus-client's "Clearing labels has not been implemented" is a UserWarning
+        metrics.set_models([("toy-cell", "1.0.0", "CPUExecutionProvider")])
+    value = metrics.registry.get_sample_value(
+        "archcast_model_info", {"predictor": "toy-cell", "version": "1.0.0", "provider": "CPUExecutionProvider"}
+    )
+    assert value == 1
 
 
 def test_each_app_reports_its_own_traffic(make_client) -> None:

@@ -1,4 +1,5 @@
-"""onnxruntime intra-op threads: ``ort_threads=0`` means every CPU the process may use (affinity, capped by a cgroup quota)."""
+"""onnxruntime intra-op threads: ``ort_threads=0`` means one worker's share of every CPU the process may use (affinity,
+capped by a cgroup quota, divided by the worker processes)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from service.cpus import affinity_cpus, available_cpus, quota_cpus
-from service.predictor import intra_op_threads, load_registry
+from service.predictor import intra_op_threads, load_registry, load_service_registry, session_threads
+from service.settings import Settings
 
 
 def test_zero_threads_means_the_available_cpus(toy_predictors) -> None:
@@ -16,6 +18,22 @@ def test_zero_threads_means_the_available_cpus(toy_predictors) -> None:
     session = registry.predictors["toy-cell"].session
     assert session.get_session_options().intra_op_num_threads == available_cpus()
     assert intra_op_threads(0) == available_cpus() and intra_op_threads(3) == 3
+
+
+def test_workers_share_the_cpus() -> None:
+    cpus = available_cpus()
+    assert intra_op_threads(0, workers=2) == max(1, cpus // 2)
+    assert intra_op_threads(0, workers=cpus + 1) == 1  # never zero threads
+    assert intra_op_threads(5, workers=64) == 5  # an explicit count is not divided
+
+
+def test_service_sessions_get_one_workers_share(toy_predictors) -> None:
+    cpus = available_cpus()
+    for workers, expected in ((1, cpus), (cpus, 1), (64, 1)):
+        settings = Settings(predictor_dir=toy_predictors[0], providers="cpu", workers=workers)
+        assert session_threads(settings) == expected
+        session = load_service_registry(settings).predictors["toy-cell"].session
+        assert session.get_session_options().intra_op_num_threads == expected
 
 
 def test_explicit_thread_count_is_kept(toy_predictors) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from service.app import create_app
 from service.cache import LRUCache, NullCache, PredictionCache, make_cache
 from service.errors import ServiceError
 from service.predictor import CPU, load_registry, predict_local
@@ -168,6 +169,25 @@ def test_python_m_service_serves(toy_predictors) -> None:
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="uvloop does not install on Windows")
+def test_uvicorn_runs_on_httptools_and_uvloop(toy_predictors) -> None:
+    import uvicorn
+    import uvloop
+
+    from service.main import uvicorn_options
+
+    settings = Settings(predictor_dir=toy_predictors[0], providers="cpu")
+    config = uvicorn.Config(create_app(settings), **uvicorn_options(settings))
+    config.load()
+    assert config.http_protocol_class.__name__ == "HttpToolsProtocol"
+    if hasattr(config, "get_loop_factory"):  # uvicorn >= 0.36
+        loop = config.get_loop_factory()()
+        try:
+            assert isinstance(loop, uvloop.Loop)
+        finally:
+            loop.close()
 
 
 def test_openapi_schema_documents_the_api(client) -> None:
