@@ -1,0 +1,17 @@
+-- Like wrk_single_nb201.lua (one random NB201 cell per POST), but each connection is a client that thinks between
+-- its queries: before each request it waits an exponentially distributed time of mean THINK_MS (environment variable,
+-- milliseconds), as a NAS controller's worker does between evaluations. wrk times each request from send to answer.
+local ops = {"none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"}
+local think_ms = tonumber(os.getenv("THINK_MS") or "0")
+math.randomseed(os.time())
+request = function()
+  local o = {}
+  for i = 1, 6 do o[i] = ops[math.random(5)] end
+  local arch = string.format("|%s~0|+|%s~0|%s~1|+|%s~0|%s~1|%s~2|", o[1], o[2], o[3], o[4], o[5], o[6])
+  local body = '{"architectures":[{"space":"nb201","arch":"' .. arch .. '"}]}'
+  return wrk.format("POST", "/v1/predict", {["content-type"] = "application/json"}, body)
+end
+delay = function()
+  if think_ms <= 0 then return 0 end
+  return math.floor(-think_ms * math.log(1.0 - math.random()))
+end
