@@ -3,17 +3,18 @@
 # waits an exponential time of mean THINK_MS before each request (benchmarks/wrk_paced_nb201.lua), so the offered load is
 # about 64 / (THINK_MS + latency) requests/s; THINK_MS=0 is the saturated closed loop of concurrency_wrk.sh. One worker
 # and ARCHCAST_WORKERS=2, dynamic batching on; 2 x 10 s per point after a 3 s warm-up.
-# Prints and writes benchmarks/results/latency_under_load.md. Needs Debian's wrk.
+# Prints and writes benchmarks/results/latency_under_load.md (or $OUT). Needs Debian's wrk. The servers inherit the
+# environment: ARCHCAST_GC_TUNING=false OUT=benchmarks/results/latency_under_load_gc_default.md runs Python's GC defaults.
 #   bash benchmarks/latency_under_load.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 port=${PORT:-8033}
-out=benchmarks/results/latency_under_load.md
+out=${OUT:-benchmarks/results/latency_under_load.md}
 {
   echo "# 64 concurrent clients with think time, one NB201 cell per request, cache off"
   echo
   echo "Machine: $(.venv/bin/python -c 'from benchmarks.machine import describe_machine; print(describe_machine())'); server and wrk on the same machine (loopback)."
-  echo "Command: \`bash benchmarks/latency_under_load.sh\` (wrk -t1 -c64 -d10s, exponential think time of mean THINK_MS per client, 2 runs per point)."
+  echo "Command: \`bash benchmarks/latency_under_load.sh\` (wrk -t1 -c64 -d10s, exponential think time of mean THINK_MS per client, 2 runs per point); ARCHCAST_GC_TUNING=${ARCHCAST_GC_TUNING:-true}."
   echo
   echo "| workers | mean think ms | run | requests/s | p50 | p90 | p99 |"
   echo "|---|---|---|---|---|---|---|"

@@ -16,6 +16,7 @@ from service.access import ApiKeyAuth, RequestContext
 from service.batcher import Batchers
 from service.cache import cache_from_settings
 from service.errors import ServiceError, error_body
+from service.gc_tuning import serving_gc
 from service.http_metrics import HTTPMetrics
 from service.metrics import ServiceMetrics
 from service.middleware import BodySizeLimit
@@ -66,7 +67,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
         app.state.registry = registry
         try:
-            yield
+            with serving_gc(settings.gc_tuning):
+                yield
         finally:
             app.state.registry = None
             if app.state.batchers is not None:
