@@ -3,7 +3,7 @@ generation is collected every ``GEN0_THRESHOLD`` allocations instead of 700.
 
 Why: under 64 concurrent clients the objects of requests in flight survive young collections, reach the oldest
 generation and trigger full collections that scan everything start-up loaded (modules, predictor cards, ONNX
-protos): 20-130 ms pauses, 1-2 % of requests behind one. Measured on 2 CPUs (``docs/results.md``, session 51): p99 at
+protos): 21 in ~40 s at ~600 requests/s, median 68 ms, max 134 ms. Measured on 2 CPUs (``docs/results.md``, session 51): p99 at
 ~600 requests/s 75-106 ms with Python's defaults, 13-14 ms frozen with these thresholds, 9-11 ms with no collector.
 """
 

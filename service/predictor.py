@@ -148,10 +148,11 @@ def load_registry(directory: Path, providers: str = "auto", threads: int = 0) ->
 
 def load_service_registry(settings: Settings) -> Registry:
     """The shipped predictors of ``predictor_dir`` plus the calibrated ones in ``calibration_dir`` (when it exists)."""
-    registry = load_registry(settings.predictor_dir, settings.providers, session_threads(settings))
+    threads = session_threads(settings)
+    registry = load_registry(settings.predictor_dir, settings.providers, threads)
     directory = settings.calibration_dir
     if directory is not None and directory.is_dir() and any(directory.glob("*.card.json")):
-        extra = load_registry(directory, "cpu", session_threads(settings))
+        extra = load_registry(directory, "cpu", threads)
         for name, predictor in extra.predictors.items():
             if name in registry.predictors or name in registry.networks:
                 registry.errors.append(f"predictor name {name!r} is in both {settings.predictor_dir} and {directory}")
