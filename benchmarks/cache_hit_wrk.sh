@@ -18,11 +18,7 @@ server=""
 redis=""
 trap 'kill $server $redis 2>/dev/null || true; rm -rf "$redis_dir"' EXIT
 {
-  echo "# Cache hits: one NB201 cell per request, every request answered from the cache"
-  echo
-  echo "Machine: $(.venv/bin/python -c 'from benchmarks.machine import describe_machine; print(describe_machine())'); server, Redis and wrk on the same machine (loopback)."
-  echo "Command: \`bash benchmarks/cache_hit_wrk.sh\` (cache warmed with all 15,625 cells; wrk -t1 -cN -d10s, 3 runs per closed-loop point, 2 per paced one; one worker)."
-  echo
+  report_header "Cache hits: one NB201 cell per request, every request answered from the cache" "\`bash benchmarks/cache_hit_wrk.sh\` (cache warmed with all 15,625 cells; wrk -t1 -cN -d10s, 3 runs per closed-loop point, 2 per paced one; one worker)." "server, Redis and wrk"
   echo "| cache | connections | mean think ms | run | requests/s | p50 | p99 |"
   echo "|---|---|---|---|---|---|---|"
 } > "$out"

@@ -10,11 +10,7 @@ source benchmarks/wrk_lib.sh
 port=${PORT:-8031}
 out=${OUT:-benchmarks/results/concurrency_wrk.md}
 {
-  echo "# 64 concurrent clients, one NB201 cell per request, cache off"
-  echo
-  echo "Machine: $(.venv/bin/python -c 'from benchmarks.machine import describe_machine; print(describe_machine())'); server and wrk on the same machine (loopback)."
-  echo "Command: \`bash benchmarks/concurrency_wrk.sh\` (wrk -t1 -c64 -d10s, 3 runs per mode)."
-  echo
+  report_header "64 concurrent clients, one NB201 cell per request, cache off" "\`bash benchmarks/concurrency_wrk.sh\` (wrk -t1 -c64 -d10s, 3 runs per mode)."
   echo "| workers | dynamic batching | run | requests/s | p50 | p99 |"
   echo "|---|---|---|---|---|---|"
 } > "$out"

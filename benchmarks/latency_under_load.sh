@@ -12,11 +12,7 @@ source benchmarks/wrk_lib.sh
 port=${PORT:-8033}
 out=${OUT:-benchmarks/results/latency_under_load.md}
 {
-  echo "# 64 concurrent clients with think time, one NB201 cell per request, cache off"
-  echo
-  echo "Machine: $(.venv/bin/python -c 'from benchmarks.machine import describe_machine; print(describe_machine())'); server and wrk on the same machine (loopback)."
-  echo "Command: \`bash benchmarks/latency_under_load.sh\` (wrk -t1 -c64 -d10s, exponential think time of mean THINK_MS per client, 2 runs per point); ARCHCAST_GC_TUNING=${ARCHCAST_GC_TUNING:-true}."
-  echo
+  report_header "64 concurrent clients with think time, one NB201 cell per request, cache off" "\`bash benchmarks/latency_under_load.sh\` (wrk -t1 -c64 -d10s, exponential think time of mean THINK_MS per client, 2 runs per point); ARCHCAST_GC_TUNING=${ARCHCAST_GC_TUNING:-true}."
   echo "| workers | mean think ms | run | requests/s | p50 | p90 | p99 |"
   echo "|---|---|---|---|---|---|---|"
 } > "$out"

@@ -31,3 +31,13 @@ wrk_stats() {
   result=$(THINK_MS=${3:-0} wrk -t1 -c"$2" -d"${WRK_SECONDS:-10}s" --latency -s benchmarks/wrk_single_nb201.lua "http://127.0.0.1:$1")
   awk '/Requests\/sec/ {r = $2} $1 == "50%" {a = $2} $1 == "90%" {b = $2} $1 == "99%" {c = $2} END {print r, a, b, c}' <<<"$result"
 }
+
+# report_header TITLE COMMAND [WHO]: the lines every wrk report starts with: title, machine, what ran on it (default
+# "server and wrk"), command.
+report_header() {
+  echo "# $1"
+  echo
+  echo "Machine: $(.venv/bin/python -c 'from benchmarks.machine import describe_machine; print(describe_machine())'); ${3:-server and wrk} on the same machine (loopback)."
+  echo "Command: $2"
+  echo
+}
