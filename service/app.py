@@ -56,7 +56,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.cache = cache_from_settings(settings, on_error=metrics.cache_errors.inc)
         if settings.redis_url is not None:
             ttl = f"{settings.redis_ttl_seconds} s" if settings.redis_ttl_seconds else "none"
-            log.info("caching predictions in Redis (timeout %s s, expiry %s)", settings.redis_timeout_seconds, ttl)
+            log.info(
+                "caching predictions in Redis (timeout %s s, expiry %s; %d entries kept in this worker in front of it)",
+                settings.redis_timeout_seconds,
+                ttl,
+                settings.redis_near_cache_size,
+            )
         if settings.dynamic_batching:
             app.state.batchers = Batchers.start(
                 registry.predictors.values(),

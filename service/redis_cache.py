@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 
@@ -70,7 +71,7 @@ class RedisCache:
         self._log = ThrottledLog(log, log_interval_seconds)
         self._failing = False
         # one immediate retry on a connection error covers a pooled connection that went stale (Redis restarted);
-        # timeouts are not retried: asyncio.wait_for bounds the whole call anyway
+        # timeouts are not retried: asyncio.timeout bounds the whole call anyway
         retry = Retry(NoBackoff(), retries=1, supported_errors=(RedisConnectionError,))
         self._client = Redis.from_url(
             url, socket_connect_timeout=timeout_seconds, socket_timeout=timeout_seconds, retry=retry
@@ -80,7 +81,8 @@ class RedisCache:
         if not keys:
             return []
         try:
-            found = await asyncio.wait_for(self._client.mget([KEY_PREFIX + key for key in keys]), self.timeout_seconds)
+            async with asyncio.timeout(self.timeout_seconds):
+                found = await self._client.mget([KEY_PREFIX + key for key in keys])
         except Exception as exc:  # noqa: BLE001 - any cache failure means "not cached", never a failed request
             self._failed("MGET", exc, "answering uncached")
             return [None] * len(keys)
@@ -99,7 +101,8 @@ class RedisCache:
         if not count:
             return
         try:
-            await asyncio.wait_for(pipe.execute(), self.timeout_seconds)
+            async with asyncio.timeout(self.timeout_seconds):
+                await pipe.execute()
         except Exception as exc:  # noqa: BLE001 - a failed store only costs a later recomputation
             self._failed("SET", exc, f"{count} predictions not cached")
             return
@@ -128,7 +131,8 @@ def _decode(value: bytes | None) -> Prediction | None:
         return None
     try:
         decoded = json.loads(value)
-        prediction = {str(name): float(number) for name, number in decoded.items()}
+        # interned target names: the near cache then holds one copy of each name, not one per entry
+        prediction = {sys.intern(str(name)): float(number) for name, number in decoded.items()}
     except (ValueError, TypeError, AttributeError):
         return None
     return prediction

@@ -46,6 +46,12 @@ class Settings(BaseSettings):
         description="Redis URL (redis://host:6379/0, rediss://, unix://) of a prediction cache shared by every worker and "
         "replica; None keeps the in-process LRU cache. If Redis is slow or down, requests are answered uncached.",
     )
+    redis_near_cache_size: int = Field(
+        default=10_000,
+        ge=0,
+        description="Entries each worker keeps in memory in front of Redis, so a repeated query skips the round trip "
+        "(values never go stale: keys carry the predictor version); 0 sends every lookup to Redis.",
+    )
     redis_ttl_seconds: int = Field(
         default=7 * 24 * 3600, ge=0, description="Expiry of each cached prediction in Redis, in seconds; 0 = never expires."
     )

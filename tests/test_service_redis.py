@@ -19,7 +19,8 @@ from test_service import nb201_as_json_graph
 
 from model.canonical import canonicalize
 from model.parsers import NB201_OPS, nb201_arch_str, parse_nb201
-from service.redis_cache import KEY_PREFIX, RedisCache
+from service.cache import TieredCache
+from service.redis_cache import KEY_PREFIX, RedisCache, _decode
 
 ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
 CELL = "toy-cell@0.0.1-test:"
@@ -48,7 +49,7 @@ def cell_runs(client: TestClient) -> int:
 
 
 def test_second_identical_request_is_served_from_redis(make_client, redis_server: RedisServer, redis_db: redis.Redis) -> None:
-    client = make_client(redis_url=redis_server.url)
+    client = make_client(redis_url=redis_server.url, redis_near_cache_size=0)
     assert isinstance(client.app.state.cache, RedisCache)
     body = nb201_body(20, seed=1)
     runs = cell_runs(client)
@@ -109,8 +110,13 @@ def command_calls(db: redis.Redis) -> dict[str, int]:
     return {name.removeprefix("cmdstat_"): stats["calls"] for name, stats in db.info("commandstats").items()}
 
 
+def reads_and_writes(db: redis.Redis) -> dict[str, int]:
+    calls = command_calls(db)
+    return {name: calls.get(name, 0) for name in ("mget", "get", "set")}
+
+
 def test_one_mget_and_one_pipeline_per_request(make_client, redis_server: RedisServer, redis_db: redis.Redis) -> None:
-    client = make_client(redis_url=redis_server.url)
+    client = make_client(redis_url=redis_server.url, redis_near_cache_size=0)
     client.get("/readyz")
     body = nb201_body(100, seed=4)
     redis_db.config_resetstat()
@@ -127,8 +133,57 @@ def test_one_mget_and_one_pipeline_per_request(make_client, redis_server: RedisS
     assert calls.get("mget") == 2 and "get" not in calls and calls.get("set") == 100
 
 
+def test_near_cache_answers_repeats_without_a_round_trip(make_client, redis_server: RedisServer, redis_db: redis.Redis) -> None:
+    """By default each worker keeps recent predictions in front of Redis: a repeat costs no MGET, another worker's
+    first lookup still finds the value in Redis."""
+    first = make_client(redis_url=redis_server.url)
+    assert isinstance(first.app.state.cache, TieredCache)
+    body = nb201_body(30, seed=14)
+    redis_db.config_resetstat()
+    answer = first.post("/v1/predict", json=body).json()
+    assert reads_and_writes(redis_db) == {"mget": 1, "get": 0, "set": 30}
+    assert first.post("/v1/predict", json=body).json() == answer
+    assert reads_and_writes(redis_db) == {"mget": 1, "get": 0, "set": 30}  # the repeat never reached Redis
+
+    second = make_client(redis_url=redis_server.url)  # think: another worker
+    runs = cell_runs(second)
+    partly_new = {"architectures": body["architectures"][:10] + nb201_body(40, seed=15)["architectures"][30:]}
+    assert second.post("/v1/predict", json=partly_new).status_code == 200
+    # one MGET: 10 found in Redis, 10 computed and stored
+    assert reads_and_writes(redis_db) == {"mget": 2, "get": 0, "set": 30 + 10}
+    assert cell_runs(second) == runs + 1
+    assert second.post("/v1/predict", json=body).json() == answer
+    assert reads_and_writes(redis_db)["mget"] == 3  # 20 not yet in this worker: asked Redis once, no ONNX run
+    assert cell_runs(second) == runs + 1
+    metrics = scrape(second)
+    assert metrics.get("archcast_cache_requests_total", result="hit") == 10 + 30  # Redis or memory: both hits
+    assert metrics.get("archcast_cache_requests_total", result="miss") == 10
+
+
+def test_near_cache_is_bounded_and_keeps_serving_while_redis_is_down(make_client) -> None:
+    closed = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    client = make_client(redis_url=closed, redis_near_cache_size=8)
+    reference = make_client(cache_size=0)
+    small, large = nb201_body(5, seed=16), nb201_body(20, seed=17)
+    answer = client.post("/v1/predict", json=small).json()
+    assert answer == reference.post("/v1/predict", json=small).json()
+    assert scrape(client).get("archcast_cache_errors_total") == 2  # its MGET and its SET pipeline failed
+    assert client.post("/v1/predict", json=small).json() == answer
+    assert scrape(client).get("archcast_cache_errors_total") == 2  # all five in memory: Redis not asked
+    assert client.post("/v1/predict", json=large).status_code == 200
+    assert len(client.app.state.cache.near) == 8
+
+
+def test_decoded_values_share_their_target_names() -> None:
+    """Near-cache entries read from Redis hold one copy of each target name, not one per entry."""
+    first, second = _decode(b'{"gpu_latency":1.5}'), _decode(b'{"gpu_latency":2.5}')
+    assert first == {"gpu_latency": 1.5} and second == {"gpu_latency": 2.5}
+    assert next(iter(first)) is next(iter(second))
+    assert _decode(b"[1, 2]") is None and _decode(b'{"a": "x"}') is None and _decode(None) is None
+
+
 def test_values_over_the_size_limit_are_not_stored(make_client, redis_server: RedisServer, redis_db: redis.Redis) -> None:
-    client = make_client(redis_url=redis_server.url, redis_max_value_bytes=20)
+    client = make_client(redis_url=redis_server.url, redis_max_value_bytes=20, redis_near_cache_size=0)
     answers = [client.post("/v1/predict", json=nb201_body(2, seed=5)) for _ in range(2)]
     assert all(a.status_code == 200 for a in answers) and answers[0].json() == answers[1].json()
     assert redis_db.dbsize() == 0
@@ -155,7 +210,7 @@ def timed_post(client: TestClient, body: dict) -> tuple[float, dict]:
 
 def test_redis_down_answers_uncached_within_bound(make_client, caplog: pytest.LogCaptureFixture) -> None:
     closed = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
-    client = make_client(redis_url=closed)
+    client = make_client(redis_url=closed, redis_near_cache_size=0)
     reference = make_client(cache_size=0)
     caplog.set_level(logging.WARNING, logger="archcast.service.cache")
     body = nb201_body(10, seed=6)
