@@ -13,42 +13,31 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from service.batcher import Batchers
-from service.cache import PredictionCache
 from service.calibrate import PREFIX, load_persisted
-from service.deps import get_batchers, get_cache, get_metrics, get_registry, get_settings
-from service.metrics import ServiceMetrics
+from service.deps import Serving, get_serving
 from service.pipeline import predict
-from service.predictor import Registry
 from service.schemas import PredictRequest, PredictResponse, error_responses
-from service.settings import Settings
 
 router = APIRouter(prefix="/v1", tags=["predict"], responses=error_responses(400, 401, 404, 413, 415, 422, 503))
 
 
 @router.post("/predict", response_model=PredictResponse)
-async def predict_route(
-    body: PredictRequest,
-    registry: Annotated[Registry, Depends(get_registry)],
-    cache: Annotated[PredictionCache, Depends(get_cache)],
-    settings: Annotated[Settings, Depends(get_settings)],
-    metrics: Annotated[ServiceMetrics, Depends(get_metrics)],
-    batchers: Annotated[Batchers | None, Depends(get_batchers)],
-) -> Response:
+async def predict_route(body: PredictRequest, serving: Annotated[Serving, Depends(get_serving)]) -> Response:
     """Predict every requested target of each architecture, in request order.
 
     The cache misses are predicted by one ONNX run, shared with concurrent requests when dynamic batching is on.
     """
+    settings = serving.settings
     if body.predictor is not None and body.predictor.startswith(PREFIX) and settings.calibration_dir is not None:
-        await run_in_threadpool(load_persisted, registry, settings, [body.predictor])  # written by another worker
+        await run_in_threadpool(load_persisted, serving.registry, settings, [body.predictor])  # written by another worker
     result = await predict(
         body,
-        registry,
-        cache,
+        serving.registry,
+        serving.cache,
         max_batch=settings.max_batch,
         max_nodes=settings.max_nodes,
         data_dir=settings.data_dir,
-        metrics=metrics,
-        batchers=batchers,
+        metrics=serving.metrics,
+        batchers=serving.batchers,
     )
     return Response(orjson.dumps(result), media_type="application/json")
