@@ -26,6 +26,8 @@ warm_up() {
 }
 
 # wrk_stats PORT CONNECTIONS [THINK_MS]: one timed wrk run; prints "requests/s p50 p90 p99" as wrk writes them.
+# wrk corrects its percentiles for coordinated omission: each latency above twice the mean interval between a
+# connection's requests adds samples below it (stats_correct in wrk.c). That matters only in closed-loop saturated runs.
 wrk_stats() {
   local result
   result=$(THINK_MS=${3:-0} wrk -t1 -c"$2" -d"${WRK_SECONDS:-10}s" --latency -s benchmarks/wrk_single_nb201.lua "http://127.0.0.1:$1")
