@@ -33,10 +33,6 @@ async def get_cache(request: Request) -> PredictionCache:
     return request.app.state.cache
 
 
-async def get_metrics(request: Request) -> ServiceMetrics:
-    return request.app.state.metrics
-
-
 async def get_batchers(request: Request) -> Batchers | None:
     """The dynamic batchers by predictor name; None when dynamic batching is off."""
     return getattr(request.app.state, "batchers", None)
