@@ -32,6 +32,7 @@ def integer_code(values: np.ndarray | Sequence[int]) -> np.ndarray:
 
 _OP_TABLE = integer_code(np.arange(VOCAB_SIZE))
 _POSITION_TABLE = integer_code(np.arange(-1, DEFAULT_MAX_NODES))  # row k = position k - 1
+_COUNT_TABLE = integer_code(np.arange(DEFAULT_MAX_NODES + 1))  # row k = code of a k-node graph (the depth code)
 
 
 @dataclass(frozen=True)
@@ -63,13 +64,18 @@ def encode_graphs(graphs: Sequence[ArchGraph]) -> EncodedGraphs:
         raise ArchitectureError("too_large", f"graph has {length} nodes, the tokenizer limit is {DEFAULT_MAX_NODES}")
     op_ids = np.full((len(graphs), length), -1, dtype=np.int64)
     adjacency = np.zeros((len(graphs), length, length), dtype=np.float32)
-    for b, graph in enumerate(graphs):
-        op_ids[b, : graph.n] = [op_code(op) for op in graph.ops]
-        if graph.edges:
-            src, dst = np.asarray(graph.edges).T
-            if (src >= dst).any():
-                raise ArchitectureError("not_topological", "graph nodes must be in topological order to tokenize")
-            adjacency[b, src, dst] = 1.0
+    # one flat index assignment for the whole batch: (graph, node) of every op and (graph, src, dst) of every edge
+    codes = [op_code(node.op) for graph in graphs for node in graph.nodes]
+    rows = np.repeat(np.arange(len(graphs)), [graph.n for graph in graphs])
+    starts = np.cumsum([0] + [graph.n for graph in graphs])
+    op_ids[rows, np.arange(len(codes)) - starts[rows]] = codes
+    edges = [edge for graph in graphs for edge in graph.edges]
+    if edges:
+        edge_rows = np.repeat(np.arange(len(graphs)), [len(graph.edges) for graph in graphs])
+        src, dst = np.asarray(edges).T
+        if (src >= dst).any():
+            raise ArchitectureError("not_topological", "graph nodes must be in topological order to tokenize")
+        adjacency[edge_rows, src, dst] = 1.0
     return EncodedGraphs(op_ids=op_ids, adjacency=adjacency)
 
 
@@ -85,14 +91,15 @@ def tokenize(encoded: EncodedGraphs, orders: np.ndarray | None = None) -> TokenB
         adjacency = adjacency[rows[:, :, None], orders[:, :, None], orders[:, None, :]]
     batch, length = op_ids.shape
     mask = op_ids >= 0
-    op_part = _OP_TABLE[np.where(mask, op_ids, 0)]
     positions = _POSITION_TABLE[1 : length + 1]  # codes of positions 0..L-1
-    self_part = np.broadcast_to(positions, (batch, length, CODE_DIM))
-    source_part = np.einsum("bji,jd->bid", adjacency, positions)
-    source_part[:, 0, :] = _POSITION_TABLE[0]  # the input node's source is position -1
-    tokens = np.concatenate([op_part, self_part, source_part], axis=-1) * mask[..., None]
-    depth = integer_code(mask.sum(axis=1))
-    return TokenBatch(tokens=tokens.astype(np.float32), mask=mask, depth=depth)
+    tokens = np.empty((batch, length, TOKEN_DIM), dtype=np.float32)
+    tokens[..., :CODE_DIM] = _OP_TABLE[np.where(mask, op_ids, 0)]
+    tokens[..., CODE_DIM : 2 * CODE_DIM] = positions
+    # sum of the predecessors' position codes: (B, L, L)^T @ (L, 64); the input node's source is position -1
+    np.matmul(adjacency.transpose(0, 2, 1), positions, out=tokens[..., 2 * CODE_DIM :])
+    tokens[:, 0, 2 * CODE_DIM :] = _POSITION_TABLE[0]
+    tokens[~mask] = 0.0
+    return TokenBatch(tokens=tokens, mask=mask, depth=_COUNT_TABLE[mask.sum(axis=1)])
 
 
 def tokenize_graphs(graphs: Sequence[ArchGraph]) -> TokenBatch:

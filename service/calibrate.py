@@ -24,7 +24,15 @@ from model.card import ModelCard, TargetCard
 from service.errors import ServiceError
 from service.network_predictor import NetworkPredictor, check_network_contract
 from service.pipeline import compute, plan_request
-from service.predictor import CPU, Predictor, Registry, _check_contract, _session_options, session_threads
+from service.predictor import (
+    CPU,
+    Predictor,
+    Registry,
+    _check_contract,
+    _session_options,
+    session_threads,
+    small_batch_session,
+)
 from service.schemas import CalibrateRequest, PredictRequest
 from service.settings import Settings
 
@@ -162,7 +170,11 @@ def register(registry: Registry, calibrated: CalibratedPredictor, settings: Sett
         registry.networks = {**registry.networks, name: network}  # copy on write: readers iterate the old dict
     else:
         _check_contract(calibrated.card, session)
-        predictor = Predictor(card=calibrated.card, session=session, provider=CPU, onnx_path=path)
+        small = small_batch_session(calibrated.onnx_bytes, CPU, session_threads(settings), settings.ort_small_batch)
+        predictor = Predictor(
+            card=calibrated.card, session=session, provider=CPU, onnx_path=path,
+            small_session=small, small_batch=settings.ort_small_batch,
+        )
         registry.predictors = {**registry.predictors, name: predictor}
     log.info("registered calibrated predictor %s %s", name, calibrated.card.version)
 

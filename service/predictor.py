@@ -42,12 +42,19 @@ ORT_ERRORS: tuple[type[Exception], ...] = tuple(
 
 @dataclass
 class Predictor:
-    """One loaded predictor: its card, its ONNX session and the provider the session runs on."""
+    """One loaded predictor: its card, its ONNX session and the provider the session runs on.
+
+    ``small_session`` (CPU, when ``session`` has several intra-op threads) is a single-threaded session of the same
+    graph for batches of at most ``small_batch`` architectures: below ~32 NB201 cells a second thread costs more than
+    it gains, and its spinning takes the CPU the event loop needs (``benchmarks/results/ort_small_batch.md``).
+    """
 
     card: ModelCard
     session: ort.InferenceSession
     provider: str
     onnx_path: Path | None = None  # where the graph was loaded from (a calibration builds on it)
+    small_session: ort.InferenceSession | None = None
+    small_batch: int = 0
     runs: int = 0  # session.run calls so far (one per request batch of cache misses)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -65,8 +72,10 @@ class Predictor:
         An onnxruntime failure is a server fault, raised as ServiceError 503 ``inference_failed``.
         """
         feeds = {"tokens": batch.tokens, "mask": batch.mask, "depth": batch.depth}
+        small = self.small_session is not None and len(batch) <= self.small_batch
+        session = self.small_session if small and self.small_session is not None else self.session
         try:
-            (prediction,) = self.session.run([OUTPUT_NAME], feeds)
+            (prediction,) = session.run([OUTPUT_NAME], feeds)
         except ORT_ERRORS as exc:
             log.error("onnxruntime run of predictor %s on %d architectures failed: %s", self.name, len(batch), exc)
             raise ServiceError(
@@ -100,8 +109,12 @@ class Registry:
         return sorted({space for p in self.predictors.values() for space in p.card.spaces})
 
 
-def load_registry(directory: Path, providers: str = "auto", threads: int = 0) -> Registry:
-    """Load every card in ``directory`` with its ONNX session; a card that fails is logged and listed in ``errors``."""
+def load_registry(directory: Path, providers: str = "auto", threads: int = 0, small_batch: int = 0) -> Registry:
+    """Load every card in ``directory`` with its ONNX session; a card that fails is logged and listed in ``errors``.
+
+    ``small_batch`` > 0 gives each cell predictor on a multi-threaded CPU session a single-threaded twin for batches of
+    at most that many architectures (``Predictor.small_session``).
+    """
     registry = Registry()
     cuda_works: bool | None = None if providers != "cpu" else False
     try:
@@ -141,7 +154,10 @@ def load_registry(directory: Path, providers: str = "auto", threads: int = 0) ->
             registry.errors.append(f"predictor name {card.name!r} appears in more than one card")
             continue
         provider = session.get_providers()[0]
-        registry.predictors[card.name] = Predictor(card=card, session=session, provider=provider, onnx_path=onnx_path)
+        registry.predictors[card.name] = Predictor(
+            card=card, session=session, provider=provider, onnx_path=onnx_path,
+            small_session=small_batch_session(str(onnx_path), provider, threads, small_batch), small_batch=small_batch,
+        )
         log.info("loaded predictor %s %s (%s) on %s", card.name, card.version, ", ".join(card.spaces), provider)
     return registry
 
@@ -149,10 +165,10 @@ def load_registry(directory: Path, providers: str = "auto", threads: int = 0) ->
 def load_service_registry(settings: Settings) -> Registry:
     """The shipped predictors of ``predictor_dir`` plus the calibrated ones in ``calibration_dir`` (when it exists)."""
     threads = session_threads(settings)
-    registry = load_registry(settings.predictor_dir, settings.providers, threads)
+    registry = load_registry(settings.predictor_dir, settings.providers, threads, settings.ort_small_batch)
     directory = settings.calibration_dir
     if directory is not None and directory.is_dir() and any(directory.glob("*.card.json")):
-        extra = load_registry(directory, "cpu", threads)
+        extra = load_registry(directory, "cpu", threads, settings.ort_small_batch)
         for name, predictor in extra.predictors.items():
             if name in registry.predictors or name in registry.networks:
                 registry.errors.append(f"predictor name {name!r} is in both {settings.predictor_dir} and {directory}")
@@ -179,6 +195,14 @@ def intra_op_threads(threads: int, workers: int = 1) -> int:
 def session_threads(settings: Settings) -> int:
     """The intra-op thread count of every session this service worker creates (``ARCHCAST_ORT_THREADS``)."""
     return intra_op_threads(settings.ort_threads, settings.workers)
+
+
+def small_batch_session(source: str | bytes, provider: str, threads: int, small_batch: int) -> ort.InferenceSession | None:
+    """A single-threaded CPU session of ``source`` for small batches, or None where it would not differ (CUDA, one
+    intra-op thread, ``small_batch`` 0)."""
+    if provider != CPU or small_batch <= 0 or intra_op_threads(threads) <= 1:
+        return None
+    return ort.InferenceSession(source, _session_options(1, 3), providers=[CPU])
 
 
 def _session_options(threads: int, severity: int) -> ort.SessionOptions:

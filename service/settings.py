@@ -77,6 +77,13 @@ class Settings(BaseSettings):
         description="onnxruntime intra-op threads per session; 0 = this worker's share of the CPUs the process may use "
         "(its CPU affinity, capped by a cgroup CPU quota such as docker --cpus, divided by ARCHCAST_WORKERS, at least 1).",
     )
+    ort_small_batch: int = Field(
+        default=16,
+        ge=0,
+        description="Batches of at most this many architectures run on a second, single-threaded onnxruntime session "
+        "of each cell predictor when ARCHCAST_ORT_THREADS gives a worker more than one thread (a second thread slows "
+        "small batches and takes the CPU the event loop needs); 0 = every batch on the one multi-threaded session.",
+    )
     dynamic_batching: bool = Field(
         default=True,
         description="Gather the cache misses of concurrent requests into one onnxruntime run per predictor; false runs "

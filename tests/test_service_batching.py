@@ -155,7 +155,10 @@ def test_batch_size_and_queue_wait_metrics(toy_predictors) -> None:
 
 def test_full_queue_answers_503_overloaded(toy_predictors) -> None:
     async def scenario() -> None:
-        async with serving(toy_predictors[0], cache_size=0, batch_wait_ms=0, batch_queue_max=4) as (app, client):
+        # ort_small_batch=0: every run goes through predictor.session, which the test replaces
+        async with serving(toy_predictors[0], cache_size=0, batch_wait_ms=0, batch_queue_max=4, ort_small_batch=0) as (
+            app, client,
+        ):
             predictor = app.state.registry.predictors["toy-cell"]
             batcher: Batcher = app.state.batchers["toy-cell"]
             blocking = BlockingSession(predictor.session)
@@ -181,9 +184,9 @@ def test_full_queue_answers_503_overloaded(toy_predictors) -> None:
 @pytest.mark.parametrize("dynamic_batching", [True, False])
 def test_onnxruntime_failure_is_503_for_every_waiter(toy_predictors, dynamic_batching: bool) -> None:
     async def scenario() -> None:
-        async with serving(toy_predictors[0], cache_size=0, batch_wait_ms=20, dynamic_batching=dynamic_batching) as (
-            app, client,
-        ):
+        async with serving(
+            toy_predictors[0], cache_size=0, batch_wait_ms=20, dynamic_batching=dynamic_batching, ort_small_batch=0
+        ) as (app, client):
             predictor = app.state.registry.predictors["toy-cell"]
             real = predictor.session
             predictor.session = BrokenFeedsSession(real)

@@ -72,7 +72,8 @@ def test_requests_counted_by_route_template_method_and_status(make_client) -> No
 
 def test_internal_error_is_counted_as_500(make_client) -> None:
     client = make_client()
-    client.app.state.registry.predictors["toy-cell"].session = None  # breaks the ONNX run: an unexpected error
+    predictor = client.app.state.registry.predictors["toy-cell"]
+    predictor.session = predictor.small_session = None  # breaks the ONNX run: an unexpected error
     response = client.post("/v1/predict", json=nb201_body(1, seed=1))
     assert response.status_code == 500 and response.json()["error"]["code"] == "internal_error"
     assert scrape(client).get("archcast_http_requests_total", **PREDICT, status="500") == 1

@@ -1,13 +1,17 @@
 """onnxruntime intra-op threads: ``ort_threads=0`` means one worker's share of every CPU the process may use (affinity,
-capped by a cgroup quota, divided by the worker processes)."""
+capped by a cgroup quota, divided by the worker processes); small batches run on a single-threaded twin session."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 
+from model.parsers.nb201 import NB201_OPS, nb201_arch_str, parse_nb201
+from model.tokenizer import tokenize_graphs
 from service.cpus import affinity_cpus, available_cpus, quota_cpus
 from service.predictor import intra_op_threads, load_registry, load_service_registry, session_threads
 from service.settings import Settings
@@ -61,3 +65,51 @@ def test_cgroup_quota(tmp_path: Path, content: str, quota: int | None) -> None:
 def test_no_cgroup_file_means_no_quota(tmp_path: Path) -> None:
     assert quota_cpus(tmp_path / "absent") is None
     assert available_cpus(tmp_path / "absent") == affinity_cpus()
+
+
+class CountingSession:
+    """Wraps a real onnxruntime session and counts its runs."""
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+        self.runs = 0
+
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        self.runs += 1
+        return self.session.run(*args, **kwargs)
+
+
+def nb201_graphs(count: int) -> list:
+    rng = np.random.default_rng(count)
+    return [parse_nb201(nb201_arch_str([NB201_OPS[k] for k in rng.integers(0, 5, size=6)])) for _ in range(count)]
+
+
+def test_small_batches_run_on_a_single_threaded_twin(toy_predictors) -> None:
+    predictor = load_registry(toy_predictors[0], providers="cpu", threads=2, small_batch=4).predictors["toy-cell"]
+    assert predictor.small_session is not None
+    assert predictor.small_session.get_session_options().intra_op_num_threads == 1
+    assert predictor.session.get_session_options().intra_op_num_threads == 2
+    small, large = CountingSession(predictor.small_session), CountingSession(predictor.session)
+    predictor.small_session, predictor.session = small, large
+    few, many = tokenize_graphs(nb201_graphs(4)), tokenize_graphs(nb201_graphs(5))
+    predictor.run(few)
+    assert (small.runs, large.runs) == (1, 0)
+    predictor.run(many)
+    assert (small.runs, large.runs) == (1, 1)
+    # both sessions hold the same graph: the same answers
+    feeds = {"tokens": few.tokens, "mask": few.mask, "depth": few.depth}
+    np.testing.assert_allclose(small.session.run(None, feeds)[0], large.session.run(None, feeds)[0], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(("threads", "small_batch"), [(1, 16), (2, 0)])
+def test_no_twin_where_it_would_not_differ(toy_predictors, threads: int, small_batch: int) -> None:
+    registry = load_registry(toy_predictors[0], providers="cpu", threads=threads, small_batch=small_batch)
+    assert registry.predictors["toy-cell"].small_session is None
+
+
+def test_service_setting_reaches_the_predictors(toy_predictors) -> None:
+    settings = Settings(predictor_dir=toy_predictors[0], providers="cpu", ort_threads=2, ort_small_batch=8)
+    predictor = load_service_registry(settings).predictors["toy-cell"]
+    assert predictor.small_batch == 8 and predictor.small_session is not None
+    off = load_service_registry(Settings(predictor_dir=toy_predictors[0], providers="cpu", ort_threads=2, ort_small_batch=0))
+    assert off.predictors["toy-cell"].small_session is None
