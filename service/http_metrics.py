@@ -46,8 +46,9 @@ class HTTPMetrics:
         finally:
             route = self.route_template(scope)
             method = scope["method"] if scope["method"] in METHODS else "other"
-            self.metrics.http_requests.labels(route, method, str(status or CLIENT_CLOSED)).inc()
-            self.metrics.http_duration.labels(route, method).observe(time.perf_counter() - start)
+            metrics = self.metrics
+            metrics.child(metrics.http_requests, route, method, str(status or CLIENT_CLOSED)).inc()
+            metrics.child(metrics.http_duration, route, method).observe(time.perf_counter() - start)
 
     def route_template(self, scope: Scope) -> str:
         """Path template of the route the router chose; for a request refused before routing (413 from the body limit),

@@ -311,8 +311,8 @@ async def _predict(
     ]
     if metrics is not None:
         hits = sum(key not in missing for key in cache_keys)
-        metrics.cache_requests.labels("hit").inc(hits)
-        metrics.cache_requests.labels("miss").inc(len(cache_keys) - hits)
+        metrics.child(metrics.cache_requests, "hit").inc(hits)
+        metrics.child(metrics.cache_requests, "miss").inc(len(cache_keys) - hits)
         for target in plan.targets:
-            metrics.predictions.labels(card.name, target).inc(len(results))
+            metrics.child(metrics.predictions, card.name, target).inc(len(results))
     return {"predictor": card.name, "version": card.version, "results": results}

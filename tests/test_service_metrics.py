@@ -177,3 +177,16 @@ def test_multiprocess_mode_sums_every_worker(toy_predictors, tmp_path: Path) -> 
     assert outputs[1].get("archcast_cache_requests_total", result="miss") == 2
     info = {"predictor": "toy-cell", "version": "0.0.1-test", "provider": "CPUExecutionProvider"}
     assert outputs[1].get("archcast_model_info", **info) == 1
+
+
+def test_remembered_children_are_the_labelled_series() -> None:
+    metrics = ServiceMetrics()
+    child = metrics.child(metrics.predictions, "toy-cell", "gpu_latency")
+    assert child is metrics.child(metrics.predictions, "toy-cell", "gpu_latency")
+    assert child is metrics.predictions.labels("toy-cell", "gpu_latency")
+    child.inc(3)
+    metrics.child(metrics.http_duration, "/v1/predict", "POST").observe(0.002)
+    assert metrics.child(metrics.predictions, "toy-cell", "cifar10_test_acc") is not child
+    values = {(s.name, tuple(sorted(s.labels.items()))): s.value for m in metrics.registry.collect() for s in m.samples}
+    assert values[("archcast_predictions_total", (("predictor", "toy-cell"), ("target", "gpu_latency")))] == 3
+    assert values[("archcast_http_request_duration_seconds_count", (("method", "POST"), ("route", "/v1/predict")))] == 1
