@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from benchmarks.quality.sample_sizes import TASKS
 from benchmarks.quality.summary import NO_AUG, OTHER_CANDIDATE, PLAIN_READOUT, validation_line, with_recipe
 
 
@@ -59,3 +60,20 @@ def test_the_other_candidate_is_shown_but_the_ahead_column_counts_baselines_and_
     assert "0.910 ± 0.000" in row and row.split(" | ")[-2] == "yes"
     row = _row("t", {"archcast": (0.90, 0.0), OTHER_CANDIDATE: (0.91, 0.0), NO_AUG: (0.92, 0.0), "gbm_onehot": (0.8, 0.0)})
     assert row.split(" | ")[-2] == "no"  # its own ablation ahead
+
+
+def test_a_run_of_the_recipe_and_its_ablation_alone_renders() -> None:
+    """The 100-epoch accuracy runs hold node_sum_huber, its run without augmentation and the baselines, no archcast."""
+    from benchmarks.quality.sample_sizes import markdown
+
+    def result(tau: float) -> dict:
+        scores = {"kendall_tau": [tau, 0.001], "spearman": [tau, 0.001], "acc10": [90.0, 1.0], "mape": [2.0, 0.1]}
+        return {"targets": {t: scores for t in TASKS["accuracy"]["targets"]}, "train_seconds": [1.0], "val_scores": [tau]}
+
+    summary = {"node_sum_huber": {"7813": result(0.93)}, "node_sum_huber_no_aug": {"7813": result(0.92)},
+               "gbm_onehot": {"7813": result(0.88)}}  # fmt: skip
+    methods = with_recipe({m: v["7813"]["targets"]["cifar10_test_acc"]["kendall_tau"] for m, v in summary.items()},
+                          "node_sum_huber", ("node_sum_huber",))  # fmt: skip
+    assert methods == {"archcast": [0.93, 0.001], NO_AUG: [0.92, 0.001], "gbm_onehot": [0.88, 0.001]}
+    text = markdown("accuracy", summary, {"machine": "m", "command": "c", "seeds": [0], "steps": 6200})
+    assert "## Kendall tau, 7813 training cells" in text and "| node_sum_huber | node_sum_huber_no_aug |" in text

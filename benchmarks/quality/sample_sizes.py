@@ -263,7 +263,8 @@ def recipe_of(task: str, summary: dict, size: str) -> str:
 def markdown(task: str, summary: dict, meta: dict) -> str:
     variants = TASKS[task]["variants"]
     methods = [m for m in (*variants, *BASELINES) if m in summary]
-    sizes = [str(n) for n in TASKS[task]["sizes"] if str(n) in summary["archcast"]]
+    ran = [m for m in variants if m in summary]  # a run of some variants only (e.g. the recipe and its ablation)
+    sizes = [str(n) for n in TASKS[task]["sizes"] if any(str(n) in summary[m] for m in ran)]
     lines = [
         f"# NB201 {task}: quality against training-set size",
         "",
