@@ -3,8 +3,9 @@
 Modes (``--modes``, default all three):
 
 - ``batch``: one keep-alive client sends NB201 batches of each ``--batch-sizes`` for ``--seconds`` (cache off); beside
-  it the raw onnxruntime throughput of the same predictor at the same batch sizes (inputs tokenized in advance, same
-  intra-op thread count as the server) and the HTTP / raw ratio.
+  it the raw onnxruntime throughput of the same predictor at the same batch sizes (inputs tokenized in advance, on the
+  session a server worker would use for that batch: its intra-op thread count, or the single-threaded twin up to
+  ``ARCHCAST_ORT_SMALL_BATCH`` architectures) and the HTTP / raw ratio.
 - ``concurrency``: ``--concurrency`` closed-loop clients (asyncio + httpx.AsyncClient, over ``--client-processes``
   processes) each send single-architecture requests for ``--seconds`` (cache off), once with the server's dynamic
   batching on and once off (``ARCHCAST_DYNAMIC_BATCHING=false``): architectures/s, per-request p50/p99 latency and the
@@ -50,7 +51,7 @@ from model.canonical import canonicalize
 from model.card import find_cards
 from model.parsers import NB201_OPS, nb201_arch_str, parse_nb201
 from model.tokenizer import tokenize_graphs
-from service.predictor import session_threads
+from service.predictor import session_threads, small_batch_session
 from service.settings import Settings
 
 RESULTS = Path(__file__).parent / "results"
@@ -132,9 +133,11 @@ def percentiles_ms(latencies: list[float]) -> dict[str, float]:
 
 
 def batch_mode(args: argparse.Namespace, cells: list[str], onnx_path: Path) -> list[dict[str, Any]]:
+    settings = Settings()  # what each server worker uses (ARCHCAST_* environment)
     options = ort.SessionOptions()
-    options.intra_op_num_threads = session_threads(Settings())  # what each server worker uses (ARCHCAST_* environment)
+    options.intra_op_num_threads = session_threads(settings)
     session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    small = small_batch_session(str(onnx_path), "CPUExecutionProvider", session_threads(settings), settings.ort_small_batch)
     rows = []
     with serving(ARCHCAST_CACHE_SIZE="0") as base, httpx.Client(timeout=60) as client:
         url = f"{base}/v1/predict"
@@ -147,7 +150,8 @@ def batch_mode(args: argparse.Namespace, cells: list[str], onnx_path: Path) -> l
                 feeds.append({"tokens": tb.tokens, "mask": tb.mask, "depth": tb.depth})
             http_rate(client, url, bodies, batch, min(1.0, args.seconds))  # warm-up (also fills the parse memo)
             http = [http_rate(client, url, bodies, batch, args.seconds) for _ in range(args.repeats)]
-            raw = [ort_rate(session, feeds, batch, args.seconds) for _ in range(args.repeats)]
+            used = small if small is not None and batch <= settings.ort_small_batch else session
+            raw = [ort_rate(used, feeds, batch, args.seconds) for _ in range(args.repeats)]
             rows.append({"batch": batch, "http_per_s": statistics.median(http), "ort_per_s": statistics.median(raw),
                          "http_runs": http, "ort_runs": raw})
             print(f"batch {batch}: HTTP {rows[-1]['http_per_s']:.0f}/s, raw onnxruntime {rows[-1]['ort_per_s']:.0f}/s")
@@ -255,7 +259,8 @@ def cache_mode(args: argparse.Namespace, cells: list[str]) -> list[dict[str, Any
 def markdown(meta: dict[str, Any], results: dict[str, Any]) -> str:
     lines = ["# POST /v1/predict: throughput and latency", "",
              f"Machine: {meta['machine']}. Predictor: {meta['predictor']}. Server workers: {meta.get('workers', 1)}, "
-             f"ORT intra-op threads each: {meta['ort_threads']}.",
+             f"ORT intra-op threads each: {meta['ort_threads']}"
+             + (f" (one for batches of at most {meta['ort_small_batch']})." if meta.get("ort_small_batch") else "."),
              f"Command: `{meta['command']}`.", f"Setup: {meta['setup']}.", f"Note: {MEMO_NOTE}.", ""]
     if results.get("rows"):
         lines += ["## One client, batches of NB201 cells (cache off)", "",
@@ -314,6 +319,7 @@ def main() -> None:
         "predictor": f"{card.name} {card.version}",
         "workers": Settings().workers,
         "ort_threads": session_threads(Settings()),
+        "ort_small_batch": Settings().ort_small_batch if session_threads(Settings()) > 1 else 0,
         "command": " ".join(["python -m benchmarks.service_throughput", *sys.argv[1:]]),
         "setup": f"server (archcast serve, default settings unless stated) and clients on the same machine over loopback; "
         f"median of {args.repeats} x {args.seconds:g} s after a warm-up; concurrency mode: {args.concurrency} clients over "
