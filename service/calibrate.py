@@ -171,6 +171,8 @@ def register(registry: Registry, calibrated: CalibratedPredictor, settings: Sett
     else:
         _check_contract(calibrated.card, session)
         small = small_batch_session(calibrated.onnx_bytes, CPU, session_threads(settings), settings.ort_small_batch)
+        if small is not None:
+            _check_contract(calibrated.card, small)  # also its warm-up run
         predictor = Predictor(
             card=calibrated.card, session=session, provider=CPU, onnx_path=path,
             small_session=small, small_batch=settings.ort_small_batch,

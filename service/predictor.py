@@ -72,8 +72,7 @@ class Predictor:
         An onnxruntime failure is a server fault, raised as ServiceError 503 ``inference_failed``.
         """
         feeds = {"tokens": batch.tokens, "mask": batch.mask, "depth": batch.depth}
-        small = self.small_session is not None and len(batch) <= self.small_batch
-        session = self.small_session if small and self.small_session is not None else self.session
+        session = self.small_session if self.small_session is not None and len(batch) <= self.small_batch else self.session
         try:
             (prediction,) = session.run([OUTPUT_NAME], feeds)
         except ORT_ERRORS as exc:
@@ -145,6 +144,9 @@ def load_registry(directory: Path, providers: str = "auto", threads: int = 0, sm
             _check_card(card)
             session, cuda_works = _create_session(onnx_path, providers, threads, cuda_works)
             _check_contract(card, session)
+            small = small_batch_session(str(onnx_path), session.get_providers()[0], threads, small_batch)
+            if small is not None:
+                _check_contract(card, small)  # also its warm-up run
         except Exception as exc:  # noqa: BLE001 - any broken predictor is reported, not fatal for the others
             message = f"predictor {card.name!r} ({onnx_path.name}): {exc}"
             log.error("failed to load %s", message)
@@ -156,7 +158,7 @@ def load_registry(directory: Path, providers: str = "auto", threads: int = 0, sm
         provider = session.get_providers()[0]
         registry.predictors[card.name] = Predictor(
             card=card, session=session, provider=provider, onnx_path=onnx_path,
-            small_session=small_batch_session(str(onnx_path), provider, threads, small_batch), small_batch=small_batch,
+            small_session=small, small_batch=small_batch,
         )
         log.info("loaded predictor %s %s (%s) on %s", card.name, card.version, ", ".join(card.spaces), provider)
     return registry
