@@ -66,7 +66,7 @@ def measure(predictor: str, batch_sizes: list[int], repeats: int) -> dict[str, A
         rows.append({"batch": size, "one_thread_us": one * 1e6, "all_threads_us": many * 1e6, "ratio": many / one})
         print(f"batch {size:5d}: 1 thread {one * 1e6:9.0f} us, {cpus} threads {many * 1e6:9.0f} us ({many / one:.2f})")
     return {"machine": describe_machine(), "predictor": predictor, "cpus": cpus, "repeats": repeats, "rows": rows,
-            "command": "python -m benchmarks.ort_small_batch " + " ".join(sys.argv[1:])}
+            "command": " ".join(["python -m benchmarks.ort_small_batch", *sys.argv[1:]])}
 
 
 def write(result: dict[str, Any], out: Path) -> None:
