@@ -51,7 +51,7 @@ from model.canonical import canonicalize
 from model.card import find_cards
 from model.parsers import NB201_OPS, nb201_arch_str, parse_nb201
 from model.tokenizer import tokenize_graphs
-from service.predictor import session_threads, small_batch_session
+from service.predictor import CPU, session_threads, small_batch_session
 from service.settings import Settings
 
 RESULTS = Path(__file__).parent / "results"
@@ -137,7 +137,7 @@ def batch_mode(args: argparse.Namespace, cells: list[str], onnx_path: Path) -> l
     options = ort.SessionOptions()
     options.intra_op_num_threads = session_threads(settings)
     session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
-    small = small_batch_session(str(onnx_path), "CPUExecutionProvider", session_threads(settings), settings.ort_small_batch)
+    small = small_batch_session(str(onnx_path), CPU, session_threads(settings), settings.ort_small_batch)
     rows = []
     with serving(ARCHCAST_CACHE_SIZE="0") as base, httpx.Client(timeout=60) as client:
         url = f"{base}/v1/predict"
@@ -314,12 +314,14 @@ def main() -> None:
         results["concurrency"] = concurrency_mode(args, cells)
     if "cache" in args.modes:
         results["cache_hit"] = cache_mode(args, cells)
+    settings = Settings()
+    threads = session_threads(settings)
     meta = {
         "machine": describe_machine(),
         "predictor": f"{card.name} {card.version}",
-        "workers": Settings().workers,
-        "ort_threads": session_threads(Settings()),
-        "ort_small_batch": Settings().ort_small_batch if session_threads(Settings()) > 1 else 0,
+        "workers": settings.workers,
+        "ort_threads": threads,
+        "ort_small_batch": settings.ort_small_batch if threads > 1 else 0,
         "command": " ".join(["python -m benchmarks.service_throughput", *sys.argv[1:]]),
         "setup": f"server (archcast serve, default settings unless stated) and clients on the same machine over loopback; "
         f"median of {args.repeats} x {args.seconds:g} s after a warm-up; concurrency mode: {args.concurrency} clients over "
