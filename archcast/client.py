@@ -268,10 +268,11 @@ def onnx_calibration_form(
 
 def _merge(bodies: list[dict[str, Any]]) -> dict[str, Any]:
     if not bodies:
-        return {"predictor": None, "version": None, "results": []}
+        return {"predictor": None, "version": None, "answered_by": [], "results": []}
     return {
         "predictor": bodies[0]["predictor"],
         "version": bodies[0]["version"],
+        "answered_by": bodies[0].get("answered_by", []),  # absent from servers before 2026-12-06
         "results": [result for body in bodies for result in body["results"]],
     }
 

@@ -31,7 +31,8 @@ from model.card import PREDICTOR_DIR
 from model.tokenizer import tokenize_graphs
 from service.cache import LRUCache
 from service.cpus import available_cpus
-from service.pipeline import _prepare_nb201, plan_request, predictive_std
+from service.pipeline import _prepare_nb201, plan_request
+from service.pipeline import response_body as build_response
 from service.predictor import load_registry
 from service.schemas import PredictRequest, PredictResponse
 from service.settings import Settings
@@ -74,18 +75,10 @@ def profile(cells: int, repeats: int) -> dict[str, Any]:
         loop.run_until_complete(cache.get_many(keys))
         loop.run_until_complete(cache.set_many(values))
 
-    units = {t.name: t.unit for t in card.targets}
     adapter = TypeAdapter(PredictResponse)
 
-    spreads = {t.name: (t.transform, t.metrics["std_log"]) for t in card.targets if "std_log" in t.metrics}
-
     def response_body() -> dict:
-        def value(v: float, t: str) -> dict:
-            return {"value": v, "unit": units[t], "std": predictive_std(v, *spreads[t]) if t in spreads else None}
-
-        results = [{"key": item.key, "predictions": {t: value(values[key][t], t) for t in planned.targets}}
-                   for key, item in zip(keys, planned.prepared, strict=True)]
-        return {"predictor": card.name, "version": card.version, "results": results}
+        return build_response(planned, [keys], values)
 
     def serialise() -> bytes:
         return orjson.dumps(response_body())

@@ -77,6 +77,7 @@ def predict_local_many(
     return {
         "predictor": bodies[0]["predictor"],
         "version": bodies[0]["version"],
+        "answered_by": bodies[0]["answered_by"],
         "results": [result for body in bodies for result in body["results"]],
     }
 

@@ -64,7 +64,9 @@ class ServiceMetrics:
             buckets=STEP_BUCKETS, registry=reg,
         )
         self.cache_requests = Counter(
-            "archcast_cache_requests", "Prediction cache lookups, one per architecture, by result (hit or miss).", ["result"],
+            "archcast_cache_requests",
+            "Prediction cache lookups, one per architecture and answering predictor, by result (hit or miss).",
+            ["result"],
             registry=reg,
         )
         self.cache_errors = Counter(

@@ -1,5 +1,9 @@
 """The predict pipeline: parse -> validate -> canonicalize -> cache lookup -> tokenize the misses -> one ONNX run -> pick targets.
 
+A request that names no predictor and asks for targets no single predictor offers (e.g. an accuracy and a device
+latency of NB201) is answered by several: each target by the first predictor, by priority, that offers it; each such
+predictor has its own cache entries and its own ONNX run.
+
 CPU work (planning, tokenizing, the ONNX run) runs in the thread pool so the event loop stays free for other requests;
 a small request of fixed-size cells is planned on the event loop, since its planning (~10-200 us) costs less than the
 hand-off to a pool thread and back (``plans_inline``).
@@ -7,6 +11,7 @@ hand-off to a pool thread and back (``plans_inline``).
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import Sequence
@@ -18,6 +23,7 @@ from typing import TYPE_CHECKING
 from starlette.concurrency import run_in_threadpool
 
 from model.canonical import canonicalize
+from model.card import TargetCard
 from model.errors import ArchitectureError
 from model.ir import ArchGraph, validate
 from model.parsers import parse_darts, parse_json_dag, parse_nb101, parse_nb201_network
@@ -160,13 +166,60 @@ def resolve_targets(predictor: Predictor, requested: Sequence[str] | None) -> li
     return list(dict.fromkeys(requested))
 
 
+def _eligible(registry: Registry, spaces: Sequence[str], ops: set[str]) -> list[Predictor]:
+    """The loaded predictors supporting every space and accepting every op, by priority then name."""
+    found = [p for p in registry.predictors.values() if set(spaces) <= set(p.card.spaces) and ops <= p.allowed_ops]
+    return sorted(found, key=lambda p: (-p.card.priority, p.name))
+
+
+def assign_targets(
+    primary: Predictor, requested: Sequence[str], others: Sequence[Predictor], spaces: Sequence[str]
+) -> dict[str, Predictor]:
+    """Each requested target's predictor: ``primary`` where it offers the target, else the first of ``others``.
+
+    A target none offers is 422 ``unknown_target``, naming the valid targets of ``primary`` and of the others.
+    """
+    owners: dict[str, Predictor] = {}
+    for target in dict.fromkeys(requested):
+        owner = next((p for p in (primary, *others) if target in p.card.target_names), None)
+        if owner is not None:
+            owners[target] = owner
+    unknown = [t for t in dict.fromkeys(requested) if t not in owners]
+    if unknown:
+        message = (
+            f"unknown target(s) {', '.join(map(repr, unknown))} for predictor {primary.name!r}; "
+            f"valid targets: {', '.join(primary.card.target_names)}"
+        )
+        extra = [t for p in others for t in p.card.target_names if t not in primary.card.target_names]
+        if extra:
+            message += f"; other predictors of space(s) {', '.join(spaces)} offer: {', '.join(dict.fromkeys(extra))}"
+        raise ServiceError(422, "unknown_target", message)
+    return owners
+
+
 @dataclass(frozen=True)
-class Plan:
-    """A checked request: the predictor, the targets to return and each architecture in canonical form."""
+class Part:
+    """One predictor of a plan and the requested targets it answers."""
 
     predictor: Predictor
     targets: list[str]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A checked request: the predictors and the targets each answers, and each architecture in canonical form.
+
+    ``parts[0]`` holds the primary predictor (the named one, else the default for the spaces); more parts only when
+    the requested targets span predictors. ``targets`` is every target to return, in request order.
+    """
+
+    parts: list[Part]
+    targets: list[str]
     prepared: list[Prepared]
+
+    @property
+    def predictor(self) -> Predictor:
+        return self.parts[0].predictor
 
 
 def plan_request(request: PredictRequest, registry: Registry, *, max_batch: int, max_nodes: int, data_dir: Path | None) -> Plan:
@@ -189,7 +242,6 @@ def plan_request(request: PredictRequest, registry: Registry, *, max_batch: int,
     ops = {op for item in prepared for op in item.graph.ops}
     if request.predictor is None and not ops <= predictor.allowed_ops:  # e.g. a generic DAG of NB101 ops
         predictor = choose_predictor(registry, None, spaces, request.targets, ops)
-    targets = resolve_targets(predictor, request.targets)
     for i, item in enumerate(prepared if not ops <= predictor.allowed_ops else ()):  # name the first offender
         bad_ops = sorted(set(item.graph.ops) - predictor.allowed_ops)
         if bad_ops:
@@ -199,7 +251,16 @@ def plan_request(request: PredictRequest, registry: Registry, *, max_batch: int,
                 f"architectures.{i}: operation(s) {', '.join(bad_ops)} not supported by predictor {predictor.name!r}; "
                 f"supported: {', '.join(predictor.card.ops)}",
             )
-    return Plan(predictor=predictor, targets=targets, prepared=prepared)
+    requested = request.targets
+    if request.predictor is not None or requested is None or set(requested) <= set(predictor.card.target_names):
+        targets = resolve_targets(predictor, requested)
+        return Plan(parts=[Part(predictor, targets)], targets=targets, prepared=prepared)
+    others = [p for p in _eligible(registry, spaces, ops) if p is not predictor]
+    owners = assign_targets(predictor, requested, others, spaces)
+    answering = {owner.name: owner for owner in owners.values()}  # in request order
+    parts = [Part(p, [t for t, owner in owners.items() if owner is p]) for p in answering.values()]
+    parts.sort(key=lambda part: part.predictor is not predictor)  # the primary first, then in request order
+    return Plan(parts=parts, targets=list(owners), prepared=prepared)
 
 
 def plans_inline(request: PredictRequest) -> bool:
@@ -241,6 +302,33 @@ def predictive_std(value: float, transform: str, sigma: float) -> float:
     return sigma
 
 
+def response_body(plan: Plan, part_keys: list[list[str]], values: dict[str, Prediction]) -> dict:
+    """The ``PredictResponse`` body: ``values`` holds every row by cache key, ``part_keys[i][j]`` the key of
+    architecture ``j`` under ``plan.parts[i]``'s predictor."""
+    sources: dict[str, tuple[list[str], TargetCard]] = {}  # target -> (its part's keys, its card entry)
+    for part, keys in zip(plan.parts, part_keys, strict=True):
+        cards = {t.name: t for t in part.predictor.card.targets}
+        sources.update((target, (keys, cards[target])) for target in part.targets)
+
+    def target_value(row: int, target: str) -> dict:
+        keys, entry = sources[target]
+        value = values[keys[row]][target]
+        sigma = entry.metrics.get("std_log")
+        std = predictive_std(value, entry.transform, sigma) if sigma is not None else None
+        return {"value": value, "unit": entry.unit, "std": std}
+
+    results = [
+        {"key": item.key, "predictions": {t: target_value(row, t) for t in plan.targets}}
+        for row, item in enumerate(plan.prepared)
+    ]
+    primary = plan.predictor.card
+    answered_by = [
+        {"predictor": part.predictor.card.name, "version": part.predictor.card.version, "targets": part.targets}
+        for part in plan.parts
+    ]
+    return {"predictor": primary.name, "version": primary.version, "answered_by": answered_by, "results": results}
+
+
 async def predict(
     request: PredictRequest,
     registry: Registry,
@@ -279,40 +367,47 @@ async def _predict(
         plan = plan_request(request, registry, **limits)
     else:
         plan = await run_in_threadpool(plan_request, request, registry, **limits)
-    predictor, card = plan.predictor, plan.predictor.card
-    prefix = f"{card.name}@{card.version}:"
-    cache_keys = [prefix + item.key for item in plan.prepared]
-    names = card.target_names
+    prefixes = [f"{part.predictor.card.name}@{part.predictor.card.version}:" for part in plan.parts]
+    part_keys = [[prefix + item.key for item in plan.prepared] for prefix in prefixes]
+    found = iter(await cache.get_many([key for keys in part_keys for key in keys]))  # one lookup for every part
     values: dict[str, Prediction] = {}
-    for cache_key, hit in zip(cache_keys, await cache.get_many(cache_keys), strict=True):
-        if hit is not None and all(name in hit for name in names):
-            values[cache_key] = hit
-    missing = {key: item.graph for key, item in zip(cache_keys, plan.prepared, strict=True) if key not in values}
-    if missing:
+    misses: list[tuple[Predictor, dict[str, ArchGraph]]] = []
+    for part, keys in zip(plan.parts, part_keys, strict=True):
+        names = part.predictor.card.target_names
+        missing: dict[str, ArchGraph] = {}
+        for cache_key, item in zip(keys, plan.prepared, strict=True):
+            hit = next(found)
+            if hit is not None and all(name in hit for name in names):
+                values[cache_key] = hit
+            else:
+                missing[cache_key] = item.graph
+        if missing:
+            misses.append((part.predictor, missing))
+
+    async def run(predictor: Predictor, missing: dict[str, ArchGraph]) -> dict[str, Prediction]:
         batcher = batchers.get(predictor.name) if batchers else None
         if batcher is not None:
             rows = await batcher.submit(list(missing), list(missing.values()), arrival)
         else:
             rows = await run_in_threadpool(compute, predictor, list(missing.values()), metrics)
-        computed = dict(zip(missing, rows, strict=True))
+        return dict(zip(missing, rows, strict=True))
+
+    if misses:
+        if len(misses) == 1:
+            computed_parts = [await run(*misses[0])]
+        else:
+            computed_parts = await asyncio.gather(*(run(predictor, missing) for predictor, missing in misses))
+        computed = {key: row for part in computed_parts for key, row in part.items()}
         await cache.set_many(computed)
         values.update(computed)
 
-    units = {t.name: t.unit for t in card.targets}
-    spreads = {t.name: (t.transform, t.metrics["std_log"]) for t in card.targets if "std_log" in t.metrics}
-
-    def target_value(value: float, target: str) -> dict:
-        std = predictive_std(value, *spreads[target]) if target in spreads else None
-        return {"value": value, "unit": units[target], "std": std}
-
-    results = [
-        {"key": item.key, "predictions": {t: target_value(values[cache_key][t], t) for t in plan.targets}}
-        for cache_key, item in zip(cache_keys, plan.prepared, strict=True)
-    ]
+    body = response_body(plan, part_keys, values)
     if metrics is not None:
-        hits = sum(key not in missing for key in cache_keys)
+        lookups = sum(map(len, part_keys))
+        hits = lookups - sum(len(missing) for _, missing in misses)
         metrics.child(metrics.cache_requests, "hit").inc(hits)
-        metrics.child(metrics.cache_requests, "miss").inc(len(cache_keys) - hits)
-        for target in plan.targets:
-            metrics.child(metrics.predictions, card.name, target).inc(len(results))
-    return {"predictor": card.name, "version": card.version, "results": results}
+        metrics.child(metrics.cache_requests, "miss").inc(lookups - hits)
+        for part in plan.parts:
+            for target in part.targets:
+                metrics.child(metrics.predictions, part.predictor.card.name, target).inc(len(plan.prepared))
+    return body

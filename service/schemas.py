@@ -86,7 +86,11 @@ Architecture = Annotated[
 
 class PredictRequest(_Strict):
     architectures: list[Architecture] = Field(min_length=1, description="Architectures to predict, answered in this order.")
-    targets: list[str] | None = Field(default=None, min_length=1, description="Targets to return; null = all of the predictor.")
+    targets: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="Targets to return; null = all of the predictor. Without a named predictor they may span several.",
+    )
     predictor: str | None = Field(default=None, description="Predictor name; null = the loaded one supporting the spaces.")
 
 
@@ -103,9 +107,20 @@ class ArchitectureResult(BaseModel):
     predictions: dict[str, TargetValue]
 
 
-class PredictResponse(BaseModel):
+class AnsweringPredictor(BaseModel):
     predictor: str
     version: str
+    targets: list[str] = Field(description="The targets of the response this predictor answered.")
+
+
+class PredictResponse(BaseModel):
+    predictor: str = Field(description="The named predictor, else the default one for the request's spaces.")
+    version: str
+    answered_by: list[AnsweringPredictor] = Field(
+        description="Which predictor answered which targets: one entry, unless the request named no predictor and asked "
+        "for targets no single predictor offers (each target then comes from the first predictor, by priority, that "
+        "offers it)."
+    )
     results: list[ArchitectureResult]
 
 
