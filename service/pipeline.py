@@ -11,7 +11,6 @@ hand-off to a pool thread and back (``plans_inline``).
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 from collections.abc import Sequence
@@ -393,10 +392,8 @@ async def _predict(
         return dict(zip(missing, rows, strict=True))
 
     if misses:
-        if len(misses) == 1:
-            computed_parts = [await run(*misses[0])]
-        else:
-            computed_parts = await asyncio.gather(*(run(predictor, missing) for predictor, missing in misses))
+        # one part after the other: two sessions' onnxruntime runs at once would contend for the same cores
+        computed_parts = [await run(predictor, missing) for predictor, missing in misses]
         computed = {key: row for part in computed_parts for key, row in part.items()}
         await cache.set_many(computed)
         values.update(computed)

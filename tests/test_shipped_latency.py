@@ -49,6 +49,28 @@ def test_requested_targets_choose_the_predictor(shipped: TestClient) -> None:
     assert unknown.status_code == 422 and unknown.json()["error"]["code"] == "unknown_target"
 
 
+def test_accuracy_and_latency_in_one_request(shipped: TestClient) -> None:
+    """The default nb201-v1 predicts accuracies only; a HELP latency comes from nb201-help-v1, an Eagle one from
+    nb201-latency-v1, each the same value as when that predictor is named."""
+    arch = {"space": "nb201", "arch": ARCH}
+    targets = ["cifar10_test_acc", "latency_pixel3_ms", "latency_eagle_embedded_tpu_edge_tpu_int8_ms"]
+    response = shipped.post("/v1/predict", json={"architectures": [arch], "targets": targets})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["predictor"] == "nb201-v1"
+    assert [(p["predictor"], p["targets"]) for p in body["answered_by"]] == [
+        ("nb201-v1", ["cifar10_test_acc"]),
+        ("nb201-help-v1", ["latency_pixel3_ms"]),
+        ("nb201-latency-v1", ["latency_eagle_embedded_tpu_edge_tpu_int8_ms"]),
+    ]
+    predictions = body["results"][0]["predictions"]
+    assert list(predictions) == targets
+    for part in body["answered_by"]:
+        alone = shipped.post("/v1/predict", json={"architectures": [arch], "predictor": part["predictor"]}).json()
+        for target in part["targets"]:
+            assert predictions[target] == alone["results"][0]["predictions"][target]
+
+
 def test_calibrating_a_device_from_ten_real_measurements(shipped: TestClient) -> None:
     """Ten HELP measurements of the Eyeriss accelerator rank 2,000 other cells almost exactly like the table."""
     from model.tables import read_csv_table
@@ -78,7 +100,7 @@ def test_calibrating_a_device_from_ten_real_measurements(shipped: TestClient) ->
     assert np.median(np.abs(predicted / measured[10:] - 1)) < 0.1
 
 
-@pytest.mark.parametrize("name", ["nb201-v1", "nb201-latency-v1"])
+@pytest.mark.parametrize("name", ["nb201-v1", "nb201-help-v1", "nb201-latency-v1"])
 def test_every_shipped_target_has_a_checked_std(shipped: TestClient, name: str) -> None:
     card = ModelCard.load(PREDICTOR_DIR / f"{name}.card.json")
     for target in card.targets:  # fitted on validation cells, coverage counted on test cells

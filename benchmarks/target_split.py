@@ -1,0 +1,115 @@
+"""What a request whose targets span two predictors costs: HTTP throughput of NB201 batches asking for an accuracy
+only, a HELP latency only, and both (answered by ``nb201-v1`` and ``nb201-help-v1``: two onnxruntime runs).
+
+One ``archcast serve`` (shipped predictors, cache off, default settings otherwise), one keep-alive client; the target
+sets are interleaved round by round and each figure is the median over the rounds. Writes
+``benchmarks/results/target_split.{json,md}`` with the machine and the exact command.
+
+    python -m benchmarks.target_split [--batch-sizes 1 64 1024] [--seconds 4] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from benchmarks.machine import describe_machine
+from benchmarks.service_throughput import random_cells, serving
+
+RESULTS = Path(__file__).parent / "results"
+TARGET_SETS = {
+    "accuracy (nb201-v1)": ["cifar10_test_acc"],
+    "HELP latency (nb201-help-v1)": ["latency_pixel3_ms"],
+    "both (two predictors)": ["cifar10_test_acc", "latency_pixel3_ms"],
+}
+
+
+def bodies(cells: list[str], batch: int, targets: list[str], limit: int = 32) -> list[bytes]:
+    groups = [cells[i : i + batch] for i in range(0, len(cells) - batch + 1, batch)][:limit]
+    payloads = [{"architectures": [{"space": "nb201", "arch": a} for a in g], "targets": targets} for g in groups]
+    return [json.dumps(payload).encode() for payload in payloads]
+
+
+def rate(client: httpx.Client, url: str, payloads: list[bytes], batch: int, seconds: float) -> float:
+    import time
+
+    done, start, k = 0, time.perf_counter(), 0
+    while time.perf_counter() - start < seconds:
+        client.post(url, content=payloads[k % len(payloads)], headers={"content-type": "application/json"}).raise_for_status()
+        done, k = done + batch, k + 1
+    return done / (time.perf_counter() - start)
+
+
+def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
+    cells = random_cells(8192, seed=3)
+    rows = []
+    with serving(ARCHCAST_CACHE_SIZE="0") as base, httpx.Client(timeout=60) as client:
+        url = f"{base}/v1/predict"
+        answered = {
+            name: [p["predictor"] for p in client.post(url, content=bodies(cells, 1, targets, 1)[0],
+                                                        headers={"content-type": "application/json"}).json()["answered_by"]]
+            for name, targets in TARGET_SETS.items()
+        }  # fmt: skip
+        for batch in args.batch_sizes:
+            payloads = {name: bodies(cells, batch, targets) for name, targets in TARGET_SETS.items()}
+            for name in TARGET_SETS:  # warm-up, fills the parse memo
+                rate(client, url, payloads[name], batch, min(1.0, args.seconds))
+            runs: dict[str, list[float]] = {name: [] for name in TARGET_SETS}
+            for _ in range(args.repeats):
+                for name in TARGET_SETS:
+                    runs[name].append(rate(client, url, payloads[name], batch, args.seconds))
+            for name in TARGET_SETS:
+                rows.append({"batch": batch, "targets": name, "answered_by": answered[name],
+                             "per_s": statistics.median(runs[name]), "runs": runs[name]})  # fmt: skip
+                print(f"batch {batch:5d} {name:30s} {rows[-1]['per_s']:8.0f} cells/s")
+    return rows
+
+
+def markdown(meta: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "# Targets spanning two predictors: HTTP throughput",
+        "",
+        f"- Machine: {meta['machine']}",
+        f"- Command: `{meta['command']}`",
+        f"- Setup: {meta['setup']}",
+        "",
+        "| batch | targets | answered by | NB201 cells/s | / accuracy only |",
+        "|---|---|---|---|---|",
+    ]
+    by = {(r["batch"], r["targets"]): r["per_s"] for r in rows}
+    first = next(iter(TARGET_SETS))
+    for r in rows:
+        ratio = r["per_s"] / by[(r["batch"], first)]
+        lines.append(f"| {r['batch']} | {r['targets']} | {', '.join(r['answered_by'])} | {r['per_s']:,.0f} | {ratio:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 64, 1024])
+    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    rows = measure(args)
+    meta = {
+        "machine": describe_machine(),
+        "command": " ".join(["python -m benchmarks.target_split", *sys.argv[1:]]),
+        "setup": f"archcast serve with the shipped predictors, cache off, one keep-alive client over loopback; target "
+        f"sets interleaved, median of {args.repeats} x {args.seconds:g} s after a warm-up",
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "target_split.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    text = markdown(meta, rows)
+    (args.out / "target_split.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
