@@ -208,9 +208,18 @@ def small_batch_session(source: str | bytes, provider: str, threads: int, small_
 
 
 def _session_options(threads: int, severity: int) -> ort.SessionOptions:
+    """Session options; a session of several intra-op threads stops their spinning as soon as its run returns.
+
+    Left spinning (onnxruntime's default), they hold the cores after the run, so a run of another session right after
+    it (the second predictor of a request whose targets span two, the next request of another space) is slowed down:
+    two runs of 64 NB201 cells took 4.5x one run's time instead of 2.2x; one run alone is not slower
+    (``benchmarks/results/target_split.md``).
+    """
     options = ort.SessionOptions()
     options.log_severity_level = severity
     options.intra_op_num_threads = intra_op_threads(threads)
+    if options.intra_op_num_threads > 1:
+        options.add_session_config_entry("session.force_spinning_stop", "1")
     return options
 
 

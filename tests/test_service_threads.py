@@ -113,3 +113,13 @@ def test_service_setting_reaches_the_predictors(toy_predictors) -> None:
     assert predictor.small_batch == 8 and predictor.small_session is not None
     off = load_service_registry(Settings(predictor_dir=toy_predictors[0], providers="cpu", ort_threads=2, ort_small_batch=0))
     assert off.predictors["toy-cell"].small_session is None
+
+
+def test_multi_threaded_sessions_stop_spinning_when_a_run_returns(toy_predictors) -> None:
+    """Left spinning, a session's threads hold the cores after its run and slow the next session's run."""
+    predictor = load_registry(toy_predictors[0], "cpu", 2, 16).predictors["toy-cell"]
+    options = predictor.session.get_session_options()
+    assert options.intra_op_num_threads == 2 and options.get_session_config_entry("session.force_spinning_stop") == "1"
+    single = load_registry(toy_predictors[0], "cpu", 1).predictors["toy-cell"].session.get_session_options()
+    with pytest.raises(RuntimeError):  # one thread: nothing spins beside the run, the entry is not set
+        single.get_session_config_entry("session.force_spinning_stop")
