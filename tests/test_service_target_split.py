@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -36,18 +35,10 @@ def split_predictors(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, di
     return directory, {acc.name: acc, lat.name: lat}
 
 
-@pytest.fixture(scope="module")
-def make_split_client(split_predictors: tuple[Path, dict[str, ToyPredictor]]) -> Iterator[Callable[..., TestClient]]:
-    from service.app import create_app
-    from service.settings import Settings
-
-    with ExitStack() as stack:
-
-        def make(**overrides: object) -> TestClient:
-            fields: dict[str, object] = {"predictor_dir": split_predictors[0], "providers": "cpu", **overrides}
-            return stack.enter_context(TestClient(create_app(Settings(**fields)), raise_server_exceptions=False))
-
-        yield make
+@pytest.fixture
+def make_split_client(split_predictors, make_client: Callable[..., TestClient]) -> Callable[..., TestClient]:
+    """``make_client`` on the directory of ``toy-acc`` and ``toy-lat``."""
+    return lambda **overrides: make_client(predictor_dir=split_predictors[0], **overrides)
 
 
 def expected(toy: ToyPredictor, target: str) -> np.ndarray:
