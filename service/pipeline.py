@@ -400,10 +400,11 @@ async def _predict(
 
     body = response_body(plan, part_keys, values)
     if metrics is not None:
-        lookups = sum(map(len, part_keys))
-        hits = lookups - sum(len(missing) for _, missing in misses)
+        missed = {key for _, missing in misses for key in missing}
+        lookups = [key for keys in part_keys for key in keys]
+        hits = sum(key not in missed for key in lookups)  # a repeated architecture counts once per occurrence
         metrics.child(metrics.cache_requests, "hit").inc(hits)
-        metrics.child(metrics.cache_requests, "miss").inc(lookups - hits)
+        metrics.child(metrics.cache_requests, "miss").inc(len(lookups) - hits)
         for part in plan.parts:
             for target in part.targets:
                 metrics.child(metrics.predictions, part.predictor.card.name, target).inc(len(plan.prepared))

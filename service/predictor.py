@@ -212,8 +212,8 @@ def _session_options(threads: int, severity: int) -> ort.SessionOptions:
 
     Left spinning (onnxruntime's default), they hold the cores after the run, so a run of another session right after
     it (the second predictor of a request whose targets span two, the next request of another space) is slowed down:
-    two runs of 64 NB201 cells took 4.5x one run's time instead of 2.2x; one run alone is not slower
-    (``benchmarks/results/target_split.md``).
+    an ``nb201-v1`` run followed by an ``nb201-help-v1`` run on 64 NB201 cells took 28.3 ms left spinning, 14.9 ms
+    stopped (``benchmarks/results/target_split.md``).
     """
     options = ort.SessionOptions()
     options.log_severity_level = severity

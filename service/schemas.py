@@ -114,7 +114,10 @@ class AnsweringPredictor(BaseModel):
 
 
 class PredictResponse(BaseModel):
-    predictor: str = Field(description="The named predictor, else the default one for the request's spaces.")
+    predictor: str = Field(
+        description="The named predictor; else the default one for the request's spaces (when that answers none of the "
+        "requested targets, the first predictor of answered_by)."
+    )
     version: str
     answered_by: list[AnsweringPredictor] = Field(
         description="Which predictor answered which targets: one entry, unless the request named no predictor and asked "
