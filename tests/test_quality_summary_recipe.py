@@ -77,3 +77,17 @@ def test_a_run_of_the_recipe_and_its_ablation_alone_renders() -> None:
     assert methods == {"archcast": [0.93, 0.001], NO_AUG: [0.92, 0.001], "gbm_onehot": [0.88, 0.001]}
     text = markdown("accuracy", summary, {"machine": "m", "command": "c", "seeds": [0], "steps": 6200})
     assert "## Kendall tau, 7813 training cells" in text and "| node_sum_huber | node_sum_huber_no_aug |" in text
+
+
+def test_shipped_choice_line_names_every_candidate_from_the_card() -> None:
+    import json
+
+    from benchmarks.quality.summary import shipped_choice_line
+    from model.card import PREDICTOR_DIR
+
+    card = json.loads((PREDICTOR_DIR / "nb201-v1.card.json").read_text())
+    line = shipped_choice_line("nb201-v1")
+    assert card["version"] in line
+    for candidate in card["training"]["selected_on_validation"]:
+        assert f"`{candidate['run']}` {candidate['best_val_score']:.4f}" in line
+    assert shipped_choice_line("no-such-predictor") == ""

@@ -243,6 +243,19 @@ def label_noise_section() -> list[str]:
     return [*lines, ""]
 
 
+def shipped_choice_line(name: str) -> str:
+    """Which run a shipped card was exported from and the validation scores it was chosen on (from the card)."""
+    path = PREDICTOR_DIR / f"{name}.card.json"
+    if not path.exists():
+        return ""
+    card = json.loads(path.read_text())
+    candidates = card.get("training", {}).get("selected_on_validation", [])
+    if not candidates:
+        return ""
+    scores = ", ".join(f"`{c['run']}` {c['best_val_score']:.4f}" for c in candidates)
+    return f"The shipped `{name}` {card['version']} is the candidate with the best validation score ({scores})."
+
+
 def build() -> str:
     from benchmarks.quality.sample_sizes import TASKS
 
@@ -272,8 +285,8 @@ def build() -> str:
         "did not pay. The shipped `nb201-v1` trains 100 epochs (6,200 steps); these runs do the same on the same splits, "
         "seeds and pre-trained encoders: its recipe (`node_sum_huber`, which validation chose at 7,813 cells above) and "
         "that recipe without augmentation / consistency. `archcast` and the other ablations were not run at this length. "
-        "The shipped `nb201-v1` 1.3.0 is seed 0 of the run without augmentation (validation chose it over seed 0 of the "
-        "recipe, 0.9319 against 0.9313).",
+        f"{shipped_choice_line('nb201-v1')} The same seeds trained beside 7 HELP latencies (`nb201-v1` 1.2.0's "
+        "configuration): `long/latency_targets_cost.md`.",
         "",
         *sizes_section("accuracy", "kendall_tau", folder="long", recipes=("node_sum_huber",)),
         "## NB201 latency, 46 settings in one model (Spearman; `latency_sizes.md`, per device and goal check there)",
