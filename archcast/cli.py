@@ -372,8 +372,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--target-group",
         default="default",
-        choices=["default", "latency", "fewshot_source", "help_meta_train", "all", "fbnet_latency", "ofa_latency"],
-        help="default: nb201-v1's 10 targets; latency: all 46 latency settings; fewshot_source: latency minus HELP's "
+        choices=["default", "accuracy", "latency", "fewshot_source", "help_meta_train", "all", "fbnet_latency", "ofa_latency"],
+        help="default: nb201-v1 1.2.0's 10 targets (3 accuracies + 7 HELP latencies; nb201-help-v1's network); accuracy: "
+        "nb201-v1 1.3.0's 6 (3 accuracies after 200 and 12 epochs); latency: all 46 latency settings; "
+        "fewshot_source: latency minus HELP's "
         "six test devices; help_meta_train: HELP's nine meta-training devices; all: every NB201 target; "
         "fbnet_latency / ofa_latency: every device of HELP's FBNet / OFA table",
     )

@@ -99,7 +99,7 @@ TARGETS: dict[str, Target] = {
     )
 }
 DEFAULT_TARGETS: tuple[str, ...] = tuple(TARGETS)
-"""The targets of the first shipped predictor (nb201-v1): 3 accuracies and 7 HELP latencies."""
+"""The targets of nb201-v1 up to 1.2.0 (now nb201-help-v1's network): 3 accuracies and 7 HELP latencies."""
 
 for _dataset, _label in (("cifar10", "CIFAR-10"), ("cifar100", "CIFAR-100"), ("imagenet16", "ImageNet16-120")):
     _t = _accuracy_12ep(_dataset, f"{_dataset}_test_12ep", _label)
@@ -176,8 +176,12 @@ HELP_META_TRAIN_DEVICES: tuple[str, ...] = tuple(
 """HELP's nine meta-training devices for NB201 (HayeonLee/HELP, script/run_nas_metad2a.sh)."""
 FEWSHOT_SOURCE_TARGETS: tuple[str, ...] = tuple(t for t in LATENCY_TARGETS if t not in HELP_FEWSHOT_DEVICES)
 
+ACCURACY_TARGETS: tuple[str, ...] = tuple(n for n, t in TARGETS.items() if t.table == "nb201/accuracy.csv.gz")
+"""nb201-v1's targets since 1.3.0: the 3 accuracies after 200 epochs and after 12."""
+
 TARGET_GROUPS: dict[str, tuple[str, ...]] = {
     "default": DEFAULT_TARGETS,
+    "accuracy": ACCURACY_TARGETS,
     "latency": LATENCY_TARGETS,
     "fewshot_source": FEWSHOT_SOURCE_TARGETS,
     "help_meta_train": HELP_META_TRAIN_DEVICES,

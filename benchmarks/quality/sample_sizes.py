@@ -55,14 +55,10 @@ from training.metrics import regression_metrics
 from training.pretrain import pretrain_encoder
 from training.run import train_run
 from training.splits import load_split, split_path, write_split
-from training.targets import LATENCY_TARGETS, TARGETS
+from training.targets import ACCURACY_TARGETS, LATENCY_TARGETS, TARGETS
 from training.trainer import TRANSFORMS, TrainConfig, forward_transform, inverse_transform
 
 RESULTS = Path(__file__).resolve().parent.parent / "results" / "quality"
-ACCURACY_TARGETS = (
-    "cifar10_test_acc", "cifar100_test_acc", "imagenet16_test_acc",
-    "cifar10_test_acc_12ep", "cifar100_test_acc_12ep", "imagenet16_test_acc_12ep",
-)  # fmt: skip
 AUGMENTED = {"augment": True, "consistency_weight": 0.5}
 NOT_AUGMENTED = {"augment": False, "consistency_weight": 0.0}
 AUGMENTED_THEN_CANONICAL = {**AUGMENTED, "augment_until": 0.5}
