@@ -95,6 +95,12 @@ def prepare(arch: Architecture, max_nodes: int, data_dir: Path | None) -> Prepar
     raise TypeError(f"unhandled architecture type {type(arch).__name__}")
 
 
+def _eligible(registry: Registry, spaces: Sequence[str], ops: set[str]) -> list[Predictor]:
+    """The loaded predictors supporting every space and accepting every op, by priority then name."""
+    found = [p for p in registry.predictors.values() if set(spaces) <= set(p.card.spaces) and ops <= p.allowed_ops]
+    return sorted(found, key=lambda p: (-p.card.priority, p.name))
+
+
 def choose_predictor(
     registry: Registry,
     name: str | None,
@@ -131,8 +137,7 @@ def choose_predictor(
             "unsupported_space",
             f"no loaded predictor supports space(s) {', '.join(unsupported)}; supported spaces: {', '.join(supported)}",
         )
-    eligible = [p for p in registry.predictors.values() if set(spaces) <= set(p.card.spaces)]
-    eligible.sort(key=lambda p: (-p.card.priority, p.name))
+    eligible = _eligible(registry, spaces, set())
     if targets:
         offering = [p for p in eligible if set(targets) <= set(p.card.target_names)]
         eligible = offering or eligible  # none offers them all: the default one answers with unknown_target
@@ -163,12 +168,6 @@ def resolve_targets(predictor: Predictor, requested: Sequence[str] | None) -> li
             f"valid targets: {', '.join(names)}",
         )
     return list(dict.fromkeys(requested))
-
-
-def _eligible(registry: Registry, spaces: Sequence[str], ops: set[str]) -> list[Predictor]:
-    """The loaded predictors supporting every space and accepting every op, by priority then name."""
-    found = [p for p in registry.predictors.values() if set(spaces) <= set(p.card.spaces) and ops <= p.allowed_ops]
-    return sorted(found, key=lambda p: (-p.card.priority, p.name))
 
 
 def assign_targets(
