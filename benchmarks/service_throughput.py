@@ -72,9 +72,11 @@ def random_cells(count: int, seed: int = 0) -> list[str]:
     return [nb201_arch_str(combos[i]) for i in rng.choice(len(combos), size=count, replace=False)]
 
 
-def bodies_of(cells: list[str], batch: int, limit: int = 64) -> list[bytes]:
+def bodies_of(cells: list[str], batch: int, limit: int = 64, targets: list[str] | None = None) -> list[bytes]:
+    """Request bodies of ``batch`` NB201 cells each (``targets`` sent only when given)."""
     groups = [cells[i : i + batch] for i in range(0, len(cells) - batch + 1, batch)][:limit]
-    return [json.dumps({"architectures": [{"space": "nb201", "arch": a} for a in g]}).encode() for g in groups]
+    extra = {"targets": targets} if targets is not None else {}
+    return [json.dumps({"architectures": [{"space": "nb201", "arch": a} for a in g], **extra}).encode() for g in groups]
 
 
 def start_server(port: int, **env: str) -> subprocess.Popen:

@@ -24,7 +24,7 @@ import httpx
 import onnxruntime as ort
 
 from benchmarks.machine import describe_machine
-from benchmarks.service_throughput import random_cells, serving
+from benchmarks.service_throughput import bodies_of, http_rate, random_cells, serving
 from model.canonical import canonicalize
 from model.card import PREDICTOR_DIR
 from model.parsers import parse_nb201
@@ -40,38 +40,24 @@ TARGET_SETS = {
 }
 
 
-def bodies(cells: list[str], batch: int, targets: list[str], limit: int = 32) -> list[bytes]:
-    groups = [cells[i : i + batch] for i in range(0, len(cells) - batch + 1, batch)][:limit]
-    payloads = [{"architectures": [{"space": "nb201", "arch": a} for a in g], "targets": targets} for g in groups]
-    return [json.dumps(payload).encode() for payload in payloads]
-
-
-def rate(client: httpx.Client, url: str, payloads: list[bytes], batch: int, seconds: float) -> float:
-    done, start, k = 0, time.perf_counter(), 0
-    while time.perf_counter() - start < seconds:
-        client.post(url, content=payloads[k % len(payloads)], headers={"content-type": "application/json"}).raise_for_status()
-        done, k = done + batch, k + 1
-    return done / (time.perf_counter() - start)
-
-
 def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
     cells = random_cells(8192, seed=3)
     rows = []
     with serving(ARCHCAST_CACHE_SIZE="0") as base, httpx.Client(timeout=60) as client:
         url = f"{base}/v1/predict"
         answered = {
-            name: [p["predictor"] for p in client.post(url, content=bodies(cells, 1, targets, 1)[0],
+            name: [p["predictor"] for p in client.post(url, content=bodies_of(cells, 1, 1, targets)[0],
                                                         headers={"content-type": "application/json"}).json()["answered_by"]]
             for name, targets in TARGET_SETS.items()
         }  # fmt: skip
         for batch in args.batch_sizes:
-            payloads = {name: bodies(cells, batch, targets) for name, targets in TARGET_SETS.items()}
+            payloads = {name: bodies_of(cells, batch, 32, targets) for name, targets in TARGET_SETS.items()}
             for name in TARGET_SETS:  # warm-up, fills the parse memo
-                rate(client, url, payloads[name], batch, min(1.0, args.seconds))
+                http_rate(client, url, payloads[name], batch, min(1.0, args.seconds))
             runs: dict[str, list[float]] = {name: [] for name in TARGET_SETS}
             for _ in range(args.repeats):
                 for name in TARGET_SETS:
-                    runs[name].append(rate(client, url, payloads[name], batch, args.seconds))
+                    runs[name].append(http_rate(client, url, payloads[name], batch, args.seconds))
             for name in TARGET_SETS:
                 rows.append({"batch": batch, "targets": name, "answered_by": answered[name],
                              "per_s": statistics.median(runs[name]), "runs": runs[name]})  # fmt: skip

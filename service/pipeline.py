@@ -178,11 +178,13 @@ def assign_targets(
     A target none offers is 422 ``unknown_target``, naming the valid targets of ``primary`` and of the others.
     """
     owners: dict[str, Predictor] = {}
+    unknown: list[str] = []
     for target in dict.fromkeys(requested):
         owner = next((p for p in (primary, *others) if target in p.card.target_names), None)
-        if owner is not None:
+        if owner is None:
+            unknown.append(target)
+        else:
             owners[target] = owner
-    unknown = [t for t in dict.fromkeys(requested) if t not in owners]
     if unknown:
         message = (
             f"unknown target(s) {', '.join(map(repr, unknown))} for predictor {primary.name!r}; "
