@@ -72,6 +72,27 @@ def test_nb201_prediction_has_every_target_with_unit(shipped: TestClient) -> Non
             assert prediction["value"] > 0
 
 
+def test_a_cell_that_computes_nothing_reads_chance_accuracy(shipped: TestClient) -> None:
+    """No path from input to output but through ``none`` edges: the network ignores its input, and every such NB201 row
+    reads 10 / 1 / 0.833 %; the default predictor answers that (its accuracies stop at chance), never below it, while a
+    cell with a path reads above chance."""
+    dead = [
+        "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|",
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|none~0|none~1|none~2|",  # work that never reaches the output
+        "|none~0|+|none~0|avg_pool_3x3~1|+|none~0|skip_connect~1|nor_conv_1x1~2|",
+    ]
+    body = {"architectures": [{"space": "nb201", "arch": a} for a in [*dead, ARCH]]}
+    response = shipped.post("/v1/predict", json=body)
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    chance = {"cifar10": 10.0, "cifar100": 1.0, "imagenet16": 100.0 / 120}
+    for dataset, rate in chance.items():
+        for suffix in ("_test_acc", "_test_acc_12ep"):
+            values = [r["predictions"][dataset + suffix]["value"] for r in results]
+            assert values[:3] == pytest.approx([rate] * 3, rel=1e-6), (dataset + suffix, values)
+            assert values[3] > 2 * rate
+
+
 def test_batch_matches_single_requests_in_order(shipped: TestClient) -> None:
     card = nb201_cards()[0]
     rng = np.random.default_rng(11)

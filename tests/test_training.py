@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from training.data import ArchDataset  # noqa: E402
 from training.export import export_onnx  # noqa: E402
 from training.losses import consistency, masked_mse, pairwise_difference, squared_error  # noqa: E402
 from training.network import Denormalise, FusionTransformer, NetworkConfig  # noqa: E402
+from training.targets import prediction_floors  # noqa: E402
 from training.trainer import Normaliser, TrainConfig, Trainer, evaluate_dataset, load_best  # noqa: E402
 
 SMALL = {"d_model": 32, "n_layers": 1, "n_heads": 2}
@@ -124,9 +126,22 @@ def test_huber_form_of_the_squared_error() -> None:
 
 def test_normaliser_round_trip() -> None:
     y = np.array([[90.0, 3.0], [70.0, 10.0], [10.0, 0.5]])
-    norm = Normaliser.fit(y, ["cifar10_test_acc", "latency_pixel3_ms"])
+    targets = ["cifar10_test_acc", "latency_pixel3_ms"]
+    norm = Normaliser.fit(y, targets)
     np.testing.assert_allclose(norm.decode(norm.encode(y)), y, rtol=1e-9)
-    assert Normaliser.from_dict(json.loads(json.dumps(norm.to_dict()))).kinds.tolist() == [2, 1]
+    assert Normaliser.from_dict(json.loads(json.dumps(norm.to_dict())), targets).kinds.tolist() == [2, 1]
+
+
+def test_accuracy_predictions_stop_at_chance() -> None:
+    """A regressed log(100 - acc) above log(100 - chance) decodes to chance (10 / 1 / 0.833 %), not below it; latency and
+    ordinary accuracies are untouched."""
+    targets = ["cifar10_test_acc", "cifar100_test_acc", "imagenet16_test_acc", "latency_pixel3_ms"]
+    norm = Normaliser(np.zeros(4), np.ones(4), np.array([2, 2, 2, 1]), prediction_floors(targets))
+    low = norm.decode(np.log(np.array([[96.6, 100.0, 120.0, 1e-3]])))  # 3.4 %, 0 % (and below), 1e-3 ms
+    np.testing.assert_allclose(low, [[10.0, 1.0, 100.0 / 120, 1e-3]])
+    ordinary = np.array([[93.0, 70.0, 45.0, 12.0]])
+    np.testing.assert_allclose(norm.decode(norm.encode(ordinary)), ordinary)
+    assert prediction_floors(["latency_pixel3_ms"]).tolist() == [-math.inf]
 
 
 def test_trainer_learns_and_resumes(tmp_path) -> None:
@@ -224,7 +239,10 @@ def test_onnx_export_matches_torch(tmp_path, node_sum: bool) -> None:
     net = FusionTransformer(NetworkConfig(n_targets=3, node_sum=node_sum, **SMALL)).eval()
     if node_sum:  # the node head starts at zero: give it weights so its path shows in the export
         torch.nn.init.normal_(net.node_head.weight, std=0.1)
-    module = Denormalise(net, torch.tensor([4.0, 1.0, 0.0]), torch.tensor([0.5, 0.3, 1.0]), torch.tensor([2, 1, 0])).eval()
+    floors = torch.tensor([45.0, -math.inf, -math.inf])  # 100 - exp(4 +- ...): about half the accuracies meet the floor
+    module = Denormalise(
+        net, torch.tensor([4.0, 1.0, 0.0]), torch.tensor([0.5, 0.3, 1.0]), torch.tensor([2, 1, 0]), floors
+    ).eval()
     path = tmp_path / "p.onnx"
     export_onnx(module, path)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])

@@ -18,6 +18,7 @@ from model.parsers.nb201 import NB201_OPS
 from model.tokenizer import CODE_DIM, TOKEN_DIM
 from training.data import data_checksums
 from training.network import Denormalise
+from training.run import test_metrics
 from training.targets import TARGETS, space_of
 from training.trainer import load_best
 
@@ -99,12 +100,13 @@ def export_run(
     """
     net, normaliser, cfg = load_best(run_dir)
     space = space_of(cfg.targets)
-    kinds = torch.as_tensor(normaliser.kinds)
-    module = Denormalise(net, torch.as_tensor(normaliser.mean), torch.as_tensor(normaliser.std), kinds).eval()
+    kinds, floors = torch.as_tensor(normaliser.kinds), torch.as_tensor(normaliser.floors)
+    module = Denormalise(net, torch.as_tensor(normaliser.mean), torch.as_tensor(normaliser.std), kinds, floors).eval()
     out_dir.mkdir(parents=True, exist_ok=True)
     onnx_path = out_dir / f"{name}.onnx"
     export_onnx(module, onnx_path)
     metrics = json.loads((Path(run_dir) / "metrics_test.json").read_text())
+    test = test_metrics(run_dir)  # scored again: the run's own scores may predate a change of decoding (floors)
     split = json.loads(Path(cfg.split).read_text())
     targets = [
         TargetCard(
@@ -114,7 +116,7 @@ def export_run(
             transform=TARGETS[t].transform,
             mean=float(normaliser.mean[i]),
             std=float(normaliser.std[i]),
-            metrics={k: round(float(v), 4) for k, v in metrics["test"][t].items()},
+            metrics={k: round(float(v), 4) for k, v in test[t].items()},
         )
         for i, t in enumerate(cfg.targets)
     ]

@@ -153,18 +153,23 @@ class FusionTransformer(nn.Module):
 class Denormalise(nn.Module):
     """Wraps a trained network for export: outputs target units.
 
-    ``kinds`` per target: 0 identity, 1 log (value = exp), 2 log-error (value = max(100 - exp, 0)), as in the trainer.
+    ``kinds`` per target: 0 identity, 1 log (value = exp), 2 log-error (value = max(100 - exp, 0)), as in the trainer;
+    then every value is at least its ``floors`` entry (chance for accuracies; -inf, i.e. none, for the others).
     """
 
-    def __init__(self, net: FusionTransformer, mean: torch.Tensor, std: torch.Tensor, kinds: torch.Tensor) -> None:
+    def __init__(
+        self, net: FusionTransformer, mean: torch.Tensor, std: torch.Tensor, kinds: torch.Tensor, floors: torch.Tensor
+    ) -> None:
         super().__init__()
         self.net = net
         self.register_buffer("mean", mean.float())
         self.register_buffer("std", std.float())
         self.register_buffer("is_log", kinds == 1)
         self.register_buffer("is_log_error", kinds == 2)
+        self.register_buffer("floors", floors.float().clamp_min(torch.finfo(torch.float32).min))
 
     def forward(self, tokens: torch.Tensor, mask: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
         raw = self.net(tokens, mask, depth) * self.std + self.mean
         value = torch.where(self.is_log, torch.exp(raw), raw)
-        return torch.where(self.is_log_error, torch.clamp(100.0 - torch.exp(raw), min=0.0), value)
+        value = torch.where(self.is_log_error, torch.clamp(100.0 - torch.exp(raw), min=0.0), value)
+        return torch.maximum(value, self.floors)

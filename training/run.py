@@ -6,7 +6,7 @@ import json
 import time
 from pathlib import Path
 
-from training.data import load_dataset
+from training.data import ArchDataset, load_dataset
 from training.splits import load_split
 from training.trainer import TrainConfig, Trainer, evaluate_dataset, load_best
 
@@ -19,8 +19,6 @@ def train_run(cfg: TrainConfig, run_dir: Path) -> dict:
     trainer = Trainer(cfg, data.subset(train_idx), data.subset(val_idx), run_dir)
     summary = trainer.fit()
     train_seconds = time.time() - start
-    net, normaliser, _ = load_best(run_dir)
-    test = evaluate_dataset(net, data.subset(test_idx), normaliser)
     result = {
         "run": str(run_dir),
         "seed": cfg.seed,
@@ -30,7 +28,16 @@ def train_run(cfg: TrainConfig, run_dir: Path) -> dict:
         "n_test": len(test_idx),
         "train_seconds": round(train_seconds, 1),
         **summary,
-        "test": test,
+        "test": test_metrics(run_dir, data),
     }
     (Path(run_dir) / "metrics_test.json").write_text(json.dumps(result, indent=2))
     return result
+
+
+def test_metrics(run_dir: Path, data: ArchDataset | None = None) -> dict[str, dict[str, float]]:
+    """Metrics per target of a run's best checkpoint on its split's test rows, decoded as the exported network
+    decodes (``Normaliser.decode``: floors included). ``data``: the run's space, when already loaded."""
+    net, normaliser, cfg = load_best(run_dir)
+    data = data if data is not None else load_dataset(cfg.targets)
+    _, _, test_idx = load_split(Path(cfg.split), len(data.indices))
+    return evaluate_dataset(net, data.subset(test_idx), normaliser)

@@ -23,7 +23,7 @@ from training.data import ArchDataset
 from training.losses import consistency, masked_mse, pairwise_difference
 from training.metrics import regression_metrics
 from training.network import FusionTransformer, NetworkConfig
-from training.targets import TARGETS
+from training.targets import TARGETS, prediction_floors
 
 
 @dataclass
@@ -61,9 +61,11 @@ def forward_transform(y: np.ndarray, kinds: np.ndarray) -> np.ndarray:
         return np.select([kinds == 1, kinds == 2], [np.log(y), np.log(100.0 - y)], y)
 
 
-def inverse_transform(z: np.ndarray, kinds: np.ndarray) -> np.ndarray:
-    """Regressed quantity -> target units; accuracies are clipped at 0 % (100 - exp(z) is unbounded below)."""
-    return np.select([kinds == 1, kinds == 2], [np.exp(z), np.maximum(100.0 - np.exp(z), 0.0)], z)
+def inverse_transform(z: np.ndarray, kinds: np.ndarray, floors: np.ndarray | None = None) -> np.ndarray:
+    """Regressed quantity -> target units, then at least ``floors`` per column (``training.targets.prediction_floors``:
+    chance for accuracies; None: accuracies at least 0 %, since 100 - exp(z) is unbounded below)."""
+    value = np.select([kinds == 1, kinds == 2], [np.exp(z), np.maximum(100.0 - np.exp(z), 0.0)], z)
+    return value if floors is None else np.maximum(value, floors)
 
 
 @dataclass
@@ -73,25 +75,28 @@ class Normaliser:
     mean: np.ndarray
     std: np.ndarray
     kinds: np.ndarray
+    floors: np.ndarray  # decoded values are at least these (``prediction_floors``)
 
     @classmethod
     def fit(cls, y: np.ndarray, targets: list[str]) -> Normaliser:
         kinds = np.array([TRANSFORMS.index(TARGETS[t].transform) for t in targets])
         z = forward_transform(y, kinds)
-        return cls(np.nanmean(z, axis=0), np.nanstd(z, axis=0) + 1e-8, kinds)
+        return cls(np.nanmean(z, axis=0), np.nanstd(z, axis=0) + 1e-8, kinds, prediction_floors(targets))
 
     def encode(self, y: np.ndarray) -> np.ndarray:
         return (forward_transform(y, self.kinds) - self.mean) / self.std
 
     def decode(self, z: np.ndarray) -> np.ndarray:
-        return inverse_transform(z * self.std + self.mean, self.kinds)
+        return inverse_transform(z * self.std + self.mean, self.kinds, self.floors)
 
     def to_dict(self) -> dict:
         return {"mean": self.mean.tolist(), "std": self.std.tolist(), "transforms": [TRANSFORMS[k] for k in self.kinds]}
 
     @classmethod
-    def from_dict(cls, d: dict) -> Normaliser:
-        return cls(np.asarray(d["mean"]), np.asarray(d["std"]), np.asarray([TRANSFORMS.index(t) for t in d["transforms"]]))
+    def from_dict(cls, d: dict, targets: list[str]) -> Normaliser:
+        """The normaliser a run saved; the floors come from the target registry (runs saved before them get them)."""
+        kinds = np.asarray([TRANSFORMS.index(t) for t in d["transforms"]])
+        return cls(np.asarray(d["mean"]), np.asarray(d["std"]), kinds, prediction_floors(targets))
 
 
 def seed_everything(seed: int) -> None:
@@ -288,5 +293,5 @@ def load_best(run_dir: Path) -> tuple[FusionTransformer, Normaliser, TrainConfig
     net = FusionTransformer(cfg.network_config())
     net.load_state_dict(torch.load(Path(run_dir) / "best.pt", weights_only=False)["ema"])
     net.eval()
-    normaliser = Normaliser.from_dict(json.loads((Path(run_dir) / "normaliser.json").read_text()))
+    normaliser = Normaliser.from_dict(json.loads((Path(run_dir) / "normaliser.json").read_text()), cfg.targets)
     return net, normaliser, cfg

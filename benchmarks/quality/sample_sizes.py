@@ -55,7 +55,7 @@ from training.metrics import regression_metrics
 from training.pretrain import pretrain_encoder
 from training.run import train_run
 from training.splits import load_split, split_path, write_split
-from training.targets import ACCURACY_TARGETS, LATENCY_TARGETS, TARGETS
+from training.targets import ACCURACY_TARGETS, LATENCY_TARGETS, TARGETS, prediction_floors
 from training.trainer import TRANSFORMS, TrainConfig, forward_transform, inverse_transform
 
 RESULTS = Path(__file__).resolve().parent.parent / "results" / "quality"
@@ -202,7 +202,7 @@ def baselines(task: str, n_train: int, seed: int, data, flops: np.ndarray, featu
             else:
                 model = HistGradientBoostingRegressor(max_iter=300, learning_rate=0.05, min_samples_leaf=5, random_state=seed)
                 pred = model.fit(features[rows], z[rows, t]).predict(features[test])
-            values = inverse_transform(pred, np.full(len(test), kinds[t]))
+            values = inverse_transform(pred, np.full(len(test), kinds[t]), prediction_floors([name]))
             test_metrics[name] = regression_metrics(values, data.y[test, t])
         out.append(
             {"method": method, "n_train": n_train, "seed": seed, "train_seconds": time.perf_counter() - started,
