@@ -27,6 +27,7 @@ class TargetCard:
     mean: float  # normalisation of the regressed quantity
     std: float
     metrics: dict[str, float] = field(default_factory=dict)
+    floor: float | None = None  # the ONNX graph never predicts below it (chance accuracy, %); None: no floor
 
 
 @dataclass(frozen=True)

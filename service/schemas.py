@@ -177,6 +177,9 @@ class TargetInfo(BaseModel):
     unit: str
     description: str
     metrics: dict[str, float]
+    floor: float | None = Field(
+        default=None, description="No prediction is below it: chance accuracy (100 / classes %) for accuracies; null: none."
+    )
 
 
 class PredictorInfo(BaseModel):

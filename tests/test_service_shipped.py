@@ -91,6 +91,8 @@ def test_a_cell_that_computes_nothing_reads_chance_accuracy(shipped: TestClient)
             values = [r["predictions"][dataset + suffix]["value"] for r in results]
             assert values[:3] == pytest.approx([rate] * 3, rel=1e-6), (dataset + suffix, values)
             assert values[3] > 2 * rate
+    listed = {p["name"]: p for p in shipped.get("/v1/predictors").json()["predictors"]}["nb201-v1"]
+    assert {t["name"]: t["floor"] for t in listed["targets"]}["cifar100_test_acc"] == 1.0
 
 
 def test_batch_matches_single_requests_in_order(shipped: TestClient) -> None:

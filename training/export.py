@@ -117,6 +117,7 @@ def export_run(
             mean=float(normaliser.mean[i]),
             std=float(normaliser.std[i]),
             metrics={k: round(float(v), 4) for k, v in test[t].items()},
+            floor=TARGETS[t].floor,
         )
         for i, t in enumerate(cfg.targets)
     ]

@@ -15,7 +15,10 @@ router = APIRouter(prefix="/v1", tags=["predictors"], responses=error_responses(
 
 
 def _info(card: ModelCard, provider: str) -> PredictorInfo:
-    targets = [TargetInfo(name=t.name, unit=t.unit, description=t.description, metrics=t.metrics) for t in card.targets]
+    targets = [
+        TargetInfo(name=t.name, unit=t.unit, description=t.description, metrics=t.metrics, floor=t.floor)
+        for t in card.targets
+    ]
     return PredictorInfo(
         name=card.name, version=card.version, spaces=card.spaces, ops=card.ops, targets=targets, provider=provider,
         kind=card.kind, device=card.device,
