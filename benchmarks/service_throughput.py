@@ -79,9 +79,11 @@ def bodies_of(cells: list[str], batch: int, limit: int = 64, targets: list[str] 
     return [json.dumps({"architectures": [{"space": "nb201", "arch": a} for a in g], **extra}).encode() for g in groups]
 
 
-def start_server(port: int, **env: str) -> subprocess.Popen:
+def start_server(port: int, cwd: Path | None = None, **env: str) -> subprocess.Popen:
+    """``archcast serve`` on ``port``; ``cwd``: the checkout whose code it runs (``-m`` imports from the working
+    directory before ``PYTHONPATH``), this one by default."""
     environment = {**os.environ, "ARCHCAST_PORT": str(port), "ARCHCAST_LOG_LEVEL": "warning", **env}
-    proc = subprocess.Popen([sys.executable, "-m", "archcast.cli", "serve"], env=environment)
+    proc = subprocess.Popen([sys.executable, "-m", "archcast.cli", "serve"], env=environment, cwd=cwd)
     deadline = time.time() + 60
     while time.time() < deadline:
         try:
@@ -97,10 +99,10 @@ def start_server(port: int, **env: str) -> subprocess.Popen:
 
 
 @contextmanager
-def serving(**env: str) -> Iterator[str]:
-    """Base URL of a fresh ``archcast serve`` with the given ``ARCHCAST_*`` environment."""
+def serving(cwd: Path | None = None, **env: str) -> Iterator[str]:
+    """Base URL of a fresh ``archcast serve`` with the given ``ARCHCAST_*`` environment (``cwd``: see start_server)."""
     port = free_port()
-    server = start_server(port, **env)
+    server = start_server(port, cwd, **env)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:

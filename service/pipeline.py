@@ -25,6 +25,7 @@ from model.canonical import canonicalize
 from model.card import TargetCard
 from model.errors import ArchitectureError
 from model.ir import ArchGraph, validate
+from model.nb201_canonical import canonical_nb201
 from model.parsers import parse_darts, parse_json_dag, parse_nb101, parse_nb201_network
 from model.parsers.fbnet import parse_fbnet
 from model.parsers.ofa import parse_ofa
@@ -71,9 +72,12 @@ def _prepare_nb201(arch: str, max_nodes: int) -> Prepared:
     """Parse + validate + canonicalize of an NB201 arch string (pure, so memoised; errors are not cached).
 
     A cell with a twin (the same network with its intermediate nodes swapped) becomes the pair's representative, so
-    both arch strings share one cache key and one answer.
+    both arch strings share one cache key and one answer. The canonical form comes from the precomputed table
+    (``model.nb201_canonical``), which holds what ``canonicalize`` gives for every cell.
     """
-    return _canonical(parse_nb201_network(arch), max_nodes)
+    graph = validate(parse_nb201_network(arch), max_nodes=max_nodes)
+    canonical = canonical_nb201(graph.ops[1:-1])
+    return Prepared(key=canonical.key, graph=graph.renumbered(canonical.order))
 
 
 def prepare(arch: Architecture, max_nodes: int, data_dir: Path | None) -> Prepared:

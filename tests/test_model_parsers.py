@@ -20,6 +20,7 @@ from model.parsers import (
     parse_json_dag,
     parse_nb101,
     parse_nb201,
+    parse_nb201_network,
 )
 from model.parsers.darts import DARTS_OPS
 from model.parsers.nb201 import NB201_NUM_CELLS, nb201_graph
@@ -161,21 +162,31 @@ def test_nb201_twins_swap_the_intermediate_nodes_when_no_edge_joins_them():
     ],
 )
 def test_nb201_bad_strings(arch, fragments):
-    with raises("bad_arch_string", *fragments):
-        parse_nb201(arch)
+    for parse in (parse_nb201, parse_nb201_network):  # the service's parser too (its well-formed fast path)
+        with raises("bad_arch_string", *fragments):
+            parse(arch)
 
 
 def test_nb201_unknown_op():
-    with raises("unknown_op", "'conv_7x7'", "nor_conv_3x3"):
-        parse_nb201("|conv_7x7~0|+|none~0|none~1|+|none~0|none~1|none~2|")
-    with raises("unknown_op", "'max_pool_3x3'"):  # a DARTS op is not an NB201 op
-        parse_nb201("|none~0|+|none~0|none~1|+|none~0|none~1|max_pool_3x3~2|")
+    for parse in (parse_nb201, parse_nb201_network):
+        with raises("unknown_op", "'conv_7x7'", "nor_conv_3x3"):
+            parse("|conv_7x7~0|+|none~0|none~1|+|none~0|none~1|none~2|")
+        with raises("unknown_op", "'max_pool_3x3'"):  # a DARTS op is not an NB201 op
+            parse("|none~0|+|none~0|none~1|+|none~0|none~1|max_pool_3x3~2|")
 
 
 @pytest.mark.parametrize("value", [None, 123, ["|none~0|"], b"|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"])
 def test_nb201_non_string(value):
-    with raises("bad_arch_string", "must be a string"):
-        parse_nb201(value)
+    for parse in (parse_nb201, parse_nb201_network):
+        with raises("bad_arch_string", "must be a string"):
+            parse(value)
+
+
+def test_nb201_service_parser_reads_every_cell_like_the_step_by_step_one():
+    for ops in itertools.product(NB201_OPS, repeat=6):
+        arch = nb201_arch_str(ops)
+        assert parse_nb201_network(arch) == nb201_graph(nb201_representative(parse_nb201(arch).ops[1:-1]))
+    assert parse_nb201_network("  |none~00|+|none~0|none~1|+|none~0|none~1|none~2| ").ops[1:-1] == ["none"] * 6
 
 
 # ----------------------------------------------------------------------------------------------------- NB101

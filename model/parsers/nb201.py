@@ -30,6 +30,9 @@ NB201_NUM_CELLS = len(NB201_OPS) ** 6
 # (source cell node) of each of the six edges, in arch-string order, used to check the ~k suffixes
 _EDGE_SOURCES = (0, 0, 1, 0, 1, 2)
 _TOKEN = re.compile(r"^([a-z0-9_]+)~(\d+)$")
+_OP = r"([a-z0-9_]+)"
+_WELL_FORMED = re.compile(rf"\|{_OP}~0\|\+\|{_OP}~0\|{_OP}~1\|\+\|{_OP}~0\|{_OP}~1\|{_OP}~2\|")  # the common case, one match
+_KNOWN_OPS = frozenset(NB201_OPS)
 
 
 def parse_nb201(arch: str) -> ArchGraph:
@@ -83,10 +86,19 @@ def nb201_representative(ops: list[str] | tuple[str, ...]) -> tuple[str, ...]:
 def parse_nb201_network(arch: str) -> ArchGraph:
     """The IR of an arch string's network: ``parse_nb201`` of the string, or of its twin where that is the
     representative (``nb201_representative``). What the service predicts and caches."""
-    return nb201_graph(nb201_representative(parse_nb201(arch).ops[1:-1]))
+    if not isinstance(arch, str):
+        raise ArchitectureError("bad_arch_string", "an NB201 architecture must be a string")
+    return nb201_graph(nb201_representative(_ops_from_string(arch.strip())))
 
 
 def _ops_from_string(arch: str) -> list[str]:
+    well_formed = _WELL_FORMED.fullmatch(arch)
+    if well_formed is not None and _KNOWN_OPS.issuperset(well_formed.groups()):
+        return list(well_formed.groups())
+    return _ops_checked(arch)  # anything else: the step-by-step reading, which names what is wrong
+
+
+def _ops_checked(arch: str) -> list[str]:
     parts = arch.split("+")
     if len(parts) != 3:
         raise ArchitectureError(
