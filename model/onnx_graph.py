@@ -521,6 +521,7 @@ def _symbolic_inference(cls: Any, model: onnx.ModelProto) -> onnx.ModelProto | N
         return None
     inference = cls(2**31 - 1, True, True, 0)  # int_max, auto_merge, guess_output_rank, verbose
     _infer_fused_products(inference)
+    _propagate_mod(inference)
     inference._preprocess(model)
     complete = False
     while inference.run_:
@@ -529,6 +530,24 @@ def _symbolic_inference(cls: Any, model: onnx.ModelProto) -> onnx.ModelProto | N
     if not complete:
         raise RuntimeError("incomplete symbolic shape inference")
     return inference.out_mp_
+
+
+def _propagate_mod(inference: Any) -> None:
+    """Teach one symbolic inference the value of an integer ``Mod`` of known values (it has shapes for it, not values).
+
+    torch's ``unflatten`` computes the dimension it splits as ``Mod(dim, rank)`` of constants, and
+    ``nn.MultiheadAttention`` unflattens its packed q / k / v projection so in every block: without the value, the
+    Reshape after it has a shape of unknown rank, symbolic inference stops (an assertion), onnx's own inference does not
+    follow it either, and the attention products of a model exported with a dynamic batch had no shapes, hence no MACs.
+    """
+
+    def mod(node: onnx.NodeProto) -> None:
+        floating = any(a.name == "fmod" and a.i for a in node.attribute)  # fmod=1: the sign of the dividend
+        inference._compute_on_sympy_data(
+            node, lambda v: math.fmod(v[0], v[1]) if floating else (v[0] % v[1] if v[1] else None)
+        )
+
+    inference.dispatcher_.setdefault("Mod", mod)
 
 
 def _infer_fused_products(inference: Any) -> None:
