@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from model import nb201_canonical
 from model.errors import ArchitectureError
 from service.access import ApiKeyAuth, RequestContext
 from service.batcher import Batchers
@@ -48,6 +49,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         registry = load_service_registry(settings)
+        if any("nb201" in p.card.spaces for p in registry.predictors.values()):
+            nb201_canonical.preload()
         if settings.strict_startup:
             refuse_incomplete(registry, settings)
         metrics.set_models(
