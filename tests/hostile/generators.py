@@ -126,6 +126,37 @@ def onnx_oversized() -> bytes:
     return small_conv_net().SerializeToString().ljust(2 * 1024 * 1024, b"\0")
 
 
+def _function_model(functions: list[onnx.FunctionProto], call: str) -> bytes:
+    """x(1,8) -> one call of the local function ``call`` (domain "local") -> y."""
+    model = _model(
+        [helper.make_node(call, ["x"], ["y"], domain="local")],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )
+    model.opset_import.append(helper.make_opsetid("local", 1))
+    model.functions.extend(functions)
+    return model.SerializeToString()
+
+
+def _calls(name: str, callee: str, times: int) -> onnx.FunctionProto:
+    nodes = [helper.make_node(callee, ["x" if k == 0 else f"t{k - 1}"], [f"t{k}"], domain="local") for k in range(times)]
+    nodes.append(helper.make_node("Identity", [f"t{times - 1}"], ["y"]))
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("local", 1)]
+    return helper.make_function("local", name, ["x"], ["y"], nodes, opsets)
+
+
+def onnx_function_cycle() -> bytes:
+    """Local functions A and B calling each other: an inliner would recurse forever."""
+    return _function_model([_calls("A", "B", 1), _calls("B", "A", 1)], "A")
+
+
+def onnx_function_bomb() -> bytes:
+    """Twelve levels of local functions, each calling the next ten times: 10^12 nodes once inlined, from ~3 kB."""
+    relu = helper.make_function("local", "F0", ["x"], ["y"], [helper.make_node("Relu", ["x"], ["y"])],
+                                [helper.make_opsetid("", 17)])  # fmt: skip
+    return _function_model([relu, *(_calls(f"F{k}", f"F{k - 1}", 10) for k in range(1, 13))], "F12")
+
+
 def json_huge_dag() -> bytes:
     """One generic graph with 100,002 nodes in a chain (~2.2 MB, under the 4 MiB body limit)."""
     n = 100_000
