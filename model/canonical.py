@@ -30,6 +30,11 @@ def canonicalize(graph: ArchGraph) -> Canonical:
     labels = [node.label() for node in graph.nodes]
     preds = graph.predecessors()
     succs = graph.successors()
+    only = _only_order(preds, succs)
+    if only is not None:  # a chain-like DAG: every search takes this order, so colours and search are skipped
+        position = {node: k for k, node in enumerate(only)}
+        encoding = [(labels[i], tuple(sorted(position[p] for p in preds[i]))) for i in only]
+        return Canonical(order=tuple(only), key=_digest(encoding))
     colours = _refine_colours(labels, preds, succs)
     best: list[tuple[str, tuple[int, ...]]] | None = None
     best_order: list[int] = []
@@ -75,8 +80,27 @@ def canonicalize(graph: ArchGraph) -> Canonical:
 
     search()
     assert best is not None
-    digest = hashlib.sha256(repr(best).encode()).hexdigest()[:32]
-    return Canonical(order=tuple(best_order), key=digest)
+    return Canonical(order=tuple(best_order), key=_digest(best))
+
+
+def _digest(encoding: list[tuple[str, tuple[int, ...]]]) -> str:
+    return hashlib.sha256(repr(encoding).encode()).hexdigest()[:32]
+
+
+def _only_order(preds: list[list[int]], succs: list[list[int]]) -> list[int] | None:
+    """The graph's topological order when it has exactly one (one node ready at every step, as in a chain of layers:
+    FBNet, OFA), else None."""
+    indegree = [len(p) for p in preds]
+    ready = [i for i, d in enumerate(indegree) if d == 0]
+    order: list[int] = []
+    while len(ready) == 1:
+        node = ready.pop()
+        order.append(node)
+        for nxt in succs[node]:
+            indegree[nxt] -= 1
+            if indegree[nxt] == 0:
+                ready.append(nxt)
+    return order if len(order) == len(preds) else None
 
 
 def _refine_colours(labels: list[str], preds: list[list[int]], succs: list[list[int]]) -> list[int]:

@@ -244,3 +244,30 @@ def test_nb201_key_is_stable_under_renumbering():
     g = parse_nb201("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|")
     keys = {key(g.renumbered(order)) for order in topological_orders(g)}
     assert keys == {key(g)}
+
+
+def _searched(g: ArchGraph, monkeypatch: pytest.MonkeyPatch):
+    """canonicalize with the unique-order shortcut switched off: colours and search, always."""
+    import model.canonical as canonical_module
+
+    with monkeypatch.context() as patched:
+        patched.setattr(canonical_module, "_only_order", lambda preds, succs: None)
+        return canonicalize(g)
+
+
+@PROPERTY
+@given(st.data())
+def test_the_unique_order_shortcut_gives_what_the_search_gives(data):
+    """Chains (FBNet, OFA) and chains with skips have one topological order; canonicalize then skips the search, and
+    its order and key are the search's. DAGs with several orders take the search, so they agree trivially."""
+    n = data.draw(st.integers(3, 30))
+    ops = data.draw(st.lists(st.sampled_from(["conv3x3", "conv1x1", "maxpool3x3"]), min_size=n - 2, max_size=n - 2))
+    skips = data.draw(st.sets(st.tuples(st.integers(0, n - 3), st.integers(2, n - 1)).filter(lambda e: e[1] > e[0] + 1)))
+    chain = ArchGraph(
+        nodes=(Node("input"), *(Node(op) for op in ops), Node("output")),
+        edges=tuple(sorted({(i, i + 1) for i in range(n - 1)} | skips)),
+    )
+    other = data.draw(dags())
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        for g in (chain, other):
+            assert canonicalize(g) == _searched(g, monkeypatch)
