@@ -246,11 +246,11 @@ def test_nb201_key_is_stable_under_renumbering():
     assert keys == {key(g)}
 
 
-def _searched(g: ArchGraph, monkeypatch: pytest.MonkeyPatch):
+def _searched(g: ArchGraph):
     """canonicalize with the unique-order shortcut switched off: colours and search, always."""
     import model.canonical as canonical_module
 
-    with monkeypatch.context() as patched:
+    with pytest.MonkeyPatch.context() as patched:
         patched.setattr(canonical_module, "_only_order", lambda preds, succs: None)
         return canonicalize(g)
 
@@ -268,6 +268,5 @@ def test_the_unique_order_shortcut_gives_what_the_search_gives(data):
         edges=tuple(sorted({(i, i + 1) for i in range(n - 1)} | skips)),
     )
     other = data.draw(dags())
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        for g in (chain, other):
-            assert canonicalize(g) == _searched(g, monkeypatch)
+    for g in (chain, other):
+        assert canonicalize(g) == _searched(g)
